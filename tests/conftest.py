@@ -1,0 +1,53 @@
+"""The device fixture: every device-parameterised test runs on `cpu` (NumPy) and `strict`
+(array-api-strict on a non-default device, so NumPy-only calls and forgotten `device=` fail),
+and on `cuda` (CuPy) where a GPU is present; elsewhere `cuda` is skipped with the reason shown."""
+import os
+
+import numpy as np
+import pytest
+
+import xbp
+from xbp._backend import cuda_available
+
+DEVICES = ["cpu", "strict", "cuda"]
+# ci/gpu sets XBP_REQUIRE_CUDA=1: there a missing GPU is an error, never a silent skip
+REQUIRE_CUDA = os.environ.get("XBP_REQUIRE_CUDA") == "1"
+
+
+def _cuda_skip_reason():
+    if cuda_available():
+        return None
+    try:
+        import cupy  # noqa: F401
+        return "cuda: CuPy is installed but sees no GPU on this machine"
+    except ImportError:
+        return "cuda: CuPy is not installed (CPU-only machine); run ci/gpu on a GPU machine"
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """A device name for xbp creation functions: 'cpu', 'strict' or 'cuda'."""
+    if request.param == "cuda":
+        reason = _cuda_skip_reason()
+        if reason:
+            if REQUIRE_CUDA:
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    xbp.manual_seed(0)
+    yield
+
+
+def to_np(t):
+    """Host NumPy copy of a tensor (detached)."""
+    return t.detach().numpy()
+
+
+def rand(shape, device, dtype=np.float64, low=-1.0, high=1.0, seed=0, requires_grad=True):
+    """A tensor of uniform values built from NumPy (so references can use the same numbers)."""
+    a = np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
+    return xbp.tensor(a, device=device, requires_grad=requires_grad), a

@@ -1,0 +1,37 @@
+"""xbp: define-by-run reverse-mode autodiff on the Python Array API (NumPy on the CPU, CuPy on
+NVIDIA GPUs), with a PyTorch-shaped API."""
+import numpy as _np
+
+from ._backend import (
+    DeviceError, cuda_available, device, get_default_device, manual_seed, set_default_device,
+)
+from ._tensor import Tensor
+from ._creation import (
+    arange, as_tensor, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like, linspace,
+    ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
+)
+from .autograd import enable_grad, grad, no_grad, set_grad_enabled, is_grad_enabled
+from .ops import (
+    abs, add, all, amax, amin, any, argmax, argmin, broadcast_to, cat, ceil, chunk, clamp, clip,
+    clone, concat, cos, cumsum, div, einsum, elu, eq, erf, exp, expand, expm1, flatten, flip, floor,
+    gather, ge, gelu, gt, index_select, isfinite, isinf, isnan, le, leaky_relu, linear, log,
+    log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill, matmul,
+    max, maximum, mean, min, minimum, movedim, mul, ne, neg, norm, one_hot, outer, pad, permute,
+    pow, prod, relu, remainder, reshape, roll, round, rsqrt, sigmoid, sign, silu, sin, softmax,
+    softplus, split, sqrt, squeeze, stack, std, sub, sum, swapaxes, take_along_dim, tanh, tile,
+    transpose, unbind, unsqueeze, var, where,
+)
+from . import autograd  # noqa: F401
+
+float16 = _np.dtype("float16")
+float32 = _np.dtype("float32")
+float64 = _np.dtype("float64")
+int8 = _np.dtype("int8")
+int16 = _np.dtype("int16")
+int32 = _np.dtype("int32")
+int64 = _np.dtype("int64")
+uint8 = _np.dtype("uint8")
+bool = _np.dtype("bool")  # noqa: A001
+half, float, double, long = float16, float32, float64, int64  # noqa: A001
+
+__version__ = "0.1.0"

@@ -1,0 +1,496 @@
+"""Devices and array backends: the only module of xbp that names NumPy, CuPy or array-api-strict.
+
+A `Backend` is the Array API namespace of one device, with creation functions that always pass
+that device, plus a few named operations the standard lacks (scatter-add, erf, random numbers,
+host transfer). The portable body of each is written here against the standard; a backend
+subclass replaces it with a native fast path where one exists (thinc's Ops/CupyOps pattern).
+
+Tensors carry their Backend (as `tensor.xp`), so ops never look up a namespace per call.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+__all__ = [
+    "device", "Backend", "get_backend", "backend_of", "set_default_device", "get_default_device",
+    "manual_seed", "DeviceError", "canonical_dtype",
+]
+
+CUDA_INSTALL_HINT = (
+    'install CuPy for your CUDA version: pip install "xbp[cuda12]" (CUDA 12) or '
+    'pip install "xbp[cuda13]" (CUDA 13)'
+)
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine cannot provide, or devices were mixed."""
+
+
+class device(str):
+    """A device name: ``"cpu"`` (NumPy), ``"cuda:N"`` (CuPy) or ``"strict"`` (array-api-strict).
+
+    It is a ``str``, so ``t.device == "cpu"`` works; ``.type`` and ``.index`` split it.
+    """
+
+    __slots__ = ()
+
+    @property
+    def type(self) -> str:
+        return self.partition(":")[0]
+
+    @property
+    def index(self):
+        i = self.partition(":")[2]
+        return int(i) if i else None
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes: xbp names dtypes by NumPy dtype objects (CuPy uses them too); strict maps onto them.
+# ---------------------------------------------------------------------------------------------
+DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float16", "float32", "float64", "complex64", "complex128")
+
+
+def canonical_dtype(dtype):
+    """Any dtype spelling (xbp/NumPy dtype, type, string, strict dtype) -> NumPy dtype."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, np.dtype):
+        return dtype
+    name = getattr(dtype, "_np_dtype", None)          # array-api-strict DType
+    if name is not None:
+        return np.dtype(name)
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}; use xbp.float32, xbp.float64, xbp.int64, ...") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Backend: portable bodies
+# ---------------------------------------------------------------------------------------------
+class Backend:
+    """One device's array namespace plus xbp's named extras.
+
+    Every public name of the underlying Array API namespace is copied onto the instance (so
+    ``xp.exp`` costs one dict lookup); creation functions are wrapped to pass the device.
+    """
+
+    kind = "generic"
+    has_float64 = True
+
+    def __init__(self, ns, name: str, native_device):
+        for k in dir(ns):
+            if not k.startswith("_") and not hasattr(type(self), k):
+                setattr(self, k, getattr(ns, k))
+        self.ns = ns
+        self.device = device(name)
+        self.native_device = native_device
+        self._rng = None
+
+    def __repr__(self):
+        return f"<xbp backend {self.device}>"
+
+    # --- dtypes -------------------------------------------------------------------------------
+    def dtype(self, dt):
+        """NumPy dtype -> this backend's dtype object."""
+        return dt
+
+    def canonical(self, native_dtype):
+        """This backend's dtype object -> NumPy dtype (what `Tensor.dtype` returns)."""
+        return native_dtype
+
+    # --- creation, always on this device ------------------------------------------------------
+    def asarray(self, obj, dtype=None, copy=None):
+        return self.ns.asarray(obj, dtype=dtype, device=self.native_device, copy=copy)
+
+    def zeros(self, shape, dtype=None):
+        return self.ns.zeros(shape, dtype=dtype, device=self.native_device)
+
+    def ones(self, shape, dtype=None):
+        return self.ns.ones(shape, dtype=dtype, device=self.native_device)
+
+    def empty(self, shape, dtype=None):
+        return self.ns.empty(shape, dtype=dtype, device=self.native_device)
+
+    def full(self, shape, fill_value, dtype=None):
+        return self.ns.full(shape, fill_value, dtype=dtype, device=self.native_device)
+
+    def arange(self, start, stop=None, step=1, dtype=None):
+        return self.ns.arange(start, stop, step, dtype=dtype, device=self.native_device)
+
+    def linspace(self, start, stop, num, dtype=None, endpoint=True):
+        return self.ns.linspace(start, stop, num, dtype=dtype, device=self.native_device, endpoint=endpoint)
+
+    def eye(self, n_rows, n_cols=None, k=0, dtype=None):
+        return self.ns.eye(n_rows, n_cols, k=k, dtype=dtype, device=self.native_device)
+
+    # --- host transfer -------------------------------------------------------------------------
+    def to_numpy(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def from_numpy(self, a: np.ndarray):
+        return self.ns.asarray(a, device=self.native_device)
+
+    def synchronize(self):
+        """Wait for queued device work (a no-op on the CPU)."""
+
+    # --- operations the standard lacks ---------------------------------------------------------
+    def scatter_add_flat(self, n: int, index, values):
+        """out[index[i]] += values[i] into zeros(n); duplicates add up.
+
+        Portable body: sort the indices, cumulative-sum the values in sorted order (in float64
+        where the device has it, so long runs do not lose precision), and read each position's
+        segment sum as the difference of the cumulative sum at the ends found by searchsorted.
+        """
+        xp = self
+        dt = values.dtype
+        acc = self.dtype(np.dtype("float64")) if self.has_float64 else dt
+        order = xp.argsort(index)
+        idx_sorted = xp.take(index, order)
+        csum = xp.cumulative_sum(xp.astype(xp.take(values, order), acc), include_initial=True)
+        pos = xp.arange(0, n, dtype=index.dtype)
+        lo = xp.searchsorted(idx_sorted, pos, side="left")
+        hi = xp.searchsorted(idx_sorted, pos, side="right")
+        return xp.astype(xp.take(csum, hi) - xp.take(csum, lo), dt)
+
+    def index_add_rows(self, n: int, index, values):
+        """zeros((n, *rest)) with values[i] (shape rest) added at row index[i]; duplicates add up.
+        The backward of every gather. Portable body: a flat scatter-add over row-major positions."""
+        rest = tuple(values.shape[1:])
+        r = math.prod(rest)
+        if r == 1:
+            flat = self.scatter_add_flat(n, index, self.reshape(values, (-1,)))
+        else:
+            pos = self.reshape(self.expand_dims(index * r, axis=1) + self.arange(0, r, dtype=index.dtype), (-1,))
+            flat = self.scatter_add_flat(n * r, pos, self.reshape(values, (-1,)))
+        return self.reshape(flat, (n,) + rest)
+
+    def setitem(self, x, key, value):
+        """x[key] = value in place (the standard's basic indexing)."""
+        x[key] = value
+
+    def check_index_range(self, index, n: int, what: str):
+        """Raise IndexError if any index is outside [-n, n) (CuPy would wrap it silently)."""
+        lo = int(self.to_numpy(self.min(index)))
+        hi = int(self.to_numpy(self.max(index)))
+        if lo < -n or hi >= n:
+            raise IndexError(f"{what}: index out of range: values span [{lo}, {hi}] for a dim of size {n}")
+
+    def index_positions(self, shape, key):
+        """Flat positions selected by an advanced-indexing `key` into an array of `shape`."""
+        n = math.prod(shape)
+        return self.reshape(self.arange(0, n, dtype=self.dtype(np.dtype("int64"))), shape)[key]
+
+    def erf(self, x):
+        """Error function. Portable body: Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)."""
+        xp = self
+        a = xp.abs(x)
+        t = 1.0 / (1.0 + 0.3275911 * a)
+        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+        y = 1.0 - poly * xp.exp(-a * a)
+        return xp.where(x < 0, -y, y)
+
+    # --- random numbers: drawn with NumPy's PCG64 on the host, then moved (portable) --------------
+    def seed(self, s: int):
+        self._rng = np.random.Generator(np.random.PCG64(s))
+
+    @property
+    def rng(self):
+        if self._rng is None:
+            self.seed(_SEED[0])
+        return self._rng
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+        a = self.rng.random(shape, dtype=np.float64) * (high - low) + low
+        return self.from_numpy(a.astype(dtype))
+
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+        a = self.rng.standard_normal(shape, dtype=np.float64) * std + mean
+        return self.from_numpy(a.astype(dtype))
+
+    def random_integers(self, low, high, shape, dtype):
+        return self.from_numpy(self.rng.integers(low, high, size=shape).astype(dtype))
+
+    def random_permutation(self, n):
+        return self.from_numpy(self.rng.permutation(n))
+
+
+class NumpyBackend(Backend):
+    kind = "numpy"
+
+    def __init__(self):
+        import array_api_compat.numpy as ns
+        super().__init__(ns, "cpu", "cpu")
+
+    def to_numpy(self, x):
+        return x
+
+    def from_numpy(self, a):
+        return a
+
+    def scatter_add_flat(self, n, index, values):
+        out = np.zeros(n, dtype=values.dtype)
+        np.add.at(out, index, values)
+        return out
+
+    def index_positions(self, shape, key):
+        return np.arange(math.prod(shape)).reshape(shape)[key]
+
+    def index_add_rows(self, n, index, values):
+        out = np.zeros((n,) + values.shape[1:], dtype=values.dtype)
+        np.add.at(out, index, values)
+        return out
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+        a = self.rng.random(shape, dtype=np.float64) * (high - low) + low
+        return a.astype(dtype, copy=False)
+
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+        a = self.rng.standard_normal(shape, dtype=np.float64) * std + mean
+        return a.astype(dtype, copy=False)
+
+
+class StrictBackend(Backend):
+    """array-api-strict on a non-default device, so a creation call that forgets `device=` fails."""
+
+    kind = "strict"
+    API_VERSION = "2024.12"
+
+    def __init__(self):
+        import array_api_strict as ns
+        ns.set_array_api_strict_flags(api_version=self.API_VERSION)
+        super().__init__(ns, "strict", ns.Device("device1"))
+        self._to_native = {np.dtype(n): getattr(ns, n) for n in DTYPE_NAMES if hasattr(ns, n)}
+        self._to_canon = {v: k for k, v in self._to_native.items()}
+
+    def dtype(self, dt):
+        return self._to_native[dt]
+
+    def canonical(self, native_dtype):
+        return self._to_canon[native_dtype]
+
+    def to_numpy(self, x):
+        # strict refuses __array__ off its CPU device; its private buffer is the host copy.
+        return np.array(x._array, copy=True)
+
+    def from_numpy(self, a):
+        a = np.asarray(a)
+        return self.ns.asarray(a, dtype=self._to_native[a.dtype], device=self.native_device)
+
+    def index_positions(self, shape, key):
+        # Strict supports only a narrow subset of advanced indexing: resolve the key on the host.
+        hkey = tuple(self.to_numpy(k) if type(k).__module__.startswith("array_api_strict") else k for k in key)
+        return self.from_numpy(np.arange(math.prod(shape)).reshape(shape)[hkey])
+
+    def setitem(self, x, key, value):
+        try:
+            x[key] = value
+        except (IndexError, TypeError):
+            # strict allows only basic keys in __setitem__: apply others on a host copy
+            host = self.to_numpy(x)
+            hkey = tuple(self.to_numpy(k) if type(k).__module__.startswith("array_api_strict") else k
+                         for k in (key if isinstance(key, tuple) else (key,)))
+            host[hkey] = self.to_numpy(value) if hasattr(value, "shape") else value
+            x[...] = self.from_numpy(host)
+
+
+class CupyBackend(Backend):
+    """CuPy on one GPU. Fast paths: cupyx.scatter_add, cupyx.scipy.special.erf, the device RNG."""
+
+    kind = "cupy"
+
+    def __init__(self, index: int):
+        import cupy
+        import array_api_compat.cupy as ns
+        self.cupy = cupy
+        super().__init__(ns, f"cuda:{index}", cupy.cuda.Device(index))
+
+    def _on(self):
+        return self.native_device
+
+    def asarray(self, obj, dtype=None, copy=None):
+        with self.native_device:
+            return self.ns.asarray(obj, dtype=dtype, copy=copy)
+
+    def zeros(self, shape, dtype=None):
+        with self.native_device:
+            return self.cupy.zeros(shape, dtype=dtype or np.float64)
+
+    def ones(self, shape, dtype=None):
+        with self.native_device:
+            return self.cupy.ones(shape, dtype=dtype or np.float64)
+
+    def empty(self, shape, dtype=None):
+        with self.native_device:
+            return self.cupy.empty(shape, dtype=dtype or np.float64)
+
+    def full(self, shape, fill_value, dtype=None):
+        with self.native_device:
+            return self.cupy.full(shape, fill_value, dtype=dtype)
+
+    def arange(self, start, stop=None, step=1, dtype=None):
+        with self.native_device:
+            return self.cupy.arange(start, stop, step, dtype=dtype)
+
+    def linspace(self, start, stop, num, dtype=None, endpoint=True):
+        with self.native_device:
+            return self.cupy.linspace(start, stop, num, dtype=dtype, endpoint=endpoint)
+
+    def eye(self, n_rows, n_cols=None, k=0, dtype=None):
+        with self.native_device:
+            return self.cupy.eye(n_rows, n_cols, k=k, dtype=dtype or np.float64)
+
+    def to_numpy(self, x):
+        return self.cupy.asnumpy(x)
+
+    def from_numpy(self, a):
+        with self.native_device:
+            return self.cupy.asarray(a)
+
+    def synchronize(self):
+        self.native_device.synchronize()
+
+    def scatter_add_flat(self, n, index, values):
+        import cupyx
+        with self.native_device:
+            out = self.cupy.zeros(n, dtype=values.dtype)
+            cupyx.scatter_add(out, index, values)
+        return out
+
+    def index_positions(self, shape, key):
+        with self.native_device:
+            return self.cupy.arange(math.prod(shape)).reshape(shape)[key]
+
+    def index_add_rows(self, n, index, values):
+        import cupyx
+        with self.native_device:
+            out = self.cupy.zeros((n,) + values.shape[1:], dtype=values.dtype)
+            cupyx.scatter_add(out, index, values)
+        return out
+
+    def erf(self, x):
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(x)
+
+    # the device RNG keeps its state on the GPU (so a captured CUDA graph draws fresh numbers)
+    def seed(self, s):
+        with self.native_device:
+            self._rng = self.cupy.random.default_rng(s)
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+        with self.native_device:
+            a = self.rng.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+            return (a * (high - low) + low).astype(dtype, copy=False)
+
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+        with self.native_device:
+            a = self.rng.standard_normal(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+            return (a * std + mean).astype(dtype, copy=False)
+
+    def random_integers(self, low, high, shape, dtype):
+        with self.native_device:
+            return self.rng.integers(low, high, size=shape).astype(dtype, copy=False)
+
+    def random_permutation(self, n):
+        with self.native_device:
+            return self.rng.permutation(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# device lookup
+# ---------------------------------------------------------------------------------------------
+_BACKENDS: dict = {}
+_SEED = [0]
+
+
+def _cupy_or_error(what: str):
+    try:
+        import cupy
+    except ImportError:
+        raise DeviceError(f"{what}: CuPy is not installed; {CUDA_INSTALL_HINT}") from None
+    try:
+        ok = cupy.cuda.is_available()
+    except Exception:  # noqa: BLE001 - CuPy raises driver-specific errors here
+        ok = False
+    if not ok:
+        raise DeviceError(f"{what}: CuPy is installed but sees no CUDA GPU (driver or device missing); "
+                          "use device='cpu' on this machine")
+    return cupy
+
+
+def get_backend(spec=None) -> Backend:
+    """The Backend for a device spec: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"strict"``, a
+    `device`, a Backend, or None for the default device."""
+    if spec is None:
+        spec = _DEFAULT[0]
+    if isinstance(spec, Backend):
+        return spec
+    b = _BACKENDS.get(spec)
+    if b is not None:
+        return b
+    name = str(spec).strip().lower()
+    if name == "cuda":
+        name = "cuda:0"
+    b = _BACKENDS.get(name)
+    if b is None:
+        if name == "cpu":
+            b = NumpyBackend()
+        elif name == "strict":
+            b = StrictBackend()
+        elif name.startswith("cuda:") and name[5:].isdigit():
+            cupy = _cupy_or_error(f"device {spec!r}")
+            idx = int(name[5:])
+            if idx >= cupy.cuda.runtime.getDeviceCount():
+                raise DeviceError(f"device {spec!r}: only {cupy.cuda.runtime.getDeviceCount()} CUDA GPU(s) present")
+            b = CupyBackend(idx)
+        else:
+            raise DeviceError(f"unknown device {spec!r}; use 'cpu', 'cuda', 'cuda:N' or 'strict'")
+        _BACKENDS[name] = b
+    _BACKENDS[spec if isinstance(spec, str) else name] = b
+    return b
+
+
+def backend_of(array) -> Backend:
+    """The Backend that owns a NumPy, CuPy or array-api-strict array."""
+    t = type(array)
+    if t is np.ndarray or isinstance(array, np.generic):
+        return get_backend("cpu")
+    mod = t.__module__
+    if mod.startswith("cupy"):
+        return get_backend(f"cuda:{array.device.id}")
+    if mod.startswith("array_api_strict"):
+        return get_backend("strict")
+    raise TypeError(f"xbp cannot wrap an array of type {t.__module__}.{t.__name__}; "
+                    "pass a NumPy, CuPy or array-api-strict array, or a Python number/list")
+
+
+def cuda_available() -> bool:
+    """True where CuPy is installed and sees a GPU."""
+    try:
+        _cupy_or_error("cuda")
+        return True
+    except DeviceError:
+        return False
+
+
+_DEFAULT = [os.environ.get("XBP_DEVICE", "cpu") or "cpu"]
+
+
+def set_default_device(spec) -> None:
+    """Device that creation functions use when none is given (also: env var ``XBP_DEVICE``)."""
+    _DEFAULT[0] = get_backend(spec).device
+
+
+def get_default_device() -> device:
+    return get_backend(None).device
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every backend's random generator (reproducible on each device)."""
+    _SEED[0] = int(seed)
+    for b in set(_BACKENDS.values()):
+        b.seed(int(seed))

@@ -1,0 +1,177 @@
+"""Creating tensors: from data, filled, ranges, and random (seeded by `xbp.manual_seed`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._backend import backend_of, canonical_dtype, get_backend
+from ._tensor import Tensor, _wrap
+
+DEFAULT_FLOAT = [np.dtype("float32")]
+
+
+def _is_array(obj):
+    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not isinstance(obj, Tensor)
+
+
+def _finish(arr, b, requires_grad):
+    t = _wrap(arr, b)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data` (a number, nested list, NumPy/CuPy/strict array or
+    Tensor). Python floats become float32; a NumPy/CuPy array keeps its dtype (as in PyTorch).
+    An array from CuPy or array-api-strict stays on its device unless `device` is given."""
+    if isinstance(data, Tensor):
+        data = data.detach().data
+    dt = canonical_dtype(dtype)
+    if _is_array(data) and not isinstance(data, np.generic):
+        src = backend_of(data)
+        b = get_backend(device) if device is not None else (src if src.kind != "numpy" else get_backend(None))
+        arr = src.asarray(data, copy=True) if src is b else b.from_numpy(src.to_numpy(data))
+        if dt is not None and b.canonical(arr.dtype) != dt:
+            arr = b.astype(arr, b.dtype(dt))
+        return _finish(arr, b, requires_grad)
+    b = get_backend(device)
+    host = np.asarray(data)
+    if host.dtype == object:
+        raise TypeError(f"tensor: cannot build a tensor from {type(data).__name__} data; "
+                        "pass numbers, (nested) lists of numbers or an array")
+    if dt is None:
+        dt = DEFAULT_FLOAT[0] if host.dtype.kind == "f" else (np.dtype("int64") if host.dtype.kind in "iu" else host.dtype)
+    return _finish(b.from_numpy(np.ascontiguousarray(host, dtype=dt)), b, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like `tensor`, but without a copy when `data` is already a Tensor/array of that device and dtype."""
+    if isinstance(data, Tensor) and dtype is None and (device is None or get_backend(device) is data.xp):
+        return data
+    if _is_array(data) and device is None and dtype is None:
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """Wrap a NumPy array on the CPU without copying."""
+    return Tensor(np.asarray(a))
+
+
+def from_dlpack(x) -> Tensor:
+    """Zero-copy import of any DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
+    dev_type, dev_id = x.__dlpack_device__()
+    if int(dev_type) == 1:      # kDLCPU
+        return Tensor(np.from_dlpack(x))
+    b = get_backend(f"cuda:{dev_id}")
+    return Tensor(b.cupy.from_dlpack(x))
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _float_dtype(dtype):
+    return canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT[0]
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    return _finish(b.zeros(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    return _finish(b.ones(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    return _finish(b.empty(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    if dtype is None:
+        dtype = np.dtype("bool") if isinstance(fill_value, bool) else (
+            np.dtype("int64") if isinstance(fill_value, int) else DEFAULT_FLOAT[0])
+    return _finish(b.full(_shape((size,)), fill_value, dtype=b.dtype(canonical_dtype(dtype))), b, requires_grad)
+
+
+def _like(x, dtype, device):
+    return (get_backend(device) if device is not None else x.xp), (canonical_dtype(dtype) if dtype is not None else x.dtype)
+
+
+def zeros_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b, dt = _like(x, dtype, device)
+    return _finish(b.zeros(x.shape, dtype=b.dtype(dt)), b, requires_grad)
+
+
+def ones_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b, dt = _like(x, dtype, device)
+    return _finish(b.ones(x.shape, dtype=b.dtype(dt)), b, requires_grad)
+
+
+def full_like(x, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b, dt = _like(x, dtype, device)
+    return _finish(b.full(x.shape, fill_value, dtype=b.dtype(dt)), b, requires_grad)
+
+
+def empty_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros_like(x, dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Values from start (or 0) to end, exclusive. Integer arguments give int64, else float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = np.dtype("int64") if ints else DEFAULT_FLOAT[0]
+    b = get_backend(device)
+    return _finish(b.arange(start, end, step, dtype=b.dtype(canonical_dtype(dtype))), b, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    return _finish(b.linspace(start, end, steps, dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    b = get_backend(device)
+    return _finish(b.eye(n, m, dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform [0, 1) samples from the device's seeded generator."""
+    b = get_backend(device)
+    return _finish(b.random_uniform(_shape(size), _float_dtype(dtype)), b, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples from the device's seeded generator."""
+    b = get_backend(device)
+    return _finish(b.random_normal(_shape(size), _float_dtype(dtype)), b, requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
+    """Integers in [low, high) (int64 by default)."""
+    if high is None:
+        low, high = 0, low
+    b = get_backend(device)
+    return _wrap(b.random_integers(low, high, tuple(size), canonical_dtype(dtype or "int64")), b)
+
+
+def randperm(n, device=None) -> Tensor:
+    b = get_backend(device)
+    return _wrap(b.random_permutation(n), b)
+
+
+def rand_like(x, dtype=None, device=None):
+    return rand(*x.shape, dtype=dtype or x.dtype, device=device or x.device)
+
+
+def randn_like(x, dtype=None, device=None):
+    return randn(*x.shape, dtype=dtype or x.dtype, device=device or x.device)

@@ -1,0 +1,275 @@
+"""Reverse-mode engine: walks the graph from the outputs back to the leaves, without recursion.
+
+1. Count, for every node reachable from the outputs, how many consumers will send it a gradient
+   (an explicit stack, so a 10,000-op chain is fine).
+2. Pop nodes whose consumers have all reported (Kahn's algorithm: a reverse topological order),
+   sum what they received, run their VJP, sum each result back to its input's shape (the one
+   place broadcasting is undone) and pass it on. A gradient is dropped as soon as it is used.
+3. Leaves add into ``.grad``; `xbp.grad` instead captures the gradients of chosen tensors.
+Saved arrays are released after each VJP unless ``retain_graph``. Under ``create_graph`` the
+VJPs run on Tensors with grad mode on, so the backward pass is itself differentiable.
+"""
+from __future__ import annotations
+
+import weakref
+
+from ._primitive import Accumulate, GRAD_ENABLED, ANOMALY, Node, edge
+from ._tensor import Tensor, _wrap
+
+TRACE = [None]   # set by xbp.autograd.trace() to a recorder of each visited node
+
+
+def unbroadcast(xp, g, shape):
+    """Sum `g` (of a broadcast shape) back to `shape`. Works on arrays and, with the tensor
+    namespace, on Tensors."""
+    gs = tuple(g.shape)
+    if gs == shape:
+        return g
+    lead = len(gs) - len(shape)
+    if lead < 0:
+        raise RuntimeError(f"gradient of shape {gs} cannot be summed to input shape {shape}")
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+    if axes:
+        g = xp.sum(g, axis=axes)
+    return xp.reshape(g, shape)
+
+
+class _TensorCtx:
+    """The VJP context under create_graph: saved arrays re-wrapped as Tensors on the graph."""
+    __slots__ = ("xp", "ins", "out", "res", "p", "needs", "prim", "shapes")
+
+
+def _rewrap(a, parent, xp):
+    if parent is None:
+        return _wrap(a, xp) if hasattr(a, "shape") else a
+    if type(parent) is Accumulate:
+        t = parent.tensor
+        return t if t is not None else _wrap(a, xp)
+    return _wrap(a, xp, True, parent)
+
+
+def _tensor_ctx(n: Node) -> _TensorCtx:
+    from .ops import tensor_namespace
+    c = _TensorCtx()
+    c.xp = tensor_namespace(n.xp)
+    c.shapes = n.shapes
+    c.ins = None if n.ins is None else tuple(_rewrap(a, p, n.xp) for a, p in zip(n.ins, n.parents))
+    c.out = None if n.out is None else _wrap(n.out, n.xp, True, n)
+    c.res = n.res
+    c.p = n.p
+    c.needs = n.needs
+    c.prim = n.prim
+    return c
+
+
+def _run_hooks(hooks, g, xp, as_tensor):
+    for h in list(hooks):
+        r = h(g if as_tensor else _wrap(g, xp))
+        if r is not None:
+            g = r if as_tensor else (r.data if isinstance(r, Tensor) else r)
+    return g
+
+
+def run_backward(roots, retain_graph=False, create_graph=False, capture=None, accumulate_into=None):
+    """roots: list of (node, gradient). capture: dict node -> None to fill with gradients (for
+    `xbp.grad`; then no ``.grad`` is touched). accumulate_into: restrict ``.grad`` updates to
+    these leaves (`backward(inputs=...)`)."""
+    # 1. dependency counts: how many consumers will send each node a gradient
+    deps: dict = {}
+    stack = [n for n, _ in roots]
+    for n in stack:
+        deps[n] = 0
+    while stack:
+        n = stack.pop()
+        for p in n.parents:
+            if p is not None:
+                d = deps.get(p)
+                if d is None:
+                    deps[p] = 1
+                    stack.append(p)
+                else:
+                    deps[p] = d + 1
+    # 2. seed the roots
+    grads: dict = {}
+    aliased = set()       # nodes whose pending gradient may be shared with another consumer
+    for n, g in roots:
+        if n in grads:
+            grads[n] = grads[n] + g
+            aliased.discard(n)
+        else:
+            grads[n] = g
+            aliased.add(n)
+    ready = [n for n in grads if deps[n] == 0]
+    prev_mode = GRAD_ENABLED[0]
+    GRAD_ENABLED[0] = bool(create_graph)
+    trace = TRACE[0]
+    try:
+        while ready:
+            n = ready.pop()
+            g = grads.pop(n, None)
+            if aliased and n in aliased:
+                aliased.discard(n)
+                was_aliased = True
+            else:
+                was_aliased = False
+            if capture is not None and n in capture and g is not None:
+                capture[n] = g
+            if type(n) is Accumulate:
+                if g is not None and capture is None:
+                    _accumulate(n, g, was_aliased, create_graph, accumulate_into)
+                continue
+            if g is None:            # nothing flowed here (every consumer's VJP returned None)
+                _release(n, deps, ready)
+                continue
+            if n.freed:
+                raise RuntimeError(
+                    f"backward through {n.prim.name} a second time: its saved tensors were freed after "
+                    "the first backward. Pass retain_graph=True to the first backward() if you need to "
+                    "walk the graph again.")
+            for ver, v in n.versions:
+                if ver[0] != v:
+                    raise RuntimeError(
+                        f"{n.prim.name}: a tensor saved for backward was modified by an in-place operation "
+                        f"(now at version {ver[0]}, saved at version {v}). Use an out-of-place op "
+                        "(x = x + y instead of x += y), or .clone() before modifying.")
+            if n.hooks:
+                g = _run_hooks(n.hooks, g, n.xp, create_graph)
+            c = _tensor_ctx(n) if create_graph else n
+            gxs = n.prim.vjp(c, g)
+            if trace is not None:
+                trace.record(n, g, gxs)
+            if ANOMALY[0] is not None:
+                ANOMALY[0].check_backward(n, gxs)
+            passthrough = n.prim.passthrough
+            for p, gx, shape in zip(n.parents, gxs, n.shapes):
+                if p is None:
+                    continue
+                if gx is not None:
+                    if gx.shape != shape:
+                        gx = unbroadcast(c.xp, gx, shape)
+                    if p in grads:
+                        grads[p] = grads[p] + gx
+                        aliased.discard(p)
+                    else:
+                        grads[p] = gx
+                        if passthrough:
+                            aliased.add(p)
+                d = deps[p] - 1
+                deps[p] = d
+                if d == 0:
+                    ready.append(p)
+            del g, gxs
+            if not retain_graph and (n.ins is not None or n.out is not None or n.res is not None):
+                n.ins = n.out = n.res = None
+                n.freed = True
+    finally:
+        GRAD_ENABLED[0] = prev_mode
+
+
+def _release(n, deps, ready):
+    for p in n.parents:
+        if p is not None:
+            d = deps[p] - 1
+            deps[p] = d
+            if d == 0:
+                ready.append(p)
+
+
+def _accumulate(acc: Accumulate, g, aliased, create_graph, only):
+    t = acc.tensor
+    if t is None or (only is not None and t not in only):
+        return
+    if t._hooks:
+        g = _run_hooks(t._hooks, g, t.xp, create_graph)
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    xp = t.xp
+    if g.dtype != t.data.dtype:
+        g = xp.astype(g, t.data.dtype)
+        aliased = False
+    if t.grad is None:
+        # a gradient passed through unchanged may be shared with another leaf: own a copy
+        t.grad = _wrap(xp.asarray(g, copy=True) if aliased else g, xp)
+    else:
+        t.grad = _wrap(t.grad.data + g, xp)
+
+
+def _root_grad(t: Tensor, g, create_graph):
+    if g is None:
+        if t.numel() != 1:
+            raise RuntimeError(f"backward() without a gradient needs a 1-element output, got shape {t.shape}; "
+                               "pass gradient= of the output's shape (e.g. out.backward(xbp.ones_like(out)))")
+        g = t.xp.ones(t.data.shape, dtype=t.data.dtype)
+        return _wrap(g, t.xp) if create_graph else g
+    if isinstance(g, Tensor):
+        if g.xp is not t.xp:
+            from ._backend import DeviceError
+            raise DeviceError(f"backward: gradient is on {g.device} but the output is on {t.device}")
+        if g.shape != t.shape:
+            raise RuntimeError(f"backward: gradient shape {g.shape} does not match output shape {t.shape}")
+        return g if create_graph else g.data
+    g = t.xp.asarray(g, dtype=t.data.dtype)
+    if tuple(g.shape) != t.shape:
+        raise RuntimeError(f"backward: gradient shape {tuple(g.shape)} does not match output shape {t.shape}")
+    return _wrap(g, t.xp) if create_graph else g
+
+
+def backward(tensors, grad_tensors, retain_graph=False, create_graph=False, inputs=None):
+    roots = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad and has no grad_fn: "
+                               "no input of the computation had requires_grad=True (or it ran under no_grad)")
+        roots.append((edge(t), _root_grad(t, g, create_graph)))
+    only = None
+    if inputs is not None:
+        only = set(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    run_backward(roots, retain_graph=retain_graph or create_graph, create_graph=create_graph,
+                 accumulate_into=only)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of `outputs` with respect to `inputs`, returned (not stored in ``.grad``)."""
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    single_in = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_in else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    roots = []
+    for t, g in zip(outputs, grad_outputs):
+        if not t.requires_grad:
+            raise RuntimeError("xbp.grad: an output does not require grad (no input needed a gradient)")
+        roots.append((edge(t), _root_grad(t, g, create_graph)))
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"xbp.grad: input {i} (shape {x.shape}) does not require grad")
+    capture = {edge(x): None for x in inputs}
+    if retain_graph is None:
+        retain_graph = create_graph
+    run_backward(roots, retain_graph=retain_graph, create_graph=create_graph, capture=capture)
+    result = []
+    for i, x in enumerate(inputs):
+        g = capture[edge(x)]
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"xbp.grad: input {i} (shape {x.shape}) was not used to compute the outputs; "
+                                   "pass allow_unused=True to get None for it")
+            result.append(None)
+        else:
+            result.append(g if create_graph else _wrap(g, x.xp))
+    return tuple(result)
+
+
+def retain_grad_hook(t: Tensor):
+    ref = weakref.ref(t)
+
+    def hook(g):
+        tt = ref()
+        if tt is not None:
+            gd = g.data if isinstance(g, Tensor) else g
+            tt.grad = _wrap(gd, tt.xp) if tt.grad is None else _wrap(tt.grad.data + gd, tt.xp)
+    return hook

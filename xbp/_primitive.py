@@ -1,0 +1,174 @@
+"""Primitives and graph nodes: `apply` is the one hot path every differentiable op goes through.
+
+A primitive is a forward function on arrays and its vector-Jacobian product, defined side by side:
+
+    def _exp(xp, x):            return xp.exp(x)
+    def _exp_vjp(c, g):         return (g * c.out,)
+    exp_p = Primitive("exp", _exp, _exp_vjp, save="out")
+
+The VJP reads what forward saved from its context `c` (`c.ins`, `c.out`, `c.res`, `c.p` the
+keyword parameters, `c.needs` which inputs want a gradient, `c.xp` the namespace). In a plain
+backward, `c` is the Node and everything in it is a backend array; under ``create_graph=True`` the
+engine hands the same VJP Tensors and a namespace of differentiable xbp ops, so one body serves
+first- and higher-order gradients. Gradients may have the broadcast shape: the engine sums them
+back to each input's shape.
+"""
+from __future__ import annotations
+
+import weakref
+
+from ._tensor import Tensor, _wrap
+
+_EMPTY: dict = {}
+GRAD_ENABLED = [True]          # grad mode (xbp.no_grad flips it); a list so the engine shares it
+ANOMALY = [None]               # set to a checker by xbp.autograd.detect_anomaly
+
+
+class Primitive:
+    """A differentiable operation: forward on arrays, its VJP, and what the VJP needs saved.
+
+    save: ``"in"`` keeps the input arrays, ``"out"`` the output, ``"in,out"`` both, ``""`` none.
+    res:  forward returns ``(out, residual)``; the residual (arrays the VJP needs that are not
+          inputs or the output, e.g. a mask) is kept on the node as ``c.res``.
+    passthrough: the VJP may hand the incoming gradient (or a view of it) back unchanged; the
+          engine copies such a gradient before storing it in a leaf's ``.grad``.
+    """
+
+    __slots__ = ("name", "fwd", "vjp", "save_in", "save_out", "res", "passthrough")
+
+    def __init__(self, name, fwd, vjp, save="", res=False, passthrough=False):
+        self.name = name
+        self.fwd = fwd
+        self.vjp = vjp
+        self.save_in = "in" in save
+        self.save_out = "out" in save
+        self.res = res
+        self.passthrough = passthrough
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+class Node:
+    """One recorded application of a primitive (the ``grad_fn`` of its output)."""
+
+    __slots__ = ("prim", "xp", "parents", "shapes", "needs", "ins", "out", "res", "p", "versions",
+                 "hooks", "freed", "where", "__weakref__")
+
+    @property
+    def name(self):
+        return self.prim.name
+
+    def next_functions(self):
+        return self.parents
+
+    def add_hook(self, fn):
+        if self.hooks is None:
+            self.hooks = []
+        self.hooks.append(fn)
+        from ._tensor import _HookHandle
+        return _HookHandle(self.hooks, fn)
+
+    def __repr__(self):
+        return f"<{self.prim.name} node>"
+
+
+class Accumulate:
+    """The graph edge into a leaf tensor: backward adds the incoming gradient to its ``.grad``.
+    Holds the leaf weakly, so the graph never keeps a dropped leaf alive."""
+
+    __slots__ = ("ref", "__weakref__")
+    parents = ()
+    name = "AccumulateGrad"
+    hooks = None
+    freed = False
+
+    def __init__(self, t: Tensor):
+        self.ref = weakref.ref(t)
+
+    @property
+    def tensor(self):
+        return self.ref()
+
+    def __repr__(self):
+        return "<AccumulateGrad node>"
+
+
+def edge(t: Tensor):
+    """The node a gradient for `t` flows into: its grad_fn, or its (cached) Accumulate."""
+    n = t.grad_fn
+    if n is not None:
+        return n
+    a = t._accum
+    if a is None:
+        a = t._accum = Accumulate(t)
+    return a
+
+
+def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
+    """Run `prim` forward on the arrays of `args` (Tensors or Python scalars) and, if any input
+    requires grad and grad mode is on, record a Node for backward. This is the hot path: keep it
+    free of per-call lookups (the namespace comes with the tensors)."""
+    xp = None
+    req = False
+    arrays = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if xp is None:
+                xp = a.xp
+            elif a.xp is not xp:
+                _device_mismatch(prim, args)
+            arrays.append(a.data)
+            if a.requires_grad:
+                req = True
+        else:
+            arrays.append(a)
+    if prim.res:
+        out, res = prim.fwd(xp, *arrays, **params)
+    else:
+        out = prim.fwd(xp, *arrays, **params)
+        res = None
+    if ANOMALY[0] is not None:
+        ANOMALY[0].check_forward(prim, args, out)
+    if not req or not GRAD_ENABLED[0]:
+        return _wrap(out, xp)
+    n = Node()
+    n.prim = prim
+    n.xp = xp
+    n.p = params
+    n.res = res
+    n.hooks = None
+    n.freed = False
+    n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
+    if len(args) == 1:
+        a = args[0]
+        n.parents = (a.grad_fn or edge(a),)
+        n.needs = _TRUE1
+        n.shapes = (a.data.shape,)
+    else:
+        n.parents = tuple([(a.grad_fn or edge(a)) if isinstance(a, Tensor) and a.requires_grad else None
+                           for a in args])
+        n.needs = tuple([p is not None for p in n.parents])
+        n.shapes = tuple([a.shape if hasattr(a, "shape") else None for a in arrays])
+    t = _wrap(out, xp, True, n)
+    if prim.save_in:
+        n.ins = tuple(arrays)
+        vs = [(a._version, a._version[0]) for a in args if isinstance(a, Tensor)]
+        if prim.save_out:
+            vs.append((t._version, 0))
+        n.versions = vs
+    else:
+        n.ins = None
+        n.versions = ((t._version, 0),) if prim.save_out else ()
+    n.out = out if prim.save_out else None
+    return t
+
+
+_TRUE1 = (True,)
+
+
+def _device_mismatch(prim, args):
+    from ._backend import DeviceError
+    devs = [f"{type(a).__name__} on {a.device}" for a in args if isinstance(a, Tensor)]
+    raise DeviceError(f"{prim.name}: inputs are on different devices ({', '.join(devs)}); "
+                      "move them to one device with .to(device) first")

@@ -1,0 +1,386 @@
+"""Tensor: one backend array, its device's Backend, and its place in the graph.
+
+A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
+  data          the backend array (NumPy, CuPy or array-api-strict)
+  xp            the Backend of its device, resolved once when the tensor is made
+  requires_grad whether backward computes a gradient for it
+  grad_fn       the graph Node that made it (None for a leaf)
+  grad          the accumulated gradient (a Tensor) of a leaf, after backward
+  _version      [int], bumped by in-place ops; shared with views, checked by backward
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend
+
+
+class Tensor:
+    __slots__ = ("data", "xp", "requires_grad", "grad_fn", "grad", "_version", "_accum", "_hooks",
+                 "_base", "_retain", "__weakref__")
+    __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad: bool = False):
+        """Wrap a backend array as is (no copy). Prefer `xbp.tensor(...)`, which also converts."""
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = data
+        self.xp = _backend.backend_of(data)
+        self.grad_fn = None
+        self.grad = None
+        self._version = [0]
+        self._accum = None
+        self._hooks = None
+        self._base = None
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # --- metadata ---------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.xp.canonical(self.data.dtype)
+
+    @property
+    def device(self) -> _backend.device:
+        return self.xp.device
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        n = 1
+        for s in self.data.shape:
+            n *= s
+        return n
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.kind == "f"
+
+    # --- graph control -----------------------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}; "
+                               "convert with .to(xbp.float32) first")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach() instead")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> "Tensor":
+        """The same data (shared, with its version counter) cut off from the graph."""
+        t = _wrap(self.data, self.xp)
+        t._version = self._version
+        return t
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
+        if self.grad_fn is not None and not self._retain:
+            self._retain = True
+            from ._engine import retain_grad_hook
+            self.grad_fn.add_hook(retain_grad_hook(self))
+
+    def register_hook(self, fn):
+        """Call ``fn(grad) -> Tensor | None`` with this tensor's gradient during backward; a
+        returned tensor replaces the gradient. Returns a handle with ``.remove()``."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook on a tensor that does not require grad")
+        if self.grad_fn is not None:
+            return self.grad_fn.add_hook(fn)
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+        return _HookHandle(self._hooks, fn)
+
+    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False, inputs=None):
+        """Accumulate d(self)/d(leaf) into each leaf's ``.grad``. `gradient` is required unless
+        this tensor has one element (then it defaults to 1)."""
+        from ._engine import backward
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    # --- host / device -------------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data (refuses if the tensor requires grad, as PyTorch does)."""
+        if self.requires_grad:
+            raise RuntimeError("numpy() on a tensor that requires grad; call .detach().numpy()")
+        return np.array(self.xp.to_numpy(self.data), copy=True)
+
+    def item(self):
+        if self.numel() != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.xp.to_numpy(self.data).reshape(()).item()
+
+    def tolist(self):
+        return self.xp.to_numpy(self.data).tolist()
+
+    def to(self, *args, device=None, dtype=None, copy: bool = False) -> "Tensor":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``; differentiable."""
+        for a in args:
+            if isinstance(a, str) or isinstance(a, _backend.Backend):
+                device = a
+            elif isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            else:
+                dtype = a
+        from .ops import to_device, astype
+        out = self
+        if device is not None and _backend.get_backend(device) is not self.xp:
+            out = to_device(out, device)
+        if dtype is not None and _backend.canonical_dtype(dtype) != self.dtype:
+            out = astype(out, dtype)
+        if copy and out is self:
+            from .ops import clone
+            out = clone(self)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Tensor":
+        return self.to(f"cuda:{index}")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def long(self):
+        return self.to(dtype=np.int64)
+
+    def int(self):
+        return self.to(dtype=np.int32)
+
+    def bool(self):
+        return self.to(dtype=np.bool_)
+
+    def type_as(self, other):
+        return self.to(dtype=other.dtype)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # --- printing -----------------------------------------------------------------------------------
+    def __repr__(self):
+        body = np.array2string(self.xp.to_numpy(self.data), separator=", ", precision=4,
+                               prefix="tensor(")
+        extra = []
+        if self.device != "cpu":
+            extra.append(f"device='{self.device}'")
+        if self.dtype not in (np.float32, np.int64, np.bool_):
+            extra.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extra.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"truth value of a tensor with {self.numel()} elements is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError("only integer tensors can be used as an index")
+        return int(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # --- arithmetic (no maths here: every operator calls an op) ---------------------------------------
+    def __add__(self, o): return _ops.add(self, o)
+    def __radd__(self, o): return _ops.add(o, self)
+    def __sub__(self, o): return _ops.sub(self, o)
+    def __rsub__(self, o): return _ops.sub(o, self)
+    def __mul__(self, o): return _ops.mul(self, o)
+    def __rmul__(self, o): return _ops.mul(o, self)
+    def __truediv__(self, o): return _ops.div(self, o)
+    def __rtruediv__(self, o): return _ops.div(o, self)
+    def __floordiv__(self, o): return _ops.floor_divide(self, o)
+    def __rfloordiv__(self, o): return _ops.floor_divide(o, self)
+    def __mod__(self, o): return _ops.remainder(self, o)
+    def __pow__(self, o): return _ops.pow(self, o)
+    def __rpow__(self, o): return _ops.pow(o, self)
+    def __matmul__(self, o): return _ops.matmul(self, o)
+    def __rmatmul__(self, o): return _ops.matmul(o, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops.abs(self)
+    def __eq__(self, o): return _ops.eq(self, o)
+    def __ne__(self, o): return _ops.ne(self, o)
+    def __lt__(self, o): return _ops.lt(self, o)
+    def __le__(self, o): return _ops.le(self, o)
+    def __gt__(self, o): return _ops.gt(self, o)
+    def __ge__(self, o): return _ops.ge(self, o)
+    def __and__(self, o): return _ops.logical_and(self, o)
+    def __or__(self, o): return _ops.logical_or(self, o)
+    def __xor__(self, o): return _ops.logical_xor(self, o)
+    def __invert__(self): return _ops.logical_not(self)
+    def __getitem__(self, key): return _ops.getitem(self, key)
+    def __setitem__(self, key, value): _ops.setitem_(self, key, value)
+
+    # in place: +=, -=, *=, /= update the data and bump the version counter
+    def __iadd__(self, o): return _ops.add_(self, o)
+    def __isub__(self, o): return _ops.sub_(self, o)
+    def __imul__(self, o): return _ops.mul_(self, o)
+    def __itruediv__(self, o): return _ops.div_(self, o)
+
+    def add_(self, o, alpha=1): return _ops.add_(self, o if alpha == 1 else o * alpha)
+    def sub_(self, o, alpha=1): return _ops.sub_(self, o if alpha == 1 else o * alpha)
+    def mul_(self, o): return _ops.mul_(self, o)
+    def div_(self, o): return _ops.div_(self, o)
+    def zero_(self): return _ops.fill_(self, 0)
+    def fill_(self, v): return _ops.fill_(self, v)
+    def copy_(self, src): return _ops.copy_(self, src)
+    def clamp_(self, min=None, max=None): return _ops.copy_(self, _ops.clamp(self.detach(), min, max))
+
+    # --- methods PyTorch users expect ---------------------------------------------------------------
+    @property
+    def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+    @property
+    def mT(self): return _ops.swapaxes(self, -1, -2)
+
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def log1p(self): return _ops.log1p(self)
+    def expm1(self): return _ops.expm1(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def rsqrt(self): return _ops.rsqrt(self)
+    def abs(self): return _ops.abs(self)
+    def sign(self): return _ops.sign(self)
+    def sin(self): return _ops.sin(self)
+    def cos(self): return _ops.cos(self)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def neg(self): return _ops.neg(self)
+    def square(self): return _ops.mul(self, self)
+    def pow(self, e): return _ops.pow(self, e)
+    def clamp(self, min=None, max=None): return _ops.clamp(self, min, max)
+    clip = clamp
+    def maximum(self, o): return _ops.maximum(self, o)
+    def minimum(self, o): return _ops.minimum(self, o)
+    def add(self, o): return _ops.add(self, o)
+    def sub(self, o): return _ops.sub(self, o)
+    def mul(self, o): return _ops.mul(self, o)
+    def div(self, o): return _ops.div(self, o)
+    def matmul(self, o): return _ops.matmul(self, o)
+
+    def sum(self, dim=None, keepdim=False, **kw): return _ops.sum(self, dim, keepdim, **kw)
+    def mean(self, dim=None, keepdim=False, **kw): return _ops.mean(self, dim, keepdim, **kw)
+    def prod(self, dim=None, keepdim=False, **kw): return _ops.prod(self, dim, keepdim, **kw)
+    def var(self, dim=None, keepdim=False, correction=1, **kw): return _ops.var(self, dim, keepdim, correction=correction, **kw)
+    def std(self, dim=None, keepdim=False, correction=1, **kw): return _ops.std(self, dim, keepdim, correction=correction, **kw)
+    def amax(self, dim=None, keepdim=False): return _ops.amax(self, dim, keepdim)
+    def amin(self, dim=None, keepdim=False): return _ops.amin(self, dim, keepdim)
+    def max(self, dim=None, keepdim=False): return _ops.max(self, dim, keepdim)
+    def min(self, dim=None, keepdim=False): return _ops.min(self, dim, keepdim)
+    def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
+    def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
+    def logsumexp(self, dim, keepdim=False): return _ops.logsumexp(self, dim, keepdim)
+    def norm(self, p=2, dim=None, keepdim=False): return _ops.norm(self, p, dim, keepdim)
+    def all(self, dim=None, keepdim=False): return _ops.all(self, dim, keepdim)
+    def any(self, dim=None, keepdim=False): return _ops.any(self, dim, keepdim)
+    def softmax(self, dim): return _ops.softmax(self, dim)
+    def log_softmax(self, dim): return _ops.log_softmax(self, dim)
+
+    def reshape(self, *shape): return _ops.reshape(self, _shape_args(shape))
+    def view(self, *shape): return _ops.reshape(self, _shape_args(shape))
+    def view_as(self, other): return _ops.reshape(self, other.shape)
+    def reshape_as(self, other): return _ops.reshape(self, other.shape)
+    def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
+    def transpose(self, d0, d1): return _ops.swapaxes(self, d0, d1)
+    def swapaxes(self, d0, d1): return _ops.swapaxes(self, d0, d1)
+    def permute(self, *dims): return _ops.permute(self, _shape_args(dims))
+    def expand(self, *shape): return _ops.expand(self, _shape_args(shape))
+    def expand_as(self, other): return _ops.expand(self, other.shape)
+    def broadcast_to(self, shape): return _ops.broadcast_to(self, shape)
+    def squeeze(self, dim=None): return _ops.squeeze(self, dim)
+    def unsqueeze(self, dim): return _ops.unsqueeze(self, dim)
+    def flip(self, dims): return _ops.flip(self, dims)
+    def roll(self, shifts, dims=None): return _ops.roll(self, shifts, dims)
+    def split(self, size, dim=0): return _ops.split(self, size, dim)
+    def chunk(self, chunks, dim=0): return _ops.chunk(self, chunks, dim)
+    def gather(self, dim, index): return _ops.gather(self, dim, index)
+    def take_along_dim(self, index, dim): return _ops.take_along_dim(self, index, dim)
+    def masked_fill(self, mask, value): return _ops.masked_fill(self, mask, value)
+    def contiguous(self): return self
+    def clone(self): return _ops.clone(self)
+    def repeat(self, *sizes): return _ops.tile(self, _shape_args(sizes))
+
+
+def _shape_args(args):
+    """Accept both f(2, 3) and f((2, 3))."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+class _HookHandle:
+    __slots__ = ("hooks", "fn")
+
+    def __init__(self, hooks, fn):
+        self.hooks, self.fn = hooks, fn
+
+    def remove(self):
+        if self.fn in self.hooks:
+            self.hooks.remove(self.fn)
+
+
+def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
+    """Fast constructor used by the graph machinery: no type inspection."""
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.xp = xp
+    t.requires_grad = requires_grad
+    t.grad_fn = grad_fn
+    t.grad = None
+    t._version = [0]
+    t._accum = None
+    t._hooks = None
+    t._base = None
+    t._retain = False
+    return t
+
+
+from . import ops as _ops  # noqa: E402  (ops import Tensor; Tensor's methods call ops at run time)

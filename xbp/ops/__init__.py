@@ -1,0 +1,23 @@
+"""Differentiable operations, grouped by kind. Each module keeps forward and VJP side by side."""
+from .elementwise import (  # noqa: F401
+    abs, add, ceil, clamp, clip, cos, elu, eq, erf, exp, expm1, floor, floor_divide, ge, gelu, gt,
+    isfinite, isinf, isnan, le, leaky_relu, log, log1p, logical_and, logical_not, logical_or,
+    logical_xor, lt, maximum, minimum, mul, ne, neg, pow, relu, remainder, round, rsqrt, sigmoid,
+    sign, silu, sin, softplus, sqrt, sub, tanh, where, div,
+)
+from .reduce import (  # noqa: F401
+    all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max, mean, min, norm, prod, std, sum, var,
+)
+from .shape import (  # noqa: F401
+    broadcast_to, cat, chunk, concat, expand, flatten, flip, movedim, pad, permute, repeat_interleave,
+    reshape, roll, split, squeeze, stack, swapaxes, swapdims, tile, transpose, unbind, unflatten,
+    unsqueeze, view,
+)
+from .index import (  # noqa: F401
+    add_, copy_, div_, fill_, gather, getitem, index_add_rows, index_select, masked_fill, mul_,
+    one_hot, setitem_, sub_, take_along_dim, take_rows,
+)
+from .linalg import einsum, linear, matmul, outer  # noqa: F401
+from .fused import log_softmax, softmax  # noqa: F401
+from .device import astype, clone, to_device  # noqa: F401
+from ._tensor_ns import tensor_namespace  # noqa: F401

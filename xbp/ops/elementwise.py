@@ -1,0 +1,303 @@
+"""Elementwise primitives: each forward beside its vector-Jacobian product.
+
+VJPs see `c.ins` (inputs), `c.out` (output), `c.p` (keyword parameters) and `c.needs`; they return
+one gradient per input (None where not needed). Broadcasting is undone by the engine.
+"""
+from __future__ import annotations
+
+import math
+
+from .._primitive import Primitive, apply
+from .._tensor import Tensor
+from ._util import no_grad_op
+
+SQRT_2 = math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_K = math.sqrt(2.0 / math.pi)
+
+
+def _unary(name, fwd, vjp, save="", res=False):
+    prim = Primitive(name, fwd, vjp, save=save, res=res)
+
+    def op(x):
+        return apply(prim, (x,))
+    op.__name__ = op.__qualname__ = name
+    op.prim = prim
+    return op
+
+
+# --- arithmetic -------------------------------------------------------------------------------------
+add_p = Primitive("add", lambda xp, a, b: a + b, lambda c, g: (g, g), passthrough=True)
+sub_p = Primitive("sub", lambda xp, a, b: a - b, lambda c, g: (g, -g), passthrough=True)
+
+
+def _mul_vjp(c, g):
+    a, b = c.ins
+    return (g * b if c.needs[0] else None, g * a if c.needs[1] else None)
+
+
+mul_p = Primitive("mul", lambda xp, a, b: a * b, _mul_vjp, save="in")
+
+
+def _div_vjp(c, g):
+    a, b = c.ins
+    return (g / b if c.needs[0] else None, -g * c.out / b if c.needs[1] else None)
+
+
+div_p = Primitive("div", lambda xp, a, b: a / b, _div_vjp, save="in,out")
+
+
+def _pow_fwd(xp, a, b):
+    return a ** b
+
+
+def _pow_vjp(c, g):
+    xp = c.xp
+    a, b = c.ins
+    ga = gb = None
+    if c.needs[0]:
+        ga = g * b * a ** (b - 1)
+    if c.needs[1]:
+        # d(a^b)/db = a^b log a; 0^b contributes 0 (the limit for b > 0)
+        loga = math.log(a) if not hasattr(a, "shape") else xp.log(xp.where(a > 0, a, 1.0))
+        gb = g * c.out * loga
+    return ga, gb
+
+
+pow_p = Primitive("pow", _pow_fwd, _pow_vjp, save="in,out")
+
+
+def add(a, b):
+    """a + b (broadcasting)."""
+    return apply(add_p, (a, b))
+
+
+def sub(a, b):
+    """a - b (broadcasting)."""
+    return apply(sub_p, (a, b))
+
+
+def mul(a, b):
+    """a * b (broadcasting)."""
+    return apply(mul_p, (a, b))
+
+
+def div(a, b):
+    """a / b (true division, broadcasting)."""
+    return apply(div_p, (a, b))
+
+
+def pow(a, b):  # noqa: A001 - PyTorch's name
+    """a ** b; either may be a Python number."""
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        b = float(b) if isinstance(a, Tensor) and a.dtype.kind == "f" else b
+    return apply(pow_p, (a, b))
+
+
+neg = _unary("neg", lambda xp, x: -x, lambda c, g: (-g,))
+
+# --- exponentials and powers ----------------------------------------------------------------------
+exp = _unary("exp", lambda xp, x: xp.exp(x), lambda c, g: (g * c.out,), save="out")
+log = _unary("log", lambda xp, x: xp.log(x), lambda c, g: (g / c.ins[0],), save="in")
+log1p = _unary("log1p", lambda xp, x: xp.log1p(x), lambda c, g: (g / (c.ins[0] + 1.0),), save="in")
+expm1 = _unary("expm1", lambda xp, x: xp.expm1(x), lambda c, g: (g * (c.out + 1.0),), save="out")
+sqrt = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda c, g: (g * 0.5 / c.out,), save="out")
+# rsqrt: y = x^-1/2, dy/dx = -y^3 / 2
+rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda c, g: (g * -0.5 * c.out * c.out * c.out,), save="out")
+abs = _unary("abs", lambda xp, x: xp.abs(x), lambda c, g: (c.xp.where(c.ins[0] >= 0, g, -g),), save="in")  # noqa: A001
+sin = _unary("sin", lambda xp, x: xp.sin(x), lambda c, g: (g * c.xp.cos(c.ins[0]),), save="in")
+cos = _unary("cos", lambda xp, x: xp.cos(x), lambda c, g: (-g * c.xp.sin(c.ins[0]),), save="in")
+erf = _unary("erf", lambda xp, x: xp.erf(x),
+             lambda c, g: (g * (2.0 / math.sqrt(math.pi)) * c.xp.exp(-c.ins[0] * c.ins[0]),), save="in")
+
+# --- activations ------------------------------------------------------------------------------------
+tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda c, g: (g * (1.0 - c.out * c.out),), save="out")
+
+
+def _sigmoid_fwd(xp, x):
+    # 1/(1+e^-x) overflows e^-x for very negative x; e^x/(1+e^x) is exact there
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda c, g: (g * c.out * (1.0 - c.out),), save="out")
+relu = _unary("relu", lambda xp, x: xp.maximum(x, 0),
+              lambda c, g: (c.xp.where(c.out > 0, g, 0.0),), save="out")
+
+leaky_relu_p = Primitive(
+    "leaky_relu", lambda xp, x, negative_slope: xp.where(x > 0, x, x * negative_slope),
+    lambda c, g: (c.xp.where(c.ins[0] > 0, g, g * c.p["negative_slope"]),), save="in")
+
+
+def leaky_relu(x, negative_slope: float = 0.01):
+    return apply(leaky_relu_p, (x,), {"negative_slope": float(negative_slope)})
+
+
+# elu: alpha (e^x - 1) for x <= 0, whose derivative alpha e^x = out + alpha
+elu_p = Primitive(
+    "elu", lambda xp, x, alpha: xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0.0))),
+    lambda c, g: (c.xp.where(c.ins[0] > 0, g, g * (c.out + c.p["alpha"])),), save="in,out")
+
+
+def elu(x, alpha: float = 1.0):
+    return apply(elu_p, (x,), {"alpha": float(alpha)})
+
+
+def _gelu_fwd(xp, x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + xp.tanh(GELU_K * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + xp.erf(x / SQRT_2))
+
+
+def _gelu_vjp(c, g):
+    xp = c.xp
+    x = c.ins[0]
+    if c.p["approximate"] == "tanh":
+        t = xp.tanh(GELU_K * (x + 0.044715 * x * x * x))
+        du = GELU_K * (1.0 + 3 * 0.044715 * x * x)
+        return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du),)
+    # d/dx x Phi(x) = Phi(x) + x phi(x)
+    return (g * (0.5 * (1.0 + xp.erf(x / SQRT_2)) + x * INV_SQRT_2PI * xp.exp(-0.5 * x * x)),)
+
+
+gelu_p = Primitive("gelu", _gelu_fwd, _gelu_vjp, save="in")
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU: x Phi(x) (``approximate="none"``) or its tanh approximation (``"tanh"``)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return apply(gelu_p, (x,), {"approximate": approximate})
+
+
+def _silu_vjp(c, g):
+    x = c.ins[0]
+    s = 1.0 / (1.0 + c.xp.exp(-x))
+    return (g * (s * (1.0 + x * (1.0 - s))),)
+
+
+silu = _unary("silu", lambda xp, x: x * _sigmoid_fwd(xp, x), _silu_vjp, save="in")
+
+
+def _softplus_fwd(xp, x, beta, threshold):
+    bx = x * beta
+    soft = (xp.maximum(bx, 0.0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+    return xp.where(bx > threshold, x, soft)
+
+
+def _softplus_vjp(c, g):
+    xp = c.xp
+    bx = c.ins[0] * c.p["beta"]
+    return (xp.where(bx > c.p["threshold"], g, g / (1.0 + xp.exp(-bx))),)
+
+
+softplus_p = Primitive("softplus", _softplus_fwd, _softplus_vjp, save="in")
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold (PyTorch's definition)."""
+    return apply(softplus_p, (x,), {"beta": float(beta), "threshold": float(threshold)})
+
+
+# --- selections -------------------------------------------------------------------------------------
+def _max_vjp(c, g):
+    xp = c.xp
+    a, b = c.ins
+    first, tie, half = a > b, a == b, g * 0.5
+    return (xp.where(first, g, xp.where(tie, half, 0.0)) if c.needs[0] else None,
+            xp.where(first, 0.0, xp.where(tie, half, g)) if c.needs[1] else None)
+
+
+def _min_vjp(c, g):
+    xp = c.xp
+    a, b = c.ins
+    first, tie, half = a < b, a == b, g * 0.5
+    return (xp.where(first, g, xp.where(tie, half, 0.0)) if c.needs[0] else None,
+            xp.where(first, 0.0, xp.where(tie, half, g)) if c.needs[1] else None)
+
+
+maximum_p = Primitive("maximum", lambda xp, a, b: xp.maximum(a, b), _max_vjp, save="in")
+minimum_p = Primitive("minimum", lambda xp, a, b: xp.minimum(a, b), _min_vjp, save="in")
+
+
+def maximum(a, b):
+    """Elementwise maximum (gradient split evenly at ties)."""
+    return apply(maximum_p, (a, b))
+
+
+def minimum(a, b):
+    """Elementwise minimum (gradient split evenly at ties)."""
+    return apply(minimum_p, (a, b))
+
+
+def _clip_vjp(c, g):
+    x = c.ins[0]
+    lo, hi = c.p["min"], c.p["max"]
+    inside = None
+    if lo is not None:
+        inside = x >= lo
+    if hi is not None:
+        inside = (x <= hi) if inside is None else (inside & (x <= hi))
+    return (g if inside is None else c.xp.where(inside, g, 0.0),)
+
+
+clip_p = Primitive("clamp", lambda xp, x, min, max: xp.clip(x, min, max), _clip_vjp, save="in")
+
+
+def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
+    """Limit x to [min, max]; bounds may be numbers, tensors or None."""
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clamp: min ({min}) is greater than max ({max})")
+    kind_f = x.dtype.kind == "f"
+    return apply(clip_p, (x,), {"min": None if min is None else (float(min) if kind_f else min),
+                                "max": None if max is None else (float(max) if kind_f else max)})
+
+
+clip = clamp
+
+
+def _where_vjp(c, g):
+    xp = c.xp
+    cond = c.ins[0]
+    return (None,
+            xp.where(cond, g, 0.0) if c.needs[1] else None,
+            xp.where(cond, 0.0, g) if c.needs[2] else None)
+
+
+where_p = Primitive("where", lambda xp, cond, a, b: xp.where(cond, a, b), _where_vjp, save="in")
+
+
+def where(condition, input, other):  # noqa: A002
+    """Elementwise select: `input` where `condition` is true, else `other`."""
+    if isinstance(condition, Tensor) and condition.dtype.kind != "b":
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    return apply(where_p, (condition, input, other))
+
+
+# --- no gradient ------------------------------------------------------------------------------------
+sign = no_grad_op("sign", lambda xp, x: xp.sign(x))
+floor_divide = no_grad_op("floor_divide", lambda xp, a, b: a // b)
+remainder = no_grad_op("remainder", lambda xp, a, b: a % b)
+floor = no_grad_op("floor", lambda xp, x: xp.floor(x))
+ceil = no_grad_op("ceil", lambda xp, x: xp.ceil(x))
+round = no_grad_op("round", lambda xp, x: xp.round(x))  # noqa: A001
+eq = no_grad_op("eq", lambda xp, a, b: a == b)
+ne = no_grad_op("ne", lambda xp, a, b: a != b)
+lt = no_grad_op("lt", lambda xp, a, b: a < b)
+le = no_grad_op("le", lambda xp, a, b: a <= b)
+gt = no_grad_op("gt", lambda xp, a, b: a > b)
+ge = no_grad_op("ge", lambda xp, a, b: a >= b)
+logical_and = no_grad_op("logical_and", lambda xp, a, b: xp.logical_and(a, b))
+logical_or = no_grad_op("logical_or", lambda xp, a, b: xp.logical_or(a, b))
+logical_xor = no_grad_op("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
+logical_not = no_grad_op("logical_not", lambda xp, x: xp.logical_not(x))
+isfinite = no_grad_op("isfinite", lambda xp, x: xp.isfinite(x))
+isnan = no_grad_op("isnan", lambda xp, x: xp.isnan(x))
+isinf = no_grad_op("isinf", lambda xp, x: xp.isinf(x))

@@ -1,0 +1,360 @@
+"""Indexing, gathering and scattering, and the in-place operations.
+
+Basic keys (ints, slices, None, Ellipsis) are views whose backward writes the gradient into a
+zero tensor. Advanced keys (integer arrays, lists, boolean masks) are turned into flat positions
+once, in forward; their backward is a scatter-add (``xp.index_add_rows``), which the standard
+lacks: the Backend gives a native one (np.add.at, cupyx.scatter_add) and a portable fallback.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._primitive import GRAD_ENABLED, Primitive, apply
+from .._tensor import Tensor, _wrap
+from ._util import unpack
+from .shape import _as_view, reshape
+
+
+# --- keys ---------------------------------------------------------------------------------------
+def _is_advanced(k):
+    return isinstance(k, (list, Tensor)) or hasattr(k, "shape") and not isinstance(k, (int, np.integer))
+
+
+def _normalize_key(x: Tensor, key):
+    """-> (basic_key, none_positions, advanced). `basic_key` has no None and ends in Ellipsis (the
+    form array-api-strict accepts); None dims are re-inserted by reshape."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    advanced = False
+    items = []
+    for k in key:
+        if isinstance(k, Tensor):
+            if k.ndim == 0 and k.dtype.kind in "iu":
+                k = int(k.item())
+            else:
+                if k.xp is not x.xp:
+                    raise IndexError(f"index: index tensor is on {k.device}, the indexed tensor on {x.device}")
+                k = k.data
+                advanced = True
+        elif isinstance(k, list):
+            k = x.xp.from_numpy(np.asarray(k))
+            advanced = True
+        elif isinstance(k, np.ndarray) and x.xp.kind != "numpy":
+            k = x.xp.from_numpy(k)
+            advanced = True
+        elif isinstance(k, bool):
+            raise IndexError("index: a Python bool is not a valid index; use a bool tensor mask")
+        elif not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
+            if hasattr(k, "shape"):
+                advanced = True
+            else:
+                raise IndexError(f"index: unsupported index of type {type(k).__name__}")
+        items.append(k)
+    if advanced:
+        return tuple(items), (), True
+    n_real = len([k for k in items if k is not None and k is not Ellipsis])
+    if n_real > x.ndim:
+        raise IndexError(f"index: too many indices ({n_real}) for a tensor of {x.ndim} dims, shape {x.shape}")
+    # where each None lands in the output
+    nones, out_axis = [], 0
+    for i, k in enumerate(items):
+        if k is None:
+            nones.append(out_axis)
+            out_axis += 1
+        elif k is Ellipsis:
+            out_axis += x.ndim - n_real
+        elif isinstance(k, slice):
+            out_axis += 1
+    if Ellipsis not in items:
+        items.append(Ellipsis)
+    basic = tuple(k for k in items if k is not None)
+    return basic, tuple(nones), False
+
+
+def _check_int_bounds(x: Tensor, key):
+    """CuPy wraps out-of-range ints silently: check them on every device."""
+    dims = [k for k in key if k is not Ellipsis]
+    for d, k in enumerate(dims):
+        if isinstance(k, (int, np.integer)):
+            n = x.shape[d]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for dim {d} of size {n} (tensor shape {x.shape})")
+
+
+# --- getitem ------------------------------------------------------------------------------------
+def _getitem_basic_vjp(c, g):
+    xp = c.xp
+    z = xp.zeros(c.shapes[0], dtype=g.dtype)
+    z[c.p["key"]] = g
+    return (z,)
+
+
+getitem_p = Primitive("getitem", lambda xp, x, key: x[key], _getitem_basic_vjp)
+
+
+def _take_flat_fwd(xp, x, pos):
+    return xp.reshape(xp.take(xp.reshape(x, (-1,)), xp.reshape(pos, (-1,)), axis=0), pos.shape)
+
+
+def _take_flat_vjp(c, g):
+    xp = c.xp
+    pos = c.p["pos"]
+    n = 1
+    for s in c.shapes[0]:
+        n *= s
+    flat = xp.index_add_rows(n, xp.reshape(pos, (-1,)), xp.reshape(g, (-1,)))
+    return (xp.reshape(flat, c.shapes[0]),)
+
+
+take_flat_p = Primitive("index", lambda xp, x, pos: _take_flat_fwd(xp, x, pos), _take_flat_vjp)
+
+
+def getitem(x: Tensor, key):
+    """x[key] for ints, slices, None, Ellipsis, integer arrays/lists/tensors and bool masks."""
+    key, nones, advanced = _normalize_key(x, key)
+    if advanced:
+        pos = x.xp.index_positions(x.shape, key)
+        return apply(take_flat_p, (x,), {"pos": pos})
+    _check_int_bounds(x, key)
+    out = _as_view(apply(getitem_p, (x,), {"key": key}), x)
+    if nones:
+        shape = list(out.shape)
+        for a in nones:
+            shape.insert(a, 1)
+        out = reshape(out, tuple(shape))
+    return out
+
+
+# --- gather / take_along_dim / index_select --------------------------------------------------------
+def _gather_fwd(xp, x, idx, axis):
+    pos = xp.take_along_axis(xp.reshape(xp.arange(0, _numel(x.shape), dtype=idx.dtype), x.shape), idx, axis=axis)
+    return xp.take_along_axis(x, idx, axis=axis), pos
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _gather_vjp(c, g):
+    xp = c.xp
+    n = _numel(c.shapes[0])
+    return (xp.reshape(xp.index_add_rows(n, xp.reshape(c.res, (-1,)), xp.reshape(g, (-1,))), c.shapes[0]), None)
+
+
+gather_p = Primitive("gather", _gather_fwd, _gather_vjp, res=True)
+
+
+def _check_index(name, x, index, dim):
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError(f"{name}: index must be an integer tensor, got "
+                        f"{index.dtype if isinstance(index, Tensor) else type(index).__name__}")
+    if index.xp is not x.xp:
+        raise RuntimeError(f"{name}: index is on {index.device}, input on {x.device}")
+    if index.numel():
+        index.xp.check_index_range(index.data, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})")
+
+
+def gather(x, dim, index):
+    """out[i][j][k] = x[i][index[i][j][k]][k] (for dim=1): PyTorch's gather. index has x's ndim."""
+    dim %= x.ndim
+    _check_index("gather", x, index, dim)
+    return apply(gather_p, (x, index), {"axis": dim})
+
+
+def take_along_dim(x, indices, dim):
+    """NumPy/Array API take_along_axis (same as gather with broadcasting of index's shape)."""
+    return gather(x, dim, indices)
+
+
+def _take_rows_vjp(c, g):
+    xp = c.xp
+    idx = c.ins[1]
+    n = c.shapes[0][0]
+    rest = tuple(g.shape[idx.ndim:])
+    k = _numel(idx.shape)
+    return (xp.index_add_rows(n, xp.reshape(idx, (-1,)), xp.reshape(g, (k,) + rest)), None)
+
+
+def _take_rows_fwd(xp, w, idx):
+    rows = xp.take(w, xp.reshape(idx, (-1,)), axis=0)
+    return xp.reshape(rows, tuple(idx.shape) + tuple(w.shape[1:]))
+
+
+take_rows_p = Primitive("take_rows", _take_rows_fwd, _take_rows_vjp, save="in")
+
+
+def take_rows(weight, index):
+    """weight[index] along dim 0 for an integer tensor `index` of any shape:
+    (N, *rest), index (*I) -> (*I, *rest). Embedding lookups use it; backward is a scatter-add."""
+    _check_index("take_rows", weight, index, 0)
+    return apply(take_rows_p, (weight, index))
+
+
+def index_select(x, dim, index):
+    """Select entries of a 1-D integer `index` along `dim`."""
+    from .shape import movedim
+    dim %= x.ndim
+    if dim == 0:
+        return take_rows(x, index)
+    return movedim(take_rows(movedim(x, dim, 0), index), 0, dim)
+
+
+# --- scatter-add as a differentiable op (used by create_graph backward of gathers) -----------------
+index_add_rows_p = Primitive(
+    "index_add_rows", lambda xp, g, idx, n: xp.index_add_rows(n, idx, g),
+    lambda c, g: (c.xp.take(g, c.ins[1], axis=0), None), save="in")
+
+
+def index_add_rows(n, index, values):
+    """zeros((n, *rest)) with values[i] added at row index[i] (duplicates add up)."""
+    return apply(index_add_rows_p, (values, index), {"n": n})
+
+
+# --- masks and one-hot ---------------------------------------------------------------------------
+def masked_fill(x, mask, value):
+    """x with `value` where `mask` (bool, broadcastable) is true."""
+    from .elementwise import where
+    return where(mask, value, x)
+
+
+def one_hot(index, num_classes: int = -1):
+    """(…) integer tensor -> (…, num_classes) int64 one-hot tensor (no gradient)."""
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError("one_hot: expects an integer tensor of class indices")
+    xp = index.xp
+    hi = int(xp.to_numpy(xp.max(index.data))) if index.numel() else -1
+    lo = int(xp.to_numpy(xp.min(index.data))) if index.numel() else 0
+    if num_classes < 0:
+        num_classes = hi + 1
+    if lo < 0 or hi >= num_classes:
+        raise IndexError(f"one_hot: class index out of range [{lo}, {hi}] for num_classes={num_classes}")
+    classes = xp.arange(0, num_classes, dtype=index.data.dtype)
+    eq = xp.expand_dims(index.data, axis=-1) == classes
+    return _wrap(xp.astype(eq, xp.dtype(np.dtype("int64"))), xp)
+
+
+# --- in-place operations ---------------------------------------------------------------------------
+def _check_inplace(x: Tensor, op: str):
+    if GRAD_ENABLED[0] and x.requires_grad and x.grad_fn is None:
+        raise RuntimeError(f"{op}: in-place change of a leaf tensor that requires grad (shape {x.shape}); "
+                           "do it under `with xbp.no_grad():` (as optimizers do) or on a .clone()")
+    if GRAD_ENABLED[0] and x._base is not None and x._base.requires_grad:
+        raise RuntimeError(f"{op}: in-place change of a view of a tensor that requires grad is not supported; "
+                           "use an out-of-place op or .clone() the view first")
+
+
+def _rebind(x: Tensor, out: Tensor) -> Tensor:
+    """Make `x` the result of a recorded op, as in-place ops do with autograd on."""
+    x.data = out.data
+    x.grad_fn = out.grad_fn
+    x.requires_grad = out.requires_grad
+    x._version[0] += 1
+    return x
+
+
+def _inplace_binary(name, op, array_iop):
+    def f(x: Tensor, other):
+        _check_inplace(x, name)
+        if GRAD_ENABLED[0] and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            return _rebind(x, op(x, other))
+        xp, (a, b) = unpack(name, (x, other))
+        x.data = array_iop(a, b)
+        x._version[0] += 1
+        return x
+    f.__name__ = f.__qualname__ = name
+    return f
+
+
+def _iadd(a, b):
+    a += b
+    return a
+
+
+def _isub(a, b):
+    a -= b
+    return a
+
+
+def _imul(a, b):
+    a *= b
+    return a
+
+
+def _idiv(a, b):
+    a /= b
+    return a
+
+
+def _make_inplace():
+    from . import elementwise as E
+    return (_inplace_binary("add_", E.add, _iadd), _inplace_binary("sub_", E.sub, _isub),
+            _inplace_binary("mul_", E.mul, _imul), _inplace_binary("div_", E.div, _idiv))
+
+
+add_, sub_, mul_, div_ = _make_inplace()
+
+
+def _setitem_fwd(xp, x, v, key):
+    y = xp.asarray(x, copy=True)
+    xp.setitem(y, key, v)
+    return y
+
+
+def _setitem_vjp(c, g):
+    xp = c.xp
+    key = c.p["key"]
+    gx = gv = None
+    if c.needs[0]:
+        gx = xp.asarray(g, copy=True)
+        xp.setitem(gx, key, 0.0)
+    if c.needs[1]:
+        gv = g[key]
+    return gx, gv
+
+
+setitem_p = Primitive("setitem", _setitem_fwd, _setitem_vjp)
+
+
+def setitem_(x: Tensor, key, value):
+    """x[key] = value: in place; recorded in the graph when x or value requires grad."""
+    _check_inplace(x, "setitem")
+    key, nones, advanced = _normalize_key(x, key)
+    if nones:
+        raise IndexError("setitem: None in an assignment index is not supported")
+    if not advanced:
+        _check_int_bounds(x, key)
+    if GRAD_ENABLED[0] and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+        return _rebind(x, apply(setitem_p, (x, value), {"key": key}))
+    xp, (a, v) = unpack("setitem", (x, value))
+    xp.setitem(a, key, v)
+    x._version[0] += 1
+    return x
+
+
+def fill_(x: Tensor, value):
+    """Fill with a number, in place."""
+    _check_inplace(x, "fill_")
+    x.xp.setitem(x.data, (Ellipsis,), value)
+    x.grad_fn = None if not x.requires_grad or x.grad_fn is None else x.grad_fn
+    x._version[0] += 1
+    return x
+
+
+def copy_(x: Tensor, src):
+    """Copy `src` (broadcastable, same device) into x, in place."""
+    _check_inplace(x, "copy_")
+    if isinstance(src, Tensor) and src.xp is not x.xp:
+        raise RuntimeError(f"copy_: source is on {src.device}, destination on {x.device}; move it with .to() first")
+    if GRAD_ENABLED[0] and isinstance(src, Tensor) and src.requires_grad:
+        from .shape import broadcast_to
+        from .elementwise import add
+        return _rebind(x, add(broadcast_to(src.to(dtype=x.dtype), x.shape), 0.0))
+    v = src.data if isinstance(src, Tensor) else src
+    if hasattr(v, "dtype") and v.dtype != x.data.dtype:
+        v = x.xp.astype(v, x.data.dtype)
+    x.xp.setitem(x.data, (Ellipsis,), v)
+    x._version[0] += 1
+    return x

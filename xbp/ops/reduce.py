@@ -1,0 +1,186 @@
+"""Reductions. `dim`/`keepdim` (PyTorch) and `axis`/`keepdims` (Array API) are both accepted."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from .._primitive import Primitive, apply
+from .._tensor import Tensor
+from ._util import keepdim_shape, no_grad_op, norm_axis
+from . import elementwise as E
+
+
+def _axes_kw(x, dim, keepdim, axis, keepdims):
+    return norm_axis(dim, x.ndim, axis), bool(keepdim if keepdims is None else keepdims)
+
+
+def _spread(c, g):
+    """g of the reduced shape -> broadcastable against the input (size-1 reduced axes)."""
+    if not c.p["keepdims"]:
+        g = c.xp.reshape(g, keepdim_shape(c.shapes[0], c.p["axis"]))
+    return g
+
+
+def _sum_vjp(c, g):
+    return (c.xp.broadcast_to(_spread(c, g), c.shapes[0]),)
+
+
+sum_p = Primitive("sum", lambda xp, x, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims), _sum_vjp,
+                  passthrough=True)
+
+
+def _count(shape, axes):
+    n = 1
+    for i, s in enumerate(shape):
+        if axes is None or i in axes:
+            n *= s
+    return n
+
+
+def _mean_vjp(c, g):
+    return (c.xp.broadcast_to(_spread(c, g) / _count(c.shapes[0], c.p["axis"]), c.shapes[0]),)
+
+
+mean_p = Primitive("mean", lambda xp, x, axis, keepdims: xp.mean(x, axis=axis, keepdims=keepdims), _mean_vjp)
+
+
+def _prod_vjp(c, g):
+    # d prod / d x_i = prod / x_i (inputs are assumed nonzero, as in most frameworks' fast path)
+    out = _spread(c, c.out)
+    return (_spread(c, g) * out / c.ins[0],)
+
+
+prod_p = Primitive("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims), _prod_vjp,
+                   save="in,out")
+
+
+def _extreme_vjp(c, g):
+    """amax/amin: the gradient is shared evenly among the elements equal to the extreme."""
+    xp = c.xp
+    x = c.ins[0]
+    hit = xp.where(x == _spread(c, c.out), 1.0, 0.0)
+    return (_spread(c, g) * hit / xp.sum(hit, axis=c.p["axis"], keepdims=True),)
+
+
+amax_p = Primitive("amax", lambda xp, x, axis, keepdims: xp.max(x, axis=axis, keepdims=keepdims), _extreme_vjp,
+                   save="in,out")
+amin_p = Primitive("amin", lambda xp, x, axis, keepdims: xp.min(x, axis=axis, keepdims=keepdims), _extreme_vjp,
+                   save="in,out")
+
+
+def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):  # noqa: A001
+    """Sum over `dim` (int, tuple or None for all). (..., d, ...) -> (..., ...)."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    if dtype is not None:
+        x = x.to(dtype=dtype)
+    return apply(sum_p, (x,), {"axis": axes, "keepdims": kd})
+
+
+def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Mean over `dim` (int, tuple or None for all)."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    if x.dtype.kind not in "fc":
+        raise TypeError(f"mean: needs a floating-point tensor, got dtype {x.dtype}; use x.float().mean()")
+    return apply(mean_p, (x,), {"axis": axes, "keepdims": kd})
+
+
+def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Product over `dim`."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    return apply(prod_p, (x,), {"axis": axes, "keepdims": kd})
+
+
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Maximum over `dim` (gradient shared evenly among ties)."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    return apply(amax_p, (x,), {"axis": axes, "keepdims": kd})
+
+
+def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Minimum over `dim` (gradient shared evenly among ties)."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    return apply(amin_p, (x,), {"axis": axes, "keepdims": kd})
+
+
+argmax = no_grad_op("argmax", lambda xp, x, dim=None, keepdim=False: xp.argmax(x, axis=dim, keepdims=keepdim))
+argmin = no_grad_op("argmin", lambda xp, x, dim=None, keepdim=False: xp.argmin(x, axis=dim, keepdims=keepdim))
+all = no_grad_op("all", lambda xp, x, dim=None, keepdim=False: xp.all(x, axis=dim, keepdims=keepdim))  # noqa: A001
+any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(x, axis=dim, keepdims=keepdim))  # noqa: A001
+
+MaxMin = namedtuple("MaxMin", ["values", "indices"])
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001
+    """``max(x)``: the largest element; ``max(x, dim)``: (values, indices) along `dim`, as PyTorch.
+    With two tensors, ``max(a, b)`` is the elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return E.maximum(x, dim)
+    if dim is None:
+        return amax(x)
+    return MaxMin(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001
+    """``min(x)``, ``min(x, dim)`` -> (values, indices), or elementwise ``min(a, b)``."""
+    if isinstance(dim, Tensor):
+        return E.minimum(x, dim)
+    if dim is None:
+        return amin(x)
+    return MaxMin(amin(x, dim, keepdim), argmin(x, dim, keepdim))
+
+
+def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=None):
+    """Variance over `dim` with `correction` (1: unbiased, 0: population), as PyTorch."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    n = _count(x.shape, axes)
+    d = x - mean(x, axes, keepdim=True)
+    return sum(d * d, axes, kd) / float(n - correction if n > correction else 0)
+
+
+def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=None):
+    """Standard deviation over `dim` (square root of `var`)."""
+    return E.sqrt(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims))
+
+
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """log(sum(exp(x))) over `dim`, stable for large |x| (the max is subtracted first)."""
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    m = amax(x.detach(), axes, keepdim=True)
+    m = E.where(E.isfinite(m), m, 0.0)
+    out = E.log(sum(E.exp(x - m), axes, keepdim=True)) + m
+    if not kd:
+        from .shape import reshape
+        out = reshape(out, tuple(s for i, s in enumerate(x.shape) if axes is not None and i not in axes))
+    return out
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number)."""
+    if p in (2, 2.0, "fro"):
+        return E.sqrt(sum(x * x, dim, keepdim))
+    if p in (1, 1.0):
+        return sum(E.abs(x), dim, keepdim)
+    if p == float("inf"):
+        return amax(E.abs(x), dim, keepdim)
+    if p == float("-inf"):
+        return amin(E.abs(x), dim, keepdim)
+    return E.pow(sum(E.pow(E.abs(x), float(p)), dim, keepdim), 1.0 / float(p))
+
+
+def _cumsum_fwd(xp, x, axis):
+    return xp.cumulative_sum(x, axis=axis)
+
+
+def _cumsum_vjp(c, g):
+    # each input adds to every later output: the gradient is the reversed cumulative sum
+    xp, a = c.xp, c.p["axis"]
+    return (xp.flip(xp.cumulative_sum(xp.flip(g, axis=a), axis=a), axis=a),)
+
+
+cumsum_p = Primitive("cumsum", _cumsum_fwd, _cumsum_vjp)
+
+
+def cumsum(x, dim):
+    """Cumulative sum along `dim`."""
+    return apply(cumsum_p, (x,), {"axis": norm_axis(dim, x.ndim)[0]})

@@ -1,0 +1,298 @@
+"""Shape primitives: reshape, permute, expand, concat, flip, roll, pad, and what composes from them.
+
+Results that are views of their input share its version counter, so an in-place change through
+either is seen by backward.
+"""
+from __future__ import annotations
+
+import math
+
+from .._primitive import Primitive, apply
+from .._tensor import Tensor
+from ._util import norm_axis
+
+
+def _as_view(out: Tensor, x: Tensor) -> Tensor:
+    out._version = x._version
+    out._base = x if x._base is None else x._base
+    return out
+
+
+reshape_p = Primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape),
+                      lambda c, g: (c.xp.reshape(g, c.shapes[0]),), passthrough=True)
+
+
+def _resolve_shape(shape, numel, op="reshape"):
+    shape = tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"{op}: only one dimension can be -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or numel % known:
+            raise ValueError(f"{op}: cannot infer -1 in shape {shape} for {numel} elements")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    if math.prod(shape) != numel:
+        raise ValueError(f"{op}: shape {shape} is invalid for a tensor of {numel} elements")
+    return shape
+
+
+def reshape(x, *shape):
+    """Reshape to `shape` (one entry may be -1). A view where the data allows it."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    shape = _resolve_shape(shape, x.numel())
+    if shape == x.shape:
+        return x
+    return _as_view(apply(reshape_p, (x,), {"shape": shape}), x)
+
+
+view = reshape
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dims start_dim..end_dim into one."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    dim = dim % x.ndim
+    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+
+
+def squeeze(x, dim=None):
+    """Drop size-1 dims (all, or those in `dim`)."""
+    if dim is None:
+        axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
+    else:
+        axes = tuple(a for a in norm_axis(dim, x.ndim) if x.shape[a] == 1)
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x, dim):
+    """Insert a size-1 dim at `dim`."""
+    nd = x.ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"unsqueeze: dim {dim} out of range for a result with {nd} dims")
+    dim %= nd
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def _permute_vjp(c, g):
+    axes = c.p["axes"]
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return (c.xp.permute_dims(g, tuple(inv)),)
+
+
+permute_p = Primitive("permute", lambda xp, x, axes: xp.permute_dims(x, axes), _permute_vjp, passthrough=True)
+
+
+def permute(x, *dims):
+    """Reorder dims: out.shape[i] = x.shape[dims[i]]."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    axes = tuple(int(d) % max(x.ndim, 1) for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {x.ndim} dims")
+    if axes == tuple(range(x.ndim)):
+        return x
+    return _as_view(apply(permute_p, (x,), {"axes": axes}), x)
+
+
+def swapaxes(x, dim0, dim1):
+    """Swap two dims (PyTorch's transpose)."""
+    axes = list(range(x.ndim))
+    d0, d1 = dim0 % x.ndim, dim1 % x.ndim
+    axes[d0], axes[d1] = axes[d1], axes[d0]
+    return permute(x, axes)
+
+
+transpose = swapaxes
+swapdims = swapaxes
+
+
+def movedim(x, source, destination):
+    src, dst = source % x.ndim, destination % x.ndim
+    order = [i for i in range(x.ndim) if i != src]
+    order.insert(dst, src)
+    return permute(x, order)
+
+
+# expand: the engine sums the gradient back to the input's shape
+broadcast_p = Primitive("expand", lambda xp, x, shape: xp.broadcast_to(x, shape), lambda c, g: (g,),
+                        passthrough=True)
+
+
+def broadcast_to(x, shape):
+    """Broadcast to `shape` (a read-only view)."""
+    shape = tuple(int(s) for s in shape)
+    if shape == x.shape:
+        return x
+    lead = len(shape) - x.ndim
+    for i, s in enumerate(x.shape):
+        if s != 1 and s != shape[lead + i]:
+            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
+    return _as_view(apply(broadcast_p, (x,), {"shape": shape}), x)
+
+
+def expand(x, *shape):
+    """Broadcast to `shape`; -1 keeps a dim's size (PyTorch's expand)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    lead = len(shape) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return broadcast_to(x, shape)
+
+
+def _concat_vjp(c, g):
+    axis = c.p["axis"]
+    out, start = [], 0
+    for shape, need in zip(c.shapes, c.needs):
+        stop = start + shape[axis]
+        if need:
+            out.append(g[(slice(None),) * axis + (slice(start, stop),) + (Ellipsis,)])
+        else:
+            out.append(None)
+        start = stop
+    return tuple(out)
+
+
+concat_p = Primitive("concat", lambda xp, *xs, axis: xp.concat(xs, axis=axis), _concat_vjp, passthrough=True)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: needs at least one tensor")
+    nd = tensors[0].ndim
+    for i, t in enumerate(tensors):
+        if t.ndim != nd:
+            raise ValueError(f"cat: tensor {i} has {t.ndim} dims, tensor 0 has {nd}")
+    return apply(concat_p, tuple(tensors), {"axis": dim % nd})
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    """Join tensors along a new dim."""
+    tensors = list(tensors)
+    shape0 = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != shape0:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {shape0}")
+    nd = tensors[0].ndim + 1
+    return cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Split into pieces of a given size (last may be smaller) or a list of sizes."""
+    dim %= x.ndim
+    n = x.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sizes = [min(step, n - i) for i in range(0, n, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins_sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} do not add up to dim {dim}'s size {n}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(x[(slice(None),) * dim + (slice(start, start + s),)])
+        start += s
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    """Split into `chunks` nearly equal pieces."""
+    n = x.shape[dim]
+    return split(x, -(-n // chunks), dim)
+
+
+def unbind(x, dim=0):
+    dim %= x.ndim
+    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+
+
+flip_p = Primitive("flip", lambda xp, x, axis: xp.flip(x, axis=axis),
+                   lambda c, g: (c.xp.flip(g, axis=c.p["axis"]),))
+
+
+def flip(x, dims):
+    """Reverse the order of elements along `dims`."""
+    return apply(flip_p, (x,), {"axis": norm_axis(dims, x.ndim)})
+
+
+roll_p = Primitive("roll", lambda xp, x, shift, axis: xp.roll(x, shift, axis=axis),
+                   lambda c, g: (c.xp.roll(g, tuple(-s for s in c.p["shift"]) if isinstance(c.p["shift"], tuple)
+                                           else -c.p["shift"], axis=c.p["axis"]),))
+
+
+def roll(x, shifts, dims=None):
+    """Roll elements along `dims` (flattened when None)."""
+    if isinstance(shifts, (list, tuple)):
+        shifts = tuple(int(s) for s in shifts)
+    if dims is None:
+        return reshape(apply(roll_p, (flatten(x),), {"shift": shifts, "axis": None}), x.shape)
+    dims = tuple(d % x.ndim for d in dims) if isinstance(dims, (list, tuple)) else dims % x.ndim
+    return apply(roll_p, (x,), {"shift": shifts, "axis": dims})
+
+
+def _pad_fwd(xp, x, region, shape, value):
+    out = xp.full(shape, value, dtype=x.dtype)
+    out[region] = x
+    return out
+
+
+pad_p = Primitive("pad", _pad_fwd, lambda c, g: (g[c.p["region"]],))
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """Pad with a constant. `pad` lists (before, after) pairs from the LAST dim backwards, as
+    PyTorch's F.pad: ``pad(x, (1, 1))`` pads the last dim by one on each side."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected (before, after) pairs for at most {x.ndim} dims, got {pad}")
+    shape = list(x.shape)
+    region = [slice(None)] * x.ndim
+    for i in range(len(pad) // 2):
+        d = x.ndim - 1 - i
+        lo, hi = int(pad[2 * i]), int(pad[2 * i + 1])
+        if lo < 0 or hi < 0:
+            raise ValueError(f"pad: negative padding {pad} is not supported")
+        shape[d] += lo + hi
+        region[d] = slice(lo, lo + x.shape[d])
+    return apply(pad_p, (x,), {"region": tuple(region), "shape": tuple(shape), "value": value})
+
+
+def tile(x, reps):
+    """Repeat the whole tensor `reps[i]` times along dim i (PyTorch's Tensor.repeat)."""
+    reps = tuple(int(r) for r in reps)
+    if len(reps) < x.ndim:
+        reps = (1,) * (x.ndim - len(reps)) + reps
+    x = reshape(x, (1,) * (len(reps) - x.ndim) + x.shape)
+    inter = []
+    for r, s in zip(reps, x.shape):
+        inter += [1, s]
+    y = reshape(x, tuple(inter))
+    y = broadcast_to(y, tuple(v for r, s in zip(reps, x.shape) for v in (r, s)))
+    return reshape(y, tuple(r * s for r, s in zip(reps, x.shape)))
+
+
+def repeat_interleave(x, repeats: int, dim=0):
+    dim %= x.ndim
+    y = unsqueeze(x, dim + 1)
+    shape = list(y.shape)
+    shape[dim + 1] = repeats
+    y = broadcast_to(y, tuple(shape))
+    return flatten(y, dim, dim + 1)
+
+
+import builtins as _b  # noqa: E402
+builtins_sum = _b.sum
