@@ -5,12 +5,14 @@ import functools
 
 import numpy as np
 
+from ._debug import AnomalyError, detect_anomaly, is_anomaly_enabled, trace
 from ._engine import backward, grad
 from ._primitive import GRAD_ENABLED
 from ._tensor import Tensor, _wrap
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "grad", "backward",
-           "gradcheck", "gradgradcheck", "GradcheckError"]
+           "gradcheck", "gradgradcheck", "GradcheckError", "trace", "detect_anomaly", "is_anomaly_enabled",
+           "AnomalyError"]
 
 
 class set_grad_enabled:
@@ -30,7 +32,15 @@ class set_grad_enabled:
 
 
 class _GradMode:
+    """Context manager and decorator; ``@xbp.no_grad`` and ``@xbp.no_grad()`` both work."""
     mode = True
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
+
+    def __init__(self, fn=None):
+        pass
 
     def __enter__(self):
         self.prev = GRAD_ENABLED[0]
