@@ -1,0 +1,221 @@
+"""Optimizer: the bookkeeping every algorithm shares (param groups, state, state dicts).
+
+An algorithm subclass validates its hyperparameters and, in ``_step_group``, walks one group's
+parameters and hands raw arrays to a pure update function (``sgd_update``, ``adam_update``, ...)
+written with the parameter's Backend ``xp`` only. The update function changes the parameter's
+array (and its state arrays) in place, so the same Parameter objects, views of them and any
+captured device addresses stay valid; a fused kernel can later replace the function without
+touching this class.
+
+State layout follows PyTorch: ``opt.state[param]`` is a dict of Tensors and numbers, and
+``state_dict()`` returns ``{"state": {param_index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .._tensor import Tensor, _wrap
+from ..autograd import enable_grad, no_grad
+
+__all__ = ["Optimizer", "required"]
+
+
+class _Required:
+    """Marks a hyperparameter without a default (``SGD(params)`` without ``lr`` is an error)."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Base class: ``Optimizer(params, defaults)``.
+
+    `params` is an iterable of Tensors, or of dicts (param groups) each with a ``"params"`` entry
+    and any per-group hyperparameters overriding `defaults`.
+    """
+
+    # hyperparameters coerced with float() (NumPy scalars would promote float32 params)
+    _float_keys: tuple = ("lr", "weight_decay")
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list = []
+        if isinstance(params, Tensor):
+            raise TypeError("optimizer params must be an iterable of Tensors or of dicts, got a single "
+                            "Tensor; pass [tensor] or model.parameters()")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(g):
+                if k != "params":
+                    lines.append(f"    {k}: {g[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    # --- groups --------------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters (e.g. unfrozen layers) with its own hyperparameters."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param group must be a dict, got {type(param_group).__name__}")
+        params = param_group.get("params")
+        if params is None:
+            raise ValueError("param group has no 'params' entry")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but param {i} of the group is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor (param {i}, shape {p.shape}); "
+                                 "optimize the leaf it was computed from, or .detach().requires_grad_()")
+            if not p.is_floating_point():
+                raise TypeError(f"optimizer: param {i} has dtype {p.dtype}; only floating-point tensors "
+                                "can be optimized")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer: a parameter appears twice in one group")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group = dict(param_group)
+        group["params"] = params
+        for k, v in self.defaults.items():
+            if v is required and k not in group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {k}")
+            group.setdefault(k, v)
+        self._normalize_group(group)
+        self.param_groups.append(group)
+        self._init_group_state(group)
+
+    def _normalize_group(self, group: dict) -> None:
+        """Coerce hyperparameters to Python floats and validate them (subclasses extend `_validate`)."""
+        for k in self._float_keys:
+            if k in group and group[k] is not required:
+                group[k] = float(group[k])
+        self._validate(group)
+
+    def _validate(self, group: dict) -> None:
+        """Raise ValueError for a bad hyperparameter in `group` (override per algorithm)."""
+
+    def _init_group_state(self, group: dict) -> None:
+        """State created when a group is added (Adagrad's accumulators); most create it lazily."""
+
+    # --- gradients -----------------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (or, with ``set_to_none=False``, make it zeros).
+
+        Zeros are a new array, never written into the old one: gradient arrays may be shared."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    g = p.grad.data
+                    p.grad = _wrap(p.xp.zeros(g.shape, dtype=g.dtype), p.xp)
+
+    # --- stepping ------------------------------------------------------------------------------------
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. `closure` (optional) re-evaluates the
+        model and returns the loss; it runs with gradients enabled, and its loss is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict) -> None:
+        raise NotImplementedError
+
+    def _zeros_state(self, p: Tensor, fill: float = 0.0) -> Tensor:
+        """A state tensor shaped, typed and placed like `p`."""
+        d = p.data
+        if fill == 0.0:
+            return _wrap(p.xp.zeros(d.shape, dtype=d.dtype), p.xp)
+        return _wrap(p.xp.full(d.shape, float(fill), dtype=d.dtype), p.xp)
+
+    # --- state dicts ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: Tensor | number}}, "param_groups": [{..., "params": [index]}]}``.
+
+        Parameters are numbered in group order, as PyTorch does. Tensors are the live state (not
+        copies): save or copy the dict before stepping again if you need a snapshot."""
+        index: dict = {}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            ids = []
+            for p in g["params"]:
+                if id(p) not in index:
+                    index[id(p)] = len(index)
+                ids.append(index[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyperparameters and state saved by `state_dict` (or `xbp.load` of one) into
+        this optimizer's parameters. State tensors are copied onto each parameter's device, and
+        floating state takes the parameter's dtype."""
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict or "state" not in state_dict:
+            raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups' "
+                             "(from Optimizer.state_dict()), got "
+                             f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter group(s), this optimizer "
+                             f"has {len(self.param_groups)}")
+        lookup = {}
+        for gi, (g, sg) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(g["params"]) != len(sg["params"]):
+                raise ValueError(f"loaded state dict's parameter group {gi} has {len(sg['params'])} "
+                                 f"parameter(s), this optimizer's has {len(g['params'])}")
+            for i, p in zip(sg["params"], g["params"]):
+                lookup[int(i)] = p
+        new_state: defaultdict = defaultdict(dict)
+        for k, s in state_dict["state"].items():
+            p = lookup.get(int(k))
+            if p is None:
+                raise ValueError(f"loaded state dict has state for parameter {k}, which no group lists")
+            new_state[p] = {name: _cast_state(v, p, name, int(k)) for name, v in s.items()}
+        new_groups = []
+        for g, sg in zip(self.param_groups, saved_groups):
+            ng = {**g, **{k: v for k, v in sg.items() if k != "params"}, "params": g["params"]}
+            self._normalize_group(ng)
+            new_groups.append(ng)
+        self.state = new_state
+        self.param_groups = new_groups
+
+
+def _cast_state(v, p: Tensor, name: str, index: int):
+    """A copy of a saved state value for parameter `p`: tensors onto p's device (floats in p's dtype)."""
+    if not isinstance(v, Tensor):
+        return v
+    if name == "step" and v.ndim == 0:      # a step count saved as a 0-d tensor (PyTorch does)
+        return int(v.item())
+    if v.ndim and v.shape != p.shape:
+        raise ValueError(f"load_state_dict: state '{name}' of parameter {index} has shape {v.shape}, "
+                         f"but the parameter has shape {p.shape}; the state dict is from a different model")
+    xp = p.xp
+    a = v.data if v.xp is xp else xp.from_numpy(v.xp.to_numpy(v.data))
+    a = xp.asarray(a, copy=True)        # never alias the caller's dict: updates are in place
+    if v.is_floating_point() and v.dtype != p.dtype:
+        a = xp.astype(a, p.data.dtype)
+    return _wrap(a, xp)
