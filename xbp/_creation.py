@@ -27,7 +27,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if isinstance(data, Tensor):
         data = data.detach().data
     dt = canonical_dtype(dtype)
-    if _is_array(data) and not isinstance(data, np.generic):
+    if isinstance(data, np.generic):          # a NumPy scalar keeps its dtype, like an array
+        data = np.asarray(data)
+    if _is_array(data):
         src = backend_of(data)
         b = get_backend(device) if device is not None else (src if src.kind != "numpy" else get_backend(None))
         arr = src.asarray(data, copy=True) if src is b else b.from_numpy(src.to_numpy(data))
@@ -41,7 +43,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
                         "pass numbers, (nested) lists of numbers or an array")
     if dt is None:
         dt = DEFAULT_FLOAT[0] if host.dtype.kind == "f" else (np.dtype("int64") if host.dtype.kind in "iu" else host.dtype)
-    return _finish(b.from_numpy(np.ascontiguousarray(host, dtype=dt)), b, requires_grad)
+    # (not np.ascontiguousarray: it turns a 0-d array into shape (1,))
+    return _finish(b.from_numpy(np.asarray(host, dtype=dt)), b, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:

@@ -122,6 +122,8 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
             if a.requires_grad:
                 req = True
         else:
+            if a.__class__ not in _PLAIN:
+                a = _coerce(a, args)
             arrays.append(a)
     if prim.res:
         out, res = prim.fwd(xp, *arrays, **params)
@@ -165,6 +167,21 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
 
 
 _TRUE1 = (True,)
+_PLAIN = frozenset((float, int, bool, type(None), str, tuple))
+
+
+def _coerce(a, args):
+    """A non-Tensor argument other than a Python number: NumPy scalars become Python numbers, so
+    they are "weak" like Python scalars (``x * np.float64(2)`` stays float32, as in PyTorch); a raw
+    NumPy array is moved to the device of the Tensor arguments."""
+    import numpy as np
+    if isinstance(a, np.generic):
+        return a.item()
+    if isinstance(a, np.ndarray):
+        for t in args:
+            if isinstance(t, Tensor):
+                return t.xp.from_numpy(a) if t.xp.kind != "numpy" else a
+    return a
 
 
 def _device_mismatch(prim, args):

@@ -15,15 +15,20 @@ import numpy as np
 from . import _backend
 
 
+_NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
+
+
 class Tensor:
     __slots__ = ("data", "xp", "requires_grad", "grad_fn", "grad", "_version", "_accum", "_hooks",
-                 "_base", "_retain", "__weakref__")
+                 "_base", "_view", "_retain", "__weakref__")
     __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False):
         """Wrap a backend array as is (no copy). Prefer `xbp.tensor(...)`, which also converts."""
         if isinstance(data, Tensor):
             data = data.data
+        elif data.__class__ in _NP_SCALARS:
+            data = np.asarray(data)
         self.data = data
         self.xp = _backend.backend_of(data)
         self.grad_fn = None
@@ -32,6 +37,7 @@ class Tensor:
         self._accum = None
         self._hooks = None
         self._base = None
+        self._view = None
         self._retain = False
         self.requires_grad = False
         if requires_grad:
@@ -130,6 +136,13 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad; call .detach().numpy()")
         return np.array(self.xp.to_numpy(self.data), copy=True)
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: a host copy (refused while the tensor requires grad, like `numpy()`)."""
+        if self.requires_grad:
+            raise RuntimeError("np.asarray() on a tensor that requires grad; call .detach() first")
+        a = self.xp.to_numpy(self.data)
+        return a if dtype is None else a.astype(dtype, copy=False)
 
     def item(self):
         if self.numel() != 1:
@@ -272,7 +285,13 @@ class Tensor:
     def zero_(self): return _ops.fill_(self, 0)
     def fill_(self, v): return _ops.fill_(self, v)
     def copy_(self, src): return _ops.copy_(self, src)
-    def clamp_(self, min=None, max=None): return _ops.copy_(self, _ops.clamp(self.detach(), min, max))
+    def clamp_(self, min=None, max=None): return _ops.inplace_(self, "clamp_", lambda t: _ops.clamp(t, min, max))
+    clip_ = clamp_
+    def relu_(self): return _ops.inplace_(self, "relu_", _ops.relu)
+    def neg_(self): return _ops.inplace_(self, "neg_", _ops.neg)
+    def pow_(self, e): return _ops.inplace_(self, "pow_", lambda t: _ops.pow(t, e))
+    def exp_(self): return _ops.inplace_(self, "exp_", _ops.exp)
+    def sqrt_(self): return _ops.inplace_(self, "sqrt_", _ops.sqrt)
 
     # --- methods PyTorch users expect ---------------------------------------------------------------
     @property
@@ -369,6 +388,10 @@ class _HookHandle:
 
 def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
     """Fast constructor used by the graph machinery: no type inspection."""
+    if data.__class__ in _NP_SCALARS:
+        # NumPy ops on 0-d arrays return NumPy scalars, which are immutable (no in-place ops,
+        # no setitem, no DLPack): keep every tensor's data a real array
+        data = np.asarray(data)
     t = Tensor.__new__(Tensor)
     t.data = data
     t.xp = xp
@@ -379,6 +402,7 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
     t._accum = None
     t._hooks = None
     t._base = None
+    t._view = None
     t._retain = False
     return t
 

@@ -14,7 +14,7 @@ from .shape import (  # noqa: F401
     unsqueeze, view,
 )
 from .index import (  # noqa: F401
-    add_, copy_, div_, fill_, gather, getitem, index_add_rows, index_select, masked_fill, mul_,
+    add_, copy_, div_, fill_, gather, getitem, index_add_rows, inplace_, index_select, masked_fill, mul_,
     one_hot, setitem_, sub_, take_along_dim, take_rows,
 )
 from .linalg import einsum, linear, matmul, outer  # noqa: F401

@@ -117,6 +117,7 @@ def getitem(x: Tensor, key):
         return apply(take_flat_p, (x,), {"pos": pos})
     _check_int_bounds(x, key)
     out = _as_view(apply(getitem_p, (x,), {"key": key}), x)
+    out._view = (x, key)             # so an in-place change of `out` can be written through to x
     if nones:
         shape = list(out.shape)
         for a in nones:
@@ -237,31 +238,84 @@ def one_hot(index, num_classes: int = -1):
 
 
 # --- in-place operations ---------------------------------------------------------------------------
+# With autograd recording (grad mode on and the tensor or the other operand requires grad), an
+# in-place op is computed out of place from a private copy of the tensor's old value (so what the
+# new node saves is never overwritten), the result is written into the tensor's own memory (so its
+# views see it, as in PyTorch), and the tensor becomes the output of the recorded node. A view made
+# by basic indexing passes the write on to its parent as a recorded setitem, so `y[0] += 1` and
+# `v = y[1:]; v *= 2` both update y's graph. The shared version counter is bumped, so a node that
+# saved the overwritten memory refuses to run backward.
+def _view_chain(x: Tensor, op: str):
+    """[(parent, key), ...] from x up to the tensor that owns its memory; refuses what cannot be
+    recorded (a leaf that requires grad, or a view made by reshape/permute/expand)."""
+    chain, t = [], x
+    while t._base is not None:
+        if t._view is None:
+            raise RuntimeError(f"{op}: in-place change of a reshaped, permuted or expanded view (shape {x.shape}) "
+                               "while autograd records it is not supported; use an out-of-place op, or "
+                               ".clone() the view first")
+        chain.append(t._view)
+        t = t._view[0]
+    if t.requires_grad and t.grad_fn is None:
+        what = "a leaf tensor" if t is x else f"a view (shape {x.shape}) of a leaf tensor"
+        raise RuntimeError(f"{op}: in-place change of {what} that requires grad (shape {t.shape}); "
+                           "do it under `with xbp.no_grad():` (as optimizers do) or on a .clone()")
+    return chain
+
+
 def _check_inplace(x: Tensor, op: str):
-    if GRAD_ENABLED[0] and x.requires_grad and x.grad_fn is None:
+    """Refusals for an in-place op that autograd does not record."""
+    if not GRAD_ENABLED[0]:
+        return
+    if x.requires_grad and x.grad_fn is None:
         raise RuntimeError(f"{op}: in-place change of a leaf tensor that requires grad (shape {x.shape}); "
                            "do it under `with xbp.no_grad():` (as optimizers do) or on a .clone()")
-    if GRAD_ENABLED[0] and x._base is not None and x._base.requires_grad:
-        raise RuntimeError(f"{op}: in-place change of a view of a tensor that requires grad is not supported; "
-                           "use an out-of-place op or .clone() the view first")
+    if x._base is not None and x._base.requires_grad:
+        raise RuntimeError(f"{op}: in-place change of a view (shape {x.shape}) of a tensor that requires grad, "
+                           "made under no_grad; use an out-of-place op or .clone() the view first")
 
 
-def _rebind(x: Tensor, out: Tensor) -> Tensor:
-    """Make `x` the result of a recorded op, as in-place ops do with autograd on."""
-    x.data = out.data
+def _recording(x: Tensor, other) -> bool:
+    return GRAD_ENABLED[0] and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+
+
+def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
+    """x <- compute(old x), recorded; see the comment above."""
+    chain = _view_chain(x, op)
+    old = _wrap(x.xp.asarray(x.data, copy=True), x.xp, x.requires_grad, x.grad_fn)
+    out = compute(old)
+    if out.shape != x.shape:
+        raise RuntimeError(f"{op}: the result has shape {out.shape} but the tensor being changed in place has "
+                           f"shape {x.shape}; an in-place op cannot change a tensor's shape")
+    if out.dtype != x.dtype:
+        from .device import astype
+        out = astype(out, x.dtype)
+    x.xp.setitem(x.data, (Ellipsis,), out.data)
     x.grad_fn = out.grad_fn
     x.requires_grad = out.requires_grad
+    new = out
+    for parent, key in chain:            # write-through: parent <- setitem(parent, key, new)
+        p_new = apply(setitem_p, (parent, new), {"key": key})
+        parent.grad_fn = p_new.grad_fn
+        parent.requires_grad = p_new.requires_grad
+        new = p_new
     x._version[0] += 1
     return x
 
 
 def _inplace_binary(name, op, array_iop):
     def f(x: Tensor, other):
+        if _recording(x, other):
+            return _record_inplace(x, name, lambda old: op(old, other))
         _check_inplace(x, name)
-        if GRAD_ENABLED[0] and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
-            return _rebind(x, op(x, other))
         xp, (a, b) = unpack(name, (x, other))
-        x.data = array_iop(a, b)
+        if isinstance(other, Tensor) and other.dtype != x.dtype and other.dtype.kind == x.dtype.kind:
+            b = xp.astype(b, a.dtype)        # float32 += float64: keep x's dtype (strict refuses otherwise)
+        elif b.__class__ not in (int, float, bool) and isinstance(b, np.generic):
+            b = b.item()
+        out = array_iop(a, b)
+        if out is not a:                     # a backend that does not update in place
+            xp.setitem(a, (Ellipsis,), out)
         x._version[0] += 1
         return x
     f.__name__ = f.__qualname__ = name
@@ -320,14 +374,21 @@ setitem_p = Primitive("setitem", _setitem_fwd, _setitem_vjp)
 
 def setitem_(x: Tensor, key, value):
     """x[key] = value: in place; recorded in the graph when x or value requires grad."""
-    _check_inplace(x, "setitem")
     key, nones, advanced = _normalize_key(x, key)
     if nones:
         raise IndexError("setitem: None in an assignment index is not supported")
     if not advanced:
         _check_int_bounds(x, key)
-    if GRAD_ENABLED[0] and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
-        return _rebind(x, apply(setitem_p, (x, value), {"key": key}))
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Tensor) and value.xp is not x.xp:
+        from .._primitive import _device_mismatch
+        _device_mismatch(setitem_p, (x, value))
+    if isinstance(value, Tensor) and value.dtype != x.dtype:
+        value = value.to(dtype=x.dtype)
+    if _recording(x, value):
+        return _record_inplace(x, "setitem", lambda old: apply(setitem_p, (old, value), {"key": key}))
+    _check_inplace(x, "setitem")
     xp, (a, v) = unpack("setitem", (x, value))
     xp.setitem(a, key, v)
     x._version[0] += 1
@@ -335,26 +396,49 @@ def setitem_(x: Tensor, key, value):
 
 
 def fill_(x: Tensor, value):
-    """Fill with a number, in place."""
+    """Fill with a number, in place (on the graph, the old value gets no gradient)."""
+    if isinstance(value, Tensor):
+        return copy_(x, value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if _recording(x, None):
+        return _record_inplace(x, "fill_", lambda old: apply(setitem_p, (old, value), {"key": (Ellipsis,)}))
     _check_inplace(x, "fill_")
     x.xp.setitem(x.data, (Ellipsis,), value)
-    x.grad_fn = None if not x.requires_grad or x.grad_fn is None else x.grad_fn
     x._version[0] += 1
     return x
 
 
 def copy_(x: Tensor, src):
-    """Copy `src` (broadcastable, same device) into x, in place."""
-    _check_inplace(x, "copy_")
+    """Copy `src` (broadcastable, same device) into x, in place; differentiable w.r.t. src."""
     if isinstance(src, Tensor) and src.xp is not x.xp:
         raise RuntimeError(f"copy_: source is on {src.device}, destination on {x.device}; move it with .to() first")
-    if GRAD_ENABLED[0] and isinstance(src, Tensor) and src.requires_grad:
+    if isinstance(src, Tensor):
         from .shape import broadcast_to
-        from .elementwise import add
-        return _rebind(x, add(broadcast_to(src.to(dtype=x.dtype), x.shape), 0.0))
+        try:
+            src = broadcast_to(src.to(dtype=x.dtype), x.shape)
+        except ValueError:
+            raise RuntimeError(f"copy_: source shape {src.shape} cannot be broadcast to {x.shape}") from None
+    if _recording(x, src):
+        return _record_inplace(x, "copy_", lambda old: apply(setitem_p, (old, src), {"key": (Ellipsis,)}))
+    _check_inplace(x, "copy_")
     v = src.data if isinstance(src, Tensor) else src
-    if hasattr(v, "dtype") and v.dtype != x.data.dtype:
-        v = x.xp.astype(v, x.data.dtype)
+    x.xp.setitem(x.data, (Ellipsis,), v)
+    x._version[0] += 1
+    return x
+
+
+def inplace_(x: Tensor, name: str, fn) -> Tensor:
+    """x <- fn(x) in place for any out-of-place op `fn` (clamp_, relu_, ...), recorded like add_."""
+    if _recording(x, None):
+        return _record_inplace(x, name, fn)
+    _check_inplace(x, name)
+    from ..autograd import no_grad
+    with no_grad():
+        out = fn(x)
+    if out.shape != x.shape:
+        raise RuntimeError(f"{name}: the result has shape {out.shape} but the tensor has shape {x.shape}")
+    v = out.data if out.dtype == x.dtype else x.xp.astype(out.data, x.data.dtype)
     x.xp.setitem(x.data, (Ellipsis,), v)
     x._version[0] += 1
     return x
