@@ -180,7 +180,7 @@ def _edge_grad(n, i, gx):
 
 
 def _shape(s):
-    return "()" if s == () else str(tuple(s)).replace(",)", ")")
+    return str(tuple(s))
 
 
 def _fmt(v):
