@@ -22,6 +22,7 @@ from .ops import (
     transpose, unbind, unsqueeze, var, where,
 )
 from . import autograd  # noqa: F401
+from . import viz  # noqa: F401
 
 float16 = _np.dtype("float16")
 float32 = _np.dtype("float32")
