@@ -76,8 +76,11 @@ def _shape(size):
     return tuple(int(s) for s in size)
 
 
-def _float_dtype(dtype):
-    return canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT[0]
+def _float_dtype(dtype, op=None):
+    dt = canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT[0]
+    if op is not None and dt.kind != "f":
+        raise TypeError(f"{op}: dtype must be a floating-point dtype, got {dt}; use randint for integers")
+    return dt
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -150,13 +153,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform [0, 1) samples from the device's seeded generator."""
     b = get_backend(device)
-    return _finish(b.random_uniform(_shape(size), _float_dtype(dtype)), b, requires_grad)
+    return _finish(b.random_uniform(_shape(size), _float_dtype(dtype, "rand")), b, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples from the device's seeded generator."""
     b = get_backend(device)
-    return _finish(b.random_normal(_shape(size), _float_dtype(dtype)), b, requires_grad)
+    return _finish(b.random_normal(_shape(size), _float_dtype(dtype, "randn")), b, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:

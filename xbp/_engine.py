@@ -48,6 +48,18 @@ def _rewrap(a, parent, xp):
     return _wrap(a, xp, True, parent)
 
 
+def _is_array(v):
+    return hasattr(v, "__array_namespace__") and not isinstance(v, Tensor)
+
+
+def _const(v, xp):
+    if _is_array(v):
+        return _wrap(v, xp)
+    if type(v) is tuple and any(_is_array(e) for e in v):
+        return tuple(_wrap(e, xp) if _is_array(e) else e for e in v)
+    return v
+
+
 def _tensor_ctx(n: Node) -> _TensorCtx:
     from .ops import tensor_namespace
     c = _TensorCtx()
@@ -55,8 +67,10 @@ def _tensor_ctx(n: Node) -> _TensorCtx:
     c.shapes = n.shapes
     c.ins = None if n.ins is None else tuple(_rewrap(a, p, n.xp) for a, p in zip(n.ins, n.parents))
     c.out = None if n.out is None else _wrap(n.out, n.xp, True, n)
-    c.res = n.res
-    c.p = n.p
+    # arrays among the residuals and parameters (gather positions, masks) become constant Tensors,
+    # so the tensor namespace's functions accept them
+    c.res = _const(n.res, n.xp)
+    c.p = n.p if not any(_is_array(v) for v in n.p.values()) else {k: _const(v, n.xp) for k, v in n.p.items()}
     c.needs = n.needs
     c.prim = n.prim
     return c

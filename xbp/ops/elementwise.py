@@ -83,8 +83,18 @@ def mul(a, b):
 
 
 def div(a, b):
-    """a / b (true division, broadcasting)."""
+    """a / b (true division, broadcasting). Integer / integer gives the default float dtype."""
+    if _int_like(a) and _int_like(b):
+        from .._creation import DEFAULT_FLOAT
+        a = a.to(dtype=DEFAULT_FLOAT[0]) if isinstance(a, Tensor) else float(a)
+        b = b.to(dtype=DEFAULT_FLOAT[0]) if isinstance(b, Tensor) else float(b)
     return apply(div_p, (a, b))
+
+
+def _int_like(v):
+    if isinstance(v, Tensor):
+        return v.dtype.kind in "iub"
+    return isinstance(v, int)
 
 
 def pow(a, b):  # noqa: A001 - PyTorch's name

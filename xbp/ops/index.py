@@ -7,6 +7,8 @@ lacks: the Backend gives a native one (np.add.at, cupyx.scatter_add) and a porta
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._primitive import GRAD_ENABLED, Primitive, apply
@@ -51,6 +53,7 @@ def _normalize_key(x: Tensor, key):
                 raise IndexError(f"index: unsupported index of type {type(k).__name__}")
         items.append(k)
     if advanced:
+        _check_advanced(x, items)
         return tuple(items), (), True
     n_real = len([k for k in items if k is not None and k is not Ellipsis])
     if n_real > x.ndim:
@@ -69,6 +72,40 @@ def _normalize_key(x: Tensor, key):
         items.append(Ellipsis)
     basic = tuple(k for k in items if k is not None)
     return basic, tuple(nones), False
+
+
+def _check_advanced(x: Tensor, items):
+    """Bounds of integer-array indices and shapes of boolean masks, on every device (CuPy would
+    wrap an out-of-range index silently)."""
+    def used(k):
+        if k is None or k is Ellipsis:
+            return 0
+        if hasattr(k, "dtype") and hasattr(k, "shape") and x.xp.canonical(k.dtype).kind == "b":
+            return k.ndim
+        return 1
+    n_used = sum(used(k) for k in items)
+    if n_used > x.ndim:
+        raise IndexError(f"index: too many indices ({n_used} dims) for a tensor of shape {x.shape}")
+    d = 0
+    for k in items:
+        if k is Ellipsis:
+            d += x.ndim - n_used
+            continue
+        u = used(k)
+        if hasattr(k, "shape") and hasattr(k, "dtype"):
+            kind = x.xp.canonical(k.dtype).kind
+            if kind == "b":
+                if tuple(k.shape) != x.shape[d:d + u]:
+                    raise IndexError(f"index: boolean mask of shape {tuple(k.shape)} does not match the indexed "
+                                     f"dims {x.shape[d:d + u]} of a tensor of shape {x.shape}")
+            elif kind in "iu":
+                if math.prod(k.shape):
+                    x.xp.check_index_range(k, x.shape[d], f"index (dim {d} of a tensor of shape {x.shape})")
+            else:
+                raise IndexError(f"index: tensors used as indices must be integer or bool, got dtype {kind!r}")
+        elif isinstance(k, (int, np.integer)) and not -x.shape[d] <= k < x.shape[d]:
+            raise IndexError(f"index {k} is out of bounds for dim {d} of size {x.shape[d]} (tensor shape {x.shape})")
+        d += u
 
 
 def _check_int_bounds(x: Tensor, key):

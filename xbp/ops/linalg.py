@@ -10,9 +10,11 @@ def _matmul_vjp(c, g):
     a, b = c.ins
     a2 = xp.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
     b2 = xp.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
-    if a.ndim == 1:
+    if a.ndim == 1 and b.ndim == 1:      # a dot product: g is 0-d
+        g = xp.reshape(g, (1, 1))
+    elif a.ndim == 1:
         g = xp.expand_dims(g, axis=-2)
-    if b.ndim == 1:
+    elif b.ndim == 1:
         g = xp.expand_dims(g, axis=-1)
     ga = gb = None
     if c.needs[0]:

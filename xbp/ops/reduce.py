@@ -57,7 +57,7 @@ def _extreme_vjp(c, g):
     """amax/amin: the gradient is shared evenly among the elements equal to the extreme."""
     xp = c.xp
     x = c.ins[0]
-    hit = xp.where(x == _spread(c, c.out), 1.0, 0.0)
+    hit = xp.astype(x == _spread(c, c.out), x.dtype)
     return (_spread(c, g) * hit / xp.sum(hit, axis=c.p["axis"], keepdims=True),)
 
 
@@ -72,6 +72,8 @@ def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):  #
     axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
     if dtype is not None:
         x = x.to(dtype=dtype)
+    elif x.dtype.kind == "b":            # counting: bool sums to int64, as in PyTorch
+        x = x.to(dtype="int64")
     return apply(sum_p, (x,), {"axis": axes, "keepdims": kd})
 
 
