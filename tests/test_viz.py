@@ -294,6 +294,75 @@ def test_group_by_module_reused_module(device):
     assert heads == ["fc1: Lin", "fc1: Lin (call 2)"]
 
 
+def _xbp_modules():
+    nnm = pytest.importorskip("xbp.nn.module")
+    from xbp.nn.parameter import Parameter
+
+    class Dense(nnm.Module):
+        def __init__(self, i, o, seed):
+            super().__init__()
+            rng = np.random.default_rng(seed)
+            self.weight = Parameter(xbp.tensor(rng.standard_normal((o, i)), dtype=xbp.float32))
+            self.bias = Parameter(xbp.zeros((o,)))
+
+        def forward(self, x):
+            return xbp.relu(xbp.linear(x, self.weight, self.bias))
+
+    class Block(nnm.Module):
+        def __init__(self, seed):
+            super().__init__()
+            self.a, self.b = Dense(4, 4, seed), Dense(4, 4, seed + 1)
+
+        def forward(self, x):
+            return x + self.b(self.a(x))         # residual
+
+    class Model(nnm.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = Dense(3, 4, 0)
+            self.block1, self.block2 = Block(1), Block(3)
+            self.out = Dense(4, 2, 5)
+
+        def forward(self, x):
+            return self.out(self.block2(self.block1(self.inp(x))))
+
+    return Model
+
+
+def test_group_by_module_with_xbp_nn_modules():
+    Model = _xbp_modules()
+    model = Model()
+    x = xbp.ones((5, 3))
+    with record():
+        loss = model(x).sum()
+    full, _ = parse(to_dot(loss, params=model))
+    assert len(of_class(full, "op")) == 6 * 2 + 2 + 1 and len(of_class(full, "param")) == 12
+    # depth 1: the model's children; each Block collapses to one node, parameters inside
+    nodes, edges = parse(to_dot(loss, params=model, group_by_module=True))
+    mods = {v["label"].split("\n")[0]: k for k, v in of_class(nodes, "module").items()}
+    assert set(mods) == {"inp: Dense", "block1: Block", "block2: Block", "out: Dense"}
+    assert "5 ops" in nodes[mods["block1: Block"]]["label"]
+    assert "block1.a.weight (4, 4)" in nodes[mods["block1: Block"]]["label"]
+    (total,) = of_class(nodes, "op")                                            # the final sum
+    assert not of_class(nodes, "param")
+    pairs = {(a, b) for a, b, _ in edges}
+    assert pairs == {(mods["inp: Dense"], mods["block1: Block"]), (mods["block1: Block"], mods["block2: Block"]),
+                     (mods["block2: Block"], mods["out: Dense"]), (mods["out: Dense"], total)}
+    # depth 2: inside the blocks, the Dense layers and the residual add
+    nodes, edges = parse(to_dot(loss, params=model, group_by_module=2))
+    labels = sorted(v["label"].split("\n")[0] for v in of_class(nodes, "module").values())
+    assert labels == ["block1.a: Dense", "block1.b: Dense", "block1: Block", "block2.a: Dense", "block2.b: Dense",
+                      "block2: Block", "inp: Dense", "out: Dense"]
+    (blk,) = label_of(nodes, "block1: Block")
+    assert nodes[blk]["label"].startswith("block1: Block\n1 op\n")       # its own residual add
+    assert [v["label"].split("\n")[0] for v in of_class(nodes, "op").values()] == ["sum"]
+    # outside record() nothing is tagged: grouping falls back to the parameter names, same depth-1 view
+    loss2 = model(x).sum()
+    nodes2, _ = parse(to_dot(loss2, params=model, group_by_module=True))
+    assert sorted(v["label"].split("\n")[0] for v in of_class(nodes2, "module").values()) \
+        == ["block1", "block2", "inp", "out"]
+
+
 def test_group_by_module_from_param_names(device):
     loss, p = mlp(device)
     nodes, edges = parse(to_dot(loss, params=p, group_by_module=True))

@@ -83,35 +83,90 @@ def user_where(scope=()) -> Where:
 # ----------------------------------------------------------------------------------------------
 # module scopes (for xbp.viz group_by_module)
 # ----------------------------------------------------------------------------------------------
-_SCOPE: list = []          # stack of (module, call id) while a recording is active
-_CALLS = [0]
+# Which module call created an op is read off the call stack, only while a recording is on: every
+# frame running ``xbp.nn.Module.__call__`` is a module call (its ``self`` the module), and objects
+# that are not xbp Modules can mark their calls with `module_scope`. Nothing runs per module call
+# when no recording is active, and Module.__call__ needs no code for it.
+_SCOPE: list = []          # explicit module_scope entries: [frame, (module, call id)]
+_CALLS = [0]               # call ids, unique per module call
+_FRAME_CALLS: dict = {}    # id(frame) -> (frame, (module, call id)) for live Module.__call__ frames
+_CALL_CODES: set = set()   # code objects of Module.__call__
 _NULL = contextlib.nullcontext()
 
 
 class _ModuleScope:
-    __slots__ = ("entry",)
+    __slots__ = ("item",)
 
-    def __init__(self, module):
+    def __init__(self, module, frame):
         _CALLS[0] += 1
-        self.entry = (module, _CALLS[0])
+        self.item = [frame, (module, _CALLS[0])]
 
     def __enter__(self):
-        _SCOPE.append(self.entry)
+        _SCOPE.append(self.item)
         return self
 
     def __exit__(self, *exc):
-        if _SCOPE and _SCOPE[-1] is self.entry:
-            _SCOPE.pop()
+        for k in range(len(_SCOPE) - 1, -1, -1):
+            if _SCOPE[k] is self.item:
+                del _SCOPE[k]
+                break
+        self.item[0] = None
         return False
 
 
 def module_scope(module):
-    """``with module_scope(self): out = self.forward(...)`` in ``Module.__call__``: tags the ops the
-    forward creates with the module, for ``xbp.viz.to_dot(..., group_by_module=True)``. A shared
-    no-op context unless ``xbp.viz.record()`` is active."""
+    """``with module_scope(obj): ...`` marks the ops created inside as made by the module `obj`,
+    for ``xbp.viz.to_dot(..., group_by_module=True)``. xbp.nn Modules need no such call (their
+    ``__call__`` frames are found on the stack); use it for other callables that act as modules.
+    A shared no-op context unless ``xbp.viz.record()`` is active."""
     if not _STATE.scopes:
         return _NULL
-    return _ModuleScope(module)
+    return _ModuleScope(module, sys._getframe(1))
+
+
+def _find_module_call_code():
+    try:
+        from .nn.module import Module
+    except ImportError:
+        return
+    call = getattr(Module.__call__, "__code__", None)
+    if call is not None:
+        _CALL_CODES.add(call)
+
+
+def _current_scope() -> tuple:
+    """The module calls active now, outermost first, as ((module, call id), ...)."""
+    frames = []
+    f = sys._getframe(2)
+    while f is not None:
+        frames.append(f)
+        f = f.f_back
+    depth = {id(fr): len(frames) - i for i, fr in enumerate(frames)}   # larger = further in
+    items = []
+    if _CALL_CODES:
+        live = {}
+        for fr in frames:
+            if fr.f_code in _CALL_CODES:
+                ent = _FRAME_CALLS.get(id(fr))
+                if ent is None or ent[0] is not fr:
+                    _CALLS[0] += 1
+                    ent = (fr, (fr.f_locals.get("self"), _CALLS[0]))
+                live[id(fr)] = ent
+                items.append((depth[id(fr)], 0, ent[1]))
+        _FRAME_CALLS.clear()          # forget finished calls (the frames held keep their ids unique)
+        _FRAME_CALLS.update(live)
+    for k, (fr, entry) in enumerate(_SCOPE):
+        d = depth.get(id(fr))
+        if d is not None:
+            items.append((d, k + 1, entry))
+    if not items:
+        return ()
+    items.sort(key=lambda t: (t[0], t[1]))
+    out = []
+    for _, _, entry in items:
+        if not (out and out[-1][0] is entry[0]):      # a module both found and marked: once
+            out.append(entry)
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,7 +271,7 @@ class _Hub:
             _check_forward(prim, args, out)
 
     def where(self):
-        return user_where(tuple(_SCOPE) if _STATE.scopes else ())
+        return user_where(_current_scope() if _STATE.scopes else ())
 
     def check_backward(self, node, gxs):
         if _STATE.anomaly and _STATE.anomaly[-1].backward:
@@ -273,7 +328,7 @@ def _check_forward(prim, args, out):
     xp = backend_of(out)
     if _all_finite(xp, out):
         return
-    where = user_where(tuple(_SCOPE) if _STATE.scopes else ())
+    where = user_where(_current_scope() if _STATE.scopes else ())
     shapes = tuple(tuple(a.shape) if hasattr(a, "shape") else None for a in args)
     bad, notes = [], []
     for i, a in enumerate(args):
@@ -558,6 +613,8 @@ class recording:
         if self.recorder is not None:
             _STATE.recorders.append(self.recorder)
         if self.modules:
+            if not _CALL_CODES:
+                _find_module_call_code()
             _STATE.scopes += 1
         _STATE.refresh()
         return self
@@ -569,6 +626,7 @@ class recording:
             _STATE.scopes -= 1
             if not _STATE.scopes:
                 _SCOPE.clear()
+                _FRAME_CALLS.clear()
         _STATE.refresh()
         return False
 

@@ -21,11 +21,14 @@ last backward, summed back to the input's shape. They are recorded only when ask
     ``.grad`` and hooks untouched) to measure them.
 Nothing is recorded, and nothing costs, outside these two cases.
 
-``group_by_module=True`` draws one node per module call instead of its ops (``group_by_module=2``
-goes one level deeper). It uses the module scopes tagged while a forward ran inside
-``xbp.viz.record()`` (``Module.__call__`` enters `module_scope`); without them it groups from the
-parameter names in ``params``: an op joins module ``m`` when it consumes one of ``m``'s parameters,
-or when all its inputs come from ``m``'s ops and all its consumers are ``m``'s ops.
+``group_by_module=True`` draws one node per module call instead of its ops: per call of each of
+the model's children (``group_by_module=2``: of their children, where they have some; the ops a
+module runs itself, outside its children, form a node of their own). Which module call made each
+op is known when the forward ran inside ``xbp.viz.record()``: the recording finds the frames of
+``xbp.nn.Module.__call__`` on the stack (other callables can mark themselves with
+``with xbp.viz.module_scope(self):``). Without that it groups from the parameter names in
+``params``: an op joins module ``m`` when it consumes one of ``m``'s parameters, or when all its
+inputs come from ``m``'s ops and all its consumers are ``m``'s ops.
 """
 from __future__ import annotations
 
@@ -205,12 +208,13 @@ def _groups_from_scopes(g: _Graph, depth, params):
     names = _module_names(params)
     key_of, info, calls = {}, {}, {}
     for n, s in scoped.items():
-        if len(s) <= pos:
+        if len(s) <= r:               # made by the model's own forward, in no submodule
             continue
-        key = tuple(c for _, c in s[:pos + 1])
+        k = min(len(s), pos + 1)      # the deepest module call at most `depth` levels down
+        key = tuple(c for _, c in s[:k])
         key_of[n] = key
         if key not in info:
-            m = s[pos][0]
+            m = s[k - 1][0]
             calls[id(m)] = calls.get(id(m), 0) + 1
             name = names.get(id(m))
             cls = type(m).__name__
@@ -228,7 +232,7 @@ def _groups_from_params(g: _Graph, depth, names):
         if nm is None:
             return None
         parts = nm.split(".")[:-1]
-        return ".".join(parts[:depth]) if len(parts) >= depth else None
+        return ".".join(parts[:depth]) if parts else None
 
     key_of = {}
     for n in g.ops:
@@ -257,7 +261,8 @@ def _q(s) -> str:
 
 
 def _attrs(**kw) -> str:
-    return "[" + " ".join(f"{k}={_q(v)}" for k, v in kw.items() if v is not None) + "]"
+    """DOT attributes; ``cls`` is written as ``class`` (kept in SVG output, and by the tests)."""
+    return "[" + " ".join(f"{'class' if k == 'cls' else k}={_q(v)}" for k, v in kw.items() if v is not None) + "]"
 
 
 def _meta(g, n) -> str:
@@ -347,8 +352,9 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
         nm = leaf_name(n)
         cls = "param" if nm is not None else "input"
         label = f"{nm if nm is not None else 'input'}\n{_meta(g, n)}"
-        extra = {"peripheries": "2"} if ids[n] in root_ids else {}
-        lines.append(f"  {ids[n]} {_attrs(label=label, shape='box', style='filled', fillcolor='lightblue' if nm else 'lightyellow', **{'class': cls}, **extra)};")
+        a = _attrs(label=label, shape="box", style="filled", fillcolor="lightblue" if nm else "lightyellow",
+                   cls=cls, peripheries="2" if ids[n] in root_ids else None)
+        lines.append(f"  {ids[n]} {a};")
     for n in g.ops:
         if rep[n] != ids[n]:
             continue
@@ -356,8 +362,10 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
         if n in incoming and n in g.roots:
             label += f"\n|grad out| {_fmt_norm(incoming[n])}"
         tip = str(n.where) if n.where is not None and n.where.file else None
-        extra = {"peripheries": "2", "fillcolor": "lightpink"} if ids[n] in root_ids else {"fillcolor": "white"}
-        lines.append(f"  {ids[n]} {_attrs(label=label, shape='box', style='rounded,filled', tooltip=tip, **{'class': 'op'}, **extra)};")
+        root = ids[n] in root_ids
+        a = _attrs(label=label, shape="box", style="rounded,filled", tooltip=tip, cls="op",
+                   fillcolor="lightpink" if root else "white", peripheries="2" if root else None)
+        lines.append(f"  {ids[n]} {a};")
     for gid_, info in groups.items():
         outs_meta = []
         for n in info["ops"]:
@@ -367,13 +375,17 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
                 if m not in outs_meta:
                     outs_meta.append(m)
         label = f"{info['label']}\n{len(info['ops'])} op{'s' if len(info['ops']) != 1 else ''}"
-        if info["params"]:
-            label += "\n" + "\n".join(f"{pn} {_shape(ps) if ps is not None else ''}" for pn, ps in info["params"])
+        ps = [f"{pn} {_shape(sh) if sh is not None else ''}" for pn, sh in info["params"]]
+        if len(ps) > 6:
+            ps = ps[:5] + [f"... {len(ps) - 5} more parameters"]
+        if ps:
+            label += "\n" + "\n".join(ps)
         if outs_meta:
             label += "\n-> " + ", ".join(outs_meta)
-        extra = {"peripheries": "2"} if gid_ in root_ids else {}
         ops_txt = ", ".join(dict.fromkeys(n.prim.name for n in info["ops"]))
-        lines.append(f"  {gid_} {_attrs(label=label, shape='box3d', style='filled', fillcolor='lavender', tooltip=ops_txt, **{'class': 'module'}, **extra)};")
+        a = _attrs(label=label, shape="box3d", style="filled", fillcolor="lavender", tooltip=ops_txt, cls="module",
+                   peripheries="2" if gid_ in root_ids else None)
+        lines.append(f"  {gid_} {a};")
 
     # constants (array inputs that need no gradient)
     if constants:
@@ -383,7 +395,8 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
                 if p is None and s is not None and not (group_by_module and rep[n] != ids[n]):
                     cid = f"const{k}"
                     k += 1
-                    lines.append(f"  {cid} {_attrs(label=f'const {_shape(s)}', shape='note', fontsize='8', **{'class': 'const'})};")
+                    a = _attrs(label=f"const {_shape(s)}", shape="note", fontsize="8", cls="const")
+                    lines.append(f"  {cid} {a};")
                     lines.append(f"  {cid} -> {ids[n]} {_attrs(style='dashed', tooltip=f'input {i}')};")
 
     # edges, in data-flow direction; merged across groups
