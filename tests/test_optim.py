@@ -377,3 +377,85 @@ def test_update_functions_are_pure_array_functions():
     optim.adam_update(xp, p, g, m, v, None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=0.0)
     np.testing.assert_allclose(p, [0.85, 2.15])            # first Adam step moves by lr * sign(g)
     assert math.isclose(float(m[0]), 0.05)
+
+
+# --- xbp.nn.utils: gradient clipping ------------------------------------------------------------------
+from xbp.nn.utils import clip_grad_norm_, clip_grad_value_  # noqa: E402
+
+
+def _grad_params(device, dtype=np.float64, scale=1.0):
+    rng = np.random.default_rng(3)
+    gs = [rng.normal(size=s).astype(dtype) * scale for s in [(3, 4), (5,), ()]]
+    ps = []
+    for g in gs:
+        p = xbp.tensor(np.zeros(g.shape, dtype), device=device, requires_grad=True)
+        p.grad = xbp.tensor(g, device=device)
+        ps.append(p)
+    return ps, gs
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_formula(norm_type, max_norm, device):
+    ps, gs = _grad_params(device)
+    flat = np.concatenate([g.ravel() for g in gs])
+    total = np.abs(flat).max() if norm_type == math.inf else (np.abs(flat) ** norm_type).sum() ** (1 / norm_type)
+    shared = [p.grad for p in ps]
+    out = clip_grad_norm_(iter(ps), max_norm, norm_type)        # any iterable, as in PyTorch
+    assert isinstance(out, xbp.Tensor) and out.shape == () and out.device == device
+    np.testing.assert_allclose(float(out), total, rtol=1e-12)
+    coef = min(max_norm / (total + 1e-6), 1.0)
+    for p, g, s in zip(ps, gs, shared):
+        np.testing.assert_allclose(to_np(p.grad), g * coef, rtol=1e-12)
+        np.testing.assert_array_equal(to_np(s), g)             # the old (maybe shared) array is untouched
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    for norm_type in (2.0, math.inf, 1.5):
+        ps, gs = _grad_params("cpu", np.float32, scale=3.0)
+        tps = [torch.zeros(g.shape, requires_grad=True) for g in gs]
+        for t, g in zip(tps, gs):
+            t.grad = torch.tensor(g)
+        want = torch.nn.utils.clip_grad_norm_(tps, 1.0, norm_type)
+        got = clip_grad_norm_(ps, 1.0, norm_type)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+        for p, t in zip(ps, tps):
+            assert p.grad.dtype == np.float32
+            np.testing.assert_allclose(to_np(p.grad), t.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_clip_grad_norm_edge_cases():
+    p = xbp.tensor([1.0, 2.0], requires_grad=True)
+    out = clip_grad_norm_([p], 1.0)                               # no gradients at all
+    assert float(out) == 0.0 and p.grad is None
+    p.grad = xbp.tensor([3.0, 4.0])
+    out = clip_grad_norm_(p, 1.0)                                 # a single tensor
+    np.testing.assert_allclose(float(out), 5.0)
+    np.testing.assert_allclose(to_np(p.grad), [3.0 / (5 + 1e-6), 4.0 / (5 + 1e-6)])
+    p.grad = xbp.tensor([float("inf"), 1.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="norm_type"):
+        clip_grad_norm_([p], 1.0, norm_type=0)
+
+
+def test_clip_grad_value(device):
+    ps, gs = _grad_params(device, np.float32)
+    shared = [p.grad for p in ps]
+    clip_grad_value_(ps, 0.5)
+    for p, g, s in zip(ps, gs, shared):
+        assert p.grad.dtype == np.float32
+        np.testing.assert_array_equal(to_np(p.grad), np.clip(g, -0.5, 0.5))
+        np.testing.assert_array_equal(to_np(s), g)
+    with pytest.raises(ValueError, match="clip_value"):
+        clip_grad_value_(ps, -1.0)
+    torch = pytest.importorskip("torch")
+    t = torch.zeros(3, requires_grad=True)
+    t.grad = torch.tensor([-2.0, 0.1, 3.0])
+    torch.nn.utils.clip_grad_value_([t], 1.0)
+    q = xbp.tensor([0.0, 0.0, 0.0], device=device, requires_grad=True)
+    q.grad = xbp.tensor([-2.0, 0.1, 3.0], device=device)
+    clip_grad_value_(q, 1.0)
+    np.testing.assert_array_equal(to_np(q.grad), t.grad.numpy())

@@ -1,0 +1,81 @@
+"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_`` (PyTorch's ``torch.nn.utils``).
+
+Gradient arrays may be shared between tensors (the engine hands one array to several leaves
+where it can), so clipping rebinds ``p.grad`` to a new tensor instead of writing into the array.
+"""
+from __future__ import annotations
+
+import math
+
+from .._tensor import Tensor, _wrap
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+
+
+def _grads(parameters):
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p for p in parameters if p.grad is not None]
+
+
+def _norm_pow(xp, g, p):
+    """sum(|g|**p) (or max|g| for p=inf) as a 0-d array."""
+    if p == math.inf:
+        return xp.max(xp.abs(g)) if g.size else xp.zeros((), dtype=g.dtype)
+    if p == 2.0:
+        return xp.sum(g * g)
+    if p == 1.0:
+        return xp.sum(xp.abs(g))
+    return xp.sum(xp.abs(g) ** p)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale all gradients together so that their joint `norm_type`-norm is at most `max_norm`.
+
+    Returns the joint norm before clipping as a 0-d Tensor on the first gradient's device (no
+    host synchronisation, unless ``error_if_nonfinite=True``, which reads it to check it).
+    The scale is ``min(1, max_norm / (total_norm + 1e-6))``, as in PyTorch."""
+    params = _grads(parameters)
+    max_norm, p = float(max_norm), float(norm_type)
+    if p <= 0.0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
+    if not params:
+        from .._creation import tensor
+        return tensor(0.0)
+    xp = params[0].xp
+    total = None
+    for q in params:
+        part = _norm_pow(q.xp, q.grad.data, p)
+        if q.xp is not xp:                 # gradients on several devices: gather the scalars
+            part = xp.from_numpy(q.xp.to_numpy(part))
+        if total is None:
+            total = part
+        elif p == math.inf:
+            total = xp.maximum(total, part)
+        else:
+            total = total + part
+    if p == 2.0:
+        total = xp.sqrt(total)
+    elif p != math.inf and p != 1.0:
+        total = total ** (1.0 / p)
+    total = xp.asarray(total)
+    if error_if_nonfinite and not bool(xp.to_numpy(xp.isfinite(total))):
+        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                           "non-finite, so they cannot be clipped; pass error_if_nonfinite=False to scale anyway")
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
+    for q in params:
+        g = q.grad.data
+        c = coef if q.xp is xp else q.xp.from_numpy(xp.to_numpy(coef))
+        if c.dtype != g.dtype:
+            c = q.xp.astype(c, g.dtype)
+        q.grad = _wrap(g * c, q.xp)
+    return _wrap(total, xp)
+
+
+def clip_grad_value_(parameters, clip_value) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]``."""
+    v = float(clip_value)
+    if v < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    for q in _grads(parameters):
+        q.grad = _wrap(q.xp.clip(q.grad.data, min=-v, max=v), q.xp)
