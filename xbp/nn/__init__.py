@@ -1,0 +1,11 @@
+"""Neural-network building blocks with PyTorch's names: Module, Parameter, layers, losses,
+``functional`` (F) and ``init``. Explicit re-exports only; later layer files (conv, norm, rnn,
+attention) append their own import lines below."""
+from .parameter import Parameter
+from .module import Module
+from . import functional, init
+from .layers import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, HuberLoss, Identity, KLDivLoss,
+    L1Loss, Linear, ModuleDict, ModuleList, MSELoss, NLLLoss, Sequential, SmoothL1Loss,
+)
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh

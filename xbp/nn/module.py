@@ -1,0 +1,479 @@
+"""Module: the base class of layers and models, with PyTorch's registration and naming rules.
+
+Attributes that are Parameters, Modules or registered buffers are kept in three ordered dicts
+(``_parameters``, ``_modules``, ``_buffers``) and found by ``__getattr__``, so their order of
+assignment is their order in ``parameters()`` and ``state_dict()`` and names nest with dots
+("fc1.weight", "0.bias") exactly as in PyTorch.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .._backend import Backend, canonical_dtype, get_backend
+from .._tensor import Tensor, _wrap
+from ..autograd import no_grad
+from .parameter import Parameter
+
+__all__ = ["Module"]
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict(strict=False)`` returns."""
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+
+def _addindent(s: str, n: int) -> str:
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
+
+
+class Module:
+    """Base class for layers and models: subclass it, assign Parameters and sub-Modules in
+    ``__init__`` and define ``forward``. Calling the module calls ``forward``."""
+
+    training: bool
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments; "
+                            "Module.__init__ takes none (call super().__init__() first in your __init__)")
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = OrderedDict()
+        d["_buffers"] = OrderedDict()
+        d["_non_persistent"] = set()
+        d["_modules"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()
+        d["_forward_hooks"] = OrderedDict()
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, ...) "
+                                  "in your Module subclass")
+
+    def __call__(self, *args, **kwargs):
+        if not self._forward_pre_hooks and not self._forward_hooks:
+            return self.forward(*args, **kwargs)
+        for h in list(self._forward_pre_hooks.values()):
+            r = h(self, args)
+            if r is not None:
+                args = r if isinstance(r, tuple) else (r,)
+        out = self.forward(*args, **kwargs)
+        for h in list(self._forward_hooks.values()):
+            r = h(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    # --- hooks ---------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, args) -> None | new args``, called before forward. Returns a handle."""
+        return _Handle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(module, args, output) -> None | new output``, called after forward."""
+        return _Handle(self._forward_hooks, hook)
+
+    # --- registration --------------------------------------------------------------------------
+    def _check_init(self):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign to {type(self).__name__} before Module.__init__() is called; "
+                                 "call super().__init__() first in your __init__")
+
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if isinstance(value, Parameter):
+            self._check_init()
+            _remove_from(d, name, keep="_parameters")
+            d["_parameters"][name] = value
+        elif isinstance(value, Module):
+            self._check_init()
+            _remove_from(d, name, keep="_modules")
+            d["_modules"][name] = value
+        elif "_parameters" in d and name in d["_parameters"]:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
+                                f"{type(self).__name__} (xbp.nn.Parameter or None expected); "
+                                "wrap it: nn.Parameter(tensor)")
+            d["_parameters"][name] = None
+        elif "_modules" in d and name in d["_modules"]:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
+                                "(Module or None expected)")
+            d["_modules"][name] = None
+        elif "_buffers" in d and name in d["_buffers"]:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (Tensor or None expected)")
+            d["_buffers"][name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails: look in the registries
+        d = self.__dict__
+        for reg in ("_parameters", "_buffers", "_modules"):
+            r = d.get(reg)
+            if r is not None and name in r:
+                return r[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        d = self.__dict__
+        for reg in ("_parameters", "_buffers", "_modules"):
+            if name in d.get(reg, ()):
+                del d[reg][name]
+                d["_non_persistent"].discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    def register_parameter(self, name: str, param) -> None:
+        """Add a Parameter (or None, a placeholder such as a missing bias) under `name`."""
+        self._check_init()
+        _check_name(self, name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be an xbp.nn.Parameter or None, "
+                            f"got {type(param).__name__}")
+        _remove_from(self.__dict__, name, keep="_parameters")
+        self._parameters[name] = param
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Add a Tensor that is state but not a parameter (e.g. running statistics). Buffers move
+        with ``.to()``; persistent ones appear in ``state_dict()``."""
+        self._check_init()
+        _check_name(self, name, "buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        _remove_from(self.__dict__, name, keep="_buffers")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module) -> None:
+        """Add a child module under `name` (which may be any string without a dot)."""
+        self._check_init()
+        _check_name(self, name, "module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
+        _remove_from(self.__dict__, name, keep="_modules")
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def get_submodule(self, target: str) -> "Module":
+        """The module at dotted path `target` ("" is self)."""
+        m = self
+        if target == "":
+            return m
+        for part in target.split("."):
+            sub = m._modules.get(part)
+            if sub is None:
+                raise AttributeError(f"{type(m).__name__} has no submodule {part!r} (looking up {target!r})")
+            m = sub
+        return m
+
+    def get_parameter(self, target: str) -> Parameter:
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters or m._parameters[name] is None:
+            raise AttributeError(f"{type(m).__name__} has no parameter {name!r} (looking up {target!r})")
+        return m._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._buffers or m._buffers[name] is None:
+            raise AttributeError(f"{type(m).__name__} has no buffer {name!r} (looking up {target!r})")
+        return m._buffers[name]
+
+    # --- traversal -----------------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """(name, module) for this module ("") and every descendant, depth first, each once."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is None:
+                continue
+            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, registry, prefix, recurse, remove_duplicate=True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mod_prefix, m in mods:
+            for k, v in getattr(m, registry).items():
+                if v is None or (remove_duplicate and id(v) in seen):
+                    continue
+                if remove_duplicate:
+                    seen.add(id(v))
+                yield mod_prefix + ("." if mod_prefix else "") + k, v
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """(name, Parameter) pairs with PyTorch's dotted names; a shared Parameter appears once."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # --- state dict ----------------------------------------------------------------------------
+    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
+        """An ordered dict name -> Tensor of every parameter and persistent buffer (PyTorch's
+        keys and order: each module's parameters, then its buffers, then its children's).
+        Values share data with the module (detached, unless `keep_vars`)."""
+        if destination is None:
+            destination = OrderedDict()
+        for name, p in self._parameters.items():
+            if p is not None:
+                destination[prefix + name] = p if keep_vars else p.detach()
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                destination[prefix + name] = b if keep_vars else b.detach()
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination, prefix + name + ".", keep_vars)
+        return destination
+
+    def _state_entries(self):
+        """name -> (owning module, registry, attribute) for everything state_dict() holds."""
+        out = OrderedDict()
+        for mod_prefix, m in self.named_modules(remove_duplicate=False):
+            pre = mod_prefix + "." if mod_prefix else ""
+            for k, p in m._parameters.items():
+                if p is not None:
+                    out[pre + k] = p
+            for k, b in m._buffers.items():
+                if b is not None and k not in m._non_persistent:
+                    out[pre + k] = b
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy values from `state_dict` into this module's parameters and buffers, in place (the
+        Parameter objects stay the same), cast to each one's device and dtype.
+
+        Every problem is collected first and reported together in one RuntimeError: shape
+        mismatches always, missing and unexpected keys when `strict`. Nothing is copied when an
+        error is raised. Returns (missing_keys, unexpected_keys)."""
+        own = self._state_entries()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched, pairs = [], []
+        for k, dst in own.items():
+            if k not in state_dict:
+                continue
+            src = state_dict[k]
+            shape = tuple(src.shape) if hasattr(src, "shape") else np.shape(src)
+            if shape != dst.shape:
+                mismatched.append(f"size mismatch for {k}: copying a param with shape {shape} from checkpoint, "
+                                  f"the shape in current model is {dst.shape}.")
+            else:
+                pairs.append((dst, src))
+        errors = list(mismatched)
+        if strict:
+            if unexpected:
+                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        with no_grad():
+            for dst, src in pairs:
+                dst.copy_(_as_source(src, dst))
+        return _IncompatibleKeys(missing, unexpected)
+
+    # --- modes and gradients -------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode (Dropout drops, BatchNorm uses batch statistics) here and below."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train(mode): mode must be a bool, got {mode!r}")
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Turn gradient tracking of every parameter on or off (e.g. to freeze a layer)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (to None, or to zeros with ``set_to_none=False``)."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            elif p.grad.grad_fn is None:
+                p.grad.requires_grad = False
+                p.grad.zero_()
+            else:   # a gradient built under create_graph: its data may be saved by that graph
+                p.grad = _wrap(p.xp.zeros(p.grad.data.shape, dtype=p.grad.data.dtype), p.xp)
+
+    def apply(self, fn) -> "Module":
+        """Call ``fn(module)`` on every child (recursively), then on self. E.g. custom init."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # --- devices and dtypes --------------------------------------------------------------------
+    def to(self, *args, device=None, dtype=None) -> "Module":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``: move and/or cast
+        every parameter and buffer in place. Parameter objects stay the same objects, so an
+        optimizer built before ``.to()`` keeps working. A dtype applies only to floating-point
+        tensors (integer buffers such as counters keep theirs)."""
+        for a in args:
+            if isinstance(a, (str, Backend)):
+                device = a
+            elif isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            else:
+                dtype = a
+        dst = get_backend(device) if device is not None else None
+        dt = canonical_dtype(dtype) if dtype is not None else None
+        if dt is not None and dt.kind not in "fc":
+            raise TypeError(f"Module.to only accepts floating point dtypes, got {dt}")
+        with no_grad():
+            for t in list(self.parameters()) + list(self.buffers()):
+                _move_(t, dst, dt)
+                if t.grad is not None:
+                    t.grad = _moved(t.grad, dst, dt)
+        return self
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> "Module":
+        return self.to(f"cuda:{index}")
+
+    def float(self) -> "Module":
+        return self.to(dtype=np.float32)
+
+    def double(self) -> "Module":
+        return self.to(dtype=np.float64)
+
+    def half(self) -> "Module":
+        return self.to(dtype=np.float16)
+
+    # --- printing ------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The text inside this module's parentheses in repr (override in layers)."""
+        return ""
+
+    def _get_name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        for name, m in self._modules.items():
+            lines.append(f"({name}): " + _addindent(repr(m), 2))
+        if not lines:
+            return self._get_name() + "()"
+        if len(lines) == 1 and not self._modules:
+            return f"{self._get_name()}({lines[0]})"
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _remove_from(d, name, keep):
+    for reg in ("_parameters", "_buffers", "_modules"):
+        if reg != keep and name in d.get(reg, ()):
+            del d[reg][name]
+    if keep != "_buffers" and "_non_persistent" in d:
+        d["_non_persistent"].discard(name)
+    if name in d and keep is not None:
+        del d[name]
+
+
+def _check_name(mod, name, what):
+    if not isinstance(name, str):
+        raise TypeError(f"{what} name must be a str, got {type(name).__name__}")
+    if not name or "." in name:
+        raise KeyError(f"{what} name {name!r} must be non-empty and contain no '.'")
+    if hasattr(mod, name) and name not in mod._parameters and name not in mod._buffers and name not in mod._modules:
+        raise KeyError(f"attribute {name!r} already exists on {type(mod).__name__}")
+
+
+def _moved(t: Tensor, dst, dt) -> Tensor:
+    out = t
+    if dst is not None and dst is not t.xp:
+        out = out.to(dst)
+    if dt is not None and out.dtype.kind in "fc" and out.dtype != dt:
+        out = out.to(dtype=dt)
+    return out
+
+
+def _move_(t: Tensor, dst, dt) -> None:
+    """Point `t` (a Parameter or buffer) at its data on `dst` / in `dt`, keeping the object."""
+    out = _moved(t, dst, dt)
+    if out is not t:
+        t.data = out.data
+        t.xp = out.xp
+        t._version[0] += 1    # graphs that saved the old data must not backprop into the moved one
+
+
+def _as_source(src, dst: Tensor) -> Tensor:
+    """A state_dict value (Tensor or array) on `dst`'s device and dtype."""
+    if not isinstance(src, Tensor):
+        from .._creation import tensor
+        src = tensor(np.asarray(src) if not hasattr(src, "__array_namespace__") else src)
+    if src.xp is not dst.xp:
+        src = src.to(dst.device)
+    if src.dtype != dst.dtype:
+        src = src.to(dtype=dst.dtype)
+    return src
+
+
+class _Handle:
+    _next = [0]
+
+    def __init__(self, registry, hook):
+        self.registry = registry
+        self.id = _Handle._next[0]
+        _Handle._next[0] += 1
+        registry[self.id] = hook
+
+    def remove(self):
+        self.registry.pop(self.id, None)
