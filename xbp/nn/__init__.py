@@ -9,3 +9,4 @@ from .layers import (
     L1Loss, Linear, ModuleDict, ModuleList, MSELoss, NLLLoss, Sequential, SmoothL1Loss,
 )
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from . import utils  # noqa: E402  (clip_grad_norm_, clip_grad_value_)
