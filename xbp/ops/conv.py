@@ -1,0 +1,510 @@
+"""Convolution and pooling primitives, lowered to matrix products over offset slices.
+
+The Array API has no sliding windows, so a window operation is written as one strided slice per
+kernel offset: for a kh x kw kernel, offset (i, j) reads ``xpad[..., i*dh :: sh, j*dw :: sw]``
+(cut to the output size). Convolution stacks those slices into a column buffer (im2col) and does
+one matrix product; its adjoints are the same slices read backwards:
+
+    conv(x, w)      y = W @ cols(x)                     (one GEMM, one column buffer)
+    conv_t(y, w)    x = slice-add over the offsets of W^T @ y      (the transposed convolution)
+    conv_w(x, y)    w = y @ cols(x)^T                   (one GEMM, one column buffer)
+
+The three are primitives whose VJPs call each other, so gradients of any order work:
+    d conv   = (conv_t(g, w), conv_w(x, g))
+    d conv_t = (conv(g, w),   conv_w(g, y))     since <g, conv_t(y, w)> = <conv(g, w), y>
+    d conv_w = (conv_t(y, g), conv(x, g))       since <g, conv_w(x, y)> = <conv(x, g), y>
+A VJP calls the array body directly in a first-order backward and `apply` under create_graph.
+
+Layout. Columns are built channel-major, ``(C, kh, kw, N, Ho, Wo)``, so that every product is a
+single large GEMM over ``N*Ho*Wo`` (no batch of small products, no sum over the batch); the
+output ``(O, N, Ho, Wo)`` is returned as an NCHW view of that memory. The backward keeps at
+most one column-sized buffer alive at a time: conv_w rebuilds the columns (forward saves only
+x and w, as PyTorch does) and frees them before conv_t makes the gradient's columns.
+Building the columns is `Backend.window_columns` (portable: stacked slices; NumPy: one strided
+copy through as_strided). Groups split C and O into G blocks and batch the GEMM over G.
+
+Pooling uses the same offset slices in NCHW: max pooling keeps the argmax offset (first maximum,
+as PyTorch) and scatters the gradient back through it; average pooling divides window sums by a
+divisor map (padding counted or not, ceil_mode's partial windows as PyTorch counts them).
+"""
+from __future__ import annotations
+
+import math
+
+from .._primitive import Primitive, apply
+from .._tensor import Tensor
+
+
+# --- geometry -------------------------------------------------------------------------------------
+class Geom(tuple):
+    """(stride (sh, sw), pad (top, bottom, left, right), dilation (dh, dw), groups): hashable."""
+    __slots__ = ()
+
+    def __new__(cls, stride, pad, dilation, groups):
+        return tuple.__new__(cls, (tuple(stride), tuple(pad), tuple(dilation), int(groups)))
+
+    stride = property(lambda s: s[0])
+    pad = property(lambda s: s[1])
+    dilation = property(lambda s: s[2])
+    groups = property(lambda s: s[3])
+
+
+def _out_size(n, lo, hi, k, s, d):
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _slice(start, step, count):
+    return slice(start, start + step * (count - 1) + 1, step)
+
+
+def _offsets(kh, kw, geom, Ho, Wo):
+    """The (row slice, col slice) read by each kernel offset, row-major over (i, j)."""
+    (sh, sw), _, (dh, dw), _ = geom
+    return [(_slice(i * dh, sh, Ho), _slice(j * dw, sw, Wo)) for i in range(kh) for j in range(kw)]
+
+
+def _pad_cnhw(xp, x, pad):
+    """x (N, C, H, W) -> zero-padded (C, N, H+pt+pb, W+pl+pr): the transposition to channel-major
+    and the padding are one copy."""
+    pt, pb, pl, pr = pad
+    xt = xp.permute_dims(x, (1, 0, 2, 3))
+    if not (pt or pb or pl or pr):
+        return xt
+    C, N, H, W = xt.shape
+    out = xp.zeros((C, N, H + pt + pb, W + pl + pr), dtype=x.dtype)
+    out[:, :, pt:pt + H, pl:pl + W] = xt
+    return out
+
+
+def _columns(xp, x, kh, kw, geom):
+    """x (N, C, H, W) -> (G, Cg*kh*kw, N*Ho*Wo) and (Ho, Wo)."""
+    N, C, H, W = x.shape
+    pt, pb, pl, pr = geom.pad
+    Ho = _out_size(H, pt, pb, kh, geom.stride[0], geom.dilation[0])
+    Wo = _out_size(W, pl, pr, kw, geom.stride[1], geom.dilation[1])
+    cols = xp.window_columns(_pad_cnhw(xp, x, geom.pad), (kh, kw), geom.stride, geom.dilation, (Ho, Wo))
+    G = geom.groups
+    return xp.reshape(cols, (G, (C // G) * kh * kw, N * Ho * Wo)), Ho, Wo
+
+
+def _nchw_from(xp, y, O, N, Ho, Wo):
+    """(G, Og, N*Ho*Wo) -> an (N, O, Ho, Wo) view of the same memory."""
+    return xp.permute_dims(xp.reshape(y, (O, N, Ho, Wo)), (1, 0, 2, 3))
+
+
+def _grouped(xp, y, G):
+    """y (N, O, Ho, Wo) -> (G, O/G, N*Ho*Wo), channel-major (a copy unless y is already)."""
+    N, O, Ho, Wo = y.shape
+    return xp.reshape(xp.permute_dims(y, (1, 0, 2, 3)), (G, O // G, N * Ho * Wo))
+
+
+def _bias(xp, y, b):
+    return y if b is None else y + xp.reshape(b, (1, b.shape[0], 1, 1))
+
+
+# --- the three array bodies -----------------------------------------------------------------------
+def conv_fwd(xp, x, w, b=None, *, geom):
+    """x (N, C, H, W), w (O, C/G, kh, kw), b (O,) -> (N, O, Ho, Wo)."""
+    O, _, kh, kw = w.shape
+    G = geom.groups
+    cols, Ho, Wo = _columns(xp, x, kh, kw, geom)
+    y = xp.matmul(xp.reshape(w, (G, O // G, -1)), cols)
+    return _bias(xp, _nchw_from(xp, y, O, x.shape[0], Ho, Wo), b)
+
+
+def conv_t_fwd(xp, y, w, b=None, *, geom, hw):
+    """The adjoint of conv in x: y (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W), (H, W) = hw.
+    Columns of the result (W^T @ y) are slice-added into the padded input over the kernel offsets."""
+    O, Cg, kh, kw = w.shape
+    N, _, Ho, Wo = y.shape
+    G = geom.groups
+    H, W = hw
+    pt, pb, pl, pr = geom.pad
+    cols = xp.matmul(xp.matrix_transpose(xp.reshape(w, (G, O // G, Cg * kh * kw))), _grouped(xp, y, G))
+    cols = xp.reshape(cols, (G * Cg, kh * kw, N, Ho, Wo))
+    xpad = xp.zeros((G * Cg, N, H + pt + pb, W + pl + pr), dtype=cols.dtype)
+    for k, (si, sj) in enumerate(_offsets(kh, kw, geom, Ho, Wo)):
+        xpad[:, :, si, sj] += cols[:, k, ...]
+    del cols
+    x = xp.permute_dims(xpad[:, :, pt:pt + H, pl:pl + W], (1, 0, 2, 3))
+    return _bias(xp, x, b)
+
+
+def conv_w_fwd(xp, x, y, *, geom, ksize):
+    """The adjoint of conv in w: x (N, C, H, W), y (N, O, Ho, Wo) -> (O, C/G, kh, kw)."""
+    kh, kw = ksize
+    N, C, H, W = x.shape
+    O = y.shape[1]
+    G = geom.groups
+    cols, _, _ = _columns(xp, x, kh, kw, geom)
+    gw = xp.matmul(_grouped(xp, y, G), xp.matrix_transpose(cols))
+    return xp.reshape(gw, (O, C // G, kh, kw))
+
+
+# --- primitives -----------------------------------------------------------------------------------
+def _call(xp, prim, args, params):
+    """In a VJP: the array body on arrays (first order), `apply` on Tensors (create_graph)."""
+    if isinstance(args[0], Tensor):
+        # (under create_graph the engine hands residual/param arrays over as constant Tensors)
+        params = {k: v.data if isinstance(v, Tensor) else v for k, v in params.items()}
+        return apply(prim, args, params)
+    return prim.fwd(xp, *args, **params)
+
+
+def _bias_grad(c, g):
+    return c.xp.sum(g, axis=(0, 2, 3)) if len(c.needs) > 2 and c.needs[2] else None
+
+
+def _conv_vjp(c, g):
+    x, w = c.ins[0], c.ins[1]
+    geom = c.p["geom"]
+    gx = gw = None
+    if c.needs[1]:   # first, so its column buffer is freed before conv_t makes one
+        gw = _call(c.xp, conv_w_p, (x, g), {"geom": geom, "ksize": tuple(w.shape[2:])})
+    if c.needs[0]:
+        gx = _call(c.xp, conv_t_p, (g, w), {"geom": geom, "hw": tuple(x.shape[2:])})
+    return (gx, gw) if len(c.needs) == 2 else (gx, gw, _bias_grad(c, g))
+
+
+def _conv_t_vjp(c, g):
+    y, w = c.ins[0], c.ins[1]
+    geom = c.p["geom"]
+    gy = gw = None
+    if c.needs[1]:
+        gw = _call(c.xp, conv_w_p, (g, y), {"geom": geom, "ksize": tuple(w.shape[2:])})
+    if c.needs[0]:
+        gy = _call(c.xp, conv_p, (g, w), {"geom": geom})
+    return (gy, gw) if len(c.needs) == 2 else (gy, gw, _bias_grad(c, g))
+
+
+def _conv_w_vjp(c, g):
+    x, y = c.ins
+    geom = c.p["geom"]
+    gx = gy = None
+    if c.needs[0]:
+        gx = _call(c.xp, conv_t_p, (y, g), {"geom": geom, "hw": tuple(x.shape[2:])})
+    if c.needs[1]:
+        gy = _call(c.xp, conv_p, (x, g), {"geom": geom})
+    return gx, gy
+
+
+conv_p = Primitive("conv2d", conv_fwd, _conv_vjp, save="in")
+conv_t_p = Primitive("conv_transpose2d", conv_t_fwd, _conv_t_vjp, save="in")
+conv_w_p = Primitive("conv2d_weight_grad", conv_w_fwd, _conv_w_vjp, save="in")
+
+
+# --- public convolution functions -----------------------------------------------------------------
+def _pair(v, name, op):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair, got {v}")
+    return v
+
+
+def _check_conv_args(op, x, w, b, groups, weight_in_axis):
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor):
+        raise TypeError(f"{op}: input and weight must be tensors")
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"{op}: expected input (N, C, H, W) and a 4-D weight, got {x.shape} and {w.shape}")
+    if x.xp is not w.xp or (b is not None and b.xp is not x.xp):
+        from .._primitive import _device_mismatch
+        _device_mismatch(conv_p, (x, w) + ((b,) if b is not None else ()))
+    if x.dtype != w.dtype or (b is not None and b.dtype != x.dtype):
+        raise TypeError(f"{op}: input ({x.dtype}), weight ({w.dtype}) and bias "
+                        f"({None if b is None else b.dtype}) must share one dtype; cast with .to(dtype)")
+    if groups < 1 or x.shape[1] % groups:
+        raise ValueError(f"{op}: input channels {x.shape[1]} are not divisible by groups={groups}")
+    return x.shape[1]
+
+
+def _resolve_padding(op, padding, ksize, stride, dilation):
+    """int / pair / "valid" / "same" -> (top, bottom, left, right), as PyTorch ("same": the extra
+    pixel of an even kernel goes at the bottom/right)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions (stride {stride})")
+        out = []
+        for k, d in zip(ksize, dilation):
+            total = d * (k - 1)
+            out += [total // 2, total - total // 2]
+        return tuple(out)
+    ph, pw = _pair(padding, "padding", op)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{op}: negative padding {padding}")
+    return (ph, ph, pw, pw)
+
+
+def _batched(x, want, op):
+    """Accept an unbatched input (one dim fewer), as PyTorch does: returns (x, was_unbatched)."""
+    if isinstance(x, Tensor) and x.ndim == want - 1:
+        from .shape import unsqueeze
+        return unsqueeze(x, 0), True
+    return x, False
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-D convolution (cross-correlation, as PyTorch).
+
+    input (N, C, H, W) or (C, H, W); weight (O, C/groups, kh, kw); bias (O,).
+    padding: int, (ph, pw), "valid" or "same" (stride 1). Returns (N, O, Ho, Wo) with
+    Ho = (H + 2 ph - dh (kh - 1) - 1) // sh + 1.
+    """
+    x, unb = _batched(input, 4, "conv2d")
+    groups = int(groups)
+    C = _check_conv_args("conv2d", x, weight, bias, groups, 1)
+    O, Cg, kh, kw = weight.shape
+    if Cg * groups != C or O % groups:
+        raise ValueError(f"conv2d: weight {weight.shape} does not fit input {x.shape} with groups={groups} "
+                         f"(expected weight (O, {C // groups}, kh, kw) with O divisible by {groups})")
+    if bias is not None and bias.shape != (O,):
+        raise ValueError(f"conv2d: bias shape {bias.shape}, expected ({O},)")
+    stride = _pair(stride, "stride", "conv2d")
+    dilation = _pair(dilation, "dilation", "conv2d")
+    pad = _resolve_padding("conv2d", padding, (kh, kw), stride, dilation)
+    geom = Geom(stride, pad, dilation, groups)
+    H, W = x.shape[2:]
+    Ho = _out_size(H, pad[0], pad[1], kh, stride[0], dilation[0])
+    Wo = _out_size(W, pad[2], pad[3], kw, stride[1], dilation[1])
+    if Ho < 1 or Wo < 1 or min(stride + dilation) < 1:
+        raise ValueError(f"conv2d: input {x.shape} is too small for kernel {(kh, kw)} with padding {pad}, "
+                         f"dilation {dilation}, stride {stride} (output would be {Ho}x{Wo})")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    y = apply(conv_p, args, {"geom": geom})
+    return y[0, ...] if unb else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """1-D convolution: input (N, C, L) or (C, L), weight (O, C/groups, k) -> (N, O, Lo).
+    Runs as conv2d over a height of 1."""
+    from .shape import unsqueeze, squeeze
+    x, unb = _batched(input, 3, "conv1d")
+    if x.ndim != 3 or weight.ndim != 3:
+        raise ValueError(f"conv1d: expected input (N, C, L) and weight (O, C/groups, k), got {x.shape}, {weight.shape}")
+    if isinstance(padding, str):
+        pad2 = padding
+    else:
+        pad2 = (0, int(padding if isinstance(padding, int) else padding[0]))
+    one = lambda v: (1, int(v if isinstance(v, int) else v[0]))  # noqa: E731
+    y = conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, one(stride), pad2, one(dilation), groups)
+    y = squeeze(y, 2)
+    return y[0, ...] if unb else y
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input).
+
+    input (N, Cin, H, W); weight (Cin, Cout/groups, kh, kw); bias (Cout,). Output
+    Ho = (H - 1) sh - 2 ph + dh (kh - 1) + output_padding + 1 (PyTorch's argument order).
+    """
+    x, unb = _batched(input, 4, "conv_transpose2d")
+    groups = int(groups)
+    Cin = _check_conv_args("conv_transpose2d", x, weight, bias, groups, 0)
+    I, Cg, kh, kw = weight.shape
+    if I != Cin:
+        raise ValueError(f"conv_transpose2d: weight {weight.shape} expects {I} input channels, input has {Cin}")
+    Cout = Cg * groups
+    if bias is not None and bias.shape != (Cout,):
+        raise ValueError(f"conv_transpose2d: bias shape {bias.shape}, expected ({Cout},)")
+    stride = _pair(stride, "stride", "conv_transpose2d")
+    dilation = _pair(dilation, "dilation", "conv_transpose2d")
+    if isinstance(padding, str):
+        raise ValueError("conv_transpose2d: padding must be an int or a pair (no 'same'/'valid'), as in PyTorch")
+    ph, pw = _pair(padding, "padding", "conv_transpose2d")
+    oph, opw = _pair(output_padding, "output_padding", "conv_transpose2d")
+    if not (0 <= oph < max(stride[0], dilation[0]) and 0 <= opw < max(stride[1], dilation[1])):
+        raise ValueError(f"conv_transpose2d: output_padding {(oph, opw)} must be smaller than stride or dilation "
+                         f"({stride}, {dilation})")
+    H = (x.shape[2] - 1) * stride[0] - 2 * ph + dilation[0] * (kh - 1) + oph + 1
+    W = (x.shape[3] - 1) * stride[1] - 2 * pw + dilation[1] * (kw - 1) + opw + 1
+    if H < 1 or W < 1:
+        raise ValueError(f"conv_transpose2d: output size {H}x{W} is not positive for input {x.shape}")
+    geom = Geom(stride, (ph, ph, pw, pw), dilation, groups)
+    args = (x, weight) if bias is None else (x, weight, bias)
+    y = apply(conv_t_p, args, {"geom": geom, "hw": (H, W)})
+    return y[0, ...] if unb else y
+
+
+# --- pooling --------------------------------------------------------------------------------------
+def _pad_nchw(xp, x, pad, value):
+    pt, pb, pl, pr = pad
+    if not (pt or pb or pl or pr):
+        return x
+    N, C, H, W = x.shape
+    out = xp.full((N, C, H + pt + pb, W + pl + pr), value, dtype=x.dtype)
+    out[:, :, pt:pt + H, pl:pl + W] = x
+    return out
+
+
+def _spread(xp, g, parts, geom, ksize, hw):
+    """The adjoint of reading windows: zeros of the padded input shape, each offset's part
+    (N, C, Ho, Wo) added at its slice, then the padding cut off -> (N, C, H, W)."""
+    N, C = g.shape[:2]
+    H, W = hw
+    pt, pb, pl, pr = geom.pad
+    out = xp.zeros((N, C, H + pt + pb, W + pl + pr), dtype=g.dtype)
+    for (si, sj), part in zip(_offsets(ksize[0], ksize[1], geom, g.shape[2], g.shape[3]), parts):
+        out[:, :, si, sj] += part
+    return out[:, :, pt:pt + H, pl:pl + W]
+
+
+def _windows(xp, xpad, geom, ksize, out_hw):
+    return [xpad[:, :, si, sj] for si, sj in _offsets(ksize[0], ksize[1], geom, *out_hw)]
+
+
+def _scaled(g, scale):
+    return g if scale is None else g * scale
+
+
+# window sum (times `scale`) and its adjoint, the spread: average pooling and its gradient
+def _wsum_fwd(xp, x, *, geom, ksize, out_hw, scale):
+    acc = None
+    for part in _windows(xp, _pad_nchw(xp, x, geom.pad, 0.0), geom, ksize, out_hw):
+        acc = part + 0.0 if acc is None else acc + part
+    return _scaled(acc, scale)
+
+
+def _wspread_fwd(xp, g, *, geom, ksize, hw, scale):
+    g = _scaled(g, scale)
+    return _spread(xp, g, [g] * (ksize[0] * ksize[1]), geom, ksize, hw)
+
+
+wsum_p = Primitive("avg_pool2d", _wsum_fwd, lambda c, g: (_call(c.xp, wspread_p, (g,), {
+    "geom": c.p["geom"], "ksize": c.p["ksize"], "hw": tuple(c.shapes[0][2:]), "scale": c.p["scale"]}),))
+wspread_p = Primitive("avg_pool2d_backward", _wspread_fwd, lambda c, g: (_call(c.xp, wsum_p, (g,), {
+    "geom": c.p["geom"], "ksize": c.p["ksize"], "out_hw": tuple(c.shapes[0][2:]), "scale": c.p["scale"]}),))
+
+
+# max pooling: forward keeps the argmax offset; its gradient scatters through it (a linear map
+# whose adjoint is the gather of the same offsets, so second order works too)
+def _maxpool_fwd(xp, x, *, geom, ksize, out_hw):
+    win = xp.stack(_windows(xp, _pad_nchw(xp, x, geom.pad, -math.inf), geom, ksize, out_hw), axis=0)
+    return xp.max(win, axis=0), xp.argmax(win, axis=0)
+
+
+def _mscatter_fwd(xp, g, *, idx, geom, ksize, hw):
+    zero = xp.zeros((), dtype=g.dtype)
+    return _spread(xp, g, [xp.where(idx == k, g, zero) for k in range(ksize[0] * ksize[1])], geom, ksize, hw)
+
+
+def _mgather_fwd(xp, x, *, idx, geom, ksize, out_hw):
+    acc = None
+    for k, part in enumerate(_windows(xp, _pad_nchw(xp, x, geom.pad, 0.0), geom, ksize, out_hw)):
+        acc = part if acc is None else xp.where(idx == k, part, acc)
+    return acc + 0.0 if ksize == (1, 1) else acc
+
+
+def _pool_params(c, idx, **kw):
+    return dict(idx=idx, geom=c.p["geom"], ksize=c.p["ksize"], **kw)
+
+
+maxpool_p = Primitive("max_pool2d", _maxpool_fwd, lambda c, g: (_call(
+    c.xp, mscatter_p, (g,), _pool_params(c, c.res, hw=tuple(c.shapes[0][2:]))),), res=True)
+mscatter_p = Primitive("max_pool2d_backward", _mscatter_fwd, lambda c, g: (_call(
+    c.xp, mgather_p, (g,), _pool_params(c, c.p["idx"], out_hw=tuple(c.shapes[0][2:]))),))
+mgather_p = Primitive("max_pool2d_gather", _mgather_fwd, lambda c, g: (_call(
+    c.xp, mscatter_p, (g,), _pool_params(c, c.p["idx"], hw=tuple(c.shapes[0][2:]))),))
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    kh, kw = _pair(kernel_size, "kernel_size", op)
+    sh, sw = _pair(kernel_size if stride is None or stride == () else stride, "stride", op)
+    ph, pw = _pair(padding, "padding", op)
+    dh, dw = _pair(dilation, "dilation", op)
+    if min(kh, kw, sh, sw, dh, dw) < 1:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be positive")
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"{op}: padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}")
+    H, W = x.shape[2:]
+    out, extra = [], []
+    for n, k, s, p, d in ((H, kh, sh, ph, dh), (W, kw, sw, pw, dw)):
+        span = n + 2 * p - d * (k - 1) - 1
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + p:     # the last window must start inside input or left pad
+            o -= 1
+        if o < 1:
+            raise ValueError(f"{op}: input {x.shape} is too small for kernel {(kh, kw)} (output size {o})")
+        out.append(o)
+        extra.append(max(0, (o - 1) * s + d * (k - 1) + 1 - (n + 2 * p)))
+    geom = Geom((sh, sw), (ph, ph + extra[0], pw, pw + extra[1]), (dh, dw), 1)
+    return geom, (kh, kw), tuple(out)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Max over kernel windows: (N, C, H, W) or (C, H, W) -> (N, C, Ho, Wo); stride defaults to
+    kernel_size; padding counts as -inf. The gradient goes to the first maximum of each window."""
+    if return_indices:
+        raise NotImplementedError("max_pool2d: return_indices=True is not supported")
+    x, unb = _batched(input, 4, "max_pool2d")
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d: expected input (N, C, H, W), got {x.shape}")
+    geom, ksize, out_hw = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    y = apply(maxpool_p, (x,), {"geom": geom, "ksize": ksize, "out_hw": out_hw})
+    return y[0, ...] if unb else y
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over kernel windows: (N, C, H, W) or (C, H, W) -> (N, C, Ho, Wo), with PyTorch's
+    divisors (zero padding counted when count_include_pad; ceil_mode's overhang never counted)."""
+    x, unb = _batched(input, 4, "avg_pool2d")
+    if x.ndim != 4:
+        raise ValueError(f"avg_pool2d: expected input (N, C, H, W), got {x.shape}")
+    geom, ksize, out_hw = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override:
+        scale = 1.0 / float(divisor_override)
+    else:
+        scale = _avg_scale(x, geom, ksize, out_hw, count_include_pad)
+    y = apply(wsum_p, (x,), {"geom": geom, "ksize": ksize, "out_hw": out_hw, "scale": scale})
+    return y[0, ...] if unb else y
+
+
+def _avg_scale(x, geom, ksize, out_hw, count_include_pad):
+    """1 / (the number of elements each window averages): a Python float where all are equal,
+    else an (Ho, Wo) array. What is counted is a rectangle (the padded input, or the input alone),
+    so a window's count is (counted rows) x (counted columns)."""
+    H, W = x.shape[2:]
+    pt, _, pl, _ = geom.pad        # the symmetric padding; beyond it lies ceil_mode's overhang
+    per_axis = []
+    for n, p, k, s, d, o in ((H, pt, ksize[0], geom.stride[0], geom.dilation[0], out_hw[0]),
+                             (W, pl, ksize[1], geom.stride[1], geom.dilation[1], out_hw[1])):
+        lo, hi = (0, n + 2 * p) if count_include_pad else (p, p + n)
+        per_axis.append([sum(1 for i in range(k) if lo <= h * s + i * d < hi) for h in range(o)])
+    rows, cols = per_axis
+    if len(set(rows)) == 1 and len(set(cols)) == 1:
+        return 1.0 / float(rows[0] * cols[0])
+    xp = x.xp
+    return xp.asarray([[1.0 / (r * c) for c in cols] for r in rows], dtype=x.data.dtype)
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    """Average over PyTorch's adaptive bins: bin i covers rows floor(i H / oh) to ceil((i+1) H / oh).
+    (N, C, H, W) or (C, H, W) -> (N, C, oh, ow); a None entry keeps that size. Uses avg_pool2d
+    when the bins tile the input evenly, else separable means over row then column bins."""
+    from .reduce import mean
+    from .shape import cat
+    x, unb = _batched(input, 4, "adaptive_avg_pool2d")
+    H, W = x.shape[2:]
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) or output_size is None else output_size
+    oh, ow = H if oh is None else int(oh), W if ow is None else int(ow)
+    if H % oh == 0 and W % ow == 0:
+        y = avg_pool2d(x, (H // oh, W // ow))
+    else:
+        def bins(t, n, o, axis):
+            parts = []
+            for i in range(o):
+                lo, hi = (i * n) // o, -((-(i + 1) * n) // o)
+                key = (slice(None),) * axis + (slice(lo, hi),)
+                parts.append(mean(t[key], axis, keepdim=True))
+            return cat(parts, axis)
+        y = bins(bins(x, H, oh, 2), W, ow, 3)
+    return y[0, ...] if unb else y
