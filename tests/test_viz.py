@@ -407,3 +407,29 @@ def test_render_svg(tmp_path):
     svg = open(path).read()
     assert svg.lstrip().startswith("<?xml") or "<svg" in svg
     assert "W2" in svg and "sigmoid" in svg
+
+
+def test_deep_graph_has_no_recursion_limit():
+    x = xbp.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001
+    with record():
+        y.sum().backward()
+    nodes, edges = parse(to_dot(y, show_grads=True))
+    assert len(of_class(nodes, "op")) == 5000 and len(edges) == 5000
+
+
+def test_graph_tour_example(tmp_path, capsys):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "graph_tour.py")
+    spec = importlib.util.spec_from_file_location("graph_tour", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "all terms match" in out and "0.082167041" in out and "0.000438568" in out
+    assert "anomaly in forward: log" in out
+    ext = ".svg" if shutil.which("dot") else ".dot"
+    assert {f"mazur_222{ext}", f"digits_mlp_ops{ext}", f"digits_mlp_modules{ext}"} <= set(os.listdir(tmp_path))
