@@ -90,6 +90,8 @@ class Backend:
         self.device = device(name)
         self.native_device = native_device
         self._rng = None
+        # native float dtypes, for the promotion rules xbp adds where NumPy and strict differ
+        self.float_dtypes = frozenset(np.dtype(n) for n in ("float16", "float32", "float64"))
 
     def __repr__(self):
         return f"<xbp backend {self.device}>"
@@ -287,6 +289,7 @@ class StrictBackend(Backend):
         super().__init__(ns, "strict", ns.Device("device1"))
         self._to_native = {np.dtype(n): getattr(ns, n) for n in DTYPE_NAMES if hasattr(ns, n)}
         self._to_canon = {v: k for k, v in self._to_native.items()}
+        self.float_dtypes = frozenset(self._to_native[np.dtype(n)] for n in ("float32", "float64"))
 
     def dtype(self, dt):
         return self._to_native[dt]

@@ -175,8 +175,8 @@ def _coerce(a, args):
     they are "weak" like Python scalars (``x * np.float64(2)`` stays float32, as in PyTorch); a raw
     NumPy array is moved to the device of the Tensor arguments."""
     import numpy as np
-    if isinstance(a, np.generic):
-        return a.item()
+    if isinstance(a, np.generic) or (isinstance(a, np.ndarray) and a.ndim == 0):
+        return a.item()          # 0-d arrays too: like PyTorch's 0-d tensors, they do not promote
     if isinstance(a, np.ndarray):
         for t in args:
             if isinstance(t, Tensor):

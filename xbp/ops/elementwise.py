@@ -67,41 +67,75 @@ def _pow_vjp(c, g):
 pow_p = Primitive("pow", _pow_fwd, _pow_vjp, save="in,out")
 
 
+def _default_float():
+    from .._creation import DEFAULT_FLOAT
+    return DEFAULT_FLOAT[0]
+
+
+def _promote(a, b):
+    """Operands of a binary op, cast where NumPy, strict and PyTorch disagree, PyTorch's way:
+    an integer/bool tensor with a float tensor takes the float dtype (NumPy would give float64 for
+    float32 + int64, strict refuses), with a Python float the default float dtype; bool with an
+    integer tensor becomes that integer dtype. Float tensors with Python numbers pass straight on."""
+    if isinstance(a, Tensor):
+        fa = a.data.dtype in a.xp.float_dtypes
+        if isinstance(b, Tensor):
+            if fa == (b.data.dtype in b.xp.float_dtypes):
+                if fa or a.data.dtype == b.data.dtype:
+                    return a, b
+                return _promote_ints(a, b)
+            return (a, b.to(dtype=a.dtype)) if fa else (a.to(dtype=b.dtype), b)
+        if not fa and isinstance(b, float):
+            return a.to(dtype=_default_float()), b
+        return a, b
+    if isinstance(b, Tensor) and isinstance(a, float) and b.data.dtype not in b.xp.float_dtypes:
+        return a, b.to(dtype=_default_float())
+    return a, b
+
+
+def _promote_ints(a, b):
+    ka, kb = a.dtype.kind, b.dtype.kind
+    if ka == "b" and kb != "b":
+        return a.to(dtype=b.dtype), b
+    if kb == "b" and ka != "b":
+        return a, b.to(dtype=a.dtype)
+    return a, b
+
+
 def add(a, b):
     """a + b (broadcasting)."""
-    return apply(add_p, (a, b))
+    return apply(add_p, _promote(a, b))
 
 
 def sub(a, b):
     """a - b (broadcasting)."""
-    return apply(sub_p, (a, b))
+    return apply(sub_p, _promote(a, b))
 
 
 def mul(a, b):
     """a * b (broadcasting)."""
-    return apply(mul_p, (a, b))
+    return apply(mul_p, _promote(a, b))
 
 
 def div(a, b):
     """a / b (true division, broadcasting). Integer / integer gives the default float dtype."""
     if _int_like(a) and _int_like(b):
-        from .._creation import DEFAULT_FLOAT
-        a = a.to(dtype=DEFAULT_FLOAT[0]) if isinstance(a, Tensor) else float(a)
-        b = b.to(dtype=DEFAULT_FLOAT[0]) if isinstance(b, Tensor) else float(b)
-    return apply(div_p, (a, b))
+        a = a.to(dtype=_default_float()) if isinstance(a, Tensor) else float(a)
+        b = b.to(dtype=_default_float()) if isinstance(b, Tensor) else float(b)
+    return apply(div_p, _promote(a, b))
 
 
 def _int_like(v):
     if isinstance(v, Tensor):
-        return v.dtype.kind in "iub"
+        return v.data.dtype not in v.xp.float_dtypes
     return isinstance(v, int)
 
 
 def pow(a, b):  # noqa: A001 - PyTorch's name
     """a ** b; either may be a Python number."""
     if isinstance(b, (int, float)) and not isinstance(b, bool):
-        b = float(b) if isinstance(a, Tensor) and a.dtype.kind == "f" else b
-    return apply(pow_p, (a, b))
+        b = float(b) if isinstance(a, Tensor) and a.data.dtype in a.xp.float_dtypes else b
+    return apply(pow_p, _promote(a, b))
 
 
 neg = _unary("neg", lambda xp, x: -x, lambda c, g: (-g,))
@@ -232,12 +266,12 @@ minimum_p = Primitive("minimum", lambda xp, a, b: xp.minimum(a, b), _min_vjp, sa
 
 def maximum(a, b):
     """Elementwise maximum (gradient split evenly at ties)."""
-    return apply(maximum_p, (a, b))
+    return apply(maximum_p, _promote(a, b))
 
 
 def minimum(a, b):
     """Elementwise minimum (gradient split evenly at ties)."""
-    return apply(minimum_p, (a, b))
+    return apply(minimum_p, _promote(a, b))
 
 
 def _clip_vjp(c, g):
@@ -288,22 +322,31 @@ def where(condition, input, other):  # noqa: A002
     """Elementwise select: `input` where `condition` is true, else `other`."""
     if isinstance(condition, Tensor) and condition.dtype.kind != "b":
         raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
-    return apply(where_p, (condition, input, other))
+    return apply(where_p, (condition,) + _promote(input, other))
 
 
 # --- no gradient ------------------------------------------------------------------------------------
 sign = no_grad_op("sign", lambda xp, x: xp.sign(x))
-floor_divide = no_grad_op("floor_divide", lambda xp, a, b: a // b)
-remainder = no_grad_op("remainder", lambda xp, a, b: a % b)
+def _binary_no_grad(name, f):
+    op = no_grad_op(name, f)
+
+    def binary(a, b):
+        return op(*_promote(a, b))
+    binary.__name__ = binary.__qualname__ = name
+    return binary
+
+
+floor_divide = _binary_no_grad("floor_divide", lambda xp, a, b: a // b)
+remainder = _binary_no_grad("remainder", lambda xp, a, b: a % b)
 floor = no_grad_op("floor", lambda xp, x: xp.floor(x))
 ceil = no_grad_op("ceil", lambda xp, x: xp.ceil(x))
 round = no_grad_op("round", lambda xp, x: xp.round(x))  # noqa: A001
-eq = no_grad_op("eq", lambda xp, a, b: a == b)
-ne = no_grad_op("ne", lambda xp, a, b: a != b)
-lt = no_grad_op("lt", lambda xp, a, b: a < b)
-le = no_grad_op("le", lambda xp, a, b: a <= b)
-gt = no_grad_op("gt", lambda xp, a, b: a > b)
-ge = no_grad_op("ge", lambda xp, a, b: a >= b)
+eq = _binary_no_grad("eq", lambda xp, a, b: a == b)
+ne = _binary_no_grad("ne", lambda xp, a, b: a != b)
+lt = _binary_no_grad("lt", lambda xp, a, b: a < b)
+le = _binary_no_grad("le", lambda xp, a, b: a <= b)
+gt = _binary_no_grad("gt", lambda xp, a, b: a > b)
+ge = _binary_no_grad("ge", lambda xp, a, b: a >= b)
 logical_and = no_grad_op("logical_and", lambda xp, a, b: xp.logical_and(a, b))
 logical_or = no_grad_op("logical_or", lambda xp, a, b: xp.logical_or(a, b))
 logical_xor = no_grad_op("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
