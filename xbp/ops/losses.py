@@ -148,13 +148,15 @@ def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
 
 
 def _ce_vjp(c, g):
-    p, ti, A, a1, b, denom = c.res
+    # the residuals as arrays (under create_graph the engine hands them over as constant Tensors)
+    p, ti, A, a1, b, denom = (r.data if isinstance(r, Tensor) else r for r in c.res)
     x = c.ins[0]
+    dt = p.dtype
     if isinstance(g, Tensor):
         # create_graph: c.xp is the tensor namespace and the gradient must stay a differentiable
-        # function of the logits, which the saved probabilities (plain arrays) are not; so p is
+        # function of the logits, which the saved probabilities are not (a constant); so p is
         # recomputed from the saved logits with the fused softmax. Targets, weights and the
-        # per-sample coefficients are constants: wrap them as Tensors of no gradient.
+        # per-sample coefficients are constants: the arrays below are wrapped by `k`.
         be = x.xp
         p = fused.softmax(x, 1)
         k = lambda a: a if a is None or isinstance(a, float) else _wrap(a, be)  # noqa: E731
@@ -165,7 +167,7 @@ def _ce_vjp(c, g):
     red = c.p["reduction"]
     C = p.shape[1]
     classes = be.reshape(be.arange(0, C, dtype=ti.dtype), (C,) + (1,) * (ti.ndim - 2))
-    onehot = be.astype(ti == classes, p.dtype)           # (N, C, d...)
+    onehot = be.astype(ti == classes, dt)                # (N, C, d...)
     if A is None:                                         # hot path: p - onehot
         gx = p - k(onehot)
     else:
