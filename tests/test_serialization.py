@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import xbp
+import xbp.data
+import xbp.nn as nn
 from xbp import optim
 from xbp.optim import lr_scheduler
 from xbp.serialization import CheckpointError, load, save
@@ -264,3 +266,107 @@ def test_scheduler_state_round_trip(tmp_path):
             s_[2].step()
         assert o2.param_groups[0]["lr"] == o.param_groups[0]["lr"]
         assert o2.param_groups[0]["momentum"] == o.param_groups[0]["momentum"]
+
+
+# --- modules: PyTorch interop both ways, wrong models, and an exactly resumable training run -------------
+
+
+def _mlp(h=7):
+    return nn.Sequential(nn.Linear(5, h), nn.Tanh(), nn.Linear(h, 3))
+
+
+def test_xbp_checkpoint_loads_into_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+    model = _mlp()
+    p = tmp_path / "model.safetensors"
+    save(model.state_dict(), p)
+    sd = load_file(str(p))
+    assert sorted(sd) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    tm = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    tm.load_state_dict(sd)
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = tm(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(to_np(model(xbp.tensor(x))), want, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_checkpoint_loads_into_xbp(device, tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    p = tmp_path / "torch.safetensors"
+    save_file(tm.state_dict(), str(p))
+    model = _mlp().to(device)
+    params = list(model.parameters())
+    model.load_state_dict(load(p, device=device))
+    assert all(a is b for a, b in zip(params, model.parameters()))     # same Parameter objects
+    x = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = tm(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(to_np(model(xbp.tensor(x, device=device))), want, rtol=1e-5, atol=1e-6)
+
+
+def test_loading_into_the_wrong_model_is_a_clear_error(tmp_path):
+    p = tmp_path / "model.safetensors"
+    save(_mlp().state_dict(), p)
+    sd = load(p)
+    with pytest.raises(RuntimeError, match=r"size mismatch for 0\.weight"):
+        _mlp(h=6).load_state_dict(sd)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3), nn.Tanh(), nn.Linear(3, 3)).load_state_dict(sd)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        nn.Sequential(nn.Linear(5, 7)).load_state_dict(sd)
+    opt_file = tmp_path / "opt.safetensors"
+    m = _mlp()
+    opt = optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m(xbp.ones(2, 5)).sum().backward()
+    opt.step()
+    save(opt.state_dict(), opt_file)
+    with pytest.raises(ValueError, match="shape"):
+        optim.SGD(_mlp(h=6).parameters(), lr=0.1, momentum=0.9).load_state_dict(load(opt_file))
+
+
+def _train(device, epochs, ckpt_in=None, ckpt_out=None, seed=0):
+    """Train a small MLP; optionally start from / end with a checkpoint. Returns the losses."""
+    xbp.manual_seed(seed)                      # a resumed run starts from different random weights
+    rng = np.random.default_rng(42)
+    X = xbp.tensor(rng.normal(size=(40, 5)).astype(np.float32))
+    y = xbp.tensor(rng.integers(0, 3, size=40))
+    loader = xbp.data.DataLoader(xbp.data.TensorDataset(X, y), batch_size=8, shuffle=True, seed=3, device=device)
+    model = _mlp().to(device)
+    opt = optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-3, amsgrad=True)
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    start = 0
+    if ckpt_in is not None:
+        ck = load(ckpt_in, device=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        loader.load_state_dict(ck["loader"])
+        start = ck["epoch"]
+    loss_fn = nn.CrossEntropyLoss()
+    losses = []
+    for epoch in range(start, start + epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss))
+        sched.step()
+    if ckpt_out is not None:
+        save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "loader": loader.state_dict(), "epoch": start + epochs}, ckpt_out)
+    return losses
+
+
+def test_resumed_training_matches_an_uninterrupted_run(device, tmp_path):
+    straight = _train(device, 4)
+    p = tmp_path / "ckpt.safetensors"
+    first = _train(device, 2, ckpt_out=p)
+    second = _train(device, 2, ckpt_in=p, seed=123)
+    assert len(straight) == 20
+    assert first + second == straight                           # bit for bit
