@@ -311,15 +311,16 @@ class StrictBackend(Backend):
         return self.from_numpy(np.arange(math.prod(shape)).reshape(shape)[hkey])
 
     def setitem(self, x, key, value):
-        try:
+        keys = key if isinstance(key, tuple) else (key,)
+        if not any(hasattr(k, "shape") for k in keys):
             x[key] = value
-        except (IndexError, TypeError):
-            # strict allows only basic keys in __setitem__: apply others on a host copy
-            host = self.to_numpy(x)
-            hkey = tuple(self.to_numpy(k) if type(k).__module__.startswith("array_api_strict") else k
-                         for k in (key if isinstance(key, tuple) else (key,)))
-            host[hkey] = self.to_numpy(value) if hasattr(value, "shape") else value
-            x[...] = self.from_numpy(host)
+            return
+        # strict allows only basic keys (and a lone boolean mask) in __setitem__: apply
+        # integer-array keys on a host copy and write the result back in place
+        host = self.to_numpy(x)
+        hkey = tuple(self.to_numpy(k) if hasattr(k, "shape") else k for k in keys)
+        host[hkey] = self.to_numpy(value) if hasattr(value, "shape") else value
+        x[...] = self.from_numpy(host)
 
 
 class CupyBackend(Backend):
