@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xbp
-from xbp import _engine, _primitive
+from xbp import _debug, _engine, _primitive
 from xbp.autograd import AnomalyError, detect_anomaly, trace
 
 
@@ -24,10 +24,16 @@ def _here():
 
 @pytest.fixture(autouse=True)
 def _hooks_off():
+    # these tests start with every debug mode off, even under XBP_DETECT_ANOMALY=1
+    env = list(_debug._STATE.anomaly)
+    _debug._STATE.anomaly.clear()
+    _debug._STATE.refresh()
     yield
     # every context manager must leave the hot path as it found it: one `is None` check
     assert _primitive.ANOMALY[0] is None
     assert _engine.TRACE[0] is None
+    _debug._STATE.anomaly[:] = env
+    _debug._STATE.refresh()
 
 
 # ------------------------------------------------------------------------------------------------
