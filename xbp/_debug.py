@@ -14,8 +14,10 @@ Everything here is off by default and costs nothing then: the core checks two mo
 - `recording()`       (what ``xbp.viz.record()`` uses) stores, per node, the norm of the gradient
                       sent along each input edge in the last backward, and tags each node created in
                       the forward with its creation site and the module scopes it ran in.
-- `module_scope(m)`   what ``Module.__call__`` wraps its forward in: a shared no-op context unless a
-                      recording is active.
+                      The module calls are read off the stack (frames of ``xbp.nn.Module.__call__``),
+                      so Module needs no code for it and pays nothing when no recording is on.
+- `module_scope(m)`   marks other callables as modules for that grouping: a shared no-op context
+                      unless a recording is active.
 
 Norms are kept as 0-d device arrays and read to the host only when printed or drawn, so a traced
 GPU backward does not synchronise per op. Anomaly checks read one bool per op to the host.
