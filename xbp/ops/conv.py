@@ -1,4 +1,5 @@
-"""Convolution and pooling primitives, lowered to matrix products over offset slices.
+"""The layer primitives: convolution and pooling (lowered to matrix products over offset slices),
+and the fused normalisation and embedding lookup that the norm and embedding layers use.
 
 The Array API has no sliding windows, so a window operation is written as one strided slice per
 kernel offset: for a kh x kw kernel, offset (i, j) reads ``xpad[..., i*dh :: sh, j*dw :: sw]``
@@ -508,3 +509,99 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
             return cat(parts, axis)
         y = bins(bins(x, H, oh, 2), W, ow, 3)
     return y[0, ...] if unb else y
+
+
+# --- normalisation --------------------------------------------------------------------------------
+# One fused primitive serves batch, layer and group norm: y = (x - mean) * rstd over `axes`, with
+# the statistics computed once in `normalize` (they are also what batch norm's running averages
+# need). Composed from sum/sub/mul/sqrt it would record ~9 nodes and save as many arrays; fused it
+# saves x alone. With M elements per statistic and xhat = (x - mean) rstd,
+#     dx = rstd * (g - sum(g) / M - xhat * sum(g * xhat) / M)
+# (the two sums are the gradients through the mean and through the variance). Under create_graph
+# the statistics are recomputed from x as tensors, so second derivatives include their dependence.
+def _normalize_fwd(xp, x, *, axes, eps, mean, rstd):
+    return (x - mean) * rstd
+
+
+def _normalize_vjp(c, g):
+    xp = c.xp
+    axes = c.p["axes"]
+    x = c.ins[0]
+    M = 1
+    for a in axes:
+        M *= c.shapes[0][a]
+    if isinstance(g, Tensor):
+        mean = xp.sum(x, axis=axes, keepdims=True) / M
+        d = x - mean
+        rstd = 1.0 / xp.sqrt(xp.sum(d * d, axis=axes, keepdims=True) / M + c.p["eps"])
+    else:
+        mean, rstd = c.p["mean"], c.p["rstd"]
+    xhat = (x - mean) * rstd
+    mg = xp.sum(g, axis=axes, keepdims=True) / M
+    mgx = xp.sum(g * xhat, axis=axes, keepdims=True) / M
+    return ((g - mg - xhat * mgx) * rstd,)
+
+
+normalize_p = Primitive("normalize", _normalize_fwd, _normalize_vjp, save="in")
+
+
+def normalize(x, axes, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) over `axes` (biased variance, statistics kept as size-1 dims).
+    Returns (normalized tensor, mean, biased var) with mean and var as backend arrays (no graph)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"normalize: expects a floating-point input, got {x.dtype}")
+    xp = x.xp
+    axes = tuple(sorted(a % x.ndim for a in axes))
+    mean = xp.mean(x.data, axis=axes, keepdims=True)
+    d = x.data - mean
+    var = xp.mean(d * d, axis=axes, keepdims=True)
+    del d
+    rstd = 1.0 / xp.sqrt(var + float(eps))
+    y = apply(normalize_p, (x,), {"axes": axes, "eps": float(eps), "mean": mean, "rstd": rstd})
+    return y, mean, var
+
+
+# --- embedding lookup -----------------------------------------------------------------------------
+# A row gather whose scatter-add backward leaves the padding row's gradient at zero (PyTorch's
+# padding_idx); xbp.ops.take_rows without padding.
+def _embedding_fwd(xp, w, idx, *, padding_idx):
+    rows = xp.take(w, xp.reshape(idx, (-1,)), axis=0)
+    return xp.reshape(rows, tuple(idx.shape) + tuple(w.shape[1:]))
+
+
+def _embedding_vjp(c, g):
+    xp = c.xp
+    idx = xp.reshape(c.ins[1], (-1,))
+    g2 = xp.reshape(g, (idx.shape[0], g.shape[-1]))
+    pad = c.p["padding_idx"]
+    if pad is not None:
+        g2 = xp.where(xp.expand_dims(idx != pad, axis=1), g2, 0.0)
+    return (xp.index_add_rows(c.shapes[0][0], idx, g2), None)
+
+
+embedding_p = Primitive("embedding", _embedding_fwd, _embedding_vjp, save="in")
+
+
+def embedding(input, weight, padding_idx=None):  # noqa: A002
+    """Rows of `weight` (num_embeddings, dim) for the integer ids in `input` (any shape) ->
+    (*input.shape, dim). Ids outside [0, num_embeddings) raise IndexError on every device (CuPy
+    would wrap them silently). The gradient is a scatter-add; the `padding_idx` row gets none."""
+    if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be an integer tensor, got "
+                        f"{input.dtype if isinstance(input, Tensor) else type(input).__name__}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
+    if input.xp is not weight.xp:
+        from .._primitive import _device_mismatch
+        _device_mismatch(embedding_p, (weight, input))
+    n = weight.shape[0]
+    if padding_idx is not None:
+        padding_idx = int(padding_idx) % n if -n <= int(padding_idx) < n else None
+        if padding_idx is None:
+            raise ValueError(f"embedding: padding_idx must be within num_embeddings ({n})")
+    if input.numel():
+        xp = input.xp
+        lo, hi = int(xp.to_numpy(xp.min(input.data))), int(xp.to_numpy(xp.max(input.data)))
+        if lo < 0 or hi >= n:
+            raise IndexError(f"embedding: ids span [{lo}, {hi}], outside [0, {n}) for a table of {n} rows")
+    return apply(embedding_p, (weight, input), {"padding_idx": padding_idx})

@@ -1,0 +1,58 @@
+"""Embedding: a lookup table of vectors, weight (num_embeddings, embedding_dim) ~ N(0, 1) with the
+padding_idx row zeroed, as PyTorch."""
+from __future__ import annotations
+
+from .. import _creation
+from ..autograd import no_grad
+from . import functional_layers as FL
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Module):
+    """Integer ids (*) -> vectors (*, embedding_dim). The `padding_idx` row starts at zero and
+    gets no gradient; ids outside [0, num_embeddings) raise IndexError on every device."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings "
+                                 f"({self.num_embeddings})")
+            padding_idx %= self.num_embeddings
+        self.padding_idx = padding_idx
+        if _weight is None:
+            self.weight = Parameter(_creation.empty(self.num_embeddings, self.embedding_dim, device=device,
+                                                    dtype=dtype), requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"Embedding: _weight shape {tuple(_weight.shape)} does not match "
+                                 f"({self.num_embeddings}, {self.embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
+        """An Embedding whose weight is (a copy of) the 2-D tensor `embeddings`."""
+        n, d = embeddings.shape
+        return cls(n, d, padding_idx=padding_idx, _weight=_creation.tensor(embeddings), _freeze=freeze)
+
+    def forward(self, input):
+        return FL.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

@@ -1,0 +1,356 @@
+"""Functional forms of the convolution, pooling, normalisation, embedding, recurrent and attention
+layers (re-exported by ``xbp.nn.functional``). Names, arguments and shapes follow PyTorch.
+
+Convolution, pooling, the normalisation core and the embedding lookup are primitives in
+`xbp.ops.conv`; everything else here is composed from public ops, so it runs on every device and
+is differentiable to any order.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import ops
+from .._tensor import Tensor, _wrap
+from ..autograd import no_grad
+from ..ops.conv import (  # noqa: F401  (re-exports)
+    adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d, normalize,
+)
+from ..ops.conv import embedding as _embedding
+
+__all__ = [
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "batch_norm", "layer_norm", "group_norm", "embedding",
+    "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn",
+    "scaled_dot_product_attention", "multi_head_attention_forward",
+]
+
+
+def _dropout(x, p, training):
+    from .functional import dropout
+    return dropout(x, p, training)
+
+
+def _channel_view(t, ndim):
+    """(C,) -> (1, C, 1, ..., 1) to broadcast against an (N, C, *) input."""
+    return ops.reshape(t, (1, t.shape[0]) + (1,) * (ndim - 2))
+
+
+# --- normalisation --------------------------------------------------------------------------------
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over every dim but the channel dim 1: (N, C, *) -> same shape.
+
+    training: normalise with the batch statistics and, where running_mean/running_var are given,
+    update them in place: running = (1 - momentum) running + momentum batch, the variance being
+    the unbiased batch variance (as PyTorch). Otherwise normalise with the running statistics.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input (N, C, *), got shape {input.shape}")
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.shape != (C,):
+            raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({C},) for input {input.shape}")
+    nd = input.ndim
+    if training:
+        axes = (0,) + tuple(range(2, nd))
+        M = input.numel() // C
+        if M <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                             f"{input.shape}")
+        y, mean, var = normalize(input, axes, eps)
+        if running_mean is not None or running_var is not None:
+            m = float(momentum)
+            xp = input.xp
+            with no_grad():
+                if running_mean is not None:
+                    new = running_mean.data * (1.0 - m) + xp.reshape(mean, (C,)) * m
+                    running_mean.copy_(_wrap(xp.astype(new, running_mean.data.dtype), xp))
+                if running_var is not None:
+                    new = running_var.data * (1.0 - m) + xp.reshape(var, (C,)) * (m * M / (M - 1))
+                    running_var.copy_(_wrap(xp.astype(new, running_var.data.dtype), xp))
+        if weight is not None:
+            y = y * _channel_view(weight, nd)
+        if bias is not None:
+            y = y + _channel_view(bias, nd)
+        return y
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    # eval: one scale and one shift per channel
+    scale = ops.rsqrt(running_var + float(eps))
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return input * _channel_view(scale, nd) + _channel_view(shift, nd)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """Normalise over the last len(normalized_shape) dims, then scale by `weight` and shift by
+    `bias` (both of normalized_shape)."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(s) for s in normalized_shape)
+    k = len(normalized_shape)
+    if input.shape[input.ndim - k:] != normalized_shape:
+        raise ValueError(f"layer_norm: input shape {input.shape} does not end in normalized_shape {normalized_shape}")
+    y, _, _ = normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """Normalise each of `num_groups` channel groups of each sample: (N, C, *) -> same shape,
+    then a per-channel scale and shift."""
+    N, C = input.shape[0], input.shape[1]
+    if C % num_groups:
+        raise ValueError(f"group_norm: {C} channels are not divisible by num_groups={num_groups}")
+    y, _, _ = normalize(ops.reshape(input, (N, num_groups, -1)), (2,), eps)
+    y = ops.reshape(y, input.shape)
+    if weight is not None:
+        y = y * _channel_view(weight, input.ndim)
+    if bias is not None:
+        y = y + _channel_view(bias, input.ndim)
+    return y
+
+
+# --- embedding ------------------------------------------------------------------------------------
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,  # noqa: A002
+              sparse=False):
+    """Look up rows of `weight` (num_embeddings, dim) by integer ids: (*) -> (*, dim). The
+    `padding_idx` row receives no gradient; out-of-range ids raise IndexError."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+    return _embedding(input, weight, padding_idx)
+
+
+# --- recurrent cells ------------------------------------------------------------------------------
+def _proj(x, w, b):
+    return ops.linear(x, w, b)
+
+
+def rnn_tanh_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh). x (B, I), h (B, H) -> (B, H)."""
+    return ops.tanh(_proj(input, w_ih, b_ih) + _proj(hx, w_hh, b_hh))
+
+
+def rnn_relu_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+    """h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return ops.relu(_proj(input, w_ih, b_ih) + _proj(hx, w_hh, b_hh))
+
+
+def _lstm_gates(gates, c, H):
+    i = ops.sigmoid(gates[:, 0:H])
+    f = ops.sigmoid(gates[:, H:2 * H])
+    g = ops.tanh(gates[:, 2 * H:3 * H])
+    o = ops.sigmoid(gates[:, 3 * H:4 * H])
+    c = f * c + i * g
+    return o * ops.tanh(c), c
+
+
+def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+    """One LSTM step, gate order (i, f, g, o) as PyTorch: x (B, I), hx = (h, c) each (B, H);
+    w_ih (4H, I), w_hh (4H, H). Returns (h', c')."""
+    h, c = hx
+    return _lstm_gates(_proj(input, w_ih, b_ih) + _proj(h, w_hh, b_hh), c, h.shape[-1])
+
+
+def _gru_combine(xg, hg, h, H):
+    r = ops.sigmoid(xg[:, 0:H] + hg[:, 0:H])
+    z = ops.sigmoid(xg[:, H:2 * H] + hg[:, H:2 * H])
+    n = ops.tanh(xg[:, 2 * H:3 * H] + r * hg[:, 2 * H:3 * H])
+    return n + z * (h - n)          # = (1 - z) n + z h
+
+
+def gru_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+    """One GRU step, gate order (r, z, n) as PyTorch: n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+    h' = (1 - z) n + z h. x (B, I), h (B, H) -> (B, H)."""
+    return _gru_combine(_proj(input, w_ih, b_ih), _proj(hx, w_hh, b_hh), hx, hx.shape[-1])
+
+
+def _run_direction(mode, xs_proj, h, c, w_hh, b_hh, reverse):
+    """Run one layer in one direction over precomputed input projections xs_proj (T, B, G*H).
+    Returns the list of per-step outputs (in time order) and the final state(s)."""
+    T = xs_proj.shape[0]
+    H = h.shape[-1]
+    outs = [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        xg = xs_proj[t]
+        hg = _proj(h, w_hh, b_hh)
+        if mode == "LSTM":
+            h, c = _lstm_gates(xg + hg, c, H)
+        elif mode == "GRU":
+            h = _gru_combine(xg, hg, h, H)
+        elif mode == "RNN_TANH":
+            h = ops.tanh(xg + hg)
+        else:
+            h = ops.relu(xg + hg)
+        outs[t] = h
+    return outs, h, c
+
+
+def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=True,  # noqa: A002
+        bidirectional=False, batch_first=False):
+    """A multi-layer recurrent network over a sequence (what RNN/LSTM/GRU modules call).
+
+    mode: "RNN_TANH", "RNN_RELU", "LSTM" or "GRU". input (T, B, I) ((B, T, I) if batch_first).
+    hx: initial hidden state (L*D, B, H), for LSTM a pair (h0, c0); None for zeros.
+    weights: per layer and direction, [w_ih, w_hh, b_ih, b_hh] (or [w_ih, w_hh] without bias),
+    ordered layer-major, forward before reverse (PyTorch's _flat_weights order).
+    Returns (output (T, B, D*H), h_n) with h_n (L*D, B, H), or (h_n, c_n) for LSTM.
+    The input projections of all steps are one matrix product per layer and direction; each step
+    then multiplies only the hidden state.
+    """
+    D = 2 if bidirectional else 1
+    per = 4 if bias else 2
+    x = ops.swapaxes(input, 0, 1) if batch_first else input
+    T, B = x.shape[0], x.shape[1]
+    H = weights[1].shape[1]
+    lstm = mode == "LSTM"
+    if hx is None:
+        z = _wrap(x.xp.zeros((num_layers * D, B, H), dtype=x.data.dtype), x.xp)
+        h0, c0 = z, z
+    elif lstm:
+        h0, c0 = hx
+    else:
+        h0, c0 = hx, None
+    hn, cn = [], []
+    for layer in range(num_layers):
+        outs_dir = []
+        for d in range(D):
+            k = layer * D + d
+            w = weights[k * per:(k + 1) * per]
+            w_ih, w_hh = w[0], w[1]
+            b_ih, b_hh = (w[2], w[3]) if bias else (None, None)
+            xs = ops.linear(x, w_ih, b_ih)                      # (T, B, G*H), one GEMM
+            outs, h, c = _run_direction(mode, xs, h0[k], c0[k] if lstm else None, w_hh, b_hh, d == 1)
+            outs_dir.append(outs)
+            hn.append(h)
+            if lstm:
+                cn.append(c)
+        if D == 1:
+            x = ops.stack(outs_dir[0], 0)
+        else:
+            x = ops.cat([ops.stack(outs_dir[0], 0), ops.stack(outs_dir[1], 0)], 2)
+        if dropout and training and layer < num_layers - 1:
+            x = _dropout(x, dropout, True)
+    out = ops.swapaxes(x, 0, 1) if batch_first else x
+    h_n = ops.stack(hn, 0)
+    return (out, (h_n, ops.stack(cn, 0))) if lstm else (out, h_n)
+
+
+# --- attention ------------------------------------------------------------------------------------
+def _additive_mask(mask, dtype_like, allowed_when_true):
+    """A bool mask -> an additive float mask (0 or -inf); a float mask is returned as is.
+    allowed_when_true: SDPA's convention (True = may attend); MHA's masks say True = masked."""
+    if mask is None:
+        return None
+    if mask.dtype.kind == "b":
+        xp = mask.xp
+        blocked = xp.logical_not(mask.data) if allowed_when_true else mask.data
+        zero = xp.zeros((), dtype=dtype_like.data.dtype)
+        return _wrap(xp.where(blocked, xp.full((), -math.inf, dtype=dtype_like.data.dtype), zero), xp)
+    return mask
+
+
+def _causal_mask(L, S, like):
+    xp = like.xp
+    i = xp.reshape(xp.arange(0, L), (L, 1))
+    j = xp.reshape(xp.arange(0, S), (1, S))
+    neg = xp.full((), -math.inf, dtype=like.data.dtype)
+    return _wrap(xp.where(j > i, neg, xp.zeros((), dtype=like.data.dtype)), xp)
+
+
+def _attention(q, k, v, mask, dropout_p, training, scale):
+    """softmax(q k^T * scale + mask) (dropped out) @ v; returns (output, weights)."""
+    scores = ops.matmul(q * scale, ops.swapaxes(k, -1, -2))
+    if mask is not None:
+        scores = scores + mask
+    w = ops.softmax(scores, -1)
+    if dropout_p > 0.0 and training:
+        w = _dropout(w, dropout_p, True)
+    return ops.matmul(w, v), w
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,  # noqa: A002
+                                 scale=None, enable_gqa=False):
+    """softmax(Q K^T / sqrt(E) + mask) V.
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev). attn_mask: bool (True =
+    may attend, as PyTorch's SDPA) or a float mask added to the scores, broadcastable to (..., L, S).
+    is_causal: position i attends to j <= i (top-left aligned). scale defaults to 1/sqrt(E).
+    Dropout (probability dropout_p) is applied to the attention weights.
+    """
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
+    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+    mask = _causal_mask(L, S, query) if is_causal else _additive_mask(attn_mask, query, True)
+    s = 1.0 / math.sqrt(E) if scale is None else float(scale)
+    out, _ = _attention(query, key, value, mask, float(dropout_p), True, s)
+    return out
+
+
+def multi_head_attention_forward(query, key, value, num_heads, in_proj_weight, in_proj_bias,  # noqa: C901
+                                 out_proj_weight, out_proj_bias, dropout_p=0.0, training=True,
+                                 key_padding_mask=None, need_weights=True, attn_mask=None,
+                                 average_attn_weights=True, is_causal=False):
+    """Multi-head attention, sequence-first as PyTorch's functional form.
+
+    query (L, N, E), key/value (S, N, E) (or unbatched (L, E), (S, E)); in_proj_weight (3E, E) packs
+    W_q, W_k, W_v; out_proj_weight (E, E). key_padding_mask (N, S): True (or -inf) marks keys to
+    ignore. attn_mask (L, S) or (N*num_heads, L, S): True marks pairs that may NOT attend (or a float
+    mask to add). Returns (output (L, N, E), weights (N, L, S) averaged over heads, or
+    (N, num_heads, L, S), or None when need_weights is False).
+    """
+    unbatched = query.ndim == 2
+    if unbatched:
+        query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
+        if key_padding_mask is not None:
+            key_padding_mask = ops.unsqueeze(key_padding_mask, 0)
+    L, N, E = query.shape
+    S = key.shape[0]
+    if E % num_heads:
+        raise ValueError(f"multi_head_attention: embed_dim {E} is not divisible by num_heads {num_heads}")
+    hd = E // num_heads
+    if key is query and value is query:          # self-attention: one projection GEMM
+        qkv = ops.linear(query, in_proj_weight, in_proj_bias)
+        q, k, v = qkv[..., 0:E], qkv[..., E:2 * E], qkv[..., 2 * E:3 * E]
+    else:
+        b = in_proj_bias
+        q = ops.linear(query, in_proj_weight[0:E], None if b is None else b[0:E])
+        k = ops.linear(key, in_proj_weight[E:2 * E], None if b is None else b[E:2 * E])
+        v = ops.linear(value, in_proj_weight[2 * E:3 * E], None if b is None else b[2 * E:3 * E])
+
+    def heads(t, n):        # (n, N, E) -> (N, heads, n, hd)
+        return ops.permute(ops.reshape(t, (n, N, num_heads, hd)), (1, 2, 0, 3))
+
+    q, k, v = heads(q, L), heads(k, S), heads(v, S)
+    mask = None
+    if is_causal and attn_mask is None:
+        mask = _causal_mask(L, S, q)
+    if attn_mask is not None:
+        am = _additive_mask(attn_mask, q, False)
+        if am.ndim == 3:                         # (N*heads, L, S)
+            am = ops.reshape(am, (N, num_heads, L, S))
+        mask = am
+    if key_padding_mask is not None:
+        kpm = _additive_mask(key_padding_mask, q, False)
+        kpm = ops.reshape(kpm, (N, 1, 1, S))
+        mask = kpm if mask is None else mask + kpm
+    out, w = _attention(q, k, v, mask, float(dropout_p), training, 1.0 / math.sqrt(hd))
+    out = ops.reshape(ops.permute(out, (2, 0, 1, 3)), (L, N, E))
+    out = ops.linear(out, out_proj_weight, out_proj_bias)
+    weights = None
+    if need_weights:
+        weights = ops.mean(w, 1) if average_attn_weights else w
+        if unbatched:
+            weights = weights[0, ...]
+    if unbatched:
+        out = out[:, 0, ...]
+    return out, weights
