@@ -65,3 +65,16 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     keep = xp.random_uniform(input.shape, input.dtype) >= p
     mask = xp.astype(keep, input.data.dtype) * (1.0 / (1.0 - p))
     return input * _wrap(mask, xp)
+
+# --- convolution, pooling, normalisation, embedding, recurrent cells, attention (functional_layers.py)
+from .functional_layers import (  # noqa: E402,F401  (re-exports)
+    adaptive_avg_pool2d, avg_pool2d, batch_norm, conv1d, conv2d, conv_transpose2d, embedding, group_norm,
+    gru_cell, layer_norm, lstm_cell, max_pool2d, multi_head_attention_forward, rnn_relu_cell, rnn_tanh_cell,
+    scaled_dot_product_attention,
+)
+
+__all__ += [
+    "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+    "layer_norm", "group_norm", "embedding", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+    "scaled_dot_product_attention", "multi_head_attention_forward",
+]
