@@ -611,3 +611,80 @@ def test_gradcheck_multiple_inputs_outputs_and_constants(device):
     k = xbp.tensor([1.0, 2.0], dtype=xbp.float64, device=device)       # not requiring grad
     assert gradcheck(lambda a, b, c, s: (a * b * c * s, (a + b).exp()), [x, w, k, 3.0])
     assert gradgradcheck(lambda a, b: (a * b).sin(), [x, w])
+
+
+# --- gradients at the edges of their domains (where a naive rule gives nan) -------------------------
+def test_prod_gradient_with_zeros(device):
+    a = np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.0, 2.0, 4.0]])
+    x = xbp.tensor(a, device=device, requires_grad=True)
+    x.prod(1).sum().backward()
+    np.testing.assert_allclose(to_np(x.grad), [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0], [8.0, 4.0, 2.0]])
+    x.grad = None
+    x.prod().backward()
+    np.testing.assert_allclose(to_np(x.grad), np.zeros((3, 3)))
+    for v in ([2.0, 0.0, 3.0], [0.0, 1.5, 0.0], [0.0, 0.0, 0.0], [[1.5, 0.0], [-2.0, 0.5]]):
+        y = xbp.tensor(v, dtype=xbp.float64, device=device, requires_grad=True)
+        assert gradcheck(lambda t: t.prod(), [y])
+        assert gradgradcheck(lambda t: t.prod(), [y])
+        assert gradgradcheck(lambda t: t.prod(-1), [y])
+
+
+def test_norm_gradient_at_zero_is_zero(device):
+    x = xbp.zeros(3, device=device, requires_grad=True)
+    x.norm().backward()
+    assert to_np(x.grad).tolist() == [0.0, 0.0, 0.0]
+    z = xbp.zeros(2, 2, dtype=xbp.float64, device=device, requires_grad=True)
+    xbp.norm(z, dim=1).sum().backward()
+    assert np.all(to_np(z.grad) == 0.0)
+
+
+def test_abs_gradient_at_zero_is_zero(device):
+    x = xbp.tensor([-1.0, 0.0, 2.0], device=device, requires_grad=True)
+    x.abs().sum().backward()
+    assert to_np(x.grad).tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_pow_edge_cases(device):
+    x = xbp.tensor([0.0, 2.0], dtype=xbp.float64, device=device, requires_grad=True)
+    (x ** 0).sum().backward()
+    assert to_np(x.grad).tolist() == [0.0, 0.0]
+    e = xbp.tensor([1.0, 2.0], dtype=xbp.float64, device=device, requires_grad=True)
+    (0.0 ** e).sum().backward()                  # d/de 0^e = 0 for e > 0
+    assert to_np(e.grad).tolist() == [0.0, 0.0]
+    e.grad = None
+    (2.0 ** e).sum().backward()
+    np.testing.assert_allclose(to_np(e.grad), np.log(2.0) * 2.0 ** np.array([1.0, 2.0]))
+    e.grad = None
+    ((-2.0) ** xbp.tensor([2.0], dtype=xbp.float64, device=device, requires_grad=True)).sum().backward()
+
+
+def test_erf_is_accurate_in_float64(device):
+    import math
+    v = np.concatenate([np.linspace(-6, 6, 241), [2.9999999, 3.0, 3.0000001]])
+    got = to_np(xbp.erf(xbp.tensor(v, device=device)))
+    np.testing.assert_allclose(got, [math.erf(t) for t in v], atol=5e-15)
+    got32 = xbp.erf(xbp.tensor(v, dtype=xbp.float32, device=device))
+    assert got32.dtype == xbp.float32
+    np.testing.assert_allclose(to_np(got32), [math.erf(t) for t in v], atol=1e-6)
+
+
+def test_where_with_two_numbers(device):
+    m = xbp.tensor([True, False], device=device)
+    y = xbp.where(m, 1.0, 0.0)
+    assert y.dtype == xbp.float32 and y.tolist() == [1.0, 0.0]
+    assert xbp.where(m, 2, 3).tolist() == [2, 3]
+
+
+def test_create_graph_through_device_transfer(device):
+    x, a = rand((2,), "cpu")
+    y = (x.to(device) ** 3).to("cpu").sum()
+    (g,) = xbp.grad(y, x, create_graph=True)
+    (h,) = xbp.grad(g.sum(), x)
+    np.testing.assert_allclose(to_np(h), 6 * a)
+
+
+def test_slice_bounds_from_tensors_and_numpy_ints(device):
+    x = xbp.arange(6.0, device=device)
+    assert x[: xbp.tensor(2, device=device)].tolist() == [0.0, 1.0]
+    assert x[np.int64(1): np.int64(5): np.int64(2)].tolist() == [1.0, 3.0]
+    assert x[np.int64(3)].item() == 3.0

@@ -56,6 +56,10 @@ class TensorNamespace:
         return R.sum(x, axis=axis, keepdims=keepdims)
 
     @staticmethod
+    def prod(x, axis=None, keepdims=False):
+        return R.prod(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
     def max(x, axis=None, keepdims=False):
         return R.amax(x, axis=axis, keepdims=keepdims)
 

@@ -31,7 +31,10 @@ def _transfer(src, dst, a):
 
 
 def _to_device_vjp(c, g):
-    # g lives on the destination; send it back to the source device
+    # g lives on the destination; send it back to the source device (differentiably under
+    # create_graph, where g is a Tensor)
+    if isinstance(g, Tensor):
+        return (to_device(g, c.p["src"]),)
     return (_transfer(c.p["dst"], c.p["src"], g),)
 
 

@@ -56,10 +56,16 @@ def _pow_vjp(c, g):
     a, b = c.ins
     ga = gb = None
     if c.needs[0]:
-        ga = g * b * a ** (b - 1)
+        if not hasattr(b, "shape") and b == 0:
+            ga = g * 0.0                      # x ** 0 is constant (0 * 0 ** -1 would be nan)
+        else:
+            ga = g * b * a ** (b - 1)
     if c.needs[1]:
-        # d(a^b)/db = a^b log a; 0^b contributes 0 (the limit for b > 0)
-        loga = math.log(a) if not hasattr(a, "shape") else xp.log(xp.where(a > 0, a, 1.0))
+        # d(a^b)/db = a^b log a; 0^b contributes 0 (the limit for b > 0), a < 0 gives nan
+        if not hasattr(a, "shape"):
+            loga = math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
+        else:
+            loga = xp.log(xp.where(a > 0, a, 1.0))
         gb = g * c.out * loga
     return ga, gb
 
@@ -148,7 +154,8 @@ expm1 = _unary("expm1", lambda xp, x: xp.expm1(x), lambda c, g: (g * (c.out + 1.
 sqrt = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda c, g: (g * 0.5 / c.out,), save="out")
 # rsqrt: y = x^-1/2, dy/dx = -y^3 / 2
 rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda c, g: (g * -0.5 * c.out * c.out * c.out,), save="out")
-abs = _unary("abs", lambda xp, x: xp.abs(x), lambda c, g: (c.xp.where(c.ins[0] >= 0, g, -g),), save="in")  # noqa: A001
+# d|x|/dx = sign(x), 0 at x = 0 (as PyTorch)
+abs = _unary("abs", lambda xp, x: xp.abs(x), lambda c, g: (g * c.xp.sign(c.ins[0]),), save="in")  # noqa: A001
 sin = _unary("sin", lambda xp, x: xp.sin(x), lambda c, g: (g * c.xp.cos(c.ins[0]),), save="in")
 cos = _unary("cos", lambda xp, x: xp.cos(x), lambda c, g: (-g * c.xp.sin(c.ins[0]),), save="in")
 erf = _unary("erf", lambda xp, x: xp.erf(x),
@@ -322,6 +329,10 @@ def where(condition, input, other):  # noqa: A002
     """Elementwise select: `input` where `condition` is true, else `other`."""
     if isinstance(condition, Tensor) and condition.dtype.kind != "b":
         raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor) and isinstance(condition, Tensor):
+        # two Python numbers (strict refuses): the first becomes a tensor of its default dtype
+        from .._creation import tensor
+        input = tensor(input, device=condition.xp)
     return apply(where_p, (condition,) + _promote(input, other))
 
 

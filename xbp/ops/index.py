@@ -8,6 +8,7 @@ lacks: the Backend gives a native one (np.add.at, cupyx.scatter_add) and a porta
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -46,6 +47,11 @@ def _normalize_key(x: Tensor, key):
             advanced = True
         elif isinstance(k, bool):
             raise IndexError("index: a Python bool is not a valid index; use a bool tensor mask")
+        elif isinstance(k, slice) and not all(v is None or type(v) is int for v in (k.start, k.stop, k.step)):
+            # slice bounds given as 0-d tensors or NumPy integers: strict wants Python ints
+            k = slice(*(None if v is None else operator.index(v) for v in (k.start, k.stop, k.step)))
+        elif isinstance(k, np.integer):
+            k = int(k)
         elif not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
             if hasattr(k, "shape"):
                 advanced = True

@@ -44,13 +44,29 @@ mean_p = Primitive("mean", lambda xp, x, axis, keepdims: xp.mean(x, axis=axis, k
 
 
 def _prod_vjp(c, g):
-    # d prod / d x_i = prod / x_i (inputs are assumed nonzero, as in most frameworks' fast path)
-    out = _spread(c, c.out)
-    return (_spread(c, g) * out / c.ins[0],)
+    # d prod / d x_i = the product of the other elements, written so that zeros give no 0/0 and
+    # the expression stays exact to differentiate once more (double backward):
+    #   no zero:           P / x_i                       (P: product of the nonzero elements)
+    #   one zero (at z):   P at z;  P / x_i * x_z elsewhere   (value 0, derivative in x_z kept)
+    #   two zeros (z, w):  P * x_w at z (and P * x_z at w); 0 elsewhere
+    #   three or more:     0
+    # x_z enters through zf = where(zero, x, 0), whose value is 0 but whose derivative is 1 there.
+    xp, axis = c.xp, c.p["axis"]
+    x = c.ins[0]
+    zero = x == 0
+    safe = xp.where(zero, 1.0, x)
+    zf = xp.where(zero, x, 0.0)
+    p_nz = xp.prod(safe, axis=axis, keepdims=True)
+    n_zero = xp.sum(xp.astype(zero, x.dtype), axis=axis, keepdims=True)
+    zsum = xp.sum(zf, axis=axis, keepdims=True)
+    others = xp.where(n_zero == 0, p_nz / safe,
+                      xp.where(n_zero == 1, xp.where(zero, p_nz, p_nz / safe * zsum),
+                               xp.where(zero & (n_zero == 2), p_nz * (zsum - zf), 0.0)))
+    return (_spread(c, g) * others,)
 
 
 prod_p = Primitive("prod", lambda xp, x, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims), _prod_vjp,
-                   save="in,out")
+                   save="in")
 
 
 def _extreme_vjp(c, g):
@@ -157,10 +173,25 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return out
 
 
+def _norm2_fwd(xp, x, axis, keepdims):
+    return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))
+
+
+def _norm2_vjp(c, g):
+    # d|x|/dx = x/|x|, taken as 0 at x = 0 (a subgradient; PyTorch does the same) instead of 0/0
+    xp = c.xp
+    n = _spread(c, c.out)
+    return (_spread(c, g) * c.ins[0] / xp.where(n == 0, 1.0, n),)
+
+
+norm2_p = Primitive("norm", _norm2_fwd, _norm2_vjp, save="in,out")
+
+
 def norm(x, p=2, dim=None, keepdim=False):
     """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number)."""
     if p in (2, 2.0, "fro"):
-        return E.sqrt(sum(x * x, dim, keepdim))
+        axes = norm_axis(dim, x.ndim)
+        return apply(norm2_p, (x,), {"axis": axes, "keepdims": bool(keepdim)})
     if p in (1, 1.0):
         return sum(E.abs(x), dim, keepdim)
     if p == float("inf"):
