@@ -98,8 +98,18 @@ def test_mixing_devices_names_the_op_and_both_devices():
         xbp.ones(2, 2) @ xbp.ones(2, 2, device="strict")
     with pytest.raises(xbp.DeviceError, match="linear.*cpu.*strict"):
         xbp.linear(xbp.ones(2, 2), xbp.ones(2, 2, device="strict"))
-    with pytest.raises((xbp.DeviceError, RuntimeError), match="strict"):
+    with pytest.raises(xbp.DeviceError, match="copy_.*strict.*cpu"):
         xbp.ones(2).copy_(b)
+    with pytest.raises(xbp.DeviceError, match="setitem.*cpu.*strict"):
+        xbp.ones(2)[0] = b[0]
+    with pytest.raises(xbp.DeviceError, match="index: index tensor is on strict.*cpu"):
+        xbp.ones(2)[xbp.tensor([0], device="strict")]
+    with pytest.raises(xbp.DeviceError, match="gather: index is on strict, input on cpu"):
+        xbp.gather(xbp.ones(2, 2), 1, xbp.tensor([[0], [1]], device="strict"))
+    with pytest.raises(xbp.DeviceError, match="backward: gradient is on strict"):
+        (a * 2.0).backward(b)
+    with pytest.raises(xbp.DeviceError, match="eq.*cpu.*strict"):
+        a == b
 
 
 def test_to_moves_between_devices_and_back_differentiably(device):

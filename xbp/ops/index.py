@@ -12,6 +12,7 @@ import operator
 
 import numpy as np
 
+from .._backend import DeviceError
 from .._primitive import GRAD_ENABLED, Primitive, apply
 from .._tensor import Tensor, _wrap
 from ._util import unpack
@@ -36,7 +37,8 @@ def _normalize_key(x: Tensor, key):
                 k = int(k.item())
             else:
                 if k.xp is not x.xp:
-                    raise IndexError(f"index: index tensor is on {k.device}, the indexed tensor on {x.device}")
+                    raise DeviceError(f"index: index tensor is on {k.device}, the indexed tensor on {x.device}; "
+                                      "move the index with .to() first")
                 k = k.data
                 advanced = True
         elif isinstance(k, list):
@@ -196,7 +198,7 @@ def _check_index(name, x, index, dim):
         raise TypeError(f"{name}: index must be an integer tensor, got "
                         f"{index.dtype if isinstance(index, Tensor) else type(index).__name__}")
     if index.xp is not x.xp:
-        raise RuntimeError(f"{name}: index is on {index.device}, input on {x.device}")
+        raise DeviceError(f"{name}: index is on {index.device}, input on {x.device}; move it with .to() first")
     if index.numel():
         index.xp.check_index_range(index.data, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})")
 
@@ -455,7 +457,7 @@ def fill_(x: Tensor, value):
 def copy_(x: Tensor, src):
     """Copy `src` (broadcastable, same device) into x, in place; differentiable w.r.t. src."""
     if isinstance(src, Tensor) and src.xp is not x.xp:
-        raise RuntimeError(f"copy_: source is on {src.device}, destination on {x.device}; move it with .to() first")
+        raise DeviceError(f"copy_: source is on {src.device}, destination on {x.device}; move it with .to() first")
     if isinstance(src, Tensor):
         from .shape import broadcast_to
         try:
