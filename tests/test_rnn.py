@@ -1,0 +1,218 @@
+"""RNN, LSTM, GRU and their cells: against the gate equations written out in NumPy (multi-layer,
+bidirectional, batch_first, initial states), float64 gradcheck, dropout between layers, PyTorch's
+parameter names/shapes/init, and PyTorch weights through state dicts."""
+import math
+
+import numpy as np
+import pytest
+
+import xbp
+import xbp.nn as nn
+from xbp.autograd import gradcheck
+
+from conftest import to_np
+
+
+def sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One step of the gate equations (PyTorch's documentation), x (B, I), h (B, H)."""
+    H = h.shape[1]
+    gi = x @ w_ih.T + b_ih
+    gh = h @ w_hh.T + b_hh
+    if mode == "RNN_TANH":
+        return np.tanh(gi + gh), None
+    if mode == "RNN_RELU":
+        return np.maximum(gi + gh, 0.0), None
+    if mode == "LSTM":
+        g = gi + gh
+        i, f, gg, o = sig(g[:, :H]), sig(g[:, H:2 * H]), np.tanh(g[:, 2 * H:3 * H]), sig(g[:, 3 * H:])
+        c = f * c + i * gg
+        return o * np.tanh(c), c
+    r = sig(gi[:, :H] + gh[:, :H])
+    z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    return (1 - z) * n + z * h, None
+
+
+def np_rnn(mode, module, x, h0=None, c0=None):
+    """The whole network in NumPy from the module's parameters. x (T, B, I) (seq-first)."""
+    p = {k: to_np(v) for k, v in module.named_parameters()}
+    L, H = module.num_layers, module.hidden_size
+    D = 2 if module.bidirectional else 1
+    T, B = x.shape[:2]
+    h0 = np.zeros((L * D, B, H)) if h0 is None else h0
+    c0 = np.zeros((L * D, B, H)) if c0 is None else c0
+    hn, cn = [], []
+    inp = x
+    for layer in range(L):
+        outs = []
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            h, c = h0[layer * D + d], c0[layer * D + d]
+            seq = [None] * T
+            for t in (reversed(range(T)) if d else range(T)):
+                h, c = np_step(mode, inp[t], h, c, p["weight_ih" + sfx], p["weight_hh" + sfx],
+                               p["bias_ih" + sfx], p["bias_hh" + sfx])
+                seq[t] = h
+            outs.append(np.stack(seq))
+            hn.append(h)
+            cn.append(c)
+        inp = np.concatenate(outs, axis=2)
+    return inp, np.stack(hn), (np.stack(cn) if mode == "LSTM" else None)
+
+
+CASES = [  # mode, layers, bidirectional, batch_first, with initial state
+    ("LSTM", 1, False, False, False),
+    ("LSTM", 2, True, True, True),
+    ("GRU", 2, False, False, True),
+    ("GRU", 1, True, True, False),
+    ("RNN_TANH", 2, True, False, True),
+    ("RNN_RELU", 1, False, True, False),
+]
+
+
+def _make(mode, I, H, L, bidir, bf, device):
+    kw = dict(num_layers=L, bidirectional=bidir, batch_first=bf, device=device)
+    if mode == "LSTM":
+        return nn.LSTM(I, H, **kw)
+    if mode == "GRU":
+        return nn.GRU(I, H, **kw)
+    return nn.RNN(I, H, nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **kw)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_recurrent_layers_match_gate_equations(device, case):
+    mode, L, bidir, bf, init_state = case
+    T, B, I, H = 4, 2, 3, 5
+    m = _make(mode, I, H, L, bidir, bf, device).double()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I))
+    D = 2 if bidir else 1
+    h0 = rng.standard_normal((L * D, B, H)) if init_state else None
+    c0 = rng.standard_normal((L * D, B, H)) if init_state else None
+    xin = xbp.tensor(np.swapaxes(x, 0, 1) if bf else x, device=device)
+    if init_state:
+        hx = (xbp.tensor(h0, device=device), xbp.tensor(c0, device=device)) if mode == "LSTM" else xbp.tensor(h0, device=device)
+    else:
+        hx = None
+    out, state = m(xin, hx)
+    ref_out, ref_h, ref_c = np_rnn(mode, m, x, h0, c0 if mode == "LSTM" else None)
+    np.testing.assert_allclose(to_np(out), np.swapaxes(ref_out, 0, 1) if bf else ref_out, atol=1e-12)
+    if mode == "LSTM":
+        np.testing.assert_allclose(to_np(state[0]), ref_h, atol=1e-12)
+        np.testing.assert_allclose(to_np(state[1]), ref_c, atol=1e-12)
+    else:
+        np.testing.assert_allclose(to_np(state), ref_h, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_recurrent_gradcheck(device, mode):
+    m = _make(mode, 2, 2, 1, mode != "RNN_TANH", False, device).double()
+    params = [p for _, p in m.named_parameters()]
+    names = [n for n, _ in m.named_parameters()]
+    x = xbp.tensor(np.random.default_rng(1).standard_normal((3, 1, 2)), device=device, requires_grad=True)
+    h0 = xbp.tensor(np.random.default_rng(2).standard_normal((2 if mode != "RNN_TANH" else 1, 1, 2)), device=device,
+                    requires_grad=True)
+
+    def fn(x, h0, *ps):
+        for n, p in zip(names, ps):
+            m._parameters[n] = p
+        hx = (h0, h0 * 0.5) if mode == "LSTM" else h0
+        out, state = m(x, hx)
+        return out, (state[1] if mode == "LSTM" else state)
+    ps = [xbp.tensor(to_np(p), device=device, requires_grad=True) for p in params]
+    # (the weights are checked on cpu; strict checks the input and state, to stay fast)
+    if device != "cpu":
+        ps = [p.detach() for p in ps]
+    assert gradcheck(fn, (x, h0, *ps))
+
+
+@pytest.mark.parametrize("cell", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cells_match_gate_equations_and_gradcheck(device, cell):
+    rng = np.random.default_rng(3)
+    m = getattr(nn, cell)(3, 4, device=device).double()
+    assert [n for n, _ in m.named_parameters()] == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    G = {"RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}[cell]
+    assert m.weight_ih.shape == (G * 4, 3) and m.weight_hh.shape == (G * 4, 4)
+    p = {k: to_np(v) for k, v in m.named_parameters()}
+    x, h, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    mode = {"RNNCell": "RNN_TANH", "LSTMCell": "LSTM", "GRUCell": "GRU"}[cell]
+    rh, rc = np_step(mode, x, h, c, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+    X, Hh, Cc = (xbp.tensor(a, device=device, requires_grad=True) for a in (x, h, c))
+    if cell == "LSTMCell":
+        oh, oc = m(X, (Hh, Cc))
+        np.testing.assert_allclose(to_np(oh), rh, atol=1e-12)
+        np.testing.assert_allclose(to_np(oc), rc, atol=1e-12)
+        assert gradcheck(lambda X, Hh, Cc: m(X, (Hh, Cc)), (X, Hh, Cc))
+    else:
+        np.testing.assert_allclose(to_np(m(X, Hh)), rh, atol=1e-12)
+        assert gradcheck(lambda X, Hh: m(X, Hh), (X, Hh))
+    # no state: zeros; unbatched input
+    out = m(X[0, ...])
+    assert (out[0] if cell == "LSTMCell" else out).shape == (4,)
+
+
+def test_parameter_names_shapes_and_init():
+    m = nn.LSTM(3, 16, num_layers=2, bidirectional=True)
+    names = [n for n, _ in m.named_parameters()]
+    assert names[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_ih_l0_reverse"]
+    assert len(names) == 16 and names[-1] == "bias_hh_l1_reverse"
+    assert m.weight_ih_l0.shape == (64, 3) and m.weight_ih_l1.shape == (64, 32) and m.weight_hh_l1.shape == (64, 16)
+    bound = 1 / math.sqrt(16)
+    for _, p in m.named_parameters():
+        v = to_np(p)
+        assert np.abs(v).max() <= bound and np.abs(v).max() > 0.8 * bound
+    g = nn.GRU(3, 5, bias=False)
+    assert [n for n, _ in g.named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
+    assert g.weight_ih_l0.shape == (15, 3)
+    out, h = g(xbp.randn(4, 2, 3))
+    assert out.shape == (4, 2, 5) and h.shape == (1, 2, 5)
+    out, h = g(xbp.randn(4, 3))                                       # unbatched
+    assert out.shape == (4, 5) and h.shape == (1, 5)
+    with pytest.raises(ValueError, match="initial state"):
+        g(xbp.randn(4, 2, 3), xbp.zeros(2, 2, 5))
+
+
+def test_dropout_between_layers():
+    m = nn.LSTM(3, 8, num_layers=2, dropout=0.5).double()
+    x = xbp.randn(5, 2, 3, dtype=xbp.float64)
+    m.eval()
+    e1, _ = m(x)
+    e2, _ = m(x)
+    np.testing.assert_array_equal(to_np(e1), to_np(e2))
+    m.train()
+    t1, _ = m(x)
+    assert not np.allclose(to_np(t1), to_np(e1))
+    np.testing.assert_allclose(to_np(e1), np_rnn("LSTM", m, to_np(x))[0], atol=1e-12)   # eval: no dropout
+    # dropout=1 zeroes the first layer's outputs: the second layer then sees zeros
+    out, _ = xbp.nn.functional_layers.rnn("LSTM", x, None, [p for _, p in m.named_parameters()], 2, dropout=1.0,
+                                          training=True)
+    second = nn.LSTM(8, 8).double()
+    second.load_state_dict({k.replace("_l1", "_l0"): v for k, v in m.state_dict().items() if "_l1" in k})
+    np.testing.assert_allclose(to_np(out), np_rnn("LSTM", second, np.zeros((5, 2, 8)))[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_pytorch_weights_give_pytorch_outputs(kind):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm = getattr(torch.nn, kind)(4, 6, num_layers=2, bidirectional=True, batch_first=True)
+    xm = getattr(nn, kind)(4, 6, num_layers=2, bidirectional=True, batch_first=True)
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    xm.load_state_dict(sd)
+    x = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
+    xt, xx = torch.tensor(x, requires_grad=True), xbp.tensor(x, requires_grad=True)
+    (ot, st), (ox, sx) = tm(xt), xm(xx)
+    np.testing.assert_allclose(to_np(ox), ot.detach().numpy(), atol=1e-5)
+    st, sx = (st[1], sx[1]) if kind == "LSTM" else (st, sx)
+    np.testing.assert_allclose(to_np(sx), st.detach().numpy(), atol=1e-5)
+    ((ot ** 2).sum() + st.sum()).backward()
+    ((ox * ox).sum() + sx.sum()).backward()
+    np.testing.assert_allclose(to_np(xx.grad), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for (n, p), (tn, tp) in zip(xm.named_parameters(), tm.named_parameters()):
+        assert n == tn
+        np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4)
