@@ -476,3 +476,28 @@ def test_len_iter_and_getitem_errors(device):
         x[xbp.tensor([0.0], device=device)]
     with pytest.raises(IndexError, match="out of bounds"):
         x[0, 5] = 1.0
+
+
+def test_more_pytorch_methods(device):
+    x, a = rand((2, 3), device)
+    np.testing.assert_allclose(to_np(x.t()), a.T)
+    with pytest.raises(ValueError, match="t\\(\\) expects"):
+        xbp.zeros(1, 1, 1, device=device).t()
+    y = xbp.tensor([1.0, 2.0], device=device)
+    assert y.eq(1.0).tolist() == [True, False] and y.gt(1.0).tolist() == [False, True]
+    assert y.le(1.0).tolist() == [True, False] and y.ne(1.0).tolist() == [False, True]
+    assert xbp.tensor([1.5, -1.5], device=device).floor().tolist() == [1.0, -2.0]
+    assert x.cumsum(1).shape == (2, 3) and x.tile(2, 1).shape == (4, 3)
+    assert x.unflatten(1, (3, 1)).shape == (2, 3, 1) and x.movedim(0, 1).shape == (3, 2)
+    assert len(x.unbind(1)) == 3 and x.repeat_interleave(2, 0).shape == (4, 3)
+    n = x.new_zeros(2, 2)
+    assert n.device == x.device and n.dtype == xbp.float64 and not n.requires_grad
+    assert x.new_ones((3,), dtype=xbp.float32).dtype == xbp.float32
+    assert x.new_full((2,), 4.0).tolist() == [4.0, 4.0]
+    assert x.new_tensor([1, 2]).dtype == xbp.float64 and x.new_empty(1).shape == (1,)
+    z = x * 1.0
+    z.masked_fill_(z > 0, 0.0)
+    z.sum().backward()
+    np.testing.assert_allclose(to_np(x.grad), (a <= 0).astype(float))
+    for name in ("logical_xor", "repeat_interleave", "unflatten", "swapdims", "view", "floor_divide"):
+        assert callable(getattr(xbp, name))

@@ -14,12 +14,13 @@ from .autograd import enable_grad, grad, no_grad, set_grad_enabled, is_grad_enab
 from .ops import (
     abs, add, all, amax, amin, any, argmax, argmin, broadcast_to, cat, ceil, chunk, clamp, clip,
     clone, concat, cos, cumsum, div, einsum, elu, eq, erf, exp, expand, expm1, flatten, flip, floor,
-    gather, ge, gelu, gt, index_select, isfinite, isinf, isnan, le, leaky_relu, linear, log,
-    log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, lt, masked_fill, matmul,
-    max, maximum, mean, min, minimum, movedim, mul, ne, neg, norm, one_hot, outer, pad, permute,
-    pow, prod, relu, remainder, reshape, roll, round, rsqrt, sigmoid, sign, silu, sin, softmax,
-    softplus, split, sqrt, squeeze, stack, std, sub, sum, swapaxes, take_along_dim, tanh, tile,
-    transpose, unbind, unsqueeze, var, where,
+    floor_divide, gather, ge, gelu, gt, index_select, isfinite, isinf, isnan, le, leaky_relu, linear,
+    log, log1p, log_softmax, logical_and, logical_not, logical_or, logical_xor, logsumexp, lt,
+    masked_fill, matmul, max, maximum, mean, min, minimum, movedim, mul, ne, neg, norm, one_hot,
+    outer, pad, permute, pow, prod, relu, remainder, repeat_interleave, reshape, roll, round, rsqrt,
+    sigmoid, sign, silu, sin, softmax, softplus, split, sqrt, squeeze, stack, std, sub, sum,
+    swapaxes, swapdims, take_along_dim, tanh, tile, transpose, unbind, unflatten, unsqueeze, var,
+    view, where,
 )
 from . import autograd  # noqa: F401
 from . import viz  # noqa: F401

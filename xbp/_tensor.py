@@ -363,6 +363,49 @@ class Tensor:
     def gather(self, dim, index): return _ops.gather(self, dim, index)
     def take_along_dim(self, index, dim): return _ops.take_along_dim(self, index, dim)
     def masked_fill(self, mask, value): return _ops.masked_fill(self, mask, value)
+    def index_select(self, dim, index): return _ops.index_select(self, dim, index)
+    def movedim(self, source, destination): return _ops.movedim(self, source, destination)
+    def unflatten(self, dim, sizes): return _ops.unflatten(self, dim, sizes)
+    def unbind(self, dim=0): return _ops.unbind(self, dim)
+    def tile(self, *reps): return _ops.tile(self, _shape_args(reps))
+    def repeat_interleave(self, repeats, dim=0): return _ops.repeat_interleave(self, repeats, dim)
+    def cumsum(self, dim): return _ops.cumsum(self, dim)
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {self.shape}; use .mT or .transpose()")
+        return self.T
+    def eq(self, o): return _ops.eq(self, o)
+    def ne(self, o): return _ops.ne(self, o)
+    def lt(self, o): return _ops.lt(self, o)
+    def le(self, o): return _ops.le(self, o)
+    def gt(self, o): return _ops.gt(self, o)
+    def ge(self, o): return _ops.ge(self, o)
+    def floor(self): return _ops.floor(self)
+    def ceil(self): return _ops.ceil(self)
+    def round(self): return _ops.round(self)
+    def erf(self): return _ops.erf(self)
+    def isnan(self): return _ops.isnan(self)
+    def isfinite(self): return _ops.isfinite(self)
+    def masked_fill_(self, mask, value):
+        return _ops.inplace_(self, "masked_fill_", lambda t: _ops.masked_fill(t, mask, value))
+    def abs_(self): return _ops.inplace_(self, "abs_", _ops.abs)
+
+    # new tensors on this tensor's device (and, unless given, with its dtype)
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        from ._creation import tensor
+        return tensor(data, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+    def new_zeros(self, *size, dtype=None, requires_grad=False):
+        from ._creation import zeros
+        return zeros(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+    def new_ones(self, *size, dtype=None, requires_grad=False):
+        from ._creation import ones
+        return ones(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        from ._creation import full
+        return full(size, fill_value, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+    def new_empty(self, *size, dtype=None, requires_grad=False):
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
     def contiguous(self): return self
     def clone(self): return _ops.clone(self)
     def repeat(self, *sizes): return _ops.tile(self, _shape_args(sizes))
