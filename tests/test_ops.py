@@ -76,8 +76,8 @@ def test_forward(spec, i, device):
 
 
 @pytest.mark.parametrize("spec,i", [p for p in CASES if p.values[0].float32_ok])
-def test_float32_stays_float32(spec, i):
-    leaves, transform, _ = make_inputs(spec, i, "cpu", dtype=np.float32)
+def test_float32_stays_float32(spec, i, device):
+    leaves, transform, _ = make_inputs(spec, i, device, dtype=np.float32)
     for o in _tuple(spec.fn(*transform(*leaves))):
         assert o.dtype == xbp.float32, f"{spec.name}: float32 inputs gave {o.dtype}"
 
@@ -105,3 +105,14 @@ def test_table_covers_the_issue_list():
     missing = [r for r in required if r not in names and r not in prefixes and not any(n.startswith(r) for n in names)]
     assert not missing, missing
     assert any(s.name.startswith("einsum") for s in SPECS)
+
+
+@pytest.mark.parametrize("spec,i", [p for p in GRAD_CASES if p.values[0].float32_ok])
+def test_float32_gradients_stay_float32(spec, i, device):
+    # gradients are captured at non-leaf copies of the inputs, where nothing casts them back
+    leaves, transform, _ = make_inputs(spec, i, device, dtype=np.float32)
+    mids = [leaf * 1.0 for leaf in leaves]
+    outs = [o for o in _tuple(spec.fn(*transform(*mids))) if o.requires_grad]
+    grads = xbp.grad(outs, mids, [xbp.ones_like(o) for o in outs], allow_unused=True)
+    for g in grads:
+        assert g is None or g.dtype == xbp.float32, f"{spec.name}: float32 inputs got {g.dtype} gradients"
