@@ -151,10 +151,13 @@ def test_cross_entropy_extreme_logits_finite(device):
 
 def test_cross_entropy_float32_stays_float32(device):
     x = xbp.randn(4, 3, device=device, requires_grad=True)
-    w = xbp.tensor([1.0, 2.0, 0.5], device=device)
-    loss = F.cross_entropy(x, xbp.tensor([0, 1, 2, 1], device=device), weight=w, label_smoothing=0.1)
-    loss.backward()
-    assert loss.dtype == xbp.float32 and x.grad.dtype == xbp.float32
+    t = xbp.tensor([0, 1, 2, 1], device=device)
+    for w in (xbp.tensor([1.0, 2.0, 0.5], device=device), xbp.tensor([1.0, 2.0, 0.5], dtype=xbp.float64, device=device)):
+        x.grad = None
+        loss = F.cross_entropy(x, t, weight=w, label_smoothing=0.1)
+        loss.backward()
+        assert loss.dtype == xbp.float32 and x.grad.dtype == xbp.float32
+        assert F.nll_loss(x, t, weight=w).dtype == xbp.float32
 
 
 def test_cross_entropy_unbatched(device):

@@ -39,3 +39,4 @@ half, float, double, long = float16, float32, float64, int64  # noqa: A001
 __version__ = "0.1.0"
 from . import optim, data  # noqa: E402
 from .serialization import save, load  # noqa: E402
+from . import nn  # noqa: E402

@@ -108,12 +108,15 @@ def _check_weight(name, weight, input, n_classes):
 # On the hot path (no weight, no smoothing, nothing ignored) a = 1, b = 0: grad = (p - onehot) / N.
 def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
     C = x.shape[1]
+    if w is not None and w.dtype != x.dtype:
+        w = xp.astype(w, x.dtype)             # a float64 weight must not promote a float32 loss
     z = x - xp.max(x, axis=1, keepdims=True)
     e = xp.exp(z)
     s = xp.sum(e, axis=1, keepdims=True)
     lse = xp.log(s)
-    p = e / s
-    ti = xp.expand_dims(t, axis=1)
+    e *= 1.0 / s                 # p = softmax, in e's buffer: one (N, C) allocation fewer on the hot path
+    p = e
+    ti = xp.reshape(t, (t.shape[0], 1) + tuple(t.shape[1:]))   # (cheaper than expand_dims in NumPy)
     valid = None
     if masked:
         valid = ti != ignore_index
@@ -152,7 +155,8 @@ def _ce_vjp(c, g):
     p, ti, A, a1, b, denom = (r.data if isinstance(r, Tensor) else r for r in c.res)
     x = c.ins[0]
     dt = p.dtype
-    if isinstance(g, Tensor):
+    graph = isinstance(g, Tensor)
+    if graph:
         # create_graph: c.xp is the tensor namespace and the gradient must stay a differentiable
         # function of the logits, which the saved probabilities are not (a constant); so p is
         # recomputed from the saved logits with the fused softmax. Targets, weights and the
@@ -165,11 +169,23 @@ def _ce_vjp(c, g):
         k = lambda a: a  # noqa: E731
     xp = c.xp
     red = c.p["reduction"]
+    if red == "none":
+        gs = xp.reshape(g, ti.shape)                      # (N, d...) -> (N, 1, d...)
+    elif red == "mean":
+        gs = g / (k(denom) if denom is not None else float(math.prod(ti.shape)))
+    else:
+        gs = g
     C = p.shape[1]
     classes = be.reshape(be.arange(0, C, dtype=ti.dtype), (C,) + (1,) * (ti.ndim - 2))
     onehot = be.astype(ti == classes, dt)                # (N, C, d...)
-    if A is None:                                         # hot path: p - onehot
-        gx = p - k(onehot)
+    if A is None:                                         # hot path: (p - onehot) * gs
+        if not graph:
+            # first order: build it in the one-hot buffer we own (one (N, C) allocation in all)
+            onehot -= p
+            onehot *= -gs
+            gx = onehot
+        else:
+            gx = (p - k(onehot)) * gs
     else:
         d = onehot * a1
         if b is not None:
@@ -177,14 +193,8 @@ def _ce_vjp(c, g):
             wb = 1.0 if w is None else be.reshape(w if not isinstance(w, Tensor) else w.data,
                                                   (C,) + (1,) * (p.ndim - 2))
             d = d + b * wb
-        gx = p * k(A) - k(d)
-    if red == "none":
-        gs = xp.expand_dims(g, axis=1)
-    elif red == "mean":
-        gs = g / (k(denom) if denom is not None else float(math.prod(ti.shape)))
-    else:
-        gs = g
-    return (gx * gs,) + (None,) * (len(c.ins) - 1)
+        gx = (p * k(A) - k(d)) * gs
+    return (gx,) + (None,) * (len(c.ins) - 1)
 
 
 cross_entropy_p = Primitive("cross_entropy", _ce_fwd, _ce_vjp, save="in", res=True)
@@ -292,7 +302,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
         ti = xp.where(valid, ti, 0)
         a = xp.astype(valid, input.data.dtype)
     if weight is not None:
-        wt = xp.reshape(xp.take(weight.data, xp.reshape(ti, (-1,)), axis=0), ti.shape)
+        wt = xp.astype(xp.reshape(xp.take(weight.data, xp.reshape(ti, (-1,)), axis=0), ti.shape), input.data.dtype)
         a = wt if a is None else a * wt
     picked = apply(gather_p, (input, _wrap(ti, xp)), {"axis": 1})     # input[i, t_i], (N, 1, d...)
     loss = -picked if a is None else picked * _wrap(-a, xp)
