@@ -688,3 +688,19 @@ def test_slice_bounds_from_tensors_and_numpy_ints(device):
     assert x[: xbp.tensor(2, device=device)].tolist() == [0.0, 1.0]
     assert x[np.int64(1): np.int64(5): np.int64(2)].tolist() == [1.0, 3.0]
     assert x[np.int64(3)].item() == 3.0
+
+
+def test_set_grad_enabled_as_function_context_and_decorator(device):
+    x = xbp.ones(2, device=device, requires_grad=True)
+    xbp.set_grad_enabled(False)
+    try:
+        assert not xbp.is_grad_enabled() and not (x * 2.0).requires_grad
+    finally:
+        xbp.set_grad_enabled(True)
+    assert xbp.is_grad_enabled()
+
+    @xbp.set_grad_enabled(False)
+    def f():
+        return x * 2.0
+    assert xbp.is_grad_enabled()           # decorating does not change the mode
+    assert not f().requires_grad and xbp.is_grad_enabled()

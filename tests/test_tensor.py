@@ -501,3 +501,9 @@ def test_more_pytorch_methods(device):
     np.testing.assert_allclose(to_np(x.grad), (a <= 0).astype(float))
     for name in ("logical_xor", "repeat_interleave", "unflatten", "swapdims", "view", "floor_divide"):
         assert callable(getattr(xbp, name))
+
+
+def test_randint_size_forms(device):
+    assert xbp.randint(0, 3, 4, device=device).shape == (4,)
+    assert xbp.randint(0, 3, (2, 2), device=device).shape == (2, 2)
+    assert xbp.randint(5, device=device).shape == ()

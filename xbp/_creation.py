@@ -167,7 +167,8 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if high is None:
         low, high = 0, low
     b = get_backend(device)
-    return _wrap(b.random_integers(low, high, tuple(size), canonical_dtype(dtype or "int64")), b)
+    size = (int(size),) if isinstance(size, (int, np.integer)) else tuple(size)
+    return _wrap(b.random_integers(low, high, size, canonical_dtype(dtype or "int64")), b)
 
 
 def randperm(n, device=None) -> Tensor:

@@ -19,6 +19,7 @@ class set_grad_enabled:
     """Context manager and decorator that turns graph recording on or off."""
 
     def __init__(self, mode: bool = True):
+        # like PyTorch: calling it sets the mode at once (so a bare call works as a function)
         self.mode = bool(mode)
         self.prev = GRAD_ENABLED[0]
         GRAD_ENABLED[0] = self.mode
@@ -29,6 +30,22 @@ class set_grad_enabled:
     def __exit__(self, *exc):
         GRAD_ENABLED[0] = self.prev
         return False
+
+    def __call__(self, fn):
+        """As a decorator: undo the mode change made by __init__, and set the mode only while
+        `fn` runs."""
+        GRAD_ENABLED[0] = self.prev
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            prev = GRAD_ENABLED[0]
+            GRAD_ENABLED[0] = mode
+            try:
+                return fn(*a, **k)
+            finally:
+                GRAD_ENABLED[0] = prev
+        return wrapper
 
 
 class _GradMode:
