@@ -277,11 +277,15 @@ def test_activation_reprs_match_torch():
         assert repr(a) == repr(b)
 
 
-def test_deepcopy_module_without_buffers():
-    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
-    net2 = copy.deepcopy(net)
-    assert net2[0].weight is not net[0].weight
-    np.testing.assert_array_equal(to_np(net2[0].weight), to_np(net[0].weight))
+def test_deepcopy_and_pickle_module(device):
+    net = Net().to(device)
+    net.steps.fill_(3)
+    for net2 in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert net2.fc1.weight is not net.fc1.weight and isinstance(net2.fc1.weight, nn.Parameter)
+        assert net2.fc1.weight.device == device and net2.steps.item() == 3
+        assert net2.steps is not net.steps
+        for (k, a), b in zip(net.state_dict().items(), net2.state_dict().values()):
+            np.testing.assert_array_equal(to_np(a), to_np(b))
 
 
 # --- containers -------------------------------------------------------------------------------------

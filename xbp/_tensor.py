@@ -236,6 +236,22 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    # copy.deepcopy / pickle: the Backend holds modules and cannot be copied; copy the array and
+    # look the device's Backend up again (so deepcopy(model) works for modules with buffers)
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise RuntimeError("deepcopy of a non-leaf tensor (one with a grad_fn); deepcopy t.detach() instead")
+        r = memo.get(id(self))
+        if r is None:
+            r = _wrap(self.xp.asarray(self.data, copy=True), self.xp, self.requires_grad)
+            if self.grad is not None:
+                r.grad = _wrap(self.xp.asarray(self.grad.data, copy=True), self.xp)
+            memo[id(self)] = r
+        return r
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (str(self.device), self.xp.to_numpy(self.data), self.requires_grad))
+
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
@@ -427,6 +443,11 @@ class _HookHandle:
     def remove(self):
         if self.fn in self.hooks:
             self.hooks.remove(self.fn)
+
+
+def _rebuild(device, array, requires_grad):
+    b = _backend.get_backend(device)
+    return _wrap(b.from_numpy(np.asarray(array)), b, requires_grad)
 
 
 def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
