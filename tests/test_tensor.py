@@ -507,3 +507,15 @@ def test_randint_size_forms(device):
     assert xbp.randint(0, 3, 4, device=device).shape == (4,)
     assert xbp.randint(0, 3, (2, 2), device=device).shape == (2, 2)
     assert xbp.randint(5, device=device).shape == ()
+
+
+def test_setitem_and_copy_accept_host_values(device):
+    x = xbp.zeros(2, 3, device=device)
+    x[0] = [1.0, 2.0, 3.0]
+    x[1] = np.array([4.0, 5.0, 6.0])
+    x[1, 0] = np.float64(9.0)
+    assert x.tolist() == [[1.0, 2.0, 3.0], [9.0, 5.0, 6.0]] and x.dtype == xbp.float32
+    x.copy_(np.ones((2, 3)))
+    assert x.tolist() == [[1.0] * 3] * 2
+    x.copy_([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
+    assert x.sum().item() == 15.0

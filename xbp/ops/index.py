@@ -424,8 +424,7 @@ def setitem_(x: Tensor, key, value):
         raise IndexError("setitem: None in an assignment index is not supported")
     if not advanced:
         _check_int_bounds(x, key)
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = _host_value(value, x)
     if isinstance(value, Tensor) and value.xp is not x.xp:
         from .._primitive import _device_mismatch
         _device_mismatch(setitem_p, (x, value))
@@ -438,6 +437,15 @@ def setitem_(x: Tensor, key, value):
     xp.setitem(a, key, v)
     x._version[0] += 1
     return x
+
+
+def _host_value(value, x: Tensor):
+    """NumPy scalars -> Python numbers; lists and NumPy arrays -> tensors on x's device and dtype."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return _wrap(x.xp.from_numpy(np.asarray(value, dtype=x.dtype)), x.xp)
+    return value
 
 
 def fill_(x: Tensor, value):
@@ -456,6 +464,7 @@ def fill_(x: Tensor, value):
 
 def copy_(x: Tensor, src):
     """Copy `src` (broadcastable, same device) into x, in place; differentiable w.r.t. src."""
+    src = _host_value(src, x)
     if isinstance(src, Tensor) and src.xp is not x.xp:
         raise DeviceError(f"copy_: source is on {src.device}, destination on {x.device}; move it with .to() first")
     if isinstance(src, Tensor):
