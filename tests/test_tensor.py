@@ -519,3 +519,10 @@ def test_setitem_and_copy_accept_host_values(device):
     assert x.tolist() == [[1.0] * 3] * 2
     x.copy_([[2.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
     assert x.sum().item() == 15.0
+
+
+def test_format_and_reflected_mod(device):
+    loss = xbp.tensor([0.123456], device=device).sum()
+    assert f"{loss:.3f}" == "0.123"
+    assert f"{xbp.tensor([1.0, 2.0], device=device)}".startswith("tensor(")
+    assert (7.0 % xbp.tensor([2.0, 4.0], device=device)).tolist() == [1.0, 3.0]

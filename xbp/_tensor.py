@@ -217,6 +217,12 @@ class Tensor:
             extra.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a one-element tensor's value; other tensors format their repr."""
+        if spec and self.numel() == 1:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     def __bool__(self):
         if self.numel() != 1:
             raise RuntimeError(f"truth value of a tensor with {self.numel()} elements is ambiguous; use .any() or .all()")
@@ -268,6 +274,7 @@ class Tensor:
     def __floordiv__(self, o): return _ops.floor_divide(self, o)
     def __rfloordiv__(self, o): return _ops.floor_divide(o, self)
     def __mod__(self, o): return _ops.remainder(self, o)
+    def __rmod__(self, o): return _ops.remainder(o, self)
     def __pow__(self, o): return _ops.pow(self, o)
     def __rpow__(self, o): return _ops.pow(o, self)
     def __matmul__(self, o): return _ops.matmul(self, o)
