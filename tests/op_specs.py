@@ -247,6 +247,8 @@ SPECS = [
     OpSpec("getitem_step", lambda a: a[::-1, ::2], lambda a: a[::-1, ::2], [(3, 3)]),
     OpSpec("getitem_none_ellipsis", lambda a: a[None, ..., 0], lambda a: a[None, ..., 0], [(2, 3), (3,)]),
     OpSpec("getitem_ellipsis_none", lambda a: a[..., None, 1:2], lambda a: a[..., None, 1:2], [(2, 3)]),
+    OpSpec("getitem_ellipsis_int", lambda a: a[..., 2], lambda a: a[..., 2], [(2, 3), (2, 1, 3)]),
+    OpSpec("getitem_int_ellipsis_int", lambda a: a[1, ..., -3], lambda a: a[1, ..., -3], [(2, 2, 3)]),
     OpSpec("getitem_0d", lambda a: a[...] * 1.0, lambda a: a[...] * 1.0, [()]),
     OpSpec("getitem_list", lambda a: a[[2, 0, 2]], lambda a: a[[2, 0, 2]], [(3, 2), (3,)]),
     OpSpec("getitem_tensor_idx", lambda a: a[_itensor([[0, 1], [1, 1]], a)], lambda a: a[np.array([[0, 1], [1, 1]])],

@@ -526,3 +526,12 @@ def test_format_and_reflected_mod(device):
     assert f"{loss:.3f}" == "0.123"
     assert f"{xbp.tensor([1.0, 2.0], device=device)}".startswith("tensor(")
     assert (7.0 % xbp.tensor([2.0, 4.0], device=device)).tolist() == [1.0, 3.0]
+
+
+def test_ellipsis_then_int_indexes_the_last_dims(device):
+    x = xbp.arange(6.0, device=device).reshape(2, 3)
+    assert x[..., 2].tolist() == [2.0, 5.0]
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dim 1 of size 3"):
+        x[..., 3]
+    x[..., 2] = 0.0
+    assert x.tolist() == [[0.0, 1.0, 0.0], [3.0, 4.0, 0.0]]

@@ -117,9 +117,12 @@ def _check_advanced(x: Tensor, items):
 
 
 def _check_int_bounds(x: Tensor, key):
-    """CuPy wraps out-of-range ints silently: check them on every device."""
-    dims = [k for k in key if k is not Ellipsis]
-    for d, k in enumerate(dims):
+    """CuPy wraps out-of-range ints silently: check them on every device. `key` is basic, without
+    None; entries after an Ellipsis index the last dims."""
+    e = key.index(Ellipsis) if Ellipsis in key else len(key)
+    before, after = key[:e], tuple(k for k in key[e + 1:] if k is not Ellipsis)
+    placed = list(enumerate(before)) + [(x.ndim - len(after) + j, k) for j, k in enumerate(after)]
+    for d, k in placed:
         if isinstance(k, (int, np.integer)):
             n = x.shape[d]
             if not -n <= k < n:
