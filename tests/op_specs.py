@@ -83,6 +83,18 @@ def _pad_ref(a, pad, value=0.0):
     return np.pad(a, widths, constant_values=value)
 
 
+def _setitem(a, key, v):
+    y = a * 1.0
+    y[key] = v
+    return y
+
+
+def _np_setitem(a, key, v):
+    y = a.copy()
+    y[key] = v
+    return y
+
+
 UNARY = [(2, 3), (), (1,), NC((3, 2))]
 BINARY = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2,)), ((1,), ()), (NC((3, 2)), (3, 1))]
 POS = (0.5, 2.0)
@@ -269,6 +281,15 @@ SPECS = [
            lambda a: np.take_along_axis(a, np.array([[2], [0]]), 1), [(2, 3)]),
     OpSpec("index_select", lambda a: xbp.index_select(a, 1, _itensor([2, 0, 2], a)), lambda a: a[:, [2, 0, 2]],
            [(2, 3)]),
+    OpSpec("setitem_basic", lambda a, v: _setitem(a, (1, slice(0, 2)), v),
+           lambda a, v: _np_setitem(a, (1, slice(0, 2)), v),
+           [((2, 3), (2,)), ((2, 3), ()), (NC((2, 3)), (1,))]),
+    OpSpec("setitem_int_array", lambda a, v: _setitem(a, ([2, 0],), v), lambda a, v: _np_setitem(a, ([2, 0],), v),
+           [((3, 2), (2, 2)), ((3, 2), (2,))]),
+    OpSpec("setitem_two_arrays", lambda a, v: _setitem(a, ([0, 1], [2, 0]), v),
+           lambda a, v: _np_setitem(a, ([0, 1], [2, 0]), v), [((2, 3), (2,))]),
+    OpSpec("setitem_mask", lambda a, v: _setitem(a, (_btensor([[True, False, True], [False, True, False]], a),), v),
+           lambda a, v: _np_setitem(a, (np.array([[True, False, True], [False, True, False]]),), v), [((2, 3), (3,))]),
     # --- fused --------------------------------------------------------------------------------------
     OpSpec("softmax", lambda a: xbp.softmax(a, -1), lambda a: _softmax(a, -1), [(2, 3), (3,), NC((3, 2))]),
     OpSpec("softmax_dim0", lambda a: a.softmax(0), lambda a: _softmax(a, 0), [(2, 3)]),

@@ -175,6 +175,10 @@ class Backend:
         """x[key] = value in place (the standard's basic indexing)."""
         x[key] = value
 
+    def getitem(self, x, key):
+        """x[key] for any key xbp's indexing normalised (basic, or advanced with arrays)."""
+        return x[key]
+
     def check_index_range(self, index, n: int, what: str):
         """Raise IndexError if any index is outside [-n, n) (CuPy would wrap it silently)."""
         lo = int(self.to_numpy(self.min(index)))
@@ -332,6 +336,15 @@ class StrictBackend(Backend):
         # Strict supports only a narrow subset of advanced indexing: resolve the key on the host.
         hkey = tuple(self.to_numpy(k) if type(k).__module__.startswith("array_api_strict") else k for k in key)
         return self.from_numpy(np.arange(math.prod(shape)).reshape(shape)[hkey])
+
+    def getitem(self, x, key):
+        keys = key if isinstance(key, tuple) else (key,)
+        if not any(hasattr(k, "shape") for k in keys):
+            return x[key]
+        # advanced keys beyond strict's narrow subset: gather the flat positions
+        pos = self.index_positions(tuple(x.shape), keys)
+        flat = self.take(self.reshape(x, (-1,)), self.reshape(pos, (-1,)), axis=0)
+        return self.reshape(flat, tuple(pos.shape))
 
     def setitem(self, x, key, value):
         keys = key if isinstance(key, tuple) else (key,)

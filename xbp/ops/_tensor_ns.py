@@ -115,6 +115,10 @@ class TensorNamespace:
     def setitem(self, x, key, value):
         I.setitem_(x, key, value)
 
+    @staticmethod
+    def getitem(x, key):
+        return I.getitem(x, key)
+
     softmax = staticmethod(fused.softmax)
 
 

@@ -413,7 +413,7 @@ def _setitem_vjp(c, g):
         gx = xp.asarray(g, copy=True)
         xp.setitem(gx, key, 0.0)
     if c.needs[1]:
-        gv = g[key]
+        gv = xp.getitem(g, key)
     return gx, gv
 
 
