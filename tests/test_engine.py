@@ -704,3 +704,68 @@ def test_set_grad_enabled_as_function_context_and_decorator(device):
         return x * 2.0
     assert xbp.is_grad_enabled()           # decorating does not change the mode
     assert not f().requires_grad and xbp.is_grad_enabled()
+
+
+def test_view_sees_later_inplace_change_of_its_base(device):
+    # v is taken before y changes in place; its values and its gradient follow the new y
+    x, a = rand((2, 3), device)
+    w, b = rand((3,), device, seed=1)
+    y = x * 1.0
+    v = y[1]
+    y *= w                                           # y = x * w, so v = x[1] * w
+    np.testing.assert_allclose(to_np(v), a[1] * b)
+    (v * v).sum().backward()
+    gx = np.zeros((2, 3))
+    gx[1] = 2 * a[1] * b * b
+    np.testing.assert_allclose(to_np(x.grad), gx)
+    np.testing.assert_allclose(to_np(w.grad), 2 * a[1] ** 2 * b)
+
+
+def test_sibling_views_and_views_of_views(device):
+    x, a = rand((3, 3), device)
+    y = x * 1.0
+    top = y[0:2]
+    inner = top[:, 1:]
+    other = y[1]
+    other.mul_(3.0)                                  # changes a row inside `top` and `inner`
+    inner.add_(1.0)                                  # written through to top, then to y
+    want = a.copy()
+    want[1] *= 3.0
+    want[0:2, 1:] += 1.0
+    np.testing.assert_allclose(to_np(y), want)
+    np.testing.assert_allclose(to_np(top), want[0:2])
+    (top * top).sum().backward()
+    gx = np.zeros((3, 3))
+    gx[0:2] = 2 * want[0:2]
+    gx[1] *= 3.0
+    np.testing.assert_allclose(to_np(x.grad), gx)
+
+
+def test_inplace_sequences_match_pytorch(device):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 3)), rng.standard_normal(3)
+
+    def program(lib, x, w):
+        y = x * 1.0
+        v = y[1:]
+        v[:, 0] += w[0]
+        y[0] *= w
+        u = y[:, 1]
+        y.sub_(w * 0.5)
+        u *= 2.0
+        y[2, 2] = w[1] * 3.0
+        return (y * y).sum() + (v * w).sum() + u.sum(), y
+
+    outs = []
+    for lib in ("torch", "xbp"):
+        if lib == "torch":
+            x, w = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        else:
+            x = xbp.tensor(a, device=device, requires_grad=True)
+            w = xbp.tensor(b, device=device, requires_grad=True)
+        loss, y = program(lib, x, w)
+        loss.backward()
+        outs.append([t.detach().numpy() for t in (loss, y, x.grad, w.grad)])
+    for p, q in zip(*outs):
+        np.testing.assert_allclose(q, p, rtol=1e-12)

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from .._backend import DeviceError
-from .._primitive import GRAD_ENABLED, Primitive, apply
+from .._primitive import GRAD_ENABLED, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
 from ._util import unpack
 from .shape import _as_view, reshape
@@ -165,7 +165,9 @@ def getitem(x: Tensor, key):
         return apply(take_flat_p, (x,), {"pos": pos})
     _check_int_bounds(x, key)
     out = _as_view(apply(getitem_p, (x,), {"key": key}), x)
-    out._view = (x, key)             # so an in-place change of `out` can be written through to x
+    # [parent, key, version its graph matches]: an in-place change of `out` is written through to
+    # x, and a change of x's memory after this point rebuilds out's grad_fn (_refresh_view)
+    out._view = [x, key, x._version[0]]
     if nones:
         shape = list(out.shape)
         for a in nones:
@@ -302,7 +304,7 @@ def _view_chain(x: Tensor, op: str):
             raise RuntimeError(f"{op}: in-place change of a reshaped, permuted or expanded view (shape {x.shape}) "
                                "while autograd records it is not supported; use an out-of-place op, or "
                                ".clone() the view first")
-        chain.append(t._view)
+        chain.append((t._view[0], t._view[1]))
         t = t._view[0]
     if t.requires_grad and t.grad_fn is None:
         what = "a leaf tensor" if t is x else f"a view (shape {x.shape}) of a leaf tensor"
@@ -330,6 +332,8 @@ def _recording(x: Tensor, other) -> bool:
 def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     """x <- compute(old x), recorded; see the comment above."""
     chain = _view_chain(x, op)
+    if x._view is not None and x._version[0] != x._view[2]:
+        _refresh_view(x)
     old = _wrap(x.xp.asarray(x.data, copy=True), x.xp, x.requires_grad, x.grad_fn)
     out = compute(old)
     if out.shape != x.shape:
@@ -348,6 +352,10 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
         parent.requires_grad = p_new.requires_grad
         new = p_new
     x._version[0] += 1
+    t = x                                # x and the parents just updated are in sync again
+    while t._view is not None:
+        t._view[2] = x._version[0]
+        t = t._view[0]
     return x
 
 
