@@ -216,3 +216,24 @@ def test_pytorch_weights_give_pytorch_outputs(kind):
     for (n, p), (tn, tp) in zip(xm.named_parameters(), tm.named_parameters()):
         assert n == tn
         np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_recurrence_second_order(mode, reverse):
+    """The fused layer primitive's VJP recomputes the states from its inputs under create_graph,
+    so second derivatives (through the gates and the states) are right."""
+    from xbp.autograd import gradgradcheck
+    from xbp.ops.conv import recurrence
+    rng = np.random.default_rng(4)
+    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    T, B, H = 3, 1, 2
+    t = lambda *s: xbp.tensor(rng.standard_normal(s) * 0.8, requires_grad=True)  # noqa: E731
+    xs, h0, w, b = t(T, B, G * H), t(B, H), t(G * H, H), t(G * H)
+    c0 = t(B, H) if mode == "LSTM" else None
+    if mode == "RNN_RELU":
+        xs = xbp.tensor(np.abs(rng.standard_normal((T, B, H))) + 0.5, requires_grad=True)   # away from the kink
+    args = (xs, h0, w, b) + ((c0,) if c0 is not None else ())
+    fn = lambda xs, h0, w, b, *c: recurrence(mode, xs, h0, c[0] if c else None, w, b, reverse)  # noqa: E731
+    assert gradcheck(fn, args)
+    assert gradgradcheck(fn, args)

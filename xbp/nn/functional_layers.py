@@ -16,6 +16,7 @@ from ..ops.conv import (  # noqa: F401  (re-exports)
     adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d, normalize,
 )
 from ..ops.conv import embedding as _embedding
+from ..ops.conv import recurrence
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
@@ -28,6 +29,15 @@ __all__ = [
 def _dropout(x, p, training):
     from .functional import dropout
     return dropout(x, p, training)
+
+
+def _linear(x, w, b):
+    """linear() with the leading dims flattened first: NumPy runs (T, B, I) @ (I, O) as T small
+    products, much slower than one (T*B, I) @ (I, O) GEMM."""
+    if x.ndim <= 2:
+        return ops.linear(x, w, b)
+    lead = x.shape[:-1]
+    return ops.reshape(ops.linear(ops.reshape(x, (-1, x.shape[-1])), w, b), lead + (w.shape[0],))
 
 
 def _channel_view(t, ndim):
@@ -172,27 +182,6 @@ def gru_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
     return _gru_combine(_proj(input, w_ih, b_ih), _proj(hx, w_hh, b_hh), hx, hx.shape[-1])
 
 
-def _run_direction(mode, xs_proj, h, c, w_hh, b_hh, reverse):
-    """Run one layer in one direction over precomputed input projections xs_proj (T, B, G*H).
-    Returns the list of per-step outputs (in time order) and the final state(s)."""
-    T = xs_proj.shape[0]
-    H = h.shape[-1]
-    outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        xg = xs_proj[t]
-        hg = _proj(h, w_hh, b_hh)
-        if mode == "LSTM":
-            h, c = _lstm_gates(xg + hg, c, H)
-        elif mode == "GRU":
-            h = _gru_combine(xg, hg, h, H)
-        elif mode == "RNN_TANH":
-            h = ops.tanh(xg + hg)
-        else:
-            h = ops.relu(xg + hg)
-        outs[t] = h
-    return outs, h, c
-
-
 def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=True,  # noqa: A002
         bidirectional=False, batch_first=False):
     """A multi-layer recurrent network over a sequence (what RNN/LSTM/GRU modules call).
@@ -202,8 +191,8 @@ def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=T
     weights: per layer and direction, [w_ih, w_hh, b_ih, b_hh] (or [w_ih, w_hh] without bias),
     ordered layer-major, forward before reverse (PyTorch's _flat_weights order).
     Returns (output (T, B, D*H), h_n) with h_n (L*D, B, H), or (h_n, c_n) for LSTM.
-    The input projections of all steps are one matrix product per layer and direction; each step
-    then multiplies only the hidden state.
+    The input projections of all steps are one matrix product per layer and direction; the
+    recurrence itself is the fused primitive `xbp.ops.conv.recurrence`.
     """
     D = 2 if bidirectional else 1
     per = 4 if bias else 2
@@ -226,16 +215,14 @@ def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=T
             w = weights[k * per:(k + 1) * per]
             w_ih, w_hh = w[0], w[1]
             b_ih, b_hh = (w[2], w[3]) if bias else (None, None)
-            xs = ops.linear(x, w_ih, b_ih)                      # (T, B, G*H), one GEMM
-            outs, h, c = _run_direction(mode, xs, h0[k], c0[k] if lstm else None, w_hh, b_hh, d == 1)
-            outs_dir.append(outs)
-            hn.append(h)
+            xs = _linear(x, w_ih, b_ih)                         # (T, B, G*H), one GEMM
+            y = recurrence(mode, xs, h0[k], c0[k] if lstm else None, w_hh, b_hh, reverse=d == 1)
+            last = 0 if d == 1 else T - 1                       # the step each direction ends on
+            outs_dir.append(y[..., 0:H] if lstm else y)
+            hn.append(y[last, :, 0:H] if lstm else y[last])
             if lstm:
-                cn.append(c)
-        if D == 1:
-            x = ops.stack(outs_dir[0], 0)
-        else:
-            x = ops.cat([ops.stack(outs_dir[0], 0), ops.stack(outs_dir[1], 0)], 2)
+                cn.append(y[last, :, H:2 * H])
+        x = outs_dir[0] if D == 1 else ops.cat(outs_dir, 2)
         if dropout and training and layer < num_layers - 1:
             x = _dropout(x, dropout, True)
     out = ops.swapaxes(x, 0, 1) if batch_first else x
@@ -319,13 +306,13 @@ def multi_head_attention_forward(query, key, value, num_heads, in_proj_weight, i
         raise ValueError(f"multi_head_attention: embed_dim {E} is not divisible by num_heads {num_heads}")
     hd = E // num_heads
     if key is query and value is query:          # self-attention: one projection GEMM
-        qkv = ops.linear(query, in_proj_weight, in_proj_bias)
+        qkv = _linear(query, in_proj_weight, in_proj_bias)
         q, k, v = qkv[..., 0:E], qkv[..., E:2 * E], qkv[..., 2 * E:3 * E]
     else:
         b = in_proj_bias
-        q = ops.linear(query, in_proj_weight[0:E], None if b is None else b[0:E])
-        k = ops.linear(key, in_proj_weight[E:2 * E], None if b is None else b[E:2 * E])
-        v = ops.linear(value, in_proj_weight[2 * E:3 * E], None if b is None else b[2 * E:3 * E])
+        q = _linear(query, in_proj_weight[0:E], None if b is None else b[0:E])
+        k = _linear(key, in_proj_weight[E:2 * E], None if b is None else b[E:2 * E])
+        v = _linear(value, in_proj_weight[2 * E:3 * E], None if b is None else b[2 * E:3 * E])
 
     def heads(t, n):        # (n, N, E) -> (N, heads, n, hd)
         return ops.permute(ops.reshape(t, (n, N, num_heads, hd)), (1, 2, 0, 3))
@@ -345,7 +332,7 @@ def multi_head_attention_forward(query, key, value, num_heads, in_proj_weight, i
         mask = kpm if mask is None else mask + kpm
     out, w = _attention(q, k, v, mask, float(dropout_p), training, 1.0 / math.sqrt(hd))
     out = ops.reshape(ops.permute(out, (2, 0, 1, 3)), (L, N, E))
-    out = ops.linear(out, out_proj_weight, out_proj_bias)
+    out = _linear(out, out_proj_weight, out_proj_bias)
     weights = None
     if need_weights:
         weights = ops.mean(w, 1) if average_attn_weights else w
