@@ -511,11 +511,38 @@ def test_inplace_into_a_constant_buffer_makes_it_require_grad(device):
     np.testing.assert_allclose(to_np(w.grad), [1.0, 2.0])
 
 
-def test_inplace_on_reshaped_view_on_the_graph_is_refused(device):
-    x, _ = rand((2, 2), device)
+def test_inplace_through_reshaped_and_permuted_views(device):
+    x, a = rand((2, 3), device)
+    w, b = rand((3,), device, seed=1)
     y = x * 1.0
-    with pytest.raises(RuntimeError, match="reshaped, permuted or expanded view.*clone"):
-        y.reshape(4).add_(1.0)
+    flat = y.reshape(6)
+    flat.mul_(2.0)                                   # y = 2x
+    yt = y.T
+    yt[0] += 1.0                                     # column 0 of y
+    y.mul_(w)                                        # flat and yt now see y * w
+    want = 2 * a
+    want[:, 0] += 1.0
+    want = want * b
+    np.testing.assert_allclose(to_np(y), want)
+    np.testing.assert_allclose(to_np(flat), want.reshape(6))
+    np.testing.assert_allclose(to_np(yt), want.T)
+    (flat * flat).sum().backward()
+    np.testing.assert_allclose(to_np(x.grad), 2 * want * 2 * b)
+    np.testing.assert_allclose(to_np(w.grad), (2 * want * (want / b)).sum(0))
+
+
+def test_inplace_on_expanded_view_is_refused(device):
+    y = xbp.ones(3, device=device, requires_grad=True) * 1.0
+    with pytest.raises(RuntimeError, match=r"expanded \(broadcast\) view.*clone"):
+        y.expand(2, 3).add_(1.0)
+
+
+def test_reshape_that_copies_is_not_a_view(device):
+    y = xbp.arange(6.0, device=device).reshape(2, 3).T        # non-contiguous
+    r = y.reshape(6)                                          # NumPy copies here
+    r += 1.0
+    if device == "cpu":
+        assert y.tolist() == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
 
 
 def test_inplace_cannot_change_shape(device):

@@ -179,6 +179,10 @@ class Backend:
         """x[key] for any key xbp's indexing normalised (basic, or advanced with arrays)."""
         return x[key]
 
+    def may_share_memory(self, a, b) -> bool:
+        """Whether two arrays may overlap in memory (a reshape may copy). Portable body: assume so."""
+        return True
+
     def check_index_range(self, index, n: int, what: str):
         """Raise IndexError if any index is outside [-n, n) (CuPy would wrap it silently)."""
         lo = int(self.to_numpy(self.min(index)))
@@ -277,6 +281,9 @@ class NumpyBackend(Backend):
     def index_positions(self, shape, key):
         return np.arange(math.prod(shape)).reshape(shape)[key]
 
+    def may_share_memory(self, a, b):
+        return np.may_share_memory(a, b)
+
     def erf(self, x):
         f = _scipy_erf()
         return f(x) if f is not None else Backend.erf(self, x)
@@ -323,6 +330,9 @@ class StrictBackend(Backend):
 
     def canonical(self, native_dtype):
         return self._to_canon[native_dtype]
+
+    def may_share_memory(self, a, b):
+        return np.may_share_memory(a._array, b._array)
 
     def to_numpy(self, x):
         # strict refuses __array__ off its CPU device; its private buffer is the host copy.
@@ -404,6 +414,9 @@ class CupyBackend(Backend):
     def eye(self, n_rows, n_cols=None, k=0, dtype=None):
         with self.native_device:
             return self.cupy.eye(n_rows, n_cols, k=k, dtype=dtype or np.float64)
+
+    def may_share_memory(self, a, b):
+        return self.cupy.may_share_memory(a, b)
 
     def to_numpy(self, x):
         return self.cupy.asnumpy(x)

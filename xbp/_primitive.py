@@ -114,7 +114,7 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     arrays = []
     for a in args:
         if isinstance(a, Tensor):
-            if a._view is not None and a._version[0] != a._view[2]:
+            if a._view is not None and a._version[0] != a._view[3]:
                 _refresh_view(a)
             if xp is None:
                 xp = a.xp
@@ -172,19 +172,18 @@ _TRUE1 = (True,)
 
 
 def _refresh_view(v: Tensor) -> None:
-    """`v` is a view made by basic indexing, and its memory was changed in place since its graph
-    was set (through its base or another view): rebuild its grad_fn as a fresh view of its parent's
-    current graph, as PyTorch regenerates a view's grad_fn. Without this, backward would use the
-    view's old history for its new values."""
+    """`v` is a view (basic indexing, reshape, permute, expand; its `_view` is [parent, primitive,
+    params, version]) whose memory was changed in place since its graph was set, through its base
+    or another view: rebuild its grad_fn by replaying the view op on the parent's current graph, as
+    PyTorch regenerates a view's grad_fn. Without this, backward would use the view's old history
+    for its new values."""
     if not GRAD_ENABLED[0]:
         return
-    from .ops.index import getitem_p
     link = v._view
-    parent, key = link[0], link[1]
-    new = apply(getitem_p, (parent,), {"key": key})      # refreshes a stale parent first
+    new = apply(link[1], (link[0],), link[2])            # refreshes a stale parent first
     v.grad_fn = new.grad_fn
     v.requires_grad = new.requires_grad
-    link[2] = v._version[0]
+    link[3] = v._version[0]
 _PLAIN = frozenset((float, int, bool, type(None), str, tuple))
 
 

@@ -16,7 +16,7 @@ from .._backend import DeviceError
 from .._primitive import GRAD_ENABLED, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
 from ._util import unpack
-from .shape import _as_view, reshape
+from .shape import _as_view, broadcast_p, permute_p, reshape, reshape_p
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -164,10 +164,8 @@ def getitem(x: Tensor, key):
         pos = x.xp.index_positions(x.shape, key)
         return apply(take_flat_p, (x,), {"pos": pos})
     _check_int_bounds(x, key)
-    out = _as_view(apply(getitem_p, (x,), {"key": key}), x)
-    # [parent, key, version its graph matches]: an in-place change of `out` is written through to
-    # x, and a change of x's memory after this point rebuilds out's grad_fn (_refresh_view)
-    out._view = [x, key, x._version[0]]
+    p = {"key": key}
+    out = _as_view(apply(getitem_p, (x,), p), x, getitem_p, p)
     if nones:
         shape = list(out.shape)
         for a in nones:
@@ -296,21 +294,34 @@ def one_hot(index, num_classes: int = -1):
 # `v = y[1:]; v *= 2` both update y's graph. The shared version counter is bumped, so a node that
 # saved the overwritten memory refuses to run backward.
 def _view_chain(x: Tensor, op: str):
-    """[(parent, key), ...] from x up to the tensor that owns its memory; refuses what cannot be
-    recorded (a leaf that requires grad, or a view made by reshape/permute/expand)."""
+    """[(parent, primitive, params), ...] from x up to the tensor that owns its memory; refuses
+    what cannot be recorded (a leaf that requires grad, an expanded view)."""
     chain, t = [], x
-    while t._base is not None:
-        if t._view is None:
-            raise RuntimeError(f"{op}: in-place change of a reshaped, permuted or expanded view (shape {x.shape}) "
-                               "while autograd records it is not supported; use an out-of-place op, or "
-                               ".clone() the view first")
-        chain.append((t._view[0], t._view[1]))
-        t = t._view[0]
+    while t._base is not None and t._view is not None:
+        parent, prim, params = t._view[0], t._view[1], t._view[2]
+        if prim is broadcast_p:
+            raise RuntimeError(f"{op}: in-place change of an expanded (broadcast) view of shape {t.shape}: several "
+                               "elements share one memory location; .clone() it first")
+        chain.append((parent, prim, params))
+        t = parent
     if t.requires_grad and t.grad_fn is None:
         what = "a leaf tensor" if t is x else f"a view (shape {x.shape}) of a leaf tensor"
         raise RuntimeError(f"{op}: in-place change of {what} that requires grad (shape {t.shape}); "
                            "do it under `with xbp.no_grad():` (as optimizers do) or on a .clone()")
     return chain
+
+
+def _inverse_view(parent: Tensor, prim, params, new: Tensor) -> Tensor:
+    """The parent's new value (on the graph) after its view made by `prim` became `new`."""
+    if prim is getitem_p:
+        return apply(setitem_p, (parent, new), params)
+    if prim is reshape_p:
+        return apply(reshape_p, (new,), {"shape": parent.shape})
+    axes = params["axes"]                                  # permute
+    inv = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inv[a] = i
+    return apply(permute_p, (new,), {"axes": tuple(inv)})
 
 
 def _check_inplace(x: Tensor, op: str):
@@ -332,7 +343,7 @@ def _recording(x: Tensor, other) -> bool:
 def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     """x <- compute(old x), recorded; see the comment above."""
     chain = _view_chain(x, op)
-    if x._view is not None and x._version[0] != x._view[2]:
+    if x._view is not None and x._version[0] != x._view[3]:
         _refresh_view(x)
     old = _wrap(x.xp.asarray(x.data, copy=True), x.xp, x.requires_grad, x.grad_fn)
     out = compute(old)
@@ -346,15 +357,15 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     x.grad_fn = out.grad_fn
     x.requires_grad = out.requires_grad
     new = out
-    for parent, key in chain:            # write-through: parent <- setitem(parent, key, new)
-        p_new = apply(setitem_p, (parent, new), {"key": key})
+    for parent, prim, params in chain:   # write-through: e.g. parent <- setitem(parent, key, new)
+        p_new = _inverse_view(parent, prim, params, new)
         parent.grad_fn = p_new.grad_fn
         parent.requires_grad = p_new.requires_grad
         new = p_new
     x._version[0] += 1
     t = x                                # x and the parents just updated are in sync again
     while t._view is not None:
-        t._view[2] = x._version[0]
+        t._view[3] = x._version[0]
         t = t._view[0]
     return x
 

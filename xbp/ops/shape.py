@@ -12,9 +12,15 @@ from .._tensor import Tensor
 from ._util import norm_axis
 
 
-def _as_view(out: Tensor, x: Tensor) -> Tensor:
+def _as_view(out: Tensor, x: Tensor, prim, params) -> Tensor:
+    """Make `out` (= prim(x, **params)) a view of x: it shares x's version counter and remembers
+    how it was made, so in-place changes flow both ways on the graph (see ops/index.py). A reshape
+    that had to copy is not a view."""
+    if prim is reshape_p and not x.xp.may_share_memory(out.data, x.data):
+        return out
     out._version = x._version
     out._base = x if x._base is None else x._base
+    out._view = [x, prim, params, x._version[0]]
     return out
 
 
@@ -43,7 +49,8 @@ def reshape(x, *shape):
     shape = _resolve_shape(shape, x.numel())
     if shape == x.shape:
         return x
-    return _as_view(apply(reshape_p, (x,), {"shape": shape}), x)
+    p = {"shape": shape}
+    return _as_view(apply(reshape_p, (x,), p), x, reshape_p, p)
 
 
 view = reshape
@@ -100,7 +107,8 @@ def permute(x, *dims):
         raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {x.ndim} dims")
     if axes == tuple(range(x.ndim)):
         return x
-    return _as_view(apply(permute_p, (x,), {"axes": axes}), x)
+    p = {"axes": axes}
+    return _as_view(apply(permute_p, (x,), p), x, permute_p, p)
 
 
 def swapaxes(x, dim0, dim1):
@@ -136,7 +144,8 @@ def broadcast_to(x, shape):
     for i, s in enumerate(x.shape):
         if s != 1 and s != shape[lead + i]:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
-    return _as_view(apply(broadcast_p, (x,), {"shape": shape}), x)
+    p = {"shape": shape}
+    return _as_view(apply(broadcast_p, (x,), p), x, broadcast_p, p)
 
 
 def expand(x, *shape):
