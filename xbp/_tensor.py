@@ -7,6 +7,10 @@ A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
   grad_fn       the graph Node that made it (None for a leaf)
   grad          the accumulated gradient (a Tensor) of a leaf, after backward
   _version      [int], bumped by in-place ops; shared with views, checked by backward
+  _base, _view  for a view (indexing, reshape, permute, expand): the tensor owning the memory, and
+                [parent, primitive, params, version] to write in-place changes through to the
+                parent and to rebuild the view's grad_fn after its memory changed (ops/index.py)
+`data` is always an array, also for 0-d tensors (NumPy's 0-d results are scalars; _wrap fixes them).
 """
 from __future__ import annotations
 
