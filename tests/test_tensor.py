@@ -186,6 +186,7 @@ def test_mixed_tensor_dtypes_promote(device):
     assert (i // 2).dtype == xbp.int64
     assert (a + i).dtype == xbp.float32 and (i - a).dtype == xbp.float32
     assert (i * 1.5).dtype == xbp.float32 and (i * 1.5).tolist() == [1.5, 3.0]
+    assert (i * np.float32(1.5)).dtype == xbp.float32 and (np.float64(0.5) + i).dtype == xbp.float32
     assert (1.5 - i).dtype == xbp.float32 and (i ** 0.5).dtype == xbp.float32
     assert (i < 1.5).tolist() == [True, False]
     m = xbp.tensor([True, False], device=device)

@@ -54,6 +54,9 @@ DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "ui
                "float16", "float32", "float64", "complex64", "complex128")
 
 
+HOST_FLOAT_TYPES = (float, np.floating)   # Python and NumPy float scalars
+
+
 def canonical_dtype(dtype):
     """Any dtype spelling (xbp/NumPy dtype, type, string, strict dtype) -> NumPy dtype."""
     if dtype is None:

@@ -78,6 +78,9 @@ def _default_float():
     return DEFAULT_FLOAT[0]
 
 
+from .._backend import HOST_FLOAT_TYPES as _FLOATS  # noqa: E402  (float and NumPy float scalars)
+
+
 def _promote(a, b):
     """Operands of a binary op, cast where NumPy, strict and PyTorch disagree, PyTorch's way:
     an integer/bool tensor with a float tensor takes the float dtype (NumPy would give float64 for
@@ -91,10 +94,10 @@ def _promote(a, b):
                     return a, b
                 return _promote_ints(a, b)
             return (a, b.to(dtype=a.dtype)) if fa else (a.to(dtype=b.dtype), b)
-        if not fa and isinstance(b, float):
+        if not fa and isinstance(b, _FLOATS):
             return a.to(dtype=_default_float()), b
         return a, b
-    if isinstance(b, Tensor) and isinstance(a, float) and b.data.dtype not in b.xp.float_dtypes:
+    if isinstance(b, Tensor) and isinstance(a, _FLOATS) and b.data.dtype not in b.xp.float_dtypes:
         return a, b.to(dtype=_default_float())
     return a, b
 
