@@ -225,15 +225,18 @@ def test_float32_stays_float32(device):
 @pytest.mark.parametrize("k,s,d", [((3, 3), (1, 1), (1, 1)), ((2, 3), (2, 1), (2, 2)), ((1, 2), (3, 2), (1, 3))])
 def test_window_columns_fast_path_matches_portable(k, s, d):
     xp = get_backend("cpu")
-    x = np.random.default_rng(0).standard_normal((3, 2, 9, 10))
+    x = np.random.default_rng(0).standard_normal((3, 9, 10, 2))          # (A, Hp, Wp, B)
     Ho = (9 - d[0] * (k[0] - 1) - 1) // s[0] + 1
     Wo = (10 - d[1] * (k[1] - 1) - 1) // s[1] + 1
     fast = xp.window_columns(x, k, s, d, (Ho, Wo))
     portable = Backend.window_columns(xp, x, k, s, d, (Ho, Wo))
-    assert fast.flags.c_contiguous
+    assert fast.flags.c_contiguous and fast.shape == (3, k[0], k[1], Ho, Wo, 2)
     np.testing.assert_array_equal(fast, portable)
-    # also on a non-contiguous (transposed) input, as conv2d passes one when there is no padding
-    xt = np.transpose(x, (1, 0, 2, 3))
+    i, j, h, w = k[0] - 1, k[1] - 1, Ho - 1, Wo - 1
+    np.testing.assert_array_equal(fast[:, i, j, h, w, :], x[:, h * s[0] + i * d[0], w * s[1] + j * d[1], :])
+    # also on a non-contiguous input (an NCHW array seen as CHWN, as conv2d passes when there is
+    # no padding)
+    xt = np.transpose(np.random.default_rng(1).standard_normal((2, 3, 9, 10)), (1, 2, 3, 0))
     np.testing.assert_array_equal(xp.window_columns(xt, k, s, d, (Ho, Wo)),
                                   Backend.window_columns(xp, xt, k, s, d, (Ho, Wo)))
 

@@ -252,15 +252,15 @@ class Backend:
 
     # --- convolution windows (xbp.ops.conv) ----------------------------------------------------
     def window_columns(self, x, kernel, stride, dilation, out_hw):
-        """The im2col buffer of a convolution: x (A, B, Hp, Wp) -> a new array (A, kh, kw, B, Ho, Wo)
-        with [a, i, j, b, h, w] = x[a, b, h*sh + i*dh, w*sw + j*dw].
+        """The im2col buffer of a convolution: x (A, Hp, Wp, B) -> a new array (A, kh, kw, Ho, Wo, B)
+        with [a, i, j, h, w, b] = x[a, h*sh + i*dh, w*sw + j*dw, b].
         Portable body: one strided slice per kernel offset (the standard has no sliding windows),
         stacked."""
         (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = kernel, stride, dilation, out_hw
-        parts = [x[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+        parts = [x[:, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw, :]
                  for i in range(kh) for j in range(kw)]
-        A, B = x.shape[0], x.shape[1]
-        return self.reshape(self.stack(parts, axis=1), (A, kh, kw, B, Ho, Wo))
+        A, B = x.shape[0], x.shape[3]
+        return self.reshape(self.stack(parts, axis=1), (A, kh, kw, Ho, Wo, B))
 
 
 class NumpyBackend(Backend):
@@ -309,7 +309,7 @@ class NumpyBackend(Backend):
         (kh, kw), (sh, sw), (dh, dw), (Ho, Wo) = kernel, stride, dilation, out_hw
         s0, s1, s2, s3 = x.strides
         view = np.lib.stride_tricks.as_strided(
-            x, (x.shape[0], kh, kw, x.shape[1], Ho, Wo), (s0, s2 * dh, s3 * dw, s1, s2 * sh, s3 * sw),
+            x, (x.shape[0], kh, kw, Ho, Wo, x.shape[3]), (s0, s1 * dh, s2 * dw, s1 * sh, s2 * sw, s3),
             writeable=False)
         return np.ascontiguousarray(view)
 
