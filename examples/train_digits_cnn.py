@@ -58,9 +58,11 @@ def accuracy(model, x, y, batch=512):
     model.eval()
     correct = 0
     with xbp.no_grad():
-        for i in range(0, x.shape[0], batch):
-            pred = model(x[i:i + batch]).argmax(dim=1)
-            correct += int((pred == y[i:i + batch]).sum().item())
+        n = x.shape[0]
+        for i in range(0, n, batch):
+            j = min(i + batch, n)
+            pred = model(x[i:j]).argmax(dim=1)
+            correct += int((pred == y[i:j]).sum().item())
     model.train()
     return correct / x.shape[0]
 
