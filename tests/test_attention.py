@@ -96,7 +96,8 @@ def np_mha(m, q, k, v, add_mask=None):
 
 def test_mha_matches_per_head_equations(device):
     m = nn.MultiheadAttention(6, 2, device=device).double()
-    assert [n for n, _ in m.named_parameters()] == ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]
+    names = ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]
+    assert [n for n, _ in m.named_parameters()] == names
     assert m.in_proj_weight.shape == (18, 6) and np.all(to_np(m.in_proj_bias) == 0)
     with xbp.no_grad():
         m.in_proj_bias.copy_(xbp.randn(18, dtype=xbp.float64, device=device))

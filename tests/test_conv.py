@@ -60,7 +60,8 @@ def ref_conv_transpose2d(x, w, b, stride, pad, output_padding, groups, dilation)
                     for co in range(Cg):
                         for i in range(kh):
                             for j in range(kw):
-                                full[n, g * Cg + co, h * sh + i * dh, v * sw + j * dw] += x[n, ci, h, v] * w[ci, co, i, j]
+                                r, s = h * sh + i * dh, v * sw + j * dw
+                                full[n, g * Cg + co, r, s] += x[n, ci, h, v] * w[ci, co, i, j]
     out = full[:, :, ph:ph + Ho, pw:pw + Wo]
     return out + (b.reshape(1, -1, 1, 1) if b is not None else 0.0)
 
@@ -354,13 +355,15 @@ def test_pytorch_weights_give_pytorch_outputs(kind):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     if kind == "conv2d":
-        tm, xm, shape = torch.nn.Conv2d(4, 6, (3, 2), (2, 1), (1, 2), (1, 2), 2), nn.Conv2d(4, 6, (3, 2), (2, 1), (1, 2), (1, 2), 2), (2, 4, 9, 8)
+        args = (4, 6, (3, 2), (2, 1), (1, 2), (1, 2), 2)
+        tm, xm, shape = torch.nn.Conv2d(*args), nn.Conv2d(*args), (2, 4, 9, 8)
     elif kind == "conv_transpose2d":
         tm = torch.nn.ConvTranspose2d(4, 6, 3, 2, 1, 1, groups=2, dilation=1)
         xm = nn.ConvTranspose2d(4, 6, 3, 2, 1, 1, groups=2, dilation=1)
         shape = (2, 4, 5, 4)
     else:
-        tm, xm, shape = torch.nn.Conv1d(3, 4, 3, padding="same", dilation=2), nn.Conv1d(3, 4, 3, padding="same", dilation=2), (2, 3, 10)
+        kw = dict(padding="same", dilation=2)
+        tm, xm, shape = torch.nn.Conv1d(3, 4, 3, **kw), nn.Conv1d(3, 4, 3, **kw), (2, 3, 10)
     _load_torch(xm, tm)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     xt = torch.tensor(x, requires_grad=True)

@@ -95,7 +95,8 @@ def test_recurrent_layers_match_gate_equations(device, case):
     c0 = rng.standard_normal((L * D, B, H)) if init_state else None
     xin = xbp.tensor(np.swapaxes(x, 0, 1) if bf else x, device=device)
     if init_state:
-        hx = (xbp.tensor(h0, device=device), xbp.tensor(c0, device=device)) if mode == "LSTM" else xbp.tensor(h0, device=device)
+        h0t, c0t = xbp.tensor(h0, device=device), xbp.tensor(c0, device=device)
+        hx = (h0t, c0t) if mode == "LSTM" else h0t
     else:
         hx = None
     out, state = m(xin, hx)

@@ -3,8 +3,6 @@ submodule names (in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias; s
 linear1, dropout, linear2, norm1, norm2, dropout1, dropout2), so PyTorch state dicts load."""
 from __future__ import annotations
 
-import math
-
 from .. import _creation, ops
 from . import functional_layers as FL
 from . import init
@@ -34,7 +32,8 @@ class MultiheadAttention(Module):
         if (kdim is not None and kdim != embed_dim) or (vdim is not None and vdim != embed_dim):
             raise NotImplementedError("MultiheadAttention: kdim/vdim different from embed_dim are not supported")
         if embed_dim % num_heads:
-            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
+                             f"({num_heads})")
         self.embed_dim, self.num_heads, self.dropout = int(embed_dim), int(num_heads), float(dropout)
         self.head_dim = self.embed_dim // self.num_heads
         self.batch_first = batch_first

@@ -134,11 +134,13 @@ class ConvTranspose2d(_ConvNd):
             op = []
             for d in range(2):
                 n = input.shape[-2 + d]
-                base = ((n - 1) * self.stride[d] - 2 * self.padding[d] + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+                base = ((n - 1) * self.stride[d] - 2 * self.padding[d]
+                        + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
                 extra = want[d] - base
                 if not 0 <= extra < max(self.stride[d], self.dilation[d]):
+                    top = base + max(self.stride[d], self.dilation[d]) - 1
                     raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from input "
-                                     f"{input.shape} (sizes {base} to {base + max(self.stride[d], self.dilation[d]) - 1})")
+                                     f"{input.shape} (sizes {base} to {top})")
                 op.append(extra)
             op = tuple(op)
         return FL.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,

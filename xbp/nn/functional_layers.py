@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import ops
-from .._tensor import Tensor, _wrap
+from .._tensor import _wrap
 from ..autograd import no_grad
 from ..ops.conv import (  # noqa: F401  (re-exports)
     adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d, normalize,

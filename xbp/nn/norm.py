@@ -118,7 +118,8 @@ class GroupNorm(Module):
         super().__init__()
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), float(eps), affine
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = float(eps), affine
         if affine:
             self.weight = Parameter(_creation.ones(self.num_channels, device=device, dtype=dtype))
             self.bias = Parameter(_creation.zeros(self.num_channels, device=device, dtype=dtype))
