@@ -133,6 +133,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="interleaved blocks per framework")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (BLAS threads: set OMP_NUM_THREADS)")
     ap.add_argument("--only", choices=["cnn", "lstm"], default=None)
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -141,8 +142,12 @@ def main(argv=None):
         tv = torch.__version__
     except ImportError:
         have_torch, tv = False, None
+    meta = {"device": args.device, "steps": args.steps, "rounds": args.rounds, "threads": args.threads,
+            "xbp": xbp.__version__, "numpy": np.__version__, "torch": tv, "python": platform.python_version(),
+            "machine": platform.machine(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(f"# bench_layers  device={args.device}  steps={args.steps}  xbp {xbp.__version__}  numpy {np.__version__}"
           f"  torch {tv}  python {platform.python_version()}  {platform.machine()}  cpus={os.cpu_count()}")
+    results = {}
     print(f"{'model':<6} {'xbp us/step':>13} {'torch us/step':>14} {'xbp/torch':>10}")
     for which in (["cnn", "lstm"] if args.only is None else [args.only]):
         steps = args.steps if which == "cnn" else max(2, args.steps // 4)
@@ -153,6 +158,11 @@ def main(argv=None):
         tx, tt = med["xbp"], med.get("torch")
         ratio = f"{tx / tt:10.2f}" if tt else f"{'-':>10}"
         print(f"{which:<6} {tx:13.0f} {(f'{tt:14.0f}' if tt else '-'.rjust(14))} {ratio}", flush=True)
+        results[which] = {"xbp_us_per_step": tx, "torch_us_per_step": tt, "ratio": tx / tt if tt else None}
+    if args.json:
+        import json
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":
