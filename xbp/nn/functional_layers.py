@@ -215,6 +215,8 @@ def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=T
             w = weights[k * per:(k + 1) * per]
             w_ih, w_hh = w[0], w[1]
             b_ih, b_hh = (w[2], w[3]) if bias else (None, None)
+            if bias and mode != "GRU":                          # both biases add to the gates
+                b_ih, b_hh = b_ih + b_hh, None                  # (GRU's b_hn sits inside r * (...))
             xs = _linear(x, w_ih, b_ih)                         # (T, B, G*H), one GEMM
             y = recurrence(mode, xs, h0[k], c0[k] if lstm else None, w_hh, b_hh, reverse=d == 1)
             last = 0 if d == 1 else T - 1                       # the step each direction ends on

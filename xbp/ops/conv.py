@@ -687,7 +687,8 @@ def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
             hg = hg + b_hh
         xg = xs[t, ...]
         if mode == "LSTM":
-            a = xg + hg
+            a = hg
+            a += xg                              # (in place on the fresh product)
             S = _sig(xp, a)                      # all four blocks at once; i, f, o are used
             g = xp.tanh(a[:, 2 * H:3 * H])
             c = S[:, H:2 * H] * c + S[:, 0:H] * g
