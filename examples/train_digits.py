@@ -1,0 +1,216 @@
+"""Train an MLP on the 8x8 handwritten digits of scikit-learn with xbp (the main example).
+
+    python examples/train_digits.py [--device cpu|cuda] [--hidden 128] [--depth 1]
+        [--optimizer sgd|adam|adamw|rmsprop] [--lr LR] [--epochs 30] [--batch-size 32]
+        [--seed 0] [--out runs/digits] [--no-plot]
+
+The model is 64 -> 128 -> 10 by default (--depth hidden layers of --hidden units, ReLU), trained
+with F.cross_entropy on the 1,437 training digits of xbp.data.load_digits and evaluated on the
+360 held-out ones. With the defaults it reaches about 98% test accuracy in a few seconds on two
+CPU cores. At the end it writes, under --out:
+
+- ``digits_mlp.safetensors``: ``xbp.save({"model": ..., "optimizer": ..., "epoch": ..., "config":
+  ...})``, loadable with ``xbp.load`` (the model part also loads into torch.nn via safetensors);
+- ``curves.png``: training loss and train/test accuracy per epoch (needs matplotlib; skipped
+  with a note when it is missing, or with --no-plot).
+
+``--device cuda`` (or ``XBP_DEVICE=cuda``) runs the same code on the GPU: the model and every batch are moved with
+``.to(device)``, nothing else changes. The per-step metrics stay on the device as tensors and are
+read once per epoch, so the loop never waits on the GPU inside an epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import xbp  # noqa: E402
+import xbp.nn as nn  # noqa: E402
+import xbp.nn.functional as F  # noqa: E402
+from xbp.data import DataLoader, TensorDataset, load_digits  # noqa: E402
+
+try:
+    from tqdm import tqdm
+except ImportError:                      # progress bars are optional: plain iteration instead
+    tqdm = None
+
+# default learning rate per optimizer (all reach >= 97% with the other defaults)
+DEFAULT_LR = {"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 1e-3}
+
+
+def make_mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Module:
+    layers, width = [], n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+def make_optimizer(name: str, params, lr: float):
+    if name == "sgd":
+        return xbp.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "adam":
+        return xbp.optim.Adam(params, lr=lr)
+    if name == "adamw":
+        return xbp.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    if name == "rmsprop":
+        return xbp.optim.RMSprop(params, lr=lr)
+    raise ValueError(name)
+
+
+def evaluate(model, x, y):
+    """Accuracy on (x, y) as a 0-d tensor on the device (not read here)."""
+    model.eval()
+    with xbp.no_grad():
+        correct = (model(x).argmax(dim=1) == y).sum()
+    model.train()
+    return correct / y.shape[0]
+
+
+def train_one_epoch(model, loader, opt, sched, bar):
+    """One pass over `loader`; returns (mean loss, accuracy) as 0-d device tensors."""
+    loss_sum = correct = None
+    seen = 0
+    for xb, yb in loader:
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        with xbp.no_grad():              # metrics accumulate on the device: no .item() per step
+            n = yb.shape[0]
+            batch_loss = loss.detach() * n
+            batch_correct = (logits.argmax(dim=1) == yb).sum()
+            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+            correct = batch_correct if correct is None else correct + batch_correct
+        seen += n
+        if bar is not None:
+            bar.update(1)
+    return loss_sum / seen, correct / seen
+
+
+def save_plot(history, path) -> str:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plot skipped: matplotlib is not installed (pip install matplotlib)"
+    epochs = range(1, len(history["loss"]) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, history["loss"], label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy")
+    ax1.set_yscale("log")
+    ax1.legend()
+    ax2.plot(epochs, history["train_acc"], label="train")
+    ax2.plot(epochs, history["test_acc"], label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(min(history["train_acc"] + history["test_acc"]) - 0.01, 1.0)
+    ax2.legend()
+    fig.suptitle("xbp MLP on the sklearn digits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"plot: {path}"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="Train an MLP on the sklearn digits with xbp")
+    ap.add_argument("--hidden", type=int, default=128, help="units per hidden layer (128)")
+    ap.add_argument("--depth", type=int, default=1, help="number of hidden layers (1)")
+    ap.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default per optimizer: "
+                    + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--schedule", choices=["cosine", "none"], default="cosine",
+                    help="learning-rate schedule over all steps (cosine)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None, help="cpu or cuda (or strict); default: $XBP_DEVICE or cpu")
+    ap.add_argument("--out", default=os.path.join("runs", "digits"),
+                    help="directory for the checkpoint and the plot (runs/digits)")
+    ap.add_argument("--no-plot", action="store_true", help="do not write curves.png")
+    args = ap.parse_args(argv)
+    if args.hidden < 1 or args.depth < 0 or args.epochs < 1 or args.batch_size < 1:
+        ap.error("--hidden, --epochs and --batch-size must be >= 1 and --depth >= 0")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
+    return args
+
+
+def main(argv=None) -> float:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        device = xbp.device(args.device) if args.device else xbp.get_default_device()
+        xbp.zeros(1, device=device)      # fails here, in one line, if the device is unavailable
+    except (xbp.DeviceError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        (x_train, y_train), (x_test, y_test) = load_digits(test_size=0.2, seed=0, device="cpu")
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+
+    xbp.manual_seed(args.seed)
+    model = make_mlp(64, args.hidden, args.depth, 10).to(device)
+    opt = make_optimizer(args.optimizer, model.parameters(), args.lr)
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True,
+                        seed=args.seed, device=device)
+    sched = None
+    if args.schedule == "cosine":       # anneal the learning rate to 0 over all steps
+        sched = xbp.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
+    x_test, y_test = x_test.to(device), y_test.to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device {device}: MLP {' -> '.join(['64'] + [str(args.hidden)] * args.depth + ['10'])} "
+          f"({n_params} parameters), {args.optimizer} lr {args.lr:g}, batch {args.batch_size}, "
+          f"{len(y_train)} train / {y_test.shape[0]} test digits")
+
+    history = {"loss": [], "train_acc": [], "test_acc": []}
+    for epoch in range(1, args.epochs + 1):
+        bar = None
+        if tqdm is not None:
+            bar = tqdm(total=len(loader), desc=f"epoch {epoch:3d}/{args.epochs}", unit="batch",
+                       dynamic_ncols=True, file=sys.stdout)
+        loss, acc = train_one_epoch(model, loader, opt, sched, bar)
+        test_acc = evaluate(model, x_test, y_test)
+        # the one read from the device per epoch
+        loss, acc, test_acc = float(loss.item()), float(acc.item()), float(test_acc.item())
+        history["loss"].append(loss)
+        history["train_acc"].append(acc)
+        history["test_acc"].append(test_acc)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", test_acc=f"{test_acc:.4f}")
+            bar.close()
+        else:
+            print(f"epoch {epoch:3d}/{args.epochs}  loss {loss:.4f}  acc {acc:.4f}  test_acc {test_acc:.4f}")
+    train_time = time.perf_counter() - t0
+
+    os.makedirs(args.out, exist_ok=True)
+    ckpt = os.path.join(args.out, "digits_mlp.safetensors")
+    config = {k: getattr(args, k) for k in ("hidden", "depth", "optimizer", "lr", "batch_size", "seed")}
+    try:
+        xbp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": args.epochs,
+                  "config": config, "test_accuracy": history["test_acc"][-1]}, ckpt)
+        print(f"checkpoint: {ckpt}")
+    except ImportError as e:             # safetensors missing
+        print(f"checkpoint skipped: {e}")
+    if args.no_plot:
+        print("plot skipped (--no-plot)")
+    else:
+        print(save_plot(history, os.path.join(args.out, "curves.png")))
+    print(f"final test accuracy: {history['test_acc'][-1]:.4f}  ({train_time:.1f} s)")
+    return history["test_acc"][-1]
+
+
+if __name__ == "__main__":
+    main()
