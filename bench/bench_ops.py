@@ -1,6 +1,6 @@
 """Per-operation framework overhead: xbp against the same arithmetic in raw NumPy (or CuPy).
 
-    python bench/bench_ops.py [--device cpu|cuda] [--calls 2000] [--blocks 15] [--chain 32] [--json OUT]
+    python bench/bench_ops.py [--device cpu|cuda] [--calls 2000] [--blocks 15] [--chain 32] [--micro] [--json OUT]
 
 Two small operations, where the framework's own Python work dominates:
   mul     two (64,) float32 vectors, elementwise;   backward: ga = g*b, gb = g*a
@@ -17,8 +17,10 @@ For each, µs per call and the overhead (xbp - raw) for
 Target: < 3 µs overhead per recorded op on the CPU (Chainer's is ~15 µs).
 
 Then a breakdown of the recorded-op overhead for mul (what apply(), the Tensor wrapper, the Node
-and the engine each add), read by timing the layers one at a time. All timings in one process,
-interleaved in blocks (see bench/common.py).
+and the engine each add), read by timing the layers one at a time, and the engine's costs on
+retained graphs (one backward() call, per node of a chain). --micro adds the NumPy-level
+measurements behind bench/RESULTS.md's suggestions. All timings in one process, interleaved in
+blocks (see bench/common.py).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import environment, print_environment, sync_for, table, time_blocks, write_json  # noqa: E402
+from common import _noop, environment, print_environment, sync_for, table, time_blocks, write_json  # noqa: E402
 
 import xbp  # noqa: E402
 
@@ -191,6 +193,99 @@ def breakdown(device, calls, blocks):
     return {"timed": us, "layers": {a: b for a, b, _ in layers}}
 
 
+def engine_costs(calls, blocks):
+    """backward() on retained graphs: the fixed cost of one call and the cost per node of a chain,
+    beyond the VJP arithmetic (CPU)."""
+    from xbp._engine import run_backward
+    x = xbp.tensor(np.ones(64, np.float32), requires_grad=True)
+    w = xbp.tensor(np.ones(64, np.float32), requires_grad=True)
+    G = xbp.ones(64)
+    Gd, xd, wd = G.data, x.data, w.data
+    runners, graphs = {}, []
+    for n in (1, 32):
+        h = x
+        for _ in range(n):
+            h = h * w
+        graphs.append(h)
+        roots = [(h.grad_fn, Gd)]
+
+        def rb(roots=roots):
+            x.grad = w.grad = None
+            run_backward(roots, retain_graph=True)
+        runners[f"run_backward {n}"] = (rb, _noop)
+    h1 = graphs[0]
+
+    def full():
+        x.grad = w.grad = None
+        h1.backward(G, retain_graph=True)
+    runners["Tensor.backward 1"] = (full, _noop)
+    runners["vjp math"] = (lambda: (Gd * wd, Gd * xd), _noop)
+    r = {k: v["us"] for k, v in time_blocks(runners, calls // 8, blocks).items()}
+    per_node = (r["run_backward 32"] - 32 * r["vjp math"] - (r["run_backward 1"] - r["vjp math"])) / 31
+    rows = [("x.backward(g) of a 1-node graph (retain_graph)", r["Tensor.backward 1"]),
+            ("  of which run_backward", r["run_backward 1"]),
+            ("  of which the VJP arithmetic (g*w, g*x)", r["vjp math"]),
+            ("  layers above run_backward (Tensor.backward, _engine.backward, _root_grad)",
+             r["Tensor.backward 1"] - r["run_backward 1"]),
+            ("run_backward per extra node of a 32-node chain, beyond the arithmetic", per_node)]
+    print("\nengine costs (µs)")
+    print(table([{"k": a, "v": b} for a, b in rows], [("", "k", "{}"), ("µs", "v", "{:.2f}")]))
+    return dict(rows)
+
+
+def micro(calls, blocks):
+    """NumPy-level facts behind bench/RESULTS.md's suggestions (CPU): alternatives for hot spots."""
+    import timeit
+    xp = xbp.zeros(1).xp
+
+    def t(f):
+        f()
+        once = min(timeit.repeat(f, number=1, repeat=3))
+        n = max(5, int(0.01 / max(once, 1e-7)))
+        return min(timeit.repeat(f, number=n, repeat=7)) / n * 1e6
+    rs = np.random.RandomState(0)
+    rows = []
+    for shp in [(64, 128), (256, 512)]:
+        g = rs.randn(*shp).astype(np.float32)
+        out = np.maximum(rs.randn(*shp).astype(np.float32), 0)
+        rows.append((f"relu VJP {shp}: where(out>0, g, 0.0) | g*(out>0) | g*astype(out>0, f32)",
+                     [t(lambda: np.where(out > 0, g, 0.0)), t(lambda: g * (out > 0)),
+                      t(lambda: g * (out > 0).astype(np.float32))]))
+    for n, i, o in [(64, 64, 128), (256, 784, 512)]:
+        x = rs.randn(n, i).astype(np.float32)
+        W = rs.randn(o, i).astype(np.float32)
+        Wt = np.ascontiguousarray(W.T)
+        b = np.zeros(o, np.float32)
+
+        def inplace(x=x, W=W, b=b):
+            y = x @ W.T
+            y += b
+            return y
+        rows.append((f"linear {n}x{i} @ {i}x{o}: x@W.T | x@Wt (contiguous) | x@W.T+b | y=x@W.T; y+=b",
+                     [t(lambda: x @ W.T), t(lambda: x @ Wt), t(lambda: x @ W.T + b), t(inplace)]))
+    y = rs.randint(0, 10, 64)
+    z = rs.randn(64, 10).astype(np.float32)
+    ar = np.arange(64)
+    try:
+        from xbp.ops.losses import _class_range
+        rows.append(("target range (64 labels): _class_range | int(y.min()), int(y.max())",
+                     [t(lambda: _class_range(xp, y)), t(lambda: (int(y.min()), int(y.max())))]))
+    except ImportError:
+        pass
+    rows.append(("gather (64x10): take_along_axis(z, t[:, None], 1) | z[arange(64), t]",
+                 [t(lambda: np.take_along_axis(z, y[:, None], axis=1)), t(lambda: z[ar, y])]))
+    a = rs.randn(8, 8).astype(np.float32)
+    rows.append(("8x8: np.matmul | Backend xp.matmul", [t(lambda: np.matmul(a, a)), t(lambda: xp.matmul(a, a))]))
+    rows.append(("8x8: xp.matrix_transpose | a.mT", [t(lambda: xp.matrix_transpose(a)), t(lambda: a.mT)]))
+    rows.append(("8x8: xp.sum(a) | a.sum()", [t(lambda: xp.sum(a)), t(lambda: a.sum())]))
+    rows.append(("8x8: xp.max(a, axis=1, keepdims=True) | a.max(axis=1, keepdims=True)",
+                 [t(lambda: xp.max(a, axis=1, keepdims=True)), t(lambda: a.max(axis=1, keepdims=True))]))
+    print("\nmicro-measurements (µs, timeit min of 7; alternatives separated by |)")
+    for k, v in rows:
+        print(f"  {k}:  " + " | ".join(f"{u:.2f}" for u in v))
+    return {k: v for k, v in rows}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -198,6 +293,7 @@ def main(argv=None):
     ap.add_argument("--blocks", type=int, default=15, help="interleaved blocks (median reported)")
     ap.add_argument("--chain", type=int, default=32, help="ops per chain")
     ap.add_argument("--no-breakdown", action="store_true")
+    ap.add_argument("--micro", action="store_true", help="also the NumPy micro-measurements behind RESULTS.md")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     try:
@@ -242,6 +338,10 @@ def main(argv=None):
                "chain_fwd_bwd_overhead_us_per_op": max(chain)}
     if not args.no_breakdown:
         summary["breakdown"] = breakdown(args.device, args.calls, args.blocks)
+        if not args.device.startswith("cuda"):
+            summary["engine"] = engine_costs(args.calls, args.blocks)
+    if args.micro:
+        summary["micro"] = micro(args.calls, args.blocks)
     if args.json:
         write_json(args.json, info, {**summary, "raw": results})
 
