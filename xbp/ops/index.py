@@ -60,12 +60,22 @@ def _normalize_key(x: Tensor, key):
             else:
                 raise IndexError(f"index: unsupported index of type {type(k).__name__}")
         items.append(k)
+    if sum(k is Ellipsis for k in items) > 1:
+        raise IndexError("index: an index can only have a single ellipsis ('...')")
     if advanced:
         _check_advanced(x, items)
         return tuple(items), (), True
     n_real = len([k for k in items if k is not None and k is not Ellipsis])
     if n_real > x.ndim:
         raise IndexError(f"index: too many indices ({n_real}) for a tensor of {x.ndim} dims, shape {x.shape}")
+    d = 0                                    # clip slices to in-range bounds (strict refuses others)
+    for i, k in enumerate(items):
+        if k is Ellipsis:
+            d += x.ndim - n_real
+        elif k is not None:
+            if isinstance(k, slice):
+                items[i] = _clip_slice(k, x.shape[d])
+            d += 1
     # where each None lands in the output
     nones, out_axis = [], 0
     for i, k in enumerate(items):
@@ -82,9 +92,29 @@ def _normalize_key(x: Tensor, key):
     return basic, tuple(nones), False
 
 
+def _clip_slice(k: slice, n: int) -> slice:
+    """`k` on an axis of size n as a slice with the same elements (Python's ``slice.indices``)
+    whose bounds lie inside the axis: array-api-strict refuses ``x[2:100]`` or ``x[-100:3]``
+    (the standard leaves out-of-range bounds unspecified). Steps keep their sign; an empty
+    selection becomes ``0:0``; a bound past either end becomes None."""
+    if k.start is None and k.stop is None:
+        if k.step is None or k.step == 1:
+            return k                         # the common ':' needs no work
+        if k.step == 0:
+            raise ValueError("index: slice step cannot be zero")
+    start, stop, step = k.indices(n)
+    m = len(range(start, stop, step))
+    if m == 0:
+        return slice(0, 0, 1)
+    stop = start + m * step                  # one step past the last element taken
+    if stop >= n or stop < 0:
+        stop = None
+    return slice(start, stop, step)
+
+
 def _check_advanced(x: Tensor, items):
     """Bounds of integer-array indices and shapes of boolean masks, on every device (CuPy would
-    wrap an out-of-range index silently)."""
+    wrap an out-of-range index silently); clips the slices among `items` in place."""
     def used(k):
         if k is None or k is Ellipsis:
             return 0
@@ -95,12 +125,14 @@ def _check_advanced(x: Tensor, items):
     if n_used > x.ndim:
         raise IndexError(f"index: too many indices ({n_used} dims) for a tensor of shape {x.shape}")
     d = 0
-    for k in items:
+    for i, k in enumerate(items):
         if k is Ellipsis:
             d += x.ndim - n_used
             continue
         u = used(k)
-        if hasattr(k, "shape") and hasattr(k, "dtype"):
+        if isinstance(k, slice):
+            items[i] = _clip_slice(k, x.shape[d])
+        elif hasattr(k, "shape") and hasattr(k, "dtype"):
             kind = x.xp.canonical(k.dtype).kind
             if kind == "b":
                 if tuple(k.shape) != x.shape[d:d + u]:
