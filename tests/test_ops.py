@@ -116,3 +116,69 @@ def test_float32_gradients_stay_float32(spec, i, device):
     grads = xbp.grad(outs, mids, [xbp.ones_like(o) for o in outs], allow_unused=True)
     for g in grads:
         assert g is None or g.dtype == xbp.float32, f"{spec.name}: float32 inputs got {g.dtype} gradients"
+
+
+# --- max/min with ties: PyTorch's gradient routing -------------------------------------------------
+TIES = np.array([[[1.0, 3.0, 3.0, -2.0], [2.0, 2.0, 0.0, 2.0], [5.0, 5.0, 5.0, 5.0]],
+                 [[0.0, -1.0, 0.0, -1.0], [4.0, 1.0, 4.0, 1.0], [-3.0, -3.0, 7.0, 7.0]]])
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_dim_gradient_goes_to_the_returned_index(device, op, dim, keepdim):
+    # max(x, dim) gathers the values at the indices it returns, so the whole gradient goes to that
+    # element (the first of ties), as in PyTorch; amax shares it among ties
+    torch = pytest.importorskip("torch")
+    w = np.random.default_rng(0).normal(size=np.max(TIES, axis=dim, keepdims=keepdim).shape)
+    x = xbp.tensor(TIES, device=device, requires_grad=True)
+    t = torch.tensor(TIES, requires_grad=True)
+    values, indices = getattr(x, op)(dim, keepdim=keepdim)
+    tv, ti = getattr(t, op)(dim, keepdim=keepdim)
+    (values * xbp.tensor(w, device=device)).sum().backward()
+    (tv * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(values.detach().numpy(), tv.detach().numpy())
+    np.testing.assert_array_equal(indices.numpy(), ti.numpy())
+    assert not indices.requires_grad and indices.dtype == xbp.int64
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    # independent NumPy reference: w placed at the first extreme along dim
+    arg = np.argmax if op == "max" else np.argmin
+    ref = np.zeros_like(TIES)
+    wk = w if keepdim else np.expand_dims(w, dim)
+    np.put_along_axis(ref, arg(TIES, axis=dim, keepdims=True), wk, axis=dim)
+    np.testing.assert_array_equal(x.grad.numpy(), ref)
+
+
+@pytest.mark.parametrize("fn", ["amax_dim", "amin_dim", "max_all", "min_all", "amax_all"])
+def test_amax_and_full_max_share_the_gradient_among_ties(device, fn):
+    torch = pytest.importorskip("torch")
+    a = TIES if "min" not in fn else -TIES
+    x = xbp.tensor(a, device=device, requires_grad=True)
+    t = torch.tensor(a, requires_grad=True)
+    name = fn.split("_")[0]
+    if fn.endswith("_dim"):
+        getattr(x, name)(-1).sum().backward()
+        getattr(t, name)(-1).sum().backward()
+    else:
+        getattr(x, name)().backward()
+        getattr(t, name)().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy())
+    assert (x.grad.numpy() > 0).sum() > 1          # the ties really share it
+
+
+def test_max_dim_second_order_and_0d(device):
+    torch = pytest.importorskip("torch")
+    x = xbp.tensor(TIES, device=device, requires_grad=True)
+    t = torch.tensor(TIES, requires_grad=True)
+    (g,) = xbp.grad((x.max(1).values ** 2).sum(), [x], create_graph=True)
+    (tg,) = torch.autograd.grad((t.max(1).values ** 2).sum(), [t], create_graph=True)
+    np.testing.assert_array_equal(g.detach().numpy(), tg.detach().numpy())
+    (g * g).sum().backward()
+    (tg * tg).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    s = xbp.tensor(2.5, device=device, requires_grad=True)
+    v, i = s.min(-1, keepdim=True)
+    v.backward()
+    assert v.shape == () and i.tolist() == 0 and s.grad.tolist() == 1.0
+    with pytest.raises(TypeError, match="amax"):
+        x.max((0, 1))

@@ -127,23 +127,62 @@ any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(x, axis=di
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 
 
+def _at_index_fwd(xp, x, idx, axis):
+    """The entries of x at `idx` (argmax/argmin along `axis`, kept as a size-1 dim), and the
+    one-hot mask of where they were taken from (the VJP's residual)."""
+    n = x.shape[axis]
+    iota = xp.reshape(xp.arange(0, n, dtype=idx.dtype), tuple(n if i == axis else 1 for i in range(x.ndim)))
+    return xp.take_along_axis(x, idx, axis=axis), iota == idx
+
+
+def _at_index_vjp(c, g):
+    # the whole gradient to the element taken (indices are unique per output: no scatter-add
+    # needed); `where`, not a multiply by the mask, so an inf in g leaves no NaN elsewhere
+    return (c.xp.where(c.res, g, 0.0), None)
+
+
+max_dim_p = Primitive("max", _at_index_fwd, _at_index_vjp, res=True)
+min_dim_p = Primitive("min", _at_index_fwd, _at_index_vjp, res=True)
+
+
+def _extreme_along(name, x, dim, keepdim, arg, prim):
+    """(values, indices) of the max/min along one dim. The values are taken at the indices, so
+    the whole gradient goes to the element whose index is returned (the first of ties), as in
+    PyTorch; amax/amin share it among ties instead."""
+    from .shape import reshape
+    if not isinstance(dim, int) and not hasattr(dim, "__index__"):
+        raise TypeError(f"{name}: dim must be an int, got {dim!r}; for several dims use {'a' + name}(x, dims)")
+    if x.ndim == 0 and int(dim) not in (0, -1):
+        raise IndexError(f"{name}: dimension {dim} is out of range for a 0-d tensor (use 0 or -1)")
+    (d,) = norm_axis(int(dim), x.ndim or 1)
+    xs = reshape(x, (1,)) if x.ndim == 0 else x       # PyTorch allows dim 0 (or -1) of a 0-d tensor
+    idx = arg(xs, d, True)
+    values = apply(prim, (xs, idx), {"axis": d})
+    shape = () if x.ndim == 0 else x.shape[:d] + ((1,) if keepdim else ()) + x.shape[d + 1:]
+    if values.shape != shape:
+        values, idx = reshape(values, shape), reshape(idx, shape)
+    return MaxMin(values, idx)
+
+
 def max(x, dim=None, keepdim=False):  # noqa: A001
-    """``max(x)``: the largest element; ``max(x, dim)``: (values, indices) along `dim`, as PyTorch.
+    """``max(x)``: the largest element (gradient shared among ties, as PyTorch);
+    ``max(x, dim)``: (values, indices) along `dim`, the gradient going to the index returned.
     With two tensors, ``max(a, b)`` is the elementwise maximum."""
     if isinstance(dim, Tensor):
         return E.maximum(x, dim)
     if dim is None:
         return amax(x)
-    return MaxMin(amax(x, dim, keepdim), argmax(x, dim, keepdim))
+    return _extreme_along("max", x, dim, keepdim, argmax, max_dim_p)
 
 
 def min(x, dim=None, keepdim=False):  # noqa: A001
-    """``min(x)``, ``min(x, dim)`` -> (values, indices), or elementwise ``min(a, b)``."""
+    """``min(x)``, ``min(x, dim)`` -> (values, indices), or elementwise ``min(a, b)``; gradients
+    as for `max`."""
     if isinstance(dim, Tensor):
         return E.minimum(x, dim)
     if dim is None:
         return amin(x)
-    return MaxMin(amin(x, dim, keepdim), argmin(x, dim, keepdim))
+    return _extreme_along("min", x, dim, keepdim, argmin, min_dim_p)
 
 
 def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=None):
