@@ -290,6 +290,127 @@ def test_max_pool2d_dilation_and_first_maximum_takes_the_gradient(device):
     np.testing.assert_array_equal(to_np(t.grad)[0, 0], [[1.0, 0.0], [0.0, 0.0]])   # as PyTorch
 
 
+def ref_pool_indices(x, k, s, p, d, ceil_mode):
+    """PyTorch's scan: over the window's positions inside the input, row-major, keep the first
+    strictly greater value (or any NaN); start at the first inside position with -inf."""
+    N, C, H, W = x.shape
+    Ho, Wo = ref_pool(x[:1, :1], k, s, p, d, ceil_mode, "max").shape[2:]
+    out = np.zeros((N, C, Ho, Wo), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for h in range(Ho):
+                for v in range(Wo):
+                    best, pos = -np.inf, None
+                    for i in range(k[0]):
+                        for j in range(k[1]):
+                            r, q = h * s[0] + i * d[0] - p[0], v * s[1] + j * d[1] - p[1]
+                            if 0 <= r < H and 0 <= q < W:
+                                val = x[n, c, r, q]
+                                if pos is None:
+                                    pos = r * W + q
+                                if val > best or np.isnan(val):
+                                    best, pos = val, r * W + q
+                    out[n, c, h, v] = pos
+    return out
+
+
+@pytest.mark.parametrize("case", POOL_CASES + [((3, 3), (1, 2), (1, 1), (2, 1), False)])
+def test_max_pool2d_return_indices(device, case):
+    k, s, p, d, ceil = case
+    x, xn = rand((2, 2, 7, 6), device, seed=26)
+    xn[0, 0, :3, :3] = -np.inf        # an all -inf window points at its first real element
+    xn[1, 0, 2, 2] = xn[1, 0, 3, 3] = np.nan
+    xn[1, 1, 4, :] = 0.5              # ties: the first maximum
+    x = xbp.tensor(xn, device=device)
+    y, i = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    np.testing.assert_array_equal(to_np(y), ref_pool(xn, k, s or k, p, d, ceil, "max"))
+    assert i.dtype == xbp.int64 and i.shape == y.shape and not i.requires_grad
+    np.testing.assert_array_equal(to_np(i), ref_pool_indices(xn, k, s or k, p, d, ceil))
+    x, xn = rand((2, 2, 7, 6), device, seed=27)
+    assert gradcheck(lambda x: F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)[0], (x[:1, :1],))
+    y1, i1 = F.max_pool2d(x[0], k, s, p, d, ceil, return_indices=True)      # unbatched (C, H, W)
+    np.testing.assert_array_equal(to_np(i1), ref_pool_indices(xn[:1], k, s or k, p, d, ceil)[0])
+    y1, i1 = nn.MaxPool2d(k, s, p, d, return_indices=True, ceil_mode=ceil)(x)
+    np.testing.assert_array_equal(to_np(i1), ref_pool_indices(xn, k, s or k, p, d, ceil))
+
+
+def ref_unpool(x, idx, hw):
+    N, C = x.shape[:2]
+    out = np.zeros((N, C, hw[0] * hw[1]))
+    for n in range(N):
+        for c in range(C):
+            out[n, c, idx[n, c].ravel()] = x[n, c].ravel()
+    return out.reshape(N, C, *hw)
+
+
+@pytest.mark.parametrize("case", [  # kernel, stride, padding, output_size, input (H, W)
+    (2, None, 0, None, (7, 6)), ((3, 2), (2, 1), (1, 0), (10, 6), (9, 6)), (3, 2, 1, (1, 1, 7, 6), (7, 6))])
+def test_max_unpool2d(device, case):
+    k, s, p, size, hw = case
+    x, xn = rand((2, 3) + hw, device, seed=28)
+    y, i = F.max_pool2d(x, k, s, p, return_indices=True)
+    kk, ss, pp = nn.pooling._pair(k), nn.pooling._pair(s or k), nn.pooling._pair(p)
+    out_hw = tuple(size[-2:]) if size else tuple((y.shape[2 + a] - 1) * ss[a] + kk[a] - 2 * pp[a] for a in range(2))
+    u = F.max_unpool2d(y, i, k, s, p, size)
+    assert u.shape == (2, 3) + out_hw
+    np.testing.assert_array_equal(to_np(u), ref_unpool(to_np(y), to_np(i), out_hw))
+    # non-overlapping windows put every maximum back where it was
+    if s is None and size is None:
+        np.testing.assert_array_equal(to_np(u), np.where(to_np(u) != 0, xn[:, :, :6, :6], 0.0))
+    # differentiable in the input, the gradient a gather at the indices (PyTorch's backward; where
+    # overlapping windows repeat an index, one write wins and that is not the forward's derivative)
+    flat = to_np(i).reshape(6, -1)
+    if all(len(np.unique(r)) == r.size for r in flat):
+        assert gradcheck(lambda t: F.max_unpool2d(t, i, k, s, p, size), (y.detach().requires_grad_(),))
+    g, gn = rand(u.shape, device, seed=29, requires_grad=False)
+    yd = y.detach().requires_grad_()
+    F.max_unpool2d(yd, i, k, s, p, size).backward(g)
+    np.testing.assert_array_equal(to_np(yd.grad), np.take_along_axis(
+        gn.reshape(2, 3, -1), to_np(i).reshape(2, 3, -1), axis=2).reshape(y.shape))
+    # unbatched, and the layer
+    u1 = F.max_unpool2d(y[1], i[1], k, s, p, size[-2:] if size else None)
+    np.testing.assert_array_equal(to_np(u1), to_np(u)[1])
+    np.testing.assert_array_equal(to_np(nn.MaxUnpool2d(k, s, p)(y, i, size)), to_np(u))
+
+
+def test_max_unpool2d_through_max_pool2d_second_order():
+    x, _ = rand((1, 2, 6, 5), "cpu", seed=30)
+    fn = lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, 2, return_indices=True), 2, 2, output_size=(6, 5))  # noqa: E731
+    assert gradcheck(fn, (x,)) and gradgradcheck(fn, (x,))
+    y, i = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    yd = y.detach().requires_grad_()
+    assert gradgradcheck(lambda t: F.max_unpool2d(t * t, i, 3, 2, 1, (6, 5)), (yd,))
+
+
+def test_max_unpool2d_errors(device):
+    x, _ = rand((1, 2, 4, 4), device, seed=31)
+    y, i = F.max_pool2d(x, 2, return_indices=True)
+    with pytest.raises(ValueError, match="invalid output_size"):
+        F.max_unpool2d(y, i, 2, output_size=(6, 4))
+    with pytest.raises(ValueError, match="2 or 4 elements"):
+        F.max_unpool2d(y, i, 2, output_size=(4,))
+    with pytest.raises(ValueError, match="indices must be an integer tensor"):
+        F.max_unpool2d(y, y, 2)
+    with pytest.raises(IndexError, match="outside"):
+        F.max_unpool2d(y, i + 100, 2)
+
+
+def test_max_pool_indices_and_unpool_match_pytorch():
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(32).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    a[0, 1, 2:5, 3] = np.nan
+    for k, s, p, d, ceil in POOL_CASES + [((3, 3), (1, 1), (1, 1), (2, 2), True)]:
+        y, i = nn.MaxPool2d(k, s, p, d, return_indices=True, ceil_mode=ceil)(xbp.tensor(a))
+        yt, it = torch.nn.MaxPool2d(k, s, p, d, return_indices=True, ceil_mode=ceil)(torch.tensor(a))
+        np.testing.assert_array_equal(to_np(y), yt.numpy())
+        np.testing.assert_array_equal(to_np(i), it.numpy())
+        if d == (1, 1):
+            size = (9, 8) if s is not None else None
+            u = nn.MaxUnpool2d(k, s, p)(y, i, size)
+            ut = torch.nn.MaxUnpool2d(k, s, p)(yt, it, size)
+            np.testing.assert_array_equal(to_np(u), ut.numpy())
+
+
 @pytest.mark.parametrize("case", POOL_CASES)
 @pytest.mark.parametrize("count_include_pad", [True, False])
 def test_avg_pool2d(device, case, count_include_pad):

@@ -11,7 +11,7 @@ from .layers import (
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from . import utils  # noqa: E402  (clip_grad_norm_, clip_grad_value_)
 from .conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: E402
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: E402
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d  # noqa: E402
 from .norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: E402
 from .embedding import Embedding  # noqa: E402
 from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # noqa: E402

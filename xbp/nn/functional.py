@@ -78,3 +78,8 @@ __all__ += [
     "layer_norm", "group_norm", "embedding", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
     "scaled_dot_product_attention", "multi_head_attention_forward",
 ]
+
+# --- max unpooling (xbp.ops.conv) ---------------------------------------------------------------
+from ..ops.conv import max_unpool2d  # noqa: E402,F401  (re-export)
+
+__all__ += ["max_unpool2d"]

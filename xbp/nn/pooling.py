@@ -1,14 +1,18 @@
-"""Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (no parameters; PyTorch's arguments)."""
+"""Pooling layers: MaxPool2d, MaxUnpool2d, AvgPool2d, AdaptiveAvgPool2d (no parameters; PyTorch's
+arguments)."""
 from __future__ import annotations
 
+from . import functional as F
 from . import functional_layers as FL
 from .module import Module
 
-__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+__all__ = ["MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
 
 class MaxPool2d(Module):
-    """Max over windows: (N, C, H, W) -> (N, C, H_out, W_out); stride defaults to kernel_size."""
+    """Max over windows: (N, C, H, W) -> (N, C, H_out, W_out); stride defaults to kernel_size.
+    return_indices: forward returns (output, int64 indices of the maxima in each (H, W) plane),
+    the indices MaxUnpool2d takes."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
@@ -22,6 +26,28 @@ class MaxPool2d(Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxUnpool2d(Module):
+    """The partial inverse of MaxPool2d: forward(input (N, C, H, W), indices, output_size=None) ->
+    (N, C, H_out, W_out) zeros with each input value at its index; H_out = (H - 1) stride - 2 padding
+    + kernel_size unless output_size says otherwise. stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.padding = _pair(padding)
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
 
 
 class AvgPool2d(Module):

@@ -469,17 +469,121 @@ def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     return geom, (kh, kw), tuple(out)
 
 
+def _argmax_positions(xp, x, y, geom, ksize):
+    """PyTorch's max pooling indices: for each window, the flat position r * W + c in its (H, W)
+    input plane of the first maximum in row-major window order, counting only positions inside
+    the input (so an all -inf window points at its first real element, never at padding) and a
+    NaN as the maximum (the last NaN, as PyTorch's `val > max || isnan(val)` scan).
+    x (N, C, H, W), y its pooled (N, C, Ho, Wo) -> int64 (N, C, Ho, Wo). No gradient."""
+    H, W = x.shape[2:]
+    Ho, Wo = y.shape[2:]
+    (sh, sw), (pt, _, pl, _), (dh, dw), _ = geom
+    i64 = xp.dtype(np.dtype("int64"))
+    yt = xp.permute_dims(y, (1, 2, 3, 0))                       # (C, Ho, Wo, N), as the windows
+    rows0 = xp.reshape(xp.arange(0, Ho, dtype=i64) * sh - pt, (Ho, 1, 1))
+    cols0 = xp.reshape(xp.arange(0, Wo, dtype=i64) * sw - pl, (Wo, 1))
+    idx = xp.zeros(yt.shape, dtype=i64)
+    found = xp.zeros(yt.shape, dtype=xp.bool)
+    for k, part in enumerate(_windows(xp, x, geom, ksize, (Ho, Wo), -math.inf)):
+        r, c = rows0 + (k // ksize[1]) * dh, cols0 + (k % ksize[1]) * dw
+        inside = xp.logical_and(xp.logical_and(r >= 0, r < H), xp.logical_and(c >= 0, c < W))
+        nan = xp.logical_and(part != part, inside)
+        hit = xp.logical_or(xp.logical_and(xp.logical_and(part == yt, inside), xp.logical_not(found)), nan)
+        idx = xp.where(hit, r * W + c, idx)
+        found = xp.logical_or(found, hit)
+    return _from_chwn(xp, idx)
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
                return_indices=False):
     """Max over kernel windows: (N, C, H, W) or (C, H, W) -> (N, C, Ho, Wo); stride defaults to
-    kernel_size; padding counts as -inf. The gradient goes to the first maximum of each window."""
-    if return_indices:
-        raise NotImplementedError("max_pool2d: return_indices=True is not supported")
+    kernel_size; padding counts as -inf. The gradient goes to the first maximum of each window.
+    return_indices: also return the int64 (N, C, Ho, Wo) flat positions of the maxima in each
+    (H, W) input plane, as PyTorch (what `max_unpool2d` takes)."""
     x, unb = _batched(input, 4, "max_pool2d")
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: expected input (N, C, H, W), got {x.shape}")
     geom, ksize, out_hw = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     y = apply(maxpool_p, (x,), {"geom": geom, "ksize": ksize, "out_hw": out_hw})
+    if not return_indices:
+        return y[0, ...] if unb else y
+    from .._tensor import _wrap
+    i = _wrap(_argmax_positions(x.xp, x.data, y.data, geom, ksize), x.xp)
+    return (y[0, ...], i[0, ...]) if unb else (y, i)
+
+
+# max unpooling: out.flat[indices] = x in each (Ho, Wo) output plane (the rest zero), PyTorch's
+# partial inverse of max pooling. One flat position per input element, pos = plane * Ho*Wo + index;
+# forward writes through them (`setitem`: on duplicates one write wins, as PyTorch; indices from
+# max_pool2d repeat only with equal values), backward reads the gradient at them (`take`, whose
+# own adjoint under create_graph is the scatter-add).
+def _unpool_fwd(xp, x, *, pos, out_shape):
+    out = xp.zeros((math.prod(out_shape),), dtype=x.dtype)
+    xp.setitem(out, (pos,), xp.reshape(x, (-1,)))
+    return xp.reshape(out, out_shape)
+
+
+def _unpool_vjp(c, g):
+    xp = c.xp
+    return (xp.reshape(xp.take(xp.reshape(g, (-1,)), c.p["pos"], axis=0), c.shapes[0]),)
+
+
+unpool_p = Primitive("max_unpool2d", _unpool_fwd, _unpool_vjp)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of max_pool2d: input (N, C, H, W) or (C, H, W) and the int64 `indices`
+    max_pool2d(return_indices=True) gave -> (N, C, Ho, Wo) zeros with input[n, c].flat[i] written
+    at position indices[n, c].flat[i] of each (Ho, Wo) plane. Default Ho = (H - 1) sh - 2 ph + kh;
+    output_size ((Ho, Wo) or (N, C, Ho, Wo)) picks another within one stride of it, as PyTorch.
+    Differentiable in `input` (the gradient is a gather at the indices)."""
+    op = "max_unpool2d"
+    x, unb = _batched(input, 4, op)
+    if isinstance(indices, Tensor) and unb:
+        from .shape import unsqueeze
+        indices = unsqueeze(indices, 0)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected input (N, C, H, W) or (C, H, W), got {input.shape}")
+    if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu" or indices.shape != x.shape:
+        raise ValueError(f"{op}: indices must be an integer tensor of the input's shape {tuple(input.shape)}, got "
+                         f"{indices.dtype if isinstance(indices, Tensor) else type(indices).__name__} "
+                         f"{tuple(getattr(indices, 'shape', ()))}; pass what max_pool2d(..., return_indices=True) "
+                         "returned")
+    if indices.xp is not x.xp:
+        from .._primitive import _device_mismatch
+        _device_mismatch(unpool_p, (x, indices))
+    k = _pair(kernel_size, "kernel_size", op)
+    s = k if stride is None else _pair(stride, "stride", op)
+    p = _pair(padding, "padding", op)
+    default = [(x.shape[2 + d] - 1) * s[d] + k[d] - 2 * p[d] for d in range(2)]
+    if output_size is None:
+        hw = default
+    else:
+        hw = [int(v) for v in output_size]
+        if len(hw) == 4:
+            hw = hw[2:]
+        if len(hw) != 2:
+            raise ValueError(f"{op}: output_size should be a sequence containing 2 or 4 elements, but it has "
+                             f"a length of '{len(hw)}'")
+        for d in range(2):
+            lo, hi = default[d] - s[d], default[d] + s[d]
+            if not lo < hw[d] < hi:
+                raise ValueError(f'{op}: invalid output_size "{tuple(output_size)}" (dim {d} must be between '
+                                 f"{lo} and {hi})")
+    if min(hw) < 1:
+        raise ValueError(f"{op}: output size {tuple(hw)} is not positive for input {tuple(x.shape)}")
+    N, C = x.shape[:2]
+    hwo = hw[0] * hw[1]
+    xp = x.xp
+    if indices.numel():
+        lo, hi = int(xp.to_numpy(xp.min(indices.data))), int(xp.to_numpy(xp.max(indices.data)))
+        if lo < 0 or hi >= hwo:
+            raise IndexError(f"{op}: indices span [{lo}, {hi}], outside [0, {hwo}) for output planes of "
+                             f"{hw[0]}x{hw[1]}; check kernel_size, stride, padding and output_size")
+    i64 = xp.dtype(np.dtype("int64"))
+    plane = xp.reshape(xp.arange(0, N * C, dtype=i64) * hwo, (N, C, 1, 1))
+    pos = xp.reshape(xp.astype(indices.data, i64) + plane, (-1,))
+    y = apply(unpool_p, (x,), {"pos": pos, "out_shape": (N, C, hw[0], hw[1])})
     return y[0, ...] if unb else y
 
 
