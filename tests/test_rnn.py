@@ -18,8 +18,8 @@ def sig(x):
 
 
 def np_step(mode, x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """One step of the gate equations (PyTorch's documentation), x (B, I), h (B, H)."""
-    H = h.shape[1]
+    """One step of the gate equations (PyTorch's documentation), x (B, I), h (B, H) (LSTM: c (B, H))."""
+    H = (h if c is None else c).shape[1]
     gi = x @ w_ih.T + b_ih
     gh = h @ w_hh.T + b_hh
     if mode == "RNN_TANH":
@@ -41,9 +41,10 @@ def np_rnn(mode, module, x, h0=None, c0=None):
     """The whole network in NumPy from the module's parameters. x (T, B, I) (seq-first)."""
     p = {k: to_np(v) for k, v in module.named_parameters()}
     L, H = module.num_layers, module.hidden_size
+    P = getattr(module, "proj_size", 0)          # LSTM with projections: h = (o tanh c) W_hr^T
     D = 2 if module.bidirectional else 1
     T, B = x.shape[:2]
-    h0 = np.zeros((L * D, B, H)) if h0 is None else h0
+    h0 = np.zeros((L * D, B, P or H)) if h0 is None else h0
     c0 = np.zeros((L * D, B, H)) if c0 is None else c0
     hn, cn = [], []
     inp = x
@@ -55,7 +56,9 @@ def np_rnn(mode, module, x, h0=None, c0=None):
             seq = [None] * T
             for t in (reversed(range(T)) if d else range(T)):
                 h, c = np_step(mode, inp[t], h, c, p["weight_ih" + sfx], p["weight_hh" + sfx],
-                               p["bias_ih" + sfx], p["bias_hh" + sfx])
+                               p.get("bias_ih" + sfx, 0.0), p.get("bias_hh" + sfx, 0.0))
+                if P:
+                    h = h @ p["weight_hr" + sfx].T
                 seq[t] = h
             outs.append(np.stack(seq))
             hn.append(h)
@@ -238,3 +241,104 @@ def test_fused_recurrence_second_order(mode, reverse):
     fn = lambda xs, h0, w, b, *c: recurrence(mode, xs, h0, c[0] if c else None, w, b, reverse)  # noqa: E731
     assert gradcheck(fn, args)
     assert gradgradcheck(fn, args)
+
+
+# --- LSTM with projections (proj_size) ----------------------------------------------------------------
+@pytest.mark.parametrize("case", [  # layers, bidirectional, batch_first, bias, initial state
+    (1, False, False, True, False), (2, True, True, True, True), (2, False, False, False, True)])
+def test_lstm_proj_size_matches_equations(device, case):
+    L, bidir, bf, bias, init_state = case
+    T, B, I, H, P = 4, 2, 3, 5, 2
+    D = 2 if bidir else 1
+    m = nn.LSTM(I, H, num_layers=L, bias=bias, bidirectional=bidir, batch_first=bf, proj_size=P,
+                device=device).double()
+    assert m.weight_hr_l0.shape == (P, H) and m.weight_hh_l0.shape == (4 * H, P)
+    if L > 1:
+        assert m.weight_ih_l1.shape == (4 * H, D * P)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((L * D, B, P)) if init_state else None
+    c0 = rng.standard_normal((L * D, B, H)) if init_state else None
+    hx = (xbp.tensor(h0, device=device), xbp.tensor(c0, device=device)) if init_state else None
+    out, (hn, cn) = m(xbp.tensor(np.swapaxes(x, 0, 1) if bf else x, device=device), hx)
+    ref_out, ref_h, ref_c = np_rnn("LSTM", m, x, h0, c0)
+    assert out.shape == ((B, T, D * P) if bf else (T, B, D * P)) and hn.shape == (L * D, B, P)
+    assert cn.shape == (L * D, B, H)
+    np.testing.assert_allclose(to_np(out), np.swapaxes(ref_out, 0, 1) if bf else ref_out, atol=1e-12)
+    np.testing.assert_allclose(to_np(hn), ref_h, atol=1e-12)
+    np.testing.assert_allclose(to_np(cn), ref_c, atol=1e-12)
+    # unbatched input: a batch of one
+    o1, (h1, c1) = m(xbp.tensor(x[:, 0], device=device),
+                     None if hx is None else (hx[0][:, 0], hx[1][:, 0]))
+    assert o1.shape == (T, D * P) and h1.shape == (L * D, P) and c1.shape == (L * D, H)
+    np.testing.assert_allclose(to_np(o1), ref_out[:, 0], atol=1e-12)
+
+
+def test_lstm_proj_size_gradcheck(device):
+    L = 2 if device == "cpu" else 1                   # (strict is slow: one layer there)
+    m = nn.LSTM(2, 3, num_layers=L, bidirectional=True, proj_size=2, device=device).double()
+    names = [n for n, _ in m.named_parameters()]
+    assert names[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"]
+    rng = np.random.default_rng(6)
+    t = lambda *s: xbp.tensor(rng.standard_normal(s), device=device, requires_grad=True)  # noqa: E731
+    x, h0, c0 = t(3, 1, 2), t(2 * L, 1, 2), t(2 * L, 1, 3)
+
+    def fn(x, h0, c0, *ps):
+        for n, p in zip(names, ps):
+            m._parameters[n] = p
+        out, (hn, cn) = m(x, (h0, c0))
+        return out, hn, cn
+    ps = [xbp.tensor(to_np(p), device=device, requires_grad=True) for _, p in m.named_parameters()]
+    # every weight (weight_hr too) on cpu; strict checks the input, states and projections, to stay fast
+    if device != "cpu":
+        ps = [p if "weight_hr" in n else p.detach() for n, p in zip(names, ps)]
+    assert gradcheck(fn, (x, h0, c0, *ps))
+
+
+def test_lstm_proj_size_arguments():
+    with pytest.raises(ValueError, match="smaller than hidden_size"):
+        nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="positive integer or zero"):
+        nn.LSTM(3, 4, proj_size=-1)
+    m = nn.LSTM(3, 4, num_layers=2, proj_size=2)
+    assert [n for n, _ in m.named_parameters()][-1] == "weight_hr_l1" and repr(m).endswith("proj_size=2)")
+    bound = 1 / math.sqrt(4)                                  # U(-1/sqrt(hidden_size), ...), as PyTorch
+    assert max(np.abs(to_np(p)).max() for p in m.parameters()) <= bound
+    x = xbp.randn(5, 2, 3)
+    with pytest.raises(ValueError, match="initial state"):
+        m(x, (xbp.zeros(2, 2, 4), xbp.zeros(2, 2, 4)))        # h0 must have proj_size features
+    with pytest.raises(ValueError, match="initial state"):
+        m(x, (xbp.zeros(2, 2, 2), xbp.zeros(2, 2, 2)))        # c0 keeps hidden_size
+    out, (h, c) = m(x, (xbp.zeros(2, 2, 2), xbp.zeros(2, 2, 4)))
+    assert out.shape == (5, 2, 2) and h.shape == (2, 2, 2) and c.shape == (2, 2, 4)
+    m.train()
+    m.dropout = 0.5
+    assert m(x)[0].shape == (5, 2, 2)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+def test_lstm_proj_size_pytorch_weights_give_pytorch_outputs():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True, proj_size=3)
+    tm, xm = torch.nn.LSTM(4, 6, **kw), nn.LSTM(4, 6, **kw)
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    assert all(tuple(xm.state_dict()[k].shape) == v.shape for k, v in sd.items())
+    xm.load_state_dict(sd)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    h0 = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    c0 = rng.standard_normal((4, 2, 6)).astype(np.float32)
+    xt, xx = torch.tensor(x, requires_grad=True), xbp.tensor(x, requires_grad=True)
+    ht, hx = torch.tensor(h0, requires_grad=True), xbp.tensor(h0, requires_grad=True)
+    (ot, (hnt, cnt)), (ox, (hnx, cnx)) = tm(xt, (ht, torch.tensor(c0))), xm(xx, (hx, xbp.tensor(c0)))
+    for a, b in ((ox, ot), (hnx, hnt), (cnx, cnt)):
+        np.testing.assert_allclose(to_np(a), b.detach().numpy(), atol=1e-5)
+    ((ot ** 2).sum() + hnt.sum() + cnt.sum()).backward()
+    ((ox * ox).sum() + hnx.sum() + cnx.sum()).backward()
+    np.testing.assert_allclose(to_np(xx.grad), xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_np(hx.grad), ht.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for (n, p), (tn, tp) in zip(xm.named_parameters(), tm.named_parameters()):
+        assert n == tn
+        np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4)

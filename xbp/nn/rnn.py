@@ -4,12 +4,16 @@ layouts and initialisation, so PyTorch state dicts load as they are:
     weight_ih_l{k}[_reverse]  (G*H, input of layer k)   G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n)
     weight_hh_l{k}[_reverse]  (G*H, H)
     bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse]  (G*H,)
+    weight_hr_l{k}[_reverse]  (P, H)    LSTM with proj_size P > 0 only; then the state h fed back
+                              and output has size P: weight_hh is (4H, P), and layers after
+                              the first take inputs of size D*P
 
 Every parameter starts U(-1/sqrt(H), 1/sqrt(H)). The maths is `functional_layers.rnn` and the
-cell functions.
+cell functions (`lstm_projected` below for proj_size).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from .. import _creation, ops
@@ -27,8 +31,15 @@ class _RNNBase(Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
-        if proj_size:
-            raise NotImplementedError(f"{type(self).__name__}: proj_size is not supported")
+        proj_size = int(proj_size)
+        if proj_size < 0:
+            raise ValueError(f"{type(self).__name__}: proj_size should be a positive integer or zero to disable "
+                             f"projections, got {proj_size}")
+        if proj_size and mode != "LSTM":
+            raise ValueError(f"{type(self).__name__}: proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{type(self).__name__}: proj_size ({proj_size}) has to be smaller than hidden_size "
+                             f"({hidden_size})")
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1], got {dropout}")
         if num_layers < 1 or hidden_size < 1:
@@ -36,17 +47,20 @@ class _RNNBase(Module):
         self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional = bidirectional
+        self.bidirectional, self.proj_size = bidirectional, proj_size
         G = _GATES[mode] * self.hidden_size
         D = 2 if bidirectional else 1
+        real_hidden = proj_size or self.hidden_size        # the size of h, fed back and output
         self._flat_weights_names = []
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else self.hidden_size * D
+            in_size = self.input_size if layer == 0 else real_hidden * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = [("weight_ih", (G, in_size)), ("weight_hh", (G, self.hidden_size))]
+                shapes = [("weight_ih", (G, in_size)), ("weight_hh", (G, real_hidden))]
                 if bias:
                     shapes += [("bias_ih", (G,)), ("bias_hh", (G,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, self.hidden_size)))
                 for name, shape in shapes:
                     setattr(self, name + sfx, Parameter(_creation.empty(*shape, device=device, dtype=dtype)))
                     self._flat_weights_names.append(name + sfx)
@@ -74,12 +88,14 @@ class _RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: input has {input.shape[-1]} features, expected {self.input_size}")
         B = input.shape[0] if self.batch_first else input.shape[1]
-        want = (self.num_layers * (2 if self.bidirectional else 1), B, self.hidden_size)
-        for h in (hx if isinstance(hx, tuple) else (hx,)):
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        wants = ((LD, B, self.proj_size or self.hidden_size), (LD, B, self.hidden_size))    # h, then c
+        for h, want in zip(hx if isinstance(hx, tuple) else (hx,), wants):
             if h is not None and h.shape != want:
                 raise ValueError(f"{type(self).__name__}: initial state has shape {h.shape}, expected {want}")
-        out, state = FL.rnn(self.mode, input, hx, self._flat_weights, self.num_layers, self.bias, self.dropout,
-                            self.training, self.bidirectional, self.batch_first)
+        f = lstm_projected if self.proj_size else functools.partial(FL.rnn, self.mode)
+        out, state = f(input, hx, self._flat_weights, self.num_layers, self.bias, self.dropout, self.training,
+                       self.bidirectional, self.batch_first)
         if unbatched:
             out = out[0, ...] if self.batch_first else out[:, 0, ...]
             state = tuple(s[:, 0, ...] for s in state) if isinstance(state, tuple) else state[:, 0, ...]
@@ -97,7 +113,54 @@ class _RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
+
+
+def lstm_projected(input, hx, weights, num_layers, bias=True, dropout=0.0, training=True,  # noqa: A002
+                   bidirectional=False, batch_first=False):
+    """A multi-layer LSTM with projections (PyTorch's proj_size), as `functional_layers.rnn`:
+    weights per layer and direction [w_ih (4H, I), w_hh (4H, P), b_ih, b_hh, w_hr (P, H)] (no
+    biases without `bias`), PyTorch's _flat_weights order. Each step
+        c_t = f c_{t-1} + i g,   h_t = (o tanh(c_t)) W_hr^T    (gates from x_t and h_{t-1}, (B, P))
+    input (T, B, I) ((B, T, I) if batch_first); hx = (h0 (L*D, B, P), c0 (L*D, B, H)) or None.
+    Returns (output (T, B, D*P), (h_n (L*D, B, P), c_n (L*D, B, H))).
+    Composed from ops step by step (the fused recurrence primitive has no projection), so it is
+    differentiable to any order; the input projections of all steps are still one GEMM."""
+    D = 2 if bidirectional else 1
+    per = 5 if bias else 3
+    x = ops.swapaxes(input, 0, 1) if batch_first else input
+    T, B = x.shape[0], x.shape[1]
+    P, H = weights[per - 1].shape
+    if hx is None:
+        h0 = _creation.zeros(num_layers * D, B, P, dtype=x.dtype, device=x.device)
+        c0 = _creation.zeros(num_layers * D, B, H, dtype=x.dtype, device=x.device)
+    else:
+        h0, c0 = hx
+    hn, cn = [], []
+    for layer in range(num_layers):
+        outs_dir = []
+        for d in range(D):
+            k = layer * D + d
+            w = weights[k * per:(k + 1) * per]
+            w_ih, w_hh, w_hr = w[0], w[1], w[-1]
+            b = w[2] + w[3] if bias else None                  # both biases add to the gates
+            xs = FL._linear(x, w_ih, b)                        # (T, B, 4H), one GEMM
+            h, c = h0[k], c0[k]
+            seq = [None] * T
+            for t in (range(T - 1, -1, -1) if d == 1 else range(T)):
+                u, c = FL._lstm_gates(xs[t] + ops.linear(h, w_hh), c, H)
+                h = seq[t] = ops.linear(u, w_hr)
+            outs_dir.append(ops.stack(seq, 0))
+            hn.append(h)
+            cn.append(c)
+        x = outs_dir[0] if D == 1 else ops.cat(outs_dir, 2)
+        if dropout and training and layer < num_layers - 1:
+            from .functional import dropout as _dropout
+            x = _dropout(x, dropout, True)
+    out = ops.swapaxes(x, 0, 1) if batch_first else x
+    return out, (ops.stack(hn, 0), ops.stack(cn, 0))
 
 
 class RNN(_RNNBase):
@@ -115,7 +178,9 @@ class RNN(_RNNBase):
 
 class LSTM(_RNNBase):
     """LSTM (gates i, f, g, o). input (T, B, I) -> (output (T, B, D*H), (h_n, c_n)), each state
-    (L*D, B, H); hx = (h_0, c_0) or None for zeros."""
+    (L*D, B, H); hx = (h_0, c_0) or None for zeros.
+    proj_size P > 0: h_t = (o_t * tanh(c_t)) W_hr^T, so output is (T, B, D*P) and h_0, h_n are
+    (L*D, B, P) while c_0, c_n stay (L*D, B, H)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
