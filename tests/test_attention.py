@@ -72,14 +72,32 @@ def test_sdpa_dropout():
 
 
 def np_mha(m, q, k, v, add_mask=None):
-    """Seq-first (L, N, E) inputs; returns (out, head-averaged weights)."""
+    """Seq-first (L, N, E) query, (S, N, kdim) key, (S, N, vdim) value; returns (out, head-averaged
+    weights). Separate q/k/v projections when the module has them; bias_k/bias_v and a zero row
+    (add_zero_attn) appended to the projected keys and values; add_mask (N, L, S) for the original
+    keys ((N, heads, L, S) for a mask per head), the added ones unmasked."""
     p = {n: to_np(t) for n, t in m.named_parameters()}
     E, Hn = m.embed_dim, m.num_heads
     hd = E // Hn
-    W, b = p["in_proj_weight"], p["in_proj_bias"]
-    Q, K, V = q @ W[:E].T + b[:E], k @ W[E:2 * E].T + b[E:2 * E], v @ W[2 * E:].T + b[2 * E:]
+    if "in_proj_weight" in p:
+        W = p["in_proj_weight"]
+        Wq, Wk, Wv = W[:E], W[E:2 * E], W[2 * E:]
+    else:
+        Wq, Wk, Wv = p["q_proj_weight"], p["k_proj_weight"], p["v_proj_weight"]
+    b = p.get("in_proj_bias", np.zeros(3 * E))
+    Q, K, V = q @ Wq.T + b[:E], k @ Wk.T + b[E:2 * E], v @ Wv.T + b[2 * E:]
     L, N, _ = q.shape
-    S = k.shape[0]
+    extra = []
+    if "bias_k" in p:
+        extra.append((p["bias_k"], p["bias_v"]))
+    if getattr(m, "add_zero_attn", False):
+        extra.append((np.zeros((1, 1, E)), np.zeros((1, 1, E))))
+    for bk, bv in extra:
+        K = np.concatenate([K, np.broadcast_to(bk, (1, N, E))])
+        V = np.concatenate([V, np.broadcast_to(bv, (1, N, E))])
+    S = K.shape[0]
+    if add_mask is not None:
+        add_mask = np.concatenate([add_mask, np.zeros(add_mask.shape[:-1] + (S - add_mask.shape[-1],))], -1)
     out = np.zeros((L, N, E))
     weights = np.zeros((N, L, S))
     for n in range(N):
@@ -87,11 +105,12 @@ def np_mha(m, q, k, v, add_mask=None):
             sl = slice(h * hd, (h + 1) * hd)
             s = Q[:, n, sl] @ K[:, n, sl].T / math.sqrt(hd)
             if add_mask is not None:
-                s = s + add_mask[n]
+                s = s + (add_mask[n, h] if add_mask.ndim == 4 else add_mask[n])
             a = np_softmax(s)
             out[:, n, sl] = a @ V[:, n, sl]
             weights[n] += a / Hn
-    return out @ p["out_proj.weight"].T + p["out_proj.bias"], weights
+    out = out @ p["out_proj.weight"].T + p.get("out_proj.bias", 0.0)
+    return out, weights
 
 
 def test_mha_matches_per_head_equations(device):
@@ -198,3 +217,121 @@ def test_transformer_encoder_layer_trains(device):
     loss = (layer(x) ** 2).mean()
     loss.backward()
     assert all(p.grad is not None for p in params)
+
+
+# --- kdim / vdim, add_bias_kv, add_zero_attn ------------------------------------------------------
+MHA_OPTIONS = [
+    dict(kdim=5, vdim=3),
+    dict(add_bias_kv=True),
+    dict(add_zero_attn=True),
+    dict(kdim=5, vdim=3, add_bias_kv=True, add_zero_attn=True, bias=False),
+]
+
+
+@pytest.mark.parametrize("opts", MHA_OPTIONS)
+def test_mha_options_match_per_head_equations(device, opts):
+    m = nn.MultiheadAttention(6, 2, device=device, **opts).double()
+    sep = "kdim" in opts
+    kd, vd = opts.get("kdim", 6), opts.get("vdim", 6)
+    names = [n for n, _ in m.named_parameters()]
+    want = ((["q_proj_weight", "k_proj_weight", "v_proj_weight"] if sep else ["in_proj_weight"])
+            + (["in_proj_bias"] if opts.get("bias", True) else []) + (["bias_k", "bias_v"] if "add_bias_kv" in opts else [])
+            + ["out_proj.weight"] + (["out_proj.bias"] if opts.get("bias", True) else []))
+    assert names == want and m._qkv_same_embed_dim == (not sep)
+    if sep:
+        assert m.in_proj_weight is None and m.q_proj_weight.shape == (6, 6)
+        assert m.k_proj_weight.shape == (6, kd) and m.v_proj_weight.shape == (6, vd)
+    else:
+        assert m.q_proj_weight is None and m.in_proj_weight.shape == (18, 6)
+    if "add_bias_kv" in opts:
+        assert m.bias_k.shape == (1, 1, 6) and m.bias_v.shape == (1, 1, 6) and np.any(to_np(m.bias_k) != 0)
+    else:
+        assert m.bias_k is None and m.bias_v is None
+    rng = np.random.default_rng(14)
+    q, k, v = rng.standard_normal((3, 2, 6)), rng.standard_normal((4, 2, kd)), rng.standard_normal((4, 2, vd))
+    Q, K, V = (xbp.tensor(a, device=device) for a in (q, k, v))
+    kpm = np.array([[False, False, True, False], [True, True, True, True]])   # sample 1: only the added keys
+    am = rng.random((3, 4)) > 0.7
+    fam = rng.standard_normal((4, 3, 4))                                      # (N*heads, L, S), added
+    out, w = m(Q, K, V)
+    ro, rw = np_mha(m, q, k, v)
+    np.testing.assert_allclose(to_np(out), ro, atol=1e-12)
+    np.testing.assert_allclose(to_np(w), rw, atol=1e-12)
+    extra = ("add_bias_kv" in opts) + ("add_zero_attn" in opts)
+    assert w.shape == (2, 3, 4 + extra)
+    if extra:        # the added keys stay visible through any mask
+        out, w = m(Q, K, V, key_padding_mask=xbp.tensor(kpm, device=device), attn_mask=xbp.tensor(am, device=device))
+        ro, rw = np_mha(m, q, k, v, np.where(am[None] | kpm[:, None, :], -np.inf, 0.0))
+        np.testing.assert_allclose(to_np(out), ro, atol=1e-12)
+        np.testing.assert_allclose(to_np(w), rw, atol=1e-12)
+    out, w = m(Q, K, V, attn_mask=xbp.tensor(fam, device=device))
+    ro, rw = np_mha(m, q, k, v, fam.reshape(2, 2, 3, 4))
+    np.testing.assert_allclose(to_np(out), ro, atol=1e-12)
+    np.testing.assert_allclose(to_np(w), rw, atol=1e-12)
+    _, wh = m(Q, K, V, attn_mask=xbp.tensor(fam, device=device), average_attn_weights=False)
+    assert wh.shape == (2, 2, 3, 4 + extra)
+    np.testing.assert_allclose(to_np(wh).mean(1), rw, atol=1e-12)
+    # unbatched, and batch_first
+    o1, w1 = m(Q[:, 1], K[:, 1], V[:, 1])
+    np.testing.assert_allclose(to_np(o1), np_mha(m, q, k, v)[0][:, 1], atol=1e-12)
+    assert w1.shape == (3, 4 + extra)
+    mb = nn.MultiheadAttention(6, 2, batch_first=True, device=device, **opts).double()
+    mb.load_state_dict(m.state_dict())
+    ob, _ = mb(*(xbp.tensor(np.swapaxes(a, 0, 1), device=device) for a in (q, k, v)))
+    np.testing.assert_allclose(to_np(ob), np.swapaxes(np_mha(m, q, k, v)[0], 0, 1), atol=1e-12)
+    with pytest.raises(ValueError, match="key has"):
+        m(Q, Q, V) if sep else m(Q, V[..., :5], V)
+
+
+@pytest.mark.parametrize("opts", [MHA_OPTIONS[3], dict(kdim=3, add_bias_kv=True)])
+def test_mha_options_gradcheck(device, opts):
+    m = nn.MultiheadAttention(4, 2, device=device, **opts).double()
+    rng = np.random.default_rng(15)
+    kd, vd = opts.get("kdim", 4), opts.get("vdim", 4)
+    t = lambda *s: xbp.tensor(rng.standard_normal(s), device=device, requires_grad=True)  # noqa: E731
+    q, k, v = t(2, 1, 4), t(3, 1, kd), t(3, 1, vd)
+    kpm = xbp.tensor(np.array([[False, True, False]]), device=device)
+    names = [n for n, _ in m.named_parameters()]
+    new = ("q_proj_weight", "k_proj_weight", "v_proj_weight", "bias_k", "bias_v")
+    # every parameter on cpu; strict checks the inputs and the new parameters, to stay fast
+    ps = [xbp.tensor(to_np(p), device=device, requires_grad=device == "cpu" or n in new)
+          for n, p in m.named_parameters()]
+
+    def fn(q, k, v, *ps):
+        for n, p in zip(names, ps):
+            *mod, leaf = n.split(".")
+            (m.get_submodule(mod[0]) if mod else m)._parameters[leaf] = p
+        return m(q, k, v, key_padding_mask=kpm)
+    assert gradcheck(fn, (q, k, v, *ps))
+
+
+@pytest.mark.parametrize("opts", MHA_OPTIONS)
+def test_mha_options_pytorch_weights_and_gradients(opts):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm, xm = torch.nn.MultiheadAttention(8, 4, **opts), nn.MultiheadAttention(8, 4, **opts)
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    assert all(tuple(xm.state_dict()[k].shape) == v.shape for k, v in sd.items())
+    xm.load_state_dict(sd)
+    rng = np.random.default_rng(1)
+    kd, vd = opts.get("kdim", 8), opts.get("vdim", 8)
+    q = rng.standard_normal((3, 2, 8)).astype(np.float32)
+    k, v = rng.standard_normal((5, 2, kd)).astype(np.float32), rng.standard_normal((5, 2, vd)).astype(np.float32)
+    am = rng.random((3, 5)) > 0.7
+    am[:, :2] = False                                    # no query loses every key
+    kpm = np.zeros((2, 5), dtype=bool)
+    kpm[1, 2:] = True
+    qt, qx = torch.tensor(q, requires_grad=True), xbp.tensor(q, requires_grad=True)
+    kt, kx = torch.tensor(k, requires_grad=True), xbp.tensor(k, requires_grad=True)
+    ot, wt = tm(qt, kt, torch.tensor(v), attn_mask=torch.tensor(am), key_padding_mask=torch.tensor(kpm))
+    ox, wx = xm(qx, kx, xbp.tensor(v), attn_mask=xbp.tensor(am), key_padding_mask=xbp.tensor(kpm))
+    np.testing.assert_allclose(to_np(ox), ot.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(to_np(wx), wt.detach().numpy(), atol=1e-5)
+    ((ot ** 2).sum() + wt.sum()).backward()
+    ((ox * ox).sum() + wx.sum()).backward()
+    np.testing.assert_allclose(to_np(qx.grad), qt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(to_np(kx.grad), kt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for (n, p), (tn, tp) in zip(xm.named_parameters(), tm.named_parameters()):
+        assert n == tn
+        np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4)
