@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 
-from ._primitive import Accumulate, GRAD_ENABLED, ANOMALY, Node, edge
+from ._primitive import Accumulate, GRAD_STATE, ANOMALY, Node, edge
 from ._tensor import Tensor, _wrap
 
 TRACE = [None]   # set by xbp.autograd.trace() to a recorder of each visited node
@@ -114,9 +114,11 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
             grads[n] = g
             aliased.add(n)
     ready = [n for n in grads if deps[n] == 0]
-    prev_mode = GRAD_ENABLED[0]
-    GRAD_ENABLED[0] = bool(create_graph)
+    state = GRAD_STATE
+    prev_mode = state.enabled
+    state.enabled = bool(create_graph)
     trace = TRACE[0]
+    anomaly = ANOMALY[0]
     try:
         while ready:
             n = ready.pop()
@@ -140,20 +142,18 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                     f"backward through {n.prim.name} a second time: its saved tensors were freed after "
                     "the first backward. Pass retain_graph=True to the first backward() if you need to "
                     "walk the graph again.")
-            for ver, v in n.versions:
-                if ver[0] != v:
-                    raise RuntimeError(
-                        f"{n.prim.name}: a tensor saved for backward was modified by an in-place operation "
-                        f"(now at version {ver[0]}, saved at version {v}). Use an out-of-place op "
-                        "(x = x + y instead of x += y), or .clone() before modifying.")
+            if n.versions:
+                for v, saved in zip(n.versions, n.vsaved):
+                    if v[0] != saved:
+                        _modified_in_place(n, v[0], saved)
             if n.hooks:
                 g = _run_hooks(n.hooks, g, n.xp, create_graph)
             c = _tensor_ctx(n) if create_graph else n
             gxs = n.prim.vjp(c, g)
             if trace is not None:
                 trace.record(n, g, gxs)
-            if ANOMALY[0] is not None:
-                ANOMALY[0].check_backward(n, gxs)
+            if anomaly is not None:
+                anomaly.check_backward(n, gxs)
             passthrough = n.prim.passthrough
             for p, gx, shape in zip(n.parents, gxs, n.shapes):
                 if p is None:
@@ -177,7 +177,14 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                 n.ins = n.out = n.res = None
                 n.freed = True
     finally:
-        GRAD_ENABLED[0] = prev_mode
+        state.enabled = prev_mode
+
+
+def _modified_in_place(n: Node, now: int, saved: int):
+    raise RuntimeError(
+        f"{n.prim.name}: a tensor saved for backward was modified by an in-place operation "
+        f"(now at version {now}, saved at version {saved}). Use an out-of-place op "
+        "(x = x + y instead of x += y), or .clone() before modifying.")
 
 
 def _release(n, deps, ready):

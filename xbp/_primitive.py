@@ -15,12 +15,36 @@ back to each input's shape.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 
 from ._tensor import Tensor, _wrap
 
 _EMPTY: dict = {}
-GRAD_ENABLED = [True]          # grad mode (xbp.no_grad flips it); a list so the engine shares it
+
+
+class _GradState(threading.local):
+    """Grad mode, per thread as in PyTorch: a thread running under ``no_grad`` (an evaluation
+    server, a data-loading thread) does not switch recording off for the training thread."""
+    enabled = True
+
+
+GRAD_STATE = _GradState()
+
+
+class _GradEnabledItem:
+    """``GRAD_ENABLED[0]``: the older spelling of ``GRAD_STATE.enabled``, kept for callers off the
+    hot path."""
+    __slots__ = ()
+
+    def __getitem__(self, i):
+        return GRAD_STATE.enabled
+
+    def __setitem__(self, i, mode):
+        GRAD_STATE.enabled = mode
+
+
+GRAD_ENABLED = _GradEnabledItem()
 ANOMALY = [None]               # set to a checker by xbp.autograd.detect_anomaly
 
 
@@ -53,7 +77,7 @@ class Node:
     """One recorded application of a primitive (the ``grad_fn`` of its output)."""
 
     __slots__ = ("prim", "xp", "parents", "shapes", "needs", "ins", "out", "res", "p", "versions",
-                 "hooks", "freed", "where", "__weakref__")
+                 "vsaved", "hooks", "freed", "where", "__weakref__")
 
     @property
     def name(self):
@@ -107,8 +131,130 @@ def edge(t: Tensor):
 
 def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
     """Run `prim` forward on the arrays of `args` (Tensors or Python scalars) and, if any input
-    requires grad and grad mode is on, record a Node for backward. This is the hot path: keep it
-    free of per-call lookups (the namespace comes with the tensors)."""
+    requires grad and grad mode is on, record a Node for backward. This is the hot path every
+    differentiable op goes through: one- and two-argument calls (nearly all of them) take the
+    unrolled `apply1`/`apply2`."""
+    k = len(args)
+    if k == 2:
+        return apply2(prim, args[0], args[1], params)
+    if k == 1:
+        return apply1(prim, args[0], params)
+    return _apply_n(prim, args, params)
+
+
+def _new_node(prim, xp, params, res, parents, needs, shapes) -> Node:
+    n = Node()
+    n.prim = prim
+    n.xp = xp
+    n.p = params
+    n.res = res
+    n.parents = parents
+    n.needs = needs
+    n.shapes = shapes
+    n.hooks = None
+    n.freed = False
+    n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
+    return n
+
+
+def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
+    """`apply` for one Tensor argument."""
+    if not isinstance(x, Tensor):
+        return _apply_n(prim, (x,), params)
+    if x._view is not None and x._version[0] != x._view[3]:
+        _refresh_view(x)
+    xp = x.xp
+    if prim.res:
+        out, res = prim.fwd(xp, x.data, **params)
+    else:
+        out = prim.fwd(xp, x.data, **params)
+        res = None
+    if ANOMALY[0] is not None:
+        ANOMALY[0].check_forward(prim, (x,), out)
+    if not x.requires_grad or not GRAD_STATE.enabled:
+        return _wrap(out, xp)
+    n = _new_node(prim, xp, params, res, (x.grad_fn or edge(x),), _TRUE1, (x.data.shape,))
+    t = _wrap(out, xp, True, n)
+    # the version counters of the saved tensors, and their values now: backward compares them
+    if prim.save_in:
+        n.ins = (x.data,)
+        if prim.save_out:
+            n.versions = (x._version, t._version)
+            n.vsaved = (x._version[0], 0)
+        else:
+            n.versions = (x._version,)
+            n.vsaved = (x._version[0],)
+    else:
+        n.ins = None
+        if prim.save_out:
+            n.versions = (t._version,)
+            n.vsaved = _ZERO1
+        else:
+            n.versions = ()
+    n.out = out if prim.save_out else None
+    return t
+
+
+def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
+    """`apply` for two arguments, at least one of them a Tensor (the other may be a number)."""
+    if isinstance(a, Tensor):
+        if a._view is not None and a._version[0] != a._view[3]:
+            _refresh_view(a)
+        xp = a.xp
+        da = a.data
+        if isinstance(b, Tensor):
+            if b._view is not None and b._version[0] != b._view[3]:
+                _refresh_view(b)
+            if b.xp is not xp:
+                _device_mismatch(prim, (a, b))
+            db = b.data
+            req = a.requires_grad or b.requires_grad
+        else:
+            db = b if b.__class__ in _PLAIN else _coerce(b, (a, b))
+            req = a.requires_grad
+    elif isinstance(b, Tensor):
+        if b._view is not None and b._version[0] != b._view[3]:
+            _refresh_view(b)
+        xp = b.xp
+        da = a if a.__class__ in _PLAIN else _coerce(a, (a, b))
+        db = b.data
+        req = b.requires_grad
+    else:
+        return _apply_n(prim, (a, b), params)
+    if prim.res:
+        out, res = prim.fwd(xp, da, db, **params)
+    else:
+        out = prim.fwd(xp, da, db, **params)
+        res = None
+    if ANOMALY[0] is not None:
+        ANOMALY[0].check_forward(prim, (a, b), out)
+    if not req or not GRAD_STATE.enabled:
+        return _wrap(out, xp)
+    pa = (a.grad_fn or edge(a)) if isinstance(a, Tensor) and a.requires_grad else None
+    pb = (b.grad_fn or edge(b)) if isinstance(b, Tensor) and b.requires_grad else None
+    n = _new_node(prim, xp, params, res, (pa, pb), (pa is not None, pb is not None),
+                  (getattr(da, "shape", None), getattr(db, "shape", None)))
+    t = _wrap(out, xp, True, n)
+    if prim.save_in:
+        n.ins = (da, db)
+        vs = [v._version for v in (a, b) if isinstance(v, Tensor)]
+        if prim.save_out:
+            vs.append(t._version)
+        n.versions = vs = tuple(vs)
+        n.vsaved = tuple([v[0] for v in vs])
+    else:
+        n.ins = None
+        if prim.save_out:
+            n.versions = (t._version,)
+            n.vsaved = _ZERO1
+        else:
+            n.versions = ()
+    n.out = out if prim.save_out else None
+    return t
+
+
+def _apply_n(prim: Primitive, args: tuple, params: dict) -> Tensor:
+    """`apply` for any number of arguments."""
     xp = None
     req = False
     arrays = []
@@ -127,6 +273,8 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
             if a.__class__ not in _PLAIN:
                 a = _coerce(a, args)
             arrays.append(a)
+    if xp is None:
+        raise TypeError(f"{prim.name}: no tensor among the arguments ({', '.join(type(a).__name__ for a in args)})")
     if prim.res:
         out, res = prim.fwd(xp, *arrays, **params)
     else:
@@ -134,41 +282,40 @@ def apply(prim: Primitive, args: tuple, params: dict = _EMPTY) -> Tensor:
         res = None
     if ANOMALY[0] is not None:
         ANOMALY[0].check_forward(prim, args, out)
-    if not req or not GRAD_ENABLED[0]:
+    if not req or not GRAD_STATE.enabled:
         return _wrap(out, xp)
-    n = Node()
-    n.prim = prim
-    n.xp = xp
-    n.p = params
-    n.res = res
-    n.hooks = None
-    n.freed = False
-    n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
-    if len(args) == 1:
-        a = args[0]
-        n.parents = (a.grad_fn or edge(a),)
-        n.needs = _TRUE1
-        n.shapes = (a.data.shape,)
-    else:
-        n.parents = tuple([(a.grad_fn or edge(a)) if isinstance(a, Tensor) and a.requires_grad else None
-                           for a in args])
-        n.needs = tuple([p is not None for p in n.parents])
-        n.shapes = tuple([a.shape if hasattr(a, "shape") else None for a in arrays])
+    parents = []
+    shapes = []
+    versions = []
+    for a, arr in zip(args, arrays):
+        if isinstance(a, Tensor):
+            parents.append((a.grad_fn or edge(a)) if a.requires_grad else None)
+            versions.append(a._version)
+        else:
+            parents.append(None)
+        shapes.append(getattr(arr, "shape", None))
+    n = _new_node(prim, xp, params, res, tuple(parents), tuple([p is not None for p in parents]),
+                  tuple(shapes))
     t = _wrap(out, xp, True, n)
     if prim.save_in:
         n.ins = tuple(arrays)
-        vs = [(a._version, a._version[0]) for a in args if isinstance(a, Tensor)]
         if prim.save_out:
-            vs.append((t._version, 0))
-        n.versions = vs
+            versions.append(t._version)
+        n.versions = tuple(versions)
+        n.vsaved = tuple([v[0] for v in versions])
     else:
         n.ins = None
-        n.versions = ((t._version, 0),) if prim.save_out else ()
+        if prim.save_out:
+            n.versions = (t._version,)
+            n.vsaved = _ZERO1
+        else:
+            n.versions = ()
     n.out = out if prim.save_out else None
     return t
 
 
 _TRUE1 = (True,)
+_ZERO1 = (0,)
 
 
 def _refresh_view(v: Tensor) -> None:
@@ -177,7 +324,7 @@ def _refresh_view(v: Tensor) -> None:
     or another view: rebuild its grad_fn by replaying the view op on the parent's current graph, as
     PyTorch regenerates a view's grad_fn. Without this, backward would use the view's old history
     for its new values."""
-    if not GRAD_ENABLED[0]:
+    if not GRAD_STATE.enabled:
         return
     link = v._view
     new = apply(link[1], (link[0],), link[2])            # refreshes a stale parent first

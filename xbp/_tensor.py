@@ -50,7 +50,7 @@ class Tensor:
     # --- metadata ---------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return tuple(self.data.shape)
+        return self.data.shape          # a tuple on every Array API backend
 
     @property
     def ndim(self) -> int:
@@ -131,8 +131,7 @@ class Tensor:
     def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False, inputs=None):
         """Accumulate d(self)/d(leaf) into each leaf's ``.grad``. `gradient` is required unless
         this tensor has one element (then it defaults to 1)."""
-        from ._engine import backward
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        _engine.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     # --- host / device -------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -483,3 +482,4 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor; Tensor's methods call ops at run time)
+from . import _engine  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 
 from ._debug import AnomalyError, detect_anomaly, is_anomaly_enabled, trace
 from ._engine import backward, grad
-from ._primitive import GRAD_ENABLED
+from ._primitive import GRAD_STATE
 from ._tensor import Tensor, _wrap
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "grad", "backward",
@@ -21,30 +21,30 @@ class set_grad_enabled:
     def __init__(self, mode: bool = True):
         # like PyTorch: calling it sets the mode at once (so a bare call works as a function)
         self.mode = bool(mode)
-        self.prev = GRAD_ENABLED[0]
-        GRAD_ENABLED[0] = self.mode
+        self.prev = GRAD_STATE.enabled
+        GRAD_STATE.enabled = self.mode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        GRAD_ENABLED[0] = self.prev
+        GRAD_STATE.enabled = self.prev
         return False
 
     def __call__(self, fn):
         """As a decorator: undo the mode change made by __init__, and set the mode only while
         `fn` runs."""
-        GRAD_ENABLED[0] = self.prev
+        GRAD_STATE.enabled = self.prev
         mode = self.mode
 
         @functools.wraps(fn)
         def wrapper(*a, **k):
-            prev = GRAD_ENABLED[0]
-            GRAD_ENABLED[0] = mode
+            prev = GRAD_STATE.enabled
+            GRAD_STATE.enabled = mode
             try:
                 return fn(*a, **k)
             finally:
-                GRAD_ENABLED[0] = prev
+                GRAD_STATE.enabled = prev
         return wrapper
 
 
@@ -60,12 +60,12 @@ class _GradMode:
         pass
 
     def __enter__(self):
-        self.prev = GRAD_ENABLED[0]
-        GRAD_ENABLED[0] = self.mode
+        self.prev = GRAD_STATE.enabled
+        GRAD_STATE.enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        GRAD_ENABLED[0] = self.prev
+        GRAD_STATE.enabled = self.prev
         return False
 
     def __call__(self, fn):
@@ -87,7 +87,7 @@ class enable_grad(_GradMode):
 
 
 def is_grad_enabled() -> bool:
-    return GRAD_ENABLED[0]
+    return GRAD_STATE.enabled
 
 
 class GradcheckError(AssertionError):

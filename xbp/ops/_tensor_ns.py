@@ -47,6 +47,10 @@ class TensorNamespace:
         return E.where(cond, a, b)
 
     @staticmethod
+    def mask(g, keep):
+        return E.where(keep, g, 0.0)
+
+    @staticmethod
     def astype(x, dtype):
         return x.to(dtype=dtype)
 

@@ -176,7 +176,7 @@ def _sigmoid_fwd(xp, x):
 
 sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda c, g: (g * c.out * (1.0 - c.out),), save="out")
 relu = _unary("relu", lambda xp, x: xp.maximum(x, 0),
-              lambda c, g: (c.xp.where(c.out > 0, g, 0.0),), save="out")
+              lambda c, g: (c.xp.mask(g, c.out > 0),), save="out")
 
 leaky_relu_p = Primitive(
     "leaky_relu", lambda xp, x, negative_slope: xp.where(x > 0, x, x * negative_slope),
@@ -226,7 +226,7 @@ def gelu(x, approximate: str = "none"):
 
 def _silu_vjp(c, g):
     x = c.ins[0]
-    s = 1.0 / (1.0 + c.xp.exp(-x))
+    s = _sigmoid_fwd(c.xp, x)
     return (g * (s * (1.0 + x * (1.0 - s))),)
 
 
@@ -242,7 +242,8 @@ def _softplus_fwd(xp, x, beta, threshold):
 def _softplus_vjp(c, g):
     xp = c.xp
     bx = c.ins[0] * c.p["beta"]
-    return (xp.where(bx > c.p["threshold"], g, g / (1.0 + xp.exp(-bx))),)
+    # the derivative is sigmoid(beta x), in the form that never overflows
+    return (xp.where(bx > c.p["threshold"], g, g * _sigmoid_fwd(xp, bx)),)
 
 
 softplus_p = Primitive("softplus", _softplus_fwd, _softplus_vjp, save="in")
@@ -292,7 +293,7 @@ def _clip_vjp(c, g):
         inside = x >= lo
     if hi is not None:
         inside = (x <= hi) if inside is None else (inside & (x <= hi))
-    return (g if inside is None else c.xp.where(inside, g, 0.0),)
+    return (g if inside is None else c.xp.mask(g, inside),)
 
 
 clip_p = Primitive("clamp", lambda xp, x, min, max: xp.clip(x, min, max), _clip_vjp, save="in")

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from .._backend import DeviceError
-from .._primitive import GRAD_ENABLED, Primitive, _refresh_view, apply
+from .._primitive import GRAD_STATE, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
 from ._util import unpack
 from .shape import _as_view, broadcast_p, permute_p, reshape, reshape_p
@@ -358,7 +358,7 @@ def _inverse_view(parent: Tensor, prim, params, new: Tensor) -> Tensor:
 
 def _check_inplace(x: Tensor, op: str):
     """Refusals for an in-place op that autograd does not record."""
-    if not GRAD_ENABLED[0]:
+    if not GRAD_STATE.enabled:
         return
     if x.requires_grad and x.grad_fn is None:
         raise RuntimeError(f"{op}: in-place change of a leaf tensor that requires grad (shape {x.shape}); "
@@ -369,7 +369,7 @@ def _check_inplace(x: Tensor, op: str):
 
 
 def _recording(x: Tensor, other) -> bool:
-    return GRAD_ENABLED[0] and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+    return GRAD_STATE.enabled and (x.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
 
 
 def _record_inplace(x: Tensor, op: str, compute) -> Tensor:

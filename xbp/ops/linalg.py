@@ -1,7 +1,7 @@
 """Matrix products: matmul (1-D, 2-D, batched, broadcasting), the fused linear layer, einsum."""
 from __future__ import annotations
 
-from .._primitive import Primitive, apply
+from .._primitive import _EMPTY, Primitive, _apply_n, apply, apply2
 from .._tensor import Tensor
 
 
@@ -46,8 +46,16 @@ def matmul(a, b):
 
 
 def _linear_fwd(xp, x, w, b=None):
+    lead = x.shape[:-1]
+    if len(lead) > 1:        # (..., in): one matrix product over the flattened rows, not a batch of them
+        x = xp.reshape(x, (-1, x.shape[-1]))
     y = xp.matmul(x, xp.matrix_transpose(w))
-    return y if b is None else y + b
+    if b is not None:
+        if b.dtype == y.dtype:
+            y += b                # in place on the fresh product: one (N, out) allocation fewer
+        else:
+            y = y + b
+    return y if len(lead) <= 1 else xp.reshape(y, lead + (y.shape[-1],))
 
 
 def _linear_vjp(c, g):
@@ -72,16 +80,15 @@ linear_p = Primitive("linear", _linear_fwd, _linear_vjp, save="in")
 
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias. x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    ws, xs = weight.data.shape, x.data.shape
+    if len(ws) != 2 or not xs or xs[-1] != ws[1]:
         raise ValueError(f"linear: input shape {x.shape} does not match weight shape {weight.shape} "
-                         f"(expected input (..., {weight.shape[1] if weight.ndim == 2 else '?'}))")
-    if bias is not None and bias.shape != (weight.shape[0],):
+                         f"(expected input (..., {ws[1] if len(ws) == 2 else '?'}))")
+    if bias is None:
+        return apply2(linear_p, x, weight)
+    if bias.data.shape != (ws[0],):
         raise ValueError(f"linear: bias shape {bias.shape} does not match weight shape {weight.shape}")
-    if x.xp is not weight.xp:
-        from .._primitive import _device_mismatch
-        _device_mismatch(linear_p, (x, weight))
-    args = (x, weight) if bias is None else (x, weight, bias)
-    return apply(linear_p, args)
+    return _apply_n(linear_p, (x, weight, bias), _EMPTY)
 
 
 def outer(a, b):

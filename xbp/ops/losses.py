@@ -64,12 +64,6 @@ def _reduce(loss, reduction):
     return loss
 
 
-def _class_range(xp, t):
-    """(min, max) of an integer array with one device-to-host transfer (one GPU sync)."""
-    lo, hi = (int(v) for v in xp.to_numpy(xp.stack([xp.min(t), xp.max(t)])))
-    return lo, hi
-
-
 def _check_classes(name, input_shape, t, n_classes, ignore_index):
     """Validate class targets on every device (CuPy would wrap an out-of-range index silently,
     so this cannot be left to the gather). Returns whether some targets may equal `ignore_index`
@@ -77,10 +71,10 @@ def _check_classes(name, input_shape, t, n_classes, ignore_index):
     xp = t.xp
     if t.numel() == 0:
         return False
-    lo, hi = _class_range(xp, t.data)
+    lo, hi = xp.int_range(t.data)
     masked = lo <= ignore_index <= hi
     if masked:
-        lo, hi = _class_range(xp, xp.where(t.data == ignore_index, 0, t.data))
+        lo, hi = xp.int_range(xp.where(t.data == ignore_index, 0, t.data))
     if lo < 0 or hi >= n_classes:
         raise IndexError(
             f"{name}: target class index out of range: targets span [{lo}, {hi}] but the input "
@@ -151,11 +145,13 @@ def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
 
 
 def _ce_vjp(c, g):
-    # the residuals as arrays (under create_graph the engine hands them over as constant Tensors)
-    p, ti, A, a1, b, denom = (r.data if isinstance(r, Tensor) else r for r in c.res)
+    graph = isinstance(g, Tensor)
+    if graph:    # the residuals as arrays (under create_graph they come as constant Tensors)
+        p, ti, A, a1, b, denom = (r.data if isinstance(r, Tensor) else r for r in c.res)
+    else:
+        p, ti, A, a1, b, denom = c.res
     x = c.ins[0]
     dt = p.dtype
-    graph = isinstance(g, Tensor)
     if graph:
         # create_graph: c.xp is the tensor namespace and the gradient must stay a differentiable
         # function of the logits, which the saved probabilities are not (a constant); so p is
@@ -176,8 +172,7 @@ def _ce_vjp(c, g):
     else:
         gs = g
     C = p.shape[1]
-    classes = be.reshape(be.arange(0, C, dtype=ti.dtype), (C,) + (1,) * (ti.ndim - 2))
-    onehot = be.astype(ti == classes, dt)                # (N, C, d...)
+    onehot = be.astype(ti == _class_ids(be, C, ti.ndim, ti.dtype), dt)     # (N, C, d...)
     if A is None:                                         # hot path: (p - onehot) * gs
         if not graph:
             # first order: build it in the one-hot buffer we own (one (N, C) allocation in all)
@@ -198,6 +193,21 @@ def _ce_vjp(c, g):
 
 
 cross_entropy_p = Primitive("cross_entropy", _ce_fwd, _ce_vjp, save="in", res=True)
+
+
+_CLASS_IDS: dict = {}
+
+
+def _class_ids(be, C, ndim, dtype):
+    """arange(C) shaped (C, 1, ...) to broadcast against targets (N, 1, d...), cached per
+    backend/size/rank/dtype (never written to)."""
+    key = (be, C, ndim, dtype)
+    ids = _CLASS_IDS.get(key)
+    if ids is None:
+        ids = be.reshape(be.arange(0, C, dtype=dtype), (C,) + (1,) * (ndim - 2))
+        if len(_CLASS_IDS) < 256:
+            _CLASS_IDS[key] = ids
+    return ids
 
 
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
