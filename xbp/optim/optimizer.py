@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .._tensor import Tensor, _wrap
+from .._primitive import GRAD_STATE
 from ..autograd import enable_grad, no_grad
 
 __all__ = ["Optimizer", "required"]
@@ -135,9 +136,13 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        state = GRAD_STATE                  # no_grad() inlined: this runs once per training step
+        prev, state.enabled = state.enabled, False
+        try:
             for group in self.param_groups:
                 self._step_group(group)
+        finally:
+            state.enabled = prev
         return loss
 
     def _step_group(self, group: dict) -> None:
