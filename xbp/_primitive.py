@@ -173,7 +173,17 @@ def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
         ANOMALY[0].check_forward(prim, (x,), out)
     if not x.requires_grad or not GRAD_STATE.enabled:
         return _wrap(out, xp)
-    n = _new_node(prim, xp, params, res, (x.grad_fn or edge(x),), _TRUE1, (x.data.shape,))
+    n = Node()
+    n.prim = prim
+    n.xp = xp
+    n.p = params
+    n.res = res
+    n.parents = (x.grad_fn or edge(x),)
+    n.needs = _TRUE1
+    n.shapes = (x.data.shape,)
+    n.hooks = None
+    n.freed = False
+    n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
     t = _wrap(out, xp, True, n)
     # the version counters of the saved tensors, and their values now: backward compares them
     if prim.save_in:
@@ -196,13 +206,16 @@ def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
 
 
 def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
-    """`apply` for two arguments, at least one of them a Tensor (the other may be a number)."""
-    if isinstance(a, Tensor):
+    """`apply` for two arguments, at least one of them a Tensor (the other may be a number).
+    Written out flat, without helper calls: every binary op of every step comes through here."""
+    ta = isinstance(a, Tensor)
+    tb = isinstance(b, Tensor)
+    if ta:
         if a._view is not None and a._version[0] != a._view[3]:
             _refresh_view(a)
         xp = a.xp
         da = a.data
-        if isinstance(b, Tensor):
+        if tb:
             if b._view is not None and b._version[0] != b._view[3]:
                 _refresh_view(b)
             if b.xp is not xp:
@@ -212,7 +225,7 @@ def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
         else:
             db = b if b.__class__ in _PLAIN else _coerce(b, (a, b))
             req = a.requires_grad
-    elif isinstance(b, Tensor):
+    elif tb:
         if b._view is not None and b._version[0] != b._view[3]:
             _refresh_view(b)
         xp = b.xp
@@ -230,18 +243,38 @@ def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
         ANOMALY[0].check_forward(prim, (a, b), out)
     if not req or not GRAD_STATE.enabled:
         return _wrap(out, xp)
-    pa = (a.grad_fn or edge(a)) if isinstance(a, Tensor) and a.requires_grad else None
-    pb = (b.grad_fn or edge(b)) if isinstance(b, Tensor) and b.requires_grad else None
-    n = _new_node(prim, xp, params, res, (pa, pb), (pa is not None, pb is not None),
-                  (getattr(da, "shape", None), getattr(db, "shape", None)))
+    pa = (a.grad_fn or edge(a)) if ta and a.requires_grad else None
+    pb = (b.grad_fn or edge(b)) if tb and b.requires_grad else None
+    n = Node()
+    n.prim = prim
+    n.xp = xp
+    n.p = params
+    n.res = res
+    n.parents = (pa, pb)
+    n.needs = (pa is not None, pb is not None)
+    n.shapes = (da.shape if ta else getattr(da, "shape", None), db.shape if tb else getattr(db, "shape", None))
+    n.hooks = None
+    n.freed = False
+    n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
     t = _wrap(out, xp, True, n)
     if prim.save_in:
         n.ins = (da, db)
-        vs = [v._version for v in (a, b) if isinstance(v, Tensor)]
-        if prim.save_out:
-            vs.append(t._version)
-        n.versions = vs = tuple(vs)
-        n.vsaved = tuple([v[0] for v in vs])
+        if ta and tb:
+            va, vb = a._version, b._version
+            if prim.save_out:
+                n.versions = (va, vb, t._version)
+                n.vsaved = (va[0], vb[0], 0)
+            else:
+                n.versions = (va, vb)
+                n.vsaved = (va[0], vb[0])
+        else:
+            v = a._version if ta else b._version
+            if prim.save_out:
+                n.versions = (v, t._version)
+                n.vsaved = (v[0], 0)
+            else:
+                n.versions = (v,)
+                n.vsaved = (v[0],)
     else:
         n.ins = None
         if prim.save_out:
