@@ -119,6 +119,7 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
     state.enabled = bool(create_graph)
     trace = TRACE[0]
     anomaly = ANOMALY[0]
+    plain = not create_graph and accumulate_into is None
     try:
         while ready:
             n = ready.pop()
@@ -132,7 +133,12 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                 capture[n] = g
             if type(n) is Accumulate:
                 if g is not None and capture is None:
-                    _accumulate(n, g, was_aliased, create_graph, accumulate_into)
+                    t = n.ref()
+                    if (t is not None and t.grad is None and not was_aliased and plain
+                            and not t._hooks and g.dtype == t.data.dtype):
+                        t.grad = _wrap(g, t.xp)          # the common case: the first gradient, owned
+                    else:
+                        _accumulate(n, g, was_aliased, create_graph, accumulate_into)
                 continue
             if g is None:            # nothing flowed here (every consumer's VJP returned None)
                 _release(n, deps, ready)
