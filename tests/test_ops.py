@@ -1,5 +1,7 @@
 """The op table (tests/op_specs.py) swept over devices: forward against the NumPy reference,
 float32 in -> float32 out, gradcheck in float64, and gradgradcheck for the smooth rows."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,18 @@ def test_max_dim_second_order_and_0d(device):
     assert v.shape == () and i.tolist() == 0 and s.grad.tolist() == 1.0
     with pytest.raises(TypeError, match="amax"):
         x.max((0, 1))
+
+
+@pytest.mark.parametrize("name", ["softplus", "silu"])
+def test_softplus_silu_backward_do_not_overflow_for_large_negative_inputs(name):
+    # d softplus/dx = sigmoid(x) and silu's derivative use the overflow-free sigmoid: no
+    # RuntimeWarning from exp(-x) = inf, and the gradients match the closed forms in float64
+    x_np = np.array([-1000.0, -80.0, -5.0, 0.0, 5.0, 80.0])
+    x = xbp.tensor(x_np, requires_grad=True)
+    f = getattr(xbp.nn.functional, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f(x).sum().backward()
+    sig = np.exp(-np.logaddexp(0.0, -x_np))            # sigmoid, stable
+    want = sig if name == "softplus" else sig * (1.0 + x_np * (1.0 - sig))
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12, atol=1e-300)
