@@ -156,7 +156,8 @@ def test_mha_gradcheck(device):
 
     def fn(x, *ps):
         F_ = xbp.nn.functional
-        return F_.multi_head_attention_forward(x, x, x, 2, ps[0], ps[1], ps[2], ps[3], need_weights=False)[0]
+        return F_.multi_head_attention_forward(x, x, x, 4, 2, ps[0], ps[1], None, None, False, 0.0, ps[2], ps[3],
+                                               need_weights=False)[0]
     assert names == ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]
     assert gradcheck(fn, (x, *ps))
 
@@ -335,3 +336,28 @@ def test_mha_options_pytorch_weights_and_gradients(opts):
     for (n, p), (tn, tp) in zip(xm.named_parameters(), tm.named_parameters()):
         assert n == tn
         np.testing.assert_allclose(to_np(p.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_functional_mha_takes_pytorchs_positional_signature():
+    # F.multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
+    # in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, ...):
+    # the same call, argument for argument, as torch.nn.functional's
+    torch = pytest.importorskip("torch")
+    rs = np.random.RandomState(21)
+    L, S, N, E, H = 3, 4, 2, 6, 2
+    q, k, v = rs.randn(L, N, E), rs.randn(S, N, E), rs.randn(S, N, E)
+    w_in, b_in = rs.randn(3 * E, E) * 0.3, rs.randn(3 * E) * 0.1
+    bk, bv = rs.randn(1, 1, E), rs.randn(1, 1, E)
+    w_out, b_out = rs.randn(E, E) * 0.3, rs.randn(E) * 0.1
+    mask = np.zeros((N, S), bool)
+    mask[1, -1] = True
+    T = torch.tensor
+    want, want_w = torch.nn.functional.multi_head_attention_forward(
+        T(q), T(k), T(v), E, H, T(w_in), T(b_in), T(bk), T(bv), True, 0.0, T(w_out), T(b_out),
+        training=False, key_padding_mask=T(mask))
+    X = xbp.tensor
+    got, got_w = xbp.nn.functional.multi_head_attention_forward(
+        X(q), X(k), X(v), E, H, X(w_in), X(b_in), X(bk), X(bv), True, 0.0, X(w_out), X(b_out),
+        training=False, key_padding_mask=X(mask))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_w.numpy(), want_w.numpy(), rtol=1e-10, atol=1e-12)

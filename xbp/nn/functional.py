@@ -69,7 +69,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
 # --- convolution, pooling, normalisation, embedding, recurrent cells, attention (functional_layers.py)
 from .functional_layers import (  # noqa: E402,F401  (re-exports)
     adaptive_avg_pool2d, avg_pool2d, batch_norm, conv1d, conv2d, conv_transpose2d, embedding, group_norm,
-    gru_cell, layer_norm, lstm_cell, max_pool2d, multi_head_attention_forward, rnn_relu_cell, rnn_tanh_cell,
+    gru_cell, layer_norm, lstm_cell, max_pool2d, rnn_relu_cell, rnn_tanh_cell,
     scaled_dot_product_attention,
 )
 
@@ -83,3 +83,6 @@ __all__ += [
 from ..ops.conv import max_unpool2d  # noqa: E402,F401  (re-export)
 
 __all__ += ["max_unpool2d"]
+
+# --- multi-head attention with PyTorch's full functional signature (xbp.nn.attention) ------------
+from .attention import multi_head_attention_forward  # noqa: E402,F401  (re-export)
