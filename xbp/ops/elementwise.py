@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .._primitive import Primitive, apply
+from .._primitive import Primitive, apply, apply2
 from .._tensor import Tensor
 from ._util import no_grad_op
 
@@ -111,23 +111,42 @@ def _promote_ints(a, b):
     return a, b
 
 
+def _same_float(a, b) -> bool:
+    """The common case needing no promotion: a float Tensor with a Tensor of its dtype or a Python
+    float (checked inline by the arithmetic ops to skip `_promote` and `apply`'s dispatch)."""
+    if a.__class__ is not Tensor:
+        return False
+    dt = a.data.dtype
+    if b.__class__ is float:
+        return dt in a.xp.float_dtypes
+    return b.__class__ is Tensor and b.xp is a.xp and b.data.dtype == dt and dt in a.xp.float_dtypes
+
+
 def add(a, b):
     """a + b (broadcasting)."""
+    if _same_float(a, b):
+        return apply2(add_p, a, b)
     return apply(add_p, _promote(a, b))
 
 
 def sub(a, b):
     """a - b (broadcasting)."""
+    if _same_float(a, b):
+        return apply2(sub_p, a, b)
     return apply(sub_p, _promote(a, b))
 
 
 def mul(a, b):
     """a * b (broadcasting)."""
+    if _same_float(a, b):
+        return apply2(mul_p, a, b)
     return apply(mul_p, _promote(a, b))
 
 
 def div(a, b):
     """a / b (true division, broadcasting). Integer / integer gives the default float dtype."""
+    if _same_float(a, b):
+        return apply2(div_p, a, b)
     if _int_like(a) and _int_like(b):
         a = a.to(dtype=_default_float()) if isinstance(a, Tensor) else float(a)
         b = b.to(dtype=_default_float()) if isinstance(b, Tensor) else float(b)
