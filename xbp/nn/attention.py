@@ -2,8 +2,8 @@
 submodule names (in_proj_weight or q/k/v_proj_weight, in_proj_bias, bias_k, bias_v,
 out_proj.weight, out_proj.bias; self_attn, linear1, dropout, linear2, norm1, norm2, dropout1,
 dropout2), so PyTorch state dicts load; and `multi_head_attention_forward` with PyTorch's full
-functional signature (kdim/vdim projections, bias_k/bias_v, add_zero_attn), which the layer calls.
-(`functional_layers.multi_head_attention_forward` is a shorter-signature form without those options.)"""
+functional signature (kdim/vdim projections, bias_k/bias_v, add_zero_attn), which the layer calls
+and `xbp.nn.functional` exports."""
 from __future__ import annotations
 
 import math

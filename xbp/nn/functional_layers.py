@@ -22,7 +22,7 @@ __all__ = [
     "conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "batch_norm", "layer_norm", "group_norm", "embedding",
     "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn",
-    "scaled_dot_product_attention", "multi_head_attention_forward",
+    "scaled_dot_product_attention",
 ]
 
 
@@ -285,61 +285,3 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return out
 
 
-def multi_head_attention_forward(query, key, value, num_heads, in_proj_weight, in_proj_bias,  # noqa: C901
-                                 out_proj_weight, out_proj_bias, dropout_p=0.0, training=True,
-                                 key_padding_mask=None, need_weights=True, attn_mask=None,
-                                 average_attn_weights=True, is_causal=False):
-    """Multi-head attention, sequence-first as PyTorch's functional form.
-
-    query (L, N, E), key/value (S, N, E) (or unbatched (L, E), (S, E)); in_proj_weight (3E, E) packs
-    W_q, W_k, W_v; out_proj_weight (E, E). key_padding_mask (N, S): True (or -inf) marks keys to
-    ignore. attn_mask (L, S) or (N*num_heads, L, S): True marks pairs that may NOT attend (or a float
-    mask to add). Returns (output (L, N, E), weights (N, L, S) averaged over heads, or
-    (N, num_heads, L, S), or None when need_weights is False).
-    """
-    unbatched = query.ndim == 2
-    if unbatched:
-        query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
-        if key_padding_mask is not None:
-            key_padding_mask = ops.unsqueeze(key_padding_mask, 0)
-    L, N, E = query.shape
-    S = key.shape[0]
-    if E % num_heads:
-        raise ValueError(f"multi_head_attention: embed_dim {E} is not divisible by num_heads {num_heads}")
-    hd = E // num_heads
-    if key is query and value is query:          # self-attention: one projection GEMM
-        qkv = _linear(query, in_proj_weight, in_proj_bias)
-        q, k, v = qkv[..., 0:E], qkv[..., E:2 * E], qkv[..., 2 * E:3 * E]
-    else:
-        b = in_proj_bias
-        q = _linear(query, in_proj_weight[0:E], None if b is None else b[0:E])
-        k = _linear(key, in_proj_weight[E:2 * E], None if b is None else b[E:2 * E])
-        v = _linear(value, in_proj_weight[2 * E:3 * E], None if b is None else b[2 * E:3 * E])
-
-    def heads(t, n):        # (n, N, E) -> (N, heads, n, hd)
-        return ops.permute(ops.reshape(t, (n, N, num_heads, hd)), (1, 2, 0, 3))
-
-    q, k, v = heads(q, L), heads(k, S), heads(v, S)
-    mask = None
-    if is_causal and attn_mask is None:
-        mask = _causal_mask(L, S, q)
-    if attn_mask is not None:
-        am = _additive_mask(attn_mask, q, False)
-        if am.ndim == 3:                         # (N*heads, L, S)
-            am = ops.reshape(am, (N, num_heads, L, S))
-        mask = am
-    if key_padding_mask is not None:
-        kpm = _additive_mask(key_padding_mask, q, False)
-        kpm = ops.reshape(kpm, (N, 1, 1, S))
-        mask = kpm if mask is None else mask + kpm
-    out, w = _attention(q, k, v, mask, float(dropout_p), training, 1.0 / math.sqrt(hd))
-    out = ops.reshape(ops.permute(out, (2, 0, 1, 3)), (L, N, E))
-    out = _linear(out, out_proj_weight, out_proj_bias)
-    weights = None
-    if need_weights:
-        weights = ops.mean(w, 1) if average_attn_weights else w
-        if unbatched:
-            weights = weights[0, ...]
-    if unbatched:
-        out = out[:, 0, ...]
-    return out, weights
