@@ -177,7 +177,7 @@ class Backend:
 
     def mask(self, g, keep):
         """`g` where the bool array `keep` is true, else 0: the backward of every piecewise-linear
-        op (relu, clamp, maximum). Portable body: ``where(keep, g, 0)``."""
+        op (relu, clamp). Portable body: ``where(keep, g, 0)``."""
         return self.where(keep, g, 0.0)
 
     def setitem(self, x, key, value):
