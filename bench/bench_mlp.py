@@ -306,16 +306,16 @@ def forward_pieces(widths, batch, device, xp_raw, blocks):
     runners, pairs = {}, []
     for i, lin in enumerate(linears):
         h_in = hs[2 * i]
-        hd, Wt, bd = h_in.data, xp.asarray(lin.weight.data.T, copy=True), lin.bias.data
+        hd, Wt, bd = h_in.array, xp.asarray(lin.weight.array.T, copy=True), lin.bias.array
         key = f"linear {lin.in_features}->{lin.out_features}"
         runners[key + " xbp"] = (lambda h=h_in, m=lin: m(h), sync)
         runners[key + " hand"] = (lambda a=hd, w=Wt, b=bd: a @ w + b, sync)
         pairs.append(key)
     z = hs[1]
     runners["relu xbp"] = (lambda: F.relu(z), sync)
-    runners["relu hand"] = (lambda zd=z.data: xp.maximum(zd, 0), sync)
+    runners["relu hand"] = (lambda zd=z.array: xp.maximum(zd, 0), sync)
     pairs.append("relu")
-    ld = logits.data
+    ld = logits.array
 
     def hand_ce():
         m = xp.max(ld, axis=1, keepdims=True)

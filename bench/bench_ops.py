@@ -54,7 +54,7 @@ def make_case(name, device, chain):
     G = xbp.tensor(g0, device=device)
     xr = xbp.tensor(a0, device=device, requires_grad=True)
     wr = xbp.tensor(b0, device=device, requires_grad=True)
-    A, B, Gd = x.data, w.data, G.data           # the same arrays on the device, for the raw code
+    A, B, Gd = x.array, w.array, G.array           # the same arrays on the device, for the raw code
 
     if name == "mul":
         def raw_fwd():
@@ -149,7 +149,7 @@ def breakdown(device, calls, blocks):
     xr = x.detach().requires_grad_()
     wr = w.detach().requires_grad_()
     G = xbp.ones(64, device=device)
-    A, B, Gd, xp = x.data, w.data, G.data, x.xp
+    A, B, Gd, xp = x.array, w.array, G.array, x.xp
     fwd = mul_p.fwd
     args_plain, args_rec = (x, w), (xr, wr)
 
@@ -200,7 +200,7 @@ def engine_costs(calls, blocks):
     x = xbp.tensor(np.ones(64, np.float32), requires_grad=True)
     w = xbp.tensor(np.ones(64, np.float32), requires_grad=True)
     G = xbp.ones(64)
-    Gd, xd, wd = G.data, x.data, w.data
+    Gd, xd, wd = G.array, x.array, w.array
     runners, graphs = {}, []
     for n in (1, 32):
         h = x

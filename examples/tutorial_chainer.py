@@ -22,7 +22,7 @@ The Chainer -> xbp mapping used below:
     loss.backward()                          loss.backward()
     optimizer.update()                       opt.step()
     F.mean_squared_error(y, t)               F.mse_loss(y, t)
-    y.array  /  y.data                       y.detach().numpy()  (y.data is the raw array)
+    y.array  /  y.data                       y.detach().numpy()  (y.array is the raw backend array, y.data a detached Tensor as in PyTorch)
     to_gpu() / to_cpu(), device id -1        model.to("cuda") / model.to("cpu")
 """
 from __future__ import annotations

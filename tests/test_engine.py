@@ -59,12 +59,12 @@ def test_leaf_grads_never_alias(device):
     w = xbp.ones(3, device=device, requires_grad=True)
     gout = xbp.ones(3, device=device)
     (x + w).backward(gout)
-    x.grad.data[...] = 5.0
-    gout.data[...] = 7.0
+    x.grad.array[...] = 5.0
+    gout.array[...] = 7.0
     assert to_np(w.grad).tolist() == [1.0, 1.0, 1.0]
     v = xbp.ones(2, 3, device=device, requires_grad=True)
     v.sum().backward()                           # sum's gradient is a broadcast view
-    v.grad.data[0, 0] = 3.0                      # .grad is a writable array of its own
+    v.grad.array[0, 0] = 3.0                      # .grad is a writable array of its own
     assert to_np(v.grad).sum() == 8.0
 
 

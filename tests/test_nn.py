@@ -95,13 +95,13 @@ def test_parameter_basics():
     t = xbp.ones(2, 3)
     p = nn.Parameter(t)
     assert p.requires_grad and p.is_leaf and p.shape == (2, 3)
-    assert p.data is t.data                    # shares the data, as PyTorch
+    assert p.array is t.array                    # shares the data, as PyTorch
     assert repr(p).startswith("Parameter containing:\ntensor(")
     assert "requires_grad=True" in repr(p)
     assert not nn.Parameter(xbp.ones(1), requires_grad=False).requires_grad
     assert type(p * 2) is xbp.Tensor          # ops give plain tensors
     q = copy.deepcopy(p)
-    assert isinstance(q, nn.Parameter) and q.data is not p.data and np.array_equal(to_np(q), to_np(p))
+    assert isinstance(q, nn.Parameter) and q.array is not p.array and np.array_equal(to_np(q), to_np(p))
     r = pickle.loads(pickle.dumps(p))
     assert isinstance(r, nn.Parameter) and np.array_equal(to_np(r), to_np(p))
 
@@ -112,7 +112,7 @@ def test_state_dict_round_trip_in_place(device):
     a.steps.fill_(7)
     sd = a.state_dict()
     assert all(not v.requires_grad for v in sd.values())
-    assert sd["fc1.weight"].data is a.fc1.weight.data            # shares data
+    assert sd["fc1.weight"].array is a.fc1.weight.array            # shares data
     w_obj = b.fc1.weight
     res = b.load_state_dict(sd)
     assert res.missing_keys == [] and res.unexpected_keys == []

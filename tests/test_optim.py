@@ -171,7 +171,7 @@ def test_float32_stays_float32_with_numpy_scalar_hyperparameters(cls, device):
     for _ in range(2):
         p.grad = xbp.tensor(np.full((2, 3), 0.5, np.float32), device=device)
         opt.step()
-    assert p.dtype == np.float32 and p.data.dtype == p.xp.dtype(np.dtype("float32"))
+    assert p.dtype == np.float32 and p.array.dtype == p.xp.dtype(np.dtype("float32"))
     assert type(opt.param_groups[0]["lr"]) is float
     for v in opt.state[p].values():
         if isinstance(v, xbp.Tensor):
@@ -182,11 +182,11 @@ def test_float32_stays_float32_with_numpy_scalar_hyperparameters(cls, device):
 def test_updates_in_place_and_bumps_version(cls, device):
     p = xbp.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
     view = p.detach()                     # shares the array and the version counter
-    arr, v0 = p.data, p._version[0]
+    arr, v0 = p.array, p._version[0]
     opt = cls([p], lr=0.1, **({"momentum": 0.9} if cls is optim.SGD else {}))
     p.grad = xbp.tensor([1.0, 1.0, 1.0], device=device)
     opt.step()
-    assert p.data is arr
+    assert p.array is arr
     assert p._version[0] == v0 + 1
     np.testing.assert_allclose(to_np(view), to_np(p))
     assert not np.allclose(to_np(p), [1.0, 2.0, 3.0])
@@ -316,7 +316,7 @@ def test_state_dict_layout_and_resume(device):
     opt2 = optim.Adam(qs, lr=1.0)
     opt2.load_state_dict(sd)
     assert opt2.param_groups[0]["lr"] == 0.05 and opt2.param_groups[0]["params"][0] is qs[0]
-    assert opt2.state[qs[0]]["exp_avg"].data is not opt.state[ps[0]]["exp_avg"].data   # copied
+    assert opt2.state[qs[0]]["exp_avg"].array is not opt.state[ps[0]]["exp_avg"].array   # copied
     cs = [xbp.tensor(a, device=device) for a in c]
     ds = [xbp.tensor(a, device=device) for a in d]
     for _ in range(2):

@@ -17,7 +17,7 @@ def test_strict_backend_pins_api_version_and_uses_a_non_default_device():
     assert b.API_VERSION == "2024.12"
     assert array_api_strict.get_array_api_strict_flags()["api_version"] == "2024.12"
     assert b.native_device != array_api_strict.Device()          # not the CPU_DEVICE default
-    assert xbp.zeros(2, device="strict").data.device == b.native_device
+    assert xbp.zeros(2, device="strict").array.device == b.native_device
 
 
 def test_device_names(device):
@@ -298,8 +298,8 @@ def test_metadata(device):
 
 def test_data_is_the_backend_array(device):
     x = xbp.tensor([1.0, 2.0], device=device)
-    assert x.data.shape == (2,)
-    assert type(x.data).__module__.split(".")[0] in ("numpy", "array_api_strict", "cupy")
+    assert x.array.shape == (2,)
+    assert type(x.array).__module__.split(".")[0] in ("numpy", "array_api_strict", "cupy")
 
 
 def test_host_conversions(device):
@@ -308,8 +308,9 @@ def test_host_conversions(device):
         x.numpy()
     a = x.detach().numpy()
     assert isinstance(a, np.ndarray) and a.dtype == np.float32 and a.tolist() == [[1.5, 2.0]]
-    a[0, 0] = 9.0                               # numpy() is a copy
-    assert x.tolist() == [[1.5, 2.0]]
+    a[0, 0] = 9.0                               # as PyTorch: shared on the CPU, a copy elsewhere
+    assert x.tolist() == ([[9.0, 2.0]] if device == "cpu" else [[1.5, 2.0]])
+    a[0, 0] = 1.5
     assert x.sum().item() == 3.5 and isinstance(x.sum().item(), float)
     assert xbp.tensor([[3]], device=device).item() == 3
     with pytest.raises(ValueError, match="one element.*\\(1, 2\\)"):
@@ -326,8 +327,8 @@ def test_host_conversions(device):
 def test_zero_dim_tensors(device):
     s = xbp.tensor([[1.0, 2.0], [3.0, 4.0]], device=device).sum()       # NumPy would give a scalar
     assert s.shape == () and s.ndim == 0 and s.numel() == 1
-    assert type(s.data).__module__.split(".")[0] in ("numpy", "array_api_strict", "cupy")
-    assert hasattr(s.data, "__dlpack__")
+    assert type(s.array).__module__.split(".")[0] in ("numpy", "array_api_strict", "cupy")
+    assert hasattr(s.array, "__dlpack__")
     assert repr(s).startswith("tensor(10.")
     assert s.item() == 10.0 and s.tolist() == 10.0
     s += 1
@@ -536,3 +537,27 @@ def test_ellipsis_then_int_indexes_the_last_dims(device):
         x[..., 3]
     x[..., 2] = 0.0
     assert x.tolist() == [[0.0, 1.0, 0.0], [3.0, 4.0, 0.0]]
+
+
+def test_numpy_shares_memory_on_cpu_as_pytorch():
+    t = xbp.zeros(3)
+    n = t.numpy()
+    t.add_(1.0)
+    assert n.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_data_is_a_detached_tensor_sharing_memory(device):
+    p = xbp.tensor([1.0, 2.0], device=device, requires_grad=True)
+    d = p.data
+    assert isinstance(d, xbp.Tensor) and not d.requires_grad and d.grad_fn is None
+    assert d.array is p.array
+    d.add_(1.0)                                 # p.data.add_(...) changes p, as in PyTorch
+    assert p.tolist() == [2.0, 3.0]
+    y = (p * p).sum()
+    p.data.zero_()                              # invisible to autograd: no version error at backward
+    y.backward()
+    assert to_np(p.grad).tolist() == [0.0, 0.0]  # d(p*p)/dp = 2p, read at backward time (p is zero now)
+    p.data = xbp.tensor([5.0, 6.0, 7.0], device=device)   # layer.weight.data = t
+    assert p.shape == (3,) and p.requires_grad and p.tolist() == [5.0, 6.0, 7.0]
+    with pytest.raises(TypeError, match="needs a Tensor"):
+        p.data = [1.0]

@@ -25,7 +25,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     Tensor). Python floats become float32; a NumPy/CuPy array keeps its dtype (as in PyTorch).
     An array from CuPy or array-api-strict stays on its device unless `device` is given."""
     if isinstance(data, Tensor):
-        data = data.detach().data
+        data = data.detach().array
     dt = canonical_dtype(dtype)
     if isinstance(data, np.generic):          # a NumPy scalar keeps its dtype, like an array
         data = np.asarray(data)

@@ -177,7 +177,7 @@ def _current_scope() -> tuple:
 def _arr(g):
     """(array, backend) of a gradient that may be a Tensor (under create_graph)."""
     if isinstance(g, Tensor):
-        return g.data, g.xp
+        return g.array, g.xp
     from ._backend import backend_of
     return g, backend_of(g)
 
@@ -334,7 +334,7 @@ def _check_forward(prim, args, out):
     shapes = tuple(tuple(a.shape) if hasattr(a, "shape") else None for a in args)
     bad, notes = [], []
     for i, a in enumerate(args):
-        arr, axp = (a.data, a.xp) if isinstance(a, Tensor) else (a, xp)
+        arr, axp = (a.array, a.xp) if isinstance(a, Tensor) else (a, xp)
         if not _all_finite(axp, arr):
             bad.append(i)
             notes.append(f"input {i} was already non-finite ({_describe_bad(axp, arr)})")

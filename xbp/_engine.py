@@ -80,7 +80,7 @@ def _run_hooks(hooks, g, xp, as_tensor):
     for h in list(hooks):
         r = h(g if as_tensor else _wrap(g, xp))
         if r is not None:
-            g = r if as_tensor else (r.data if isinstance(r, Tensor) else r)
+            g = r if as_tensor else (r.array if isinstance(r, Tensor) else r)
     return g
 
 
@@ -135,7 +135,7 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                 if g is not None and capture is None:
                     t = n.ref()
                     if (t is not None and t.grad is None and not was_aliased and plain
-                            and not t._hooks and g.dtype == t.data.dtype):
+                            and not t._hooks and g.dtype == t.array.dtype):
                         # `_accumulate`'s first-gradient case, inline: one call fewer per leaf
                         t.grad = _wrap(g, t.xp)
                     else:
@@ -213,14 +213,14 @@ def _accumulate(acc: Accumulate, g, aliased, create_graph, only):
         t.grad = g if t.grad is None else t.grad + g
         return
     xp = t.xp
-    if g.dtype != t.data.dtype:
-        g = xp.astype(g, t.data.dtype)
+    if g.dtype != t.array.dtype:
+        g = xp.astype(g, t.array.dtype)
         aliased = False
     if t.grad is None:
         # a gradient passed through unchanged may be shared with another leaf: own a copy
         t.grad = _wrap(xp.asarray(g, copy=True) if aliased else g, xp)
     else:
-        t.grad = _wrap(t.grad.data + g, xp)
+        t.grad = _wrap(t.grad.array + g, xp)
 
 
 def _root_grad(t: Tensor, g, create_graph):
@@ -228,7 +228,7 @@ def _root_grad(t: Tensor, g, create_graph):
         if t.numel() != 1:
             raise RuntimeError(f"backward() without a gradient needs a 1-element output, got shape {t.shape}; "
                                "pass gradient= of the output's shape (e.g. out.backward(xbp.ones_like(out)))")
-        g = t.xp.ones(t.data.shape, dtype=t.data.dtype)
+        g = t.xp.ones(t.array.shape, dtype=t.array.dtype)
         return _wrap(g, t.xp) if create_graph else g
     if isinstance(g, Tensor):
         if g.xp is not t.xp:
@@ -236,8 +236,8 @@ def _root_grad(t: Tensor, g, create_graph):
             raise DeviceError(f"backward: gradient is on {g.device} but the output is on {t.device}")
         if g.shape != t.shape:
             raise RuntimeError(f"backward: gradient shape {g.shape} does not match output shape {t.shape}")
-        return g if create_graph else g.data
-    g = t.xp.asarray(g, dtype=t.data.dtype)
+        return g if create_graph else g.array
+    g = t.xp.asarray(g, dtype=t.array.dtype)
     if tuple(g.shape) != t.shape:
         raise RuntimeError(f"backward: gradient shape {tuple(g.shape)} does not match output shape {t.shape}")
     return _wrap(g, t.xp) if create_graph else g
@@ -298,6 +298,6 @@ def retain_grad_hook(t: Tensor):
     def hook(g):
         tt = ref()
         if tt is not None:
-            gd = g.data if isinstance(g, Tensor) else g
-            tt.grad = _wrap(gd, tt.xp) if tt.grad is None else _wrap(tt.grad.data + gd, tt.xp)
+            gd = g.array if isinstance(g, Tensor) else g
+            tt.grad = _wrap(gd, tt.xp) if tt.grad is None else _wrap(tt.grad.array + gd, tt.xp)
     return hook

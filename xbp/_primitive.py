@@ -153,9 +153,9 @@ def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
         _refresh_view(x)
     xp = x.xp
     if prim.res:
-        out, res = prim.fwd(xp, x.data, **params)
+        out, res = prim.fwd(xp, x.array, **params)
     else:
-        out = prim.fwd(xp, x.data, **params)
+        out = prim.fwd(xp, x.array, **params)
         res = None
     if ANOMALY[0] is not None:
         ANOMALY[0].check_forward(prim, (x,), out)
@@ -168,14 +168,14 @@ def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
     n.res = res
     n.parents = (x.grad_fn or edge(x),)
     n.needs = _TRUE1
-    n.shapes = (x.data.shape,)
+    n.shapes = (x.array.shape,)
     n.hooks = None
     n.freed = False
     n.where = None if ANOMALY[0] is None else ANOMALY[0].where()
     t = _wrap(out, xp, True, n)
     # the version counters of the saved tensors, and their values now: backward compares them
     if prim.save_in:
-        n.ins = (x.data,)
+        n.ins = (x.array,)
         if prim.save_out:
             n.versions = (x._version, t._version)
             n.vsaved = (x._version[0], 0)
@@ -202,13 +202,13 @@ def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
         if a._view is not None and a._version[0] != a._view[3]:
             _refresh_view(a)
         xp = a.xp
-        da = a.data
+        da = a.array
         if tb:
             if b._view is not None and b._version[0] != b._view[3]:
                 _refresh_view(b)
             if b.xp is not xp:
                 _device_mismatch(prim, (a, b))
-            db = b.data
+            db = b.array
             req = a.requires_grad or b.requires_grad
         else:
             db = b if b.__class__ in _PLAIN else _coerce(b, (a, b))
@@ -218,7 +218,7 @@ def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
             _refresh_view(b)
         xp = b.xp
         da = a if a.__class__ in _PLAIN else _coerce(a, (a, b))
-        db = b.data
+        db = b.array
         req = b.requires_grad
     else:
         return _apply_n(prim, (a, b), params)
@@ -287,7 +287,7 @@ def _apply_n(prim: Primitive, args: tuple, params: dict) -> Tensor:
                 xp = a.xp
             elif a.xp is not xp:
                 _device_mismatch(prim, args)
-            arrays.append(a.data)
+            arrays.append(a.array)
             if a.requires_grad:
                 req = True
         else:

@@ -1,7 +1,8 @@
 """Tensor: one backend array, its device's Backend, and its place in the graph.
 
 A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
-  data          the backend array (NumPy, CuPy or array-api-strict)
+  array         the backend array (NumPy, CuPy or array-api-strict); `t.data` is PyTorch's: a
+                detached Tensor sharing this array, with a version counter of its own
   xp            the Backend of its device, resolved once when the tensor is made
   requires_grad whether backward computes a gradient for it
   grad_fn       the graph Node that made it (None for a leaf)
@@ -10,7 +11,7 @@ A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
   _base, _view  for a view (indexing, reshape, permute, expand): the tensor owning the memory, and
                 [parent, primitive, params, version] to write in-place changes through to the
                 parent and to rebuild the view's grad_fn after its memory changed (ops/index.py)
-`data` is always an array, also for 0-d tensors (NumPy's 0-d results are scalars; _wrap fixes them).
+`array` is always an array, also for 0-d tensors (NumPy's 0-d results are scalars; _wrap fixes them).
 """
 from __future__ import annotations
 
@@ -23,17 +24,17 @@ _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.ge
 
 
 class Tensor:
-    __slots__ = ("data", "xp", "requires_grad", "grad_fn", "grad", "_version", "_accum", "_hooks",
+    __slots__ = ("array", "xp", "requires_grad", "grad_fn", "grad", "_version", "_accum", "_hooks",
                  "_base", "_view", "_retain", "__weakref__")
     __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False):
         """Wrap a backend array as is (no copy). Prefer `xbp.tensor(...)`, which also converts."""
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         elif data.__class__ in _NP_SCALARS:
             data = np.asarray(data)
-        self.data = data
+        self.array = data
         self.xp = _backend.backend_of(data)
         self.grad_fn = None
         self.grad = None
@@ -50,15 +51,15 @@ class Tensor:
     # --- metadata ---------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.data.shape          # a tuple on every Array API backend
+        return self.array.shape          # a tuple on every Array API backend
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.xp.canonical(self.data.dtype)
+        return self.xp.canonical(self.array.dtype)
 
     @property
     def device(self) -> _backend.device:
@@ -68,22 +69,39 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    @property
+    def data(self) -> "Tensor":
+        """PyTorch's ``.data``: a tensor sharing this one's memory, outside the graph.
+
+        Unlike :meth:`detach`, changes made through it are invisible to autograd (it has a version
+        counter of its own), which is what ``p.data.add_(...)`` / ``p.data.zero_()`` rely on.
+        Assigning ``t.data = other`` makes `t` use `other`'s array (shape and device included)."""
+        return _wrap(self.array, self.xp)
+
+    @data.setter
+    def data(self, value) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data = value needs a Tensor, got {type(value).__name__}; "
+                            "wrap arrays with xbp.tensor(...) or xbp.from_numpy(...)")
+        self.array = value.array
+        self.xp = value.xp
+
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self) -> int:
         n = 1
-        for s in self.data.shape:
+        for s in self.array.shape:
             n *= s
         return n
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self.array.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self.array.shape[0]
 
     def is_floating_point(self) -> bool:
         return self.dtype.kind == "f"
@@ -100,7 +118,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data (shared, with its version counter) cut off from the graph."""
-        t = _wrap(self.data, self.xp)
+        t = _wrap(self.array, self.xp)
         t._version = self._version
         return t
 
@@ -135,25 +153,28 @@ class Tensor:
 
     # --- host / device -------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """A host NumPy copy of the data (refuses if the tensor requires grad, as PyTorch does)."""
+        """The data as a NumPy array: on the CPU it shares memory with the tensor (as in PyTorch,
+        ``n = t.numpy(); t.add_(1)`` changes `n`); from other devices it is a host copy.
+        Refused while the tensor requires grad, as PyTorch does."""
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad; call .detach().numpy()")
-        return np.array(self.xp.to_numpy(self.data), copy=True)
+        a = self.xp.to_numpy(self.array)
+        return a if isinstance(a, np.ndarray) else np.asarray(a)
 
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)``: a host copy (refused while the tensor requires grad, like `numpy()`)."""
         if self.requires_grad:
             raise RuntimeError("np.asarray() on a tensor that requires grad; call .detach() first")
-        a = self.xp.to_numpy(self.data)
+        a = self.xp.to_numpy(self.array)
         return a if dtype is None else a.astype(dtype, copy=False)
 
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.xp.to_numpy(self.data).reshape(()).item()
+        return self.xp.to_numpy(self.array).reshape(()).item()
 
     def tolist(self):
-        return self.xp.to_numpy(self.data).tolist()
+        return self.xp.to_numpy(self.array).tolist()
 
     def to(self, *args, device=None, dtype=None, copy: bool = False) -> "Tensor":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``; differentiable."""
@@ -200,14 +221,14 @@ class Tensor:
         return self.to(dtype=other.dtype)
 
     def __dlpack__(self, *args, **kwargs):
-        return self.data.__dlpack__(*args, **kwargs)
+        return self.array.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
+        return self.array.__dlpack_device__()
 
     # --- printing -----------------------------------------------------------------------------------
     def __repr__(self):
-        body = np.array2string(self.xp.to_numpy(self.data), separator=", ", precision=4,
+        body = np.array2string(self.xp.to_numpy(self.array), separator=", ", precision=4,
                                prefix="tensor(")
         extra = []
         if self.device != "cpu":
@@ -252,14 +273,14 @@ class Tensor:
             raise RuntimeError("deepcopy of a non-leaf tensor (one with a grad_fn); deepcopy t.detach() instead")
         r = memo.get(id(self))
         if r is None:
-            r = _wrap(self.xp.asarray(self.data, copy=True), self.xp, self.requires_grad)
+            r = _wrap(self.xp.asarray(self.array, copy=True), self.xp, self.requires_grad)
             if self.grad is not None:
-                r.grad = _wrap(self.xp.asarray(self.grad.data, copy=True), self.xp)
+                r.grad = _wrap(self.xp.asarray(self.grad.array, copy=True), self.xp)
             memo[id(self)] = r
         return r
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (str(self.device), self.xp.to_numpy(self.data), self.requires_grad))
+        return (_rebuild, (str(self.device), self.xp.to_numpy(self.array), self.requires_grad))
 
     def __iter__(self):
         for i in range(len(self)):
@@ -467,7 +488,7 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
         # no setitem, no DLPack): keep every tensor's data a real array
         data = np.asarray(data)
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t.array = data
     t.xp = xp
     t.requires_grad = requires_grad
     t.grad_fn = grad_fn

@@ -99,7 +99,7 @@ def _as_tuple(x):
 
 
 def _host(t):
-    return np.array(t.xp.to_numpy(t.data), dtype=np.float64, copy=True)
+    return np.array(t.xp.to_numpy(t.array), dtype=np.float64, copy=True)
 
 
 _ = Tensor
@@ -131,7 +131,7 @@ def _analytic_jacobian(outs, inputs, i):
             onehot = np.zeros(o.numel())
             onehot[j] = 1.0
             gos = [(_wrap(o.xp.from_numpy(onehot.reshape(o.shape).astype(_host(o).dtype)), o.xp) if kk == k
-                    else _wrap(oo.xp.zeros(oo.data.shape, dtype=oo.data.dtype), oo.xp)) for kk, oo in enumerate(outs)]
+                    else _wrap(oo.xp.zeros(oo.array.shape, dtype=oo.array.dtype), oo.xp)) for kk, oo in enumerate(outs)]
             live = [(oo, gg) for oo, gg in zip(outs, gos) if oo.requires_grad]
             if not live:
                 rows.append(np.zeros(inputs[i].numel()))
@@ -187,7 +187,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
         xs, gos = args[:n_in], args[n_in:]
         os_ = _as_tuple(fn(*xs))
         gs = grad(list(os_), [xs[i] for i in diff], list(gos), create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else _wrap(xs[i].xp.zeros(xs[i].data.shape, dtype=xs[i].data.dtype), xs[i].xp)
+        return tuple(g if g is not None else _wrap(xs[i].xp.zeros(xs[i].array.shape, dtype=xs[i].array.dtype), xs[i].xp)
                      for g, i in zip(gs, diff))
 
     return gradcheck(first_order, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,

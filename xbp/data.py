@@ -63,7 +63,7 @@ class TensorDataset(Dataset):
         out = []
         for t in self.tensors:
             src = t.xp
-            a = src.take(t.data, src.from_numpy(index), axis=0)
+            a = src.take(t.array, src.from_numpy(index), axis=0)
             out.append(_to(a, src, target))
         return tuple(out)
 
@@ -83,7 +83,7 @@ def _collate(items, target):
         if any(it.xp is not src for it in items):
             raise RuntimeError("DataLoader: samples of one batch live on different devices "
                                f"({sorted({str(it.device) for it in items})})")
-        return _to(src.stack([it.data for it in items], axis=0), src, target)
+        return _to(src.stack([it.array for it in items], axis=0), src, target)
     if isinstance(first, (tuple, list)):
         return tuple(_collate(list(field), target) for field in zip(*items))
     if isinstance(first, dict):

@@ -58,7 +58,7 @@ def _encode(obj, path, tensors, where):
             while f"{name}#{i}" in tensors:
                 i += 1
             name = f"{name}#{i}"
-        tensors[name] = np.asarray(obj.xp.to_numpy(obj.data), order="C")   # (ascontiguousarray makes 0-d 1-d)
+        tensors[name] = np.asarray(obj.xp.to_numpy(obj.array), order="C")   # (ascontiguousarray makes 0-d 1-d)
         return {"T": name}
     if obj is None or isinstance(obj, (bool, str)):
         return obj

@@ -174,7 +174,7 @@ def _rerun(g: _Graph):
     seeds = []
     for n, t in g.roots.items():
         if type(n) is not Accumulate:
-            seeds.append((n, t.xp.ones(t.data.shape, dtype=t.data.dtype)))
+            seeds.append((n, t.xp.ones(t.array.shape, dtype=t.array.dtype)))
     if not seeds:
         return
     hooked = [(n, n.hooks) for n in g.ops if n.hooks]

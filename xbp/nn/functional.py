@@ -63,7 +63,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     if p == 1.0:
         return input * 0.0
     keep = xp.random_uniform(input.shape, input.dtype) >= p
-    mask = xp.astype(keep, input.data.dtype) * (1.0 / (1.0 - p))
+    mask = xp.astype(keep, input.array.dtype) * (1.0 / (1.0 - p))
     return input * _wrap(mask, xp)
 
 # --- convolution, pooling, normalisation, embedding, recurrent cells, attention (functional_layers.py)

@@ -74,11 +74,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             xp = input.xp
             with no_grad():
                 if running_mean is not None:
-                    new = running_mean.data * (1.0 - m) + xp.reshape(mean, (C,)) * m
-                    running_mean.copy_(_wrap(xp.astype(new, running_mean.data.dtype), xp))
+                    new = running_mean.array * (1.0 - m) + xp.reshape(mean, (C,)) * m
+                    running_mean.copy_(_wrap(xp.astype(new, running_mean.array.dtype), xp))
                 if running_var is not None:
-                    new = running_var.data * (1.0 - m) + xp.reshape(var, (C,)) * (m * M / (M - 1))
-                    running_var.copy_(_wrap(xp.astype(new, running_var.data.dtype), xp))
+                    new = running_var.array * (1.0 - m) + xp.reshape(var, (C,)) * (m * M / (M - 1))
+                    running_var.copy_(_wrap(xp.astype(new, running_var.array.dtype), xp))
         if weight is not None:
             y = y * _channel_view(weight, nd)
         if bias is not None:
@@ -201,7 +201,7 @@ def rnn(mode, input, hx, weights, num_layers, bias=True, dropout=0.0, training=T
     H = weights[1].shape[1]
     lstm = mode == "LSTM"
     if hx is None:
-        z = _wrap(x.xp.zeros((num_layers * D, B, H), dtype=x.data.dtype), x.xp)
+        z = _wrap(x.xp.zeros((num_layers * D, B, H), dtype=x.array.dtype), x.xp)
         h0, c0 = z, z
     elif lstm:
         h0, c0 = hx
@@ -240,9 +240,9 @@ def _additive_mask(mask, dtype_like, allowed_when_true):
         return None
     if mask.dtype.kind == "b":
         xp = mask.xp
-        blocked = xp.logical_not(mask.data) if allowed_when_true else mask.data
-        zero = xp.zeros((), dtype=dtype_like.data.dtype)
-        return _wrap(xp.where(blocked, xp.full((), -math.inf, dtype=dtype_like.data.dtype), zero), xp)
+        blocked = xp.logical_not(mask.array) if allowed_when_true else mask.array
+        zero = xp.zeros((), dtype=dtype_like.array.dtype)
+        return _wrap(xp.where(blocked, xp.full((), -math.inf, dtype=dtype_like.array.dtype), zero), xp)
     return mask
 
 
@@ -250,8 +250,8 @@ def _causal_mask(L, S, like):
     xp = like.xp
     i = xp.reshape(xp.arange(0, L), (L, 1))
     j = xp.reshape(xp.arange(0, S), (1, S))
-    neg = xp.full((), -math.inf, dtype=like.data.dtype)
-    return _wrap(xp.where(j > i, neg, xp.zeros((), dtype=like.data.dtype)), xp)
+    neg = xp.full((), -math.inf, dtype=like.array.dtype)
+    return _wrap(xp.where(j > i, neg, xp.zeros((), dtype=like.array.dtype)), xp)
 
 
 def _attention(q, k, v, mask, dropout_p, training, scale):

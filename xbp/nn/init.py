@@ -108,7 +108,7 @@ def eye_(tensor: Tensor) -> Tensor:
     if tensor.ndim != 2:
         raise ValueError(f"eye_: needs a 2-D tensor, got shape {tensor.shape}")
     xp = tensor.xp
-    return _fill(tensor, xp.eye(tensor.shape[0], tensor.shape[1], dtype=tensor.data.dtype))
+    return _fill(tensor, xp.eye(tensor.shape[0], tensor.shape[1], dtype=tensor.array.dtype))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:

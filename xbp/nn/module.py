@@ -348,7 +348,7 @@ class Module:
                 p.grad.requires_grad = False
                 p.grad.zero_()
             else:   # a gradient built under create_graph: its data may be saved by that graph
-                p.grad = _wrap(p.xp.zeros(p.grad.data.shape, dtype=p.grad.data.dtype), p.xp)
+                p.grad = _wrap(p.xp.zeros(p.grad.array.shape, dtype=p.grad.array.dtype), p.xp)
 
     def apply(self, fn) -> "Module":
         """Call ``fn(module)`` on every child (recursively), then on self. E.g. custom init."""
@@ -449,7 +449,7 @@ def _move_(t: Tensor, dst, dt) -> None:
     """Point `t` (a Parameter or buffer) at its data on `dst` / in `dt`, keeping the object."""
     out = _moved(t, dst, dt)
     if out is not t:
-        t.data = out.data
+        t.array = out.array
         t.xp = out.xp
         t._version[0] += 1    # graphs that saved the old data must not backprop into the moved one
 

@@ -23,7 +23,7 @@ class Parameter(Tensor):
             data = get_backend(None).zeros((0,), dtype=get_backend(None).dtype(np.dtype("float32")))
         if isinstance(data, Tensor):
             version = data._version
-            super().__init__(data.data, requires_grad=requires_grad)
+            super().__init__(data.array, requires_grad=requires_grad)
             self._version = version    # a view of the same data: share the in-place counter
         else:
             super().__init__(data, requires_grad=requires_grad)
@@ -36,14 +36,14 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         r = memo.get(id(self))
         if r is None:
-            r = Parameter(_wrap(self.xp.asarray(self.data, copy=True), self.xp), self.requires_grad)
+            r = Parameter(_wrap(self.xp.asarray(self.array, copy=True), self.xp), self.requires_grad)
             if self.grad is not None:
-                r.grad = _wrap(self.xp.asarray(self.grad.data, copy=True), self.xp)
+                r.grad = _wrap(self.xp.asarray(self.grad.array, copy=True), self.xp)
             memo[id(self)] = r
         return r
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_parameter, (str(self.device), self.xp.to_numpy(self.data), self.requires_grad))
+        return (_rebuild_parameter, (str(self.device), self.xp.to_numpy(self.array), self.requires_grad))
 
 
 def _rebuild_parameter(device, array, requires_grad):

@@ -45,7 +45,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     xp = params[0].xp
     total = None
     for q in params:
-        part = _norm_pow(q.xp, q.grad.data, p)
+        part = _norm_pow(q.xp, q.grad.array, p)
         if q.xp is not xp:                 # gradients on several devices: gather the scalars
             part = xp.from_numpy(q.xp.to_numpy(part))
         if total is None:
@@ -64,7 +64,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                            "non-finite, so they cannot be clipped; pass error_if_nonfinite=False to scale anyway")
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
     for q in params:
-        g = q.grad.data
+        g = q.grad.array
         c = coef if q.xp is xp else q.xp.from_numpy(xp.to_numpy(coef))
         if c.dtype != g.dtype:
             c = q.xp.astype(c, g.dtype)
@@ -78,4 +78,4 @@ def clip_grad_value_(parameters, clip_value) -> None:
     if v < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
     for q in _grads(parameters):
-        q.grad = _wrap(q.xp.clip(q.grad.data, min=-v, max=v), q.xp)
+        q.grad = _wrap(q.xp.clip(q.grad.array, min=-v, max=v), q.xp)

@@ -21,7 +21,7 @@ class TensorNamespace:
         return _wrap(self.backend.zeros(shape, dtype=self._dt(dtype)), self.backend)
 
     def zeros_like(self, x):
-        return _wrap(self.backend.zeros_like(x.data), self.backend)
+        return _wrap(self.backend.zeros_like(x.array), self.backend)
 
     def asarray(self, x, copy=None):
         return S.reshape(E.add(x, 0.0), x.shape) if copy else x

@@ -15,7 +15,7 @@ def unpack(name, args):
                 xp = a.xp
             elif a.xp is not xp:
                 _device_mismatch(type("P", (), {"name": name})(), args)
-            out.append(a.data)
+            out.append(a.array)
         else:
             out.append(a)
     if xp is None:

@@ -154,7 +154,7 @@ def _call(xp, prim, args, params):
     """In a VJP: the array body on arrays (first order), `apply` on Tensors (create_graph)."""
     if isinstance(args[0], Tensor):
         # (under create_graph the engine hands residual/param arrays over as constant Tensors)
-        params = {k: v.data if isinstance(v, Tensor) else v for k, v in params.items()}
+        params = {k: v.array if isinstance(v, Tensor) else v for k, v in params.items()}
         return apply(prim, args, params)
     return prim.fwd(xp, *args, **params)
 
@@ -414,7 +414,7 @@ def _first_argmax(xp, x, y, geom, ksize):
 def _maxpool_vjp(c, g):
     x, y, xp = c.ins[0], c.out, c.xp
     if isinstance(g, Tensor):                 # create_graph: the offsets are constants
-        x, y, xp = x.data, y.data, c.xp.backend
+        x, y, xp = x.array, y.array, c.xp.backend
     idx = _first_argmax(xp, x, y, c.p["geom"], c.p["ksize"])
     return (_call(c.xp, mscatter_p, (g,), _pool_params(c, idx, hw=tuple(c.shapes[0][2:]))),)
 
@@ -508,7 +508,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if not return_indices:
         return y[0, ...] if unb else y
     from .._tensor import _wrap
-    i = _wrap(_argmax_positions(x.xp, x.data, y.data, geom, ksize), x.xp)
+    i = _wrap(_argmax_positions(x.xp, x.array, y.array, geom, ksize), x.xp)
     return (y[0, ...], i[0, ...]) if unb else (y, i)
 
 
@@ -576,13 +576,13 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     hwo = hw[0] * hw[1]
     xp = x.xp
     if indices.numel():
-        lo, hi = int(xp.to_numpy(xp.min(indices.data))), int(xp.to_numpy(xp.max(indices.data)))
+        lo, hi = int(xp.to_numpy(xp.min(indices.array))), int(xp.to_numpy(xp.max(indices.array)))
         if lo < 0 or hi >= hwo:
             raise IndexError(f"{op}: indices span [{lo}, {hi}], outside [0, {hwo}) for output planes of "
                              f"{hw[0]}x{hw[1]}; check kernel_size, stride, padding and output_size")
     i64 = xp.dtype(np.dtype("int64"))
     plane = xp.reshape(xp.arange(0, N * C, dtype=i64) * hwo, (N, C, 1, 1))
-    pos = xp.reshape(xp.astype(indices.data, i64) + plane, (-1,))
+    pos = xp.reshape(xp.astype(indices.array, i64) + plane, (-1,))
     y = apply(unpool_p, (x,), {"pos": pos, "out_shape": (N, C, hw[0], hw[1])})
     return y[0, ...] if unb else y
 
@@ -618,7 +618,7 @@ def _avg_scale(x, geom, ksize, out_hw, count_include_pad):
     if len(set(rows)) == 1 and len(set(cols)) == 1:
         return 1.0 / float(rows[0] * cols[0])
     xp = x.xp
-    return xp.asarray([[1.0 / (r * c) for c in cols] for r in rows], dtype=x.data.dtype)
+    return xp.asarray([[1.0 / (r * c) for c in cols] for r in rows], dtype=x.array.dtype)
 
 
 def adaptive_avg_pool2d(input, output_size):  # noqa: A002
@@ -686,8 +686,8 @@ def normalize(x, axes, eps=1e-5):
         raise TypeError(f"normalize: expects a floating-point input, got {x.dtype}")
     xp = x.xp
     axes = tuple(sorted(a % x.ndim for a in axes))
-    mean = xp.mean(x.data, axis=axes, keepdims=True)
-    d = x.data - mean
+    mean = xp.mean(x.array, axis=axes, keepdims=True)
+    d = x.array - mean
     var = xp.mean(d * d, axis=axes, keepdims=True)
     del d
     rstd = 1.0 / xp.sqrt(var + float(eps))
@@ -735,7 +735,7 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
             raise ValueError(f"embedding: padding_idx must be within num_embeddings ({n})")
     if input.numel():
         xp = input.xp
-        lo, hi = int(xp.to_numpy(xp.min(input.data))), int(xp.to_numpy(xp.max(input.data)))
+        lo, hi = int(xp.to_numpy(xp.min(input.array))), int(xp.to_numpy(xp.max(input.array)))
         if lo < 0 or hi >= n:
             raise IndexError(f"embedding: ids span [{lo}, {hi}], outside [0, {n}) for a table of {n} rows")
     return apply(embedding_p, (weight, input), {"padding_idx": padding_idx})

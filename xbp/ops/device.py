@@ -20,8 +20,8 @@ def astype(x: Tensor, dtype) -> Tensor:
         return x
     native = x.xp.dtype(dt)
     if dt.kind not in "fc":
-        return _wrap(x.xp.astype(x.data, native), x.xp)
-    return apply(astype_p, (x,), {"dtype": native, "back": x.data.dtype})
+        return _wrap(x.xp.astype(x.array, native), x.xp)
+    return apply(astype_p, (x,), {"dtype": native, "back": x.array.dtype})
 
 
 def _transfer(src, dst, a):

@@ -87,17 +87,17 @@ def _promote(a, b):
     float32 + int64, strict refuses), with a Python float the default float dtype; bool with an
     integer tensor becomes that integer dtype. Float tensors with Python numbers pass straight on."""
     if isinstance(a, Tensor):
-        fa = a.data.dtype in a.xp.float_dtypes
+        fa = a.array.dtype in a.xp.float_dtypes
         if isinstance(b, Tensor):
-            if fa == (b.data.dtype in b.xp.float_dtypes):
-                if fa or a.data.dtype == b.data.dtype:
+            if fa == (b.array.dtype in b.xp.float_dtypes):
+                if fa or a.array.dtype == b.array.dtype:
                     return a, b
                 return _promote_ints(a, b)
             return (a, b.to(dtype=a.dtype)) if fa else (a.to(dtype=b.dtype), b)
         if not fa and isinstance(b, _FLOATS):
             return a.to(dtype=_default_float()), b
         return a, b
-    if isinstance(b, Tensor) and isinstance(a, _FLOATS) and b.data.dtype not in b.xp.float_dtypes:
+    if isinstance(b, Tensor) and isinstance(a, _FLOATS) and b.array.dtype not in b.xp.float_dtypes:
         return a, b.to(dtype=_default_float())
     return a, b
 
@@ -116,10 +116,10 @@ def _same_float(a, b) -> bool:
     float (checked inline by the arithmetic ops to skip `_promote` and `apply`'s dispatch)."""
     if a.__class__ is not Tensor:
         return False
-    dt = a.data.dtype
+    dt = a.array.dtype
     if b.__class__ is float:
         return dt in a.xp.float_dtypes
-    return b.__class__ is Tensor and b.xp is a.xp and b.data.dtype == dt and dt in a.xp.float_dtypes
+    return b.__class__ is Tensor and b.xp is a.xp and b.array.dtype == dt and dt in a.xp.float_dtypes
 
 
 def add(a, b):
@@ -155,14 +155,14 @@ def div(a, b):
 
 def _int_like(v):
     if isinstance(v, Tensor):
-        return v.data.dtype not in v.xp.float_dtypes
+        return v.array.dtype not in v.xp.float_dtypes
     return isinstance(v, int)
 
 
 def pow(a, b):  # noqa: A001 - PyTorch's name
     """a ** b; either may be a Python number."""
     if isinstance(b, (int, float)) and not isinstance(b, bool):
-        b = float(b) if isinstance(a, Tensor) and a.data.dtype in a.xp.float_dtypes else b
+        b = float(b) if isinstance(a, Tensor) and a.array.dtype in a.xp.float_dtypes else b
     return apply(pow_p, _promote(a, b))
 
 

@@ -39,7 +39,7 @@ def _normalize_key(x: Tensor, key):
                 if k.xp is not x.xp:
                     raise DeviceError(f"index: index tensor is on {k.device}, the indexed tensor on {x.device}; "
                                       "move the index with .to() first")
-                k = k.data
+                k = k.array
                 advanced = True
         elif isinstance(k, list):
             k = x.xp.from_numpy(np.asarray(k))
@@ -235,7 +235,7 @@ def _check_index(name, x, index, dim):
     if index.xp is not x.xp:
         raise DeviceError(f"{name}: index is on {index.device}, input on {x.device}; move it with .to() first")
     if index.numel():
-        index.xp.check_index_range(index.data, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})")
+        index.xp.check_index_range(index.array, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})")
 
 
 def gather(x, dim, index):
@@ -306,14 +306,14 @@ def one_hot(index, num_classes: int = -1):
     if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
         raise TypeError("one_hot: expects an integer tensor of class indices")
     xp = index.xp
-    hi = int(xp.to_numpy(xp.max(index.data))) if index.numel() else -1
-    lo = int(xp.to_numpy(xp.min(index.data))) if index.numel() else 0
+    hi = int(xp.to_numpy(xp.max(index.array))) if index.numel() else -1
+    lo = int(xp.to_numpy(xp.min(index.array))) if index.numel() else 0
     if num_classes < 0:
         num_classes = hi + 1
     if lo < 0 or hi >= num_classes:
         raise IndexError(f"one_hot: class index out of range [{lo}, {hi}] for num_classes={num_classes}")
-    classes = xp.arange(0, num_classes, dtype=index.data.dtype)
-    eq = xp.expand_dims(index.data, axis=-1) == classes
+    classes = xp.arange(0, num_classes, dtype=index.array.dtype)
+    eq = xp.expand_dims(index.array, axis=-1) == classes
     return _wrap(xp.astype(eq, xp.dtype(np.dtype("int64"))), xp)
 
 
@@ -377,7 +377,7 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     chain = _view_chain(x, op)
     if x._view is not None and x._version[0] != x._view[3]:
         _refresh_view(x)
-    old = _wrap(x.xp.asarray(x.data, copy=True), x.xp, x.requires_grad, x.grad_fn)
+    old = _wrap(x.xp.asarray(x.array, copy=True), x.xp, x.requires_grad, x.grad_fn)
     out = compute(old)
     if out.shape != x.shape:
         raise RuntimeError(f"{op}: the result has shape {out.shape} but the tensor being changed in place has "
@@ -385,7 +385,7 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     if out.dtype != x.dtype:
         from .device import astype
         out = astype(out, x.dtype)
-    x.xp.setitem(x.data, (Ellipsis,), out.data)
+    x.xp.setitem(x.array, (Ellipsis,), out.array)
     x.grad_fn = out.grad_fn
     x.requires_grad = out.requires_grad
     new = out
@@ -511,7 +511,7 @@ def fill_(x: Tensor, value):
     if _recording(x, None):
         return _record_inplace(x, "fill_", lambda old: apply(setitem_p, (old, value), {"key": (Ellipsis,)}))
     _check_inplace(x, "fill_")
-    x.xp.setitem(x.data, (Ellipsis,), value)
+    x.xp.setitem(x.array, (Ellipsis,), value)
     x._version[0] += 1
     return x
 
@@ -530,8 +530,8 @@ def copy_(x: Tensor, src):
     if _recording(x, src):
         return _record_inplace(x, "copy_", lambda old: apply(setitem_p, (old, src), {"key": (Ellipsis,)}))
     _check_inplace(x, "copy_")
-    v = src.data if isinstance(src, Tensor) else src
-    x.xp.setitem(x.data, (Ellipsis,), v)
+    v = src.array if isinstance(src, Tensor) else src
+    x.xp.setitem(x.array, (Ellipsis,), v)
     x._version[0] += 1
     return x
 
@@ -546,7 +546,7 @@ def inplace_(x: Tensor, name: str, fn) -> Tensor:
         out = fn(x)
     if out.shape != x.shape:
         raise RuntimeError(f"{name}: the result has shape {out.shape} but the tensor has shape {x.shape}")
-    v = out.data if out.dtype == x.dtype else x.xp.astype(out.data, x.data.dtype)
-    x.xp.setitem(x.data, (Ellipsis,), v)
+    v = out.array if out.dtype == x.dtype else x.xp.astype(out.array, x.array.dtype)
+    x.xp.setitem(x.array, (Ellipsis,), v)
     x._version[0] += 1
     return x

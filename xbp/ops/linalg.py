@@ -80,13 +80,13 @@ linear_p = Primitive("linear", _linear_fwd, _linear_vjp, save="in")
 
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias. x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    ws, xs = weight.data.shape, x.data.shape
+    ws, xs = weight.array.shape, x.array.shape
     if len(ws) != 2 or not xs or xs[-1] != ws[1]:
         raise ValueError(f"linear: input shape {x.shape} does not match weight shape {weight.shape} "
                          f"(expected input (..., {ws[1] if len(ws) == 2 else '?'}))")
     if bias is None:
         return apply2(linear_p, x, weight)
-    if bias.data.shape != (ws[0],):
+    if bias.array.shape != (ws[0],):
         raise ValueError(f"linear: bias shape {bias.shape} does not match weight shape {weight.shape}")
     return _apply_n(linear_p, (x, weight, bias), _EMPTY)
 

@@ -71,10 +71,10 @@ def _check_classes(name, input_shape, t, n_classes, ignore_index):
     xp = t.xp
     if t.numel() == 0:
         return False
-    lo, hi = xp.int_range(t.data)
+    lo, hi = xp.int_range(t.array)
     masked = lo <= ignore_index <= hi
     if masked:
-        lo, hi = xp.int_range(xp.where(t.data == ignore_index, 0, t.data))
+        lo, hi = xp.int_range(xp.where(t.array == ignore_index, 0, t.array))
     if lo < 0 or hi >= n_classes:
         raise IndexError(
             f"{name}: target class index out of range: targets span [{lo}, {hi}] but the input "
@@ -147,7 +147,7 @@ def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
 def _ce_vjp(c, g):
     graph = isinstance(g, Tensor)
     if graph:    # the residuals as arrays (under create_graph they come as constant Tensors)
-        p, ti, A, a1, b, denom = (r.data if isinstance(r, Tensor) else r for r in c.res)
+        p, ti, A, a1, b, denom = (r.array if isinstance(r, Tensor) else r for r in c.res)
     else:
         p, ti, A, a1, b, denom = c.res
     x = c.ins[0]
@@ -185,7 +185,7 @@ def _ce_vjp(c, g):
         d = onehot * a1
         if b is not None:
             w = c.ins[2] if len(c.ins) > 2 else None
-            wb = 1.0 if w is None else be.reshape(w if not isinstance(w, Tensor) else w.data,
+            wb = 1.0 if w is None else be.reshape(w if not isinstance(w, Tensor) else w.array,
                                                   (C,) + (1,) * (p.ndim - 2))
             d = d + b * wb
         gx = (p * k(A) - k(d)) * gs
@@ -305,14 +305,14 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     if unbatched:
         input, target = S.reshape(input, (1, C)), S.reshape(target, (1,))
     xp = input.xp
-    ti = xp.expand_dims(target.data, axis=1)
+    ti = xp.expand_dims(target.array, axis=1)
     a = None                                   # w[t] * valid as a constant array (N, 1, d...)
     if masked:
         valid = ti != ignore_index
         ti = xp.where(valid, ti, 0)
-        a = xp.astype(valid, input.data.dtype)
+        a = xp.astype(valid, input.array.dtype)
     if weight is not None:
-        wt = xp.astype(xp.reshape(xp.take(weight.data, xp.reshape(ti, (-1,)), axis=0), ti.shape), input.data.dtype)
+        wt = xp.astype(xp.reshape(xp.take(weight.array, xp.reshape(ti, (-1,)), axis=0), ti.shape), input.array.dtype)
         a = wt if a is None else a * wt
     picked = apply(gather_p, (input, _wrap(ti, xp)), {"axis": 1})     # input[i, t_i], (N, 1, d...)
     loss = -picked if a is None else picked * _wrap(-a, xp)
@@ -406,7 +406,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
     _check_float_tensor(name, "target", target)
     if input.numel():
         xp = input.xp
-        lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(input.data), xp.max(input.data)])))
+        lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(input.array), xp.max(input.array)])))
         if not (lo >= 0.0 and hi <= 1.0):
             raise ValueError(f"{name}: input must hold probabilities in [0, 1], got values in [{lo}, {hi}]; "
                              "apply sigmoid first, or use binary_cross_entropy_with_logits on the logits")

@@ -16,7 +16,7 @@ def _as_view(out: Tensor, x: Tensor, prim, params) -> Tensor:
     """Make `out` (= prim(x, **params)) a view of x: it shares x's version counter and remembers
     how it was made, so in-place changes flow both ways on the graph (see ops/index.py). A reshape
     that had to copy is not a view."""
-    if prim is reshape_p and not x.xp.may_share_memory(out.data, x.data):
+    if prim is reshape_p and not x.xp.may_share_memory(out.array, x.array):
         return out
     out._version = x._version
     out._base = x if x._base is None else x._base

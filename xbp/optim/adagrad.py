@@ -75,6 +75,6 @@ class Adagrad(Optimizer):
                 st["step"] = 0
                 st["sum"] = self._zeros_state(p, group["initial_accumulator_value"])
             st["step"] += 1
-            adagrad_update(p.xp, p.data, g.data, st["sum"].data, step=st["step"], lr=lr, lr_decay=lr_decay,
+            adagrad_update(p.xp, p.array, g.array, st["sum"].array, step=st["step"], lr=lr, lr_decay=lr_decay,
                            weight_decay=wd, eps=eps, maximize=maximize)
             p._version[0] += 1

@@ -97,8 +97,8 @@ class Adam(Optimizer):
             elif amsgrad and "max_exp_avg_sq" not in st:
                 st["max_exp_avg_sq"] = self._zeros_state(p)
             st["step"] += 1
-            vmax = st["max_exp_avg_sq"].data if amsgrad else None
-            adam_update(p.xp, p.data, g.data, st["exp_avg"].data, st["exp_avg_sq"].data, vmax,
+            vmax = st["max_exp_avg_sq"].array if amsgrad else None
+            adam_update(p.xp, p.array, g.array, st["exp_avg"].array, st["exp_avg_sq"].array, vmax,
                         step=st["step"], lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
                         decoupled_weight_decay=decoupled, amsgrad=amsgrad, maximize=maximize)
             p._version[0] += 1

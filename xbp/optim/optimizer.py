@@ -125,7 +125,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    g = p.grad.data
+                    g = p.grad.array
                     p.grad = _wrap(p.xp.zeros(g.shape, dtype=g.dtype), p.xp)
 
     # --- stepping ------------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ class Optimizer:
 
     def _zeros_state(self, p: Tensor, fill: float = 0.0) -> Tensor:
         """A state tensor shaped, typed and placed like `p`."""
-        d = p.data
+        d = p.array
         if fill == 0.0:
             return _wrap(p.xp.zeros(d.shape, dtype=d.dtype), p.xp)
         return _wrap(p.xp.full(d.shape, float(fill), dtype=d.dtype), p.xp)
@@ -219,8 +219,8 @@ def _cast_state(v, p: Tensor, name: str, index: int):
         raise ValueError(f"load_state_dict: state '{name}' of parameter {index} has shape {v.shape}, "
                          f"but the parameter has shape {p.shape}; the state dict is from a different model")
     xp = p.xp
-    a = v.data if v.xp is xp else xp.from_numpy(v.xp.to_numpy(v.data))
+    a = v.array if v.xp is xp else xp.from_numpy(v.xp.to_numpy(v.array))
     a = xp.asarray(a, copy=True)        # never alias the caller's dict: updates are in place
     if v.is_floating_point() and v.dtype != p.dtype:
-        a = xp.astype(a, p.data.dtype)
+        a = xp.astype(a, p.array.dtype)
     return _wrap(a, xp)

@@ -86,9 +86,9 @@ class RMSprop(Optimizer):
             if centered and "grad_avg" not in st:
                 st["grad_avg"] = self._zeros_state(p)
             st["step"] += 1
-            rmsprop_update(p.xp, p.data, g.data, st["square_avg"].data,
-                           st["grad_avg"].data if centered else None,
-                           st["momentum_buffer"].data if mom > 0.0 else None,
+            rmsprop_update(p.xp, p.array, g.array, st["square_avg"].array,
+                           st["grad_avg"].array if centered else None,
+                           st["momentum_buffer"].array if mom > 0.0 else None,
                            lr=lr, alpha=alpha, eps=eps, weight_decay=wd, momentum=mom,
                            centered=centered, maximize=maximize)
             p._version[0] += 1

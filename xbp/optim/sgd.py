@@ -72,11 +72,11 @@ class SGD(Optimizer):
             if mom != 0.0:
                 st = state[p]
                 buf = st.get("momentum_buffer")
-                new = sgd_update(p.xp, p.data, g.data, None if buf is None else buf.data, lr=lr,
+                new = sgd_update(p.xp, p.array, g.array, None if buf is None else buf.array, lr=lr,
                                  weight_decay=wd, momentum=mom, dampening=damp, nesterov=nesterov,
                                  maximize=maximize)
                 if buf is None:
                     st["momentum_buffer"] = _wrap(new, p.xp)
             else:
-                sgd_update(p.xp, p.data, g.data, None, lr=lr, weight_decay=wd, maximize=maximize)
+                sgd_update(p.xp, p.array, g.array, None, lr=lr, weight_decay=wd, maximize=maximize)
             p._version[0] += 1
