@@ -192,7 +192,7 @@ def test_dropout_between_layers():
     assert not np.allclose(to_np(t1), to_np(e1))
     np.testing.assert_allclose(to_np(e1), np_rnn("LSTM", m, to_np(x))[0], atol=1e-12)   # eval: no dropout
     # dropout=1 zeroes the first layer's outputs: the second layer then sees zeros
-    out, _ = xbp.nn.functional_layers.rnn("LSTM", x, None, [p for _, p in m.named_parameters()], 2, dropout=1.0,
+    out, _ = xbp.nn.functional.rnn("LSTM", x, None, [p for _, p in m.named_parameters()], 2, dropout=1.0,
                                           training=True)
     second = nn.LSTM(8, 8).double()
     second.load_state_dict({k.replace("_l1", "_l0"): v for k, v in m.state_dict().items() if "_l1" in k})
@@ -228,7 +228,7 @@ def test_fused_recurrence_second_order(mode, reverse):
     """The fused layer primitive's VJP recomputes the states from its inputs under create_graph,
     so second derivatives (through the gates and the states) are right."""
     from xbp.autograd import gradgradcheck
-    from xbp.ops.conv import recurrence
+    from xbp.ops.recurrence import recurrence
     rng = np.random.default_rng(4)
     G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     T, B, H = 3, 1, 2

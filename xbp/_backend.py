@@ -262,7 +262,7 @@ class Backend:
     def random_permutation(self, n):
         return self.from_numpy(self.rng.permutation(n))
 
-    # --- convolution windows (xbp.ops.conv) ----------------------------------------------------
+    # --- convolution windows (xbp.ops.conv, xbp.ops.pooling) ----------------------------------------------------
     def window_columns(self, x, kernel, stride, dilation, out_hw):
         """The im2col buffer of a convolution: x (A, Hp, Wp, B) -> a new array (A, kh, kw, Ho, Wo, B)
         with [a, i, j, h, w, b] = x[a, h*sh + i*dh, w*sw + j*dw, b].

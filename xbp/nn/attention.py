@@ -1,119 +1,19 @@
 """Attention layers: MultiheadAttention and TransformerEncoderLayer, with PyTorch's parameter and
 submodule names (in_proj_weight or q/k/v_proj_weight, in_proj_bias, bias_k, bias_v,
 out_proj.weight, out_proj.bias; self_attn, linear1, dropout, linear2, norm1, norm2, dropout1,
-dropout2), so PyTorch state dicts load; and `multi_head_attention_forward` with PyTorch's full
-functional signature (kdim/vdim projections, bias_k/bias_v, add_zero_attn), which the layer calls
-and `xbp.nn.functional` exports."""
+dropout2), so PyTorch state dicts load. The maths is `xbp.nn.functional.multi_head_attention_forward`
+(PyTorch's full functional signature: kdim/vdim projections, bias_k/bias_v, add_zero_attn)."""
 from __future__ import annotations
 
-import math
-
 from .. import _creation, ops
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .layers import Dropout, Linear
 from .module import Module
 from .norm import LayerNorm
 from .parameter import Parameter
 
-__all__ = ["MultiheadAttention", "TransformerEncoderLayer", "multi_head_attention_forward"]
-
-
-def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,  # noqa: C901
-                                 in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight,
-                                 out_proj_bias, training=True, key_padding_mask=None, need_weights=True,
-                                 attn_mask=None, use_separate_proj_weight=False, q_proj_weight=None,
-                                 k_proj_weight=None, v_proj_weight=None, static_k=None, static_v=None,
-                                 average_attn_weights=True, is_causal=False):
-    """Multi-head attention with PyTorch's full functional signature (what MultiheadAttention calls).
-
-    query (L, N, E), key (S, N, kdim), value (S, N, vdim) (or unbatched (L, E), ...). Projections:
-    in_proj_weight (3E, E) packing W_q, W_k, W_v, or with use_separate_proj_weight q_proj_weight
-    (E, E), k_proj_weight (E, kdim), v_proj_weight (E, vdim); in_proj_bias (3E,) either way.
-    bias_k, bias_v (1, 1, E): one more key/value row appended to every sequence after projection;
-    add_zero_attn: one more all-zero key/value row appended after the head split. Each added key
-    is a new mask column that may be attended (PyTorch pads the masks with zeros).
-    key_padding_mask (N, S): True (or -inf) marks keys to ignore; attn_mask (L, S) or
-    (N*num_heads, L, S): True marks pairs that may NOT attend, or a float mask to add; is_causal
-    without attn_mask: position i attends to j <= i. Returns (output (L, N, E), weights (N, L, S')
-    averaged over heads, or (N, num_heads, L, S'), or None without need_weights), S' counting the
-    added keys.
-    """
-    if static_k is not None or static_v is not None:
-        raise NotImplementedError("multi_head_attention_forward: static_k and static_v are not supported")
-    unbatched = query.ndim == 2
-    if unbatched:
-        query, key, value = (ops.unsqueeze(t, 1) for t in (query, key, value))
-        if key_padding_mask is not None:
-            key_padding_mask = ops.unsqueeze(key_padding_mask, 0)
-    L, N, E = query.shape
-    S = key.shape[0]
-    if E != embed_dim_to_check:
-        raise ValueError(f"multi_head_attention_forward: query has {E} features, expected embed_dim "
-                         f"{embed_dim_to_check}")
-    if E % num_heads:
-        raise ValueError(f"multi_head_attention_forward: embed_dim {E} is not divisible by num_heads {num_heads}")
-    if (bias_k is None) != (bias_v is None):
-        raise ValueError("multi_head_attention_forward: pass both bias_k and bias_v, or neither")
-    hd = E // num_heads
-    b = in_proj_bias
-    bq, bk, bv = (None, None, None) if b is None else (b[0:E], b[E:2 * E], b[2 * E:3 * E])
-    if use_separate_proj_weight:
-        q = FL._linear(query, q_proj_weight, bq)
-        k = FL._linear(key, k_proj_weight, bk)
-        v = FL._linear(value, v_proj_weight, bv)
-    elif key is query and value is query:        # self-attention: one projection GEMM
-        qkv = FL._linear(query, in_proj_weight, in_proj_bias)
-        q, k, v = qkv[..., 0:E], qkv[..., E:2 * E], qkv[..., 2 * E:3 * E]
-    else:
-        q = FL._linear(query, in_proj_weight[0:E], bq)
-        k = FL._linear(key, in_proj_weight[E:2 * E], bk)
-        v = FL._linear(value, in_proj_weight[2 * E:3 * E], bv)
-
-    # masks as additive float tensors: attn (L, S) or (N, heads, L, S), key padding (N, S)
-    am = None
-    if attn_mask is not None:
-        am = FL._additive_mask(attn_mask, q, False)
-        if am.ndim == 3:                         # (N*heads, L, S)
-            am = ops.reshape(am, (N, num_heads, L, S))
-    elif is_causal:
-        am = FL._causal_mask(L, S, q)
-    kpm = None if key_padding_mask is None else FL._additive_mask(key_padding_mask, q, False)
-
-    def extra_key(m):                            # one more key: a zero column (it may be attended)
-        if m is None:
-            return None
-        return ops.cat([m, _creation.zeros(*m.shape[:-1], 1, dtype=m.dtype, device=m.device)], -1)
-
-    if bias_k is not None:
-        k = ops.cat([k, ops.broadcast_to(bias_k, (1, N, E))], 0)
-        v = ops.cat([v, ops.broadcast_to(bias_v, (1, N, E))], 0)
-        am, kpm = extra_key(am), extra_key(kpm)
-
-    def heads(t):        # (n, N, E) -> (N, heads, n, hd)
-        return ops.permute(ops.reshape(t, (t.shape[0], N, num_heads, hd)), (1, 2, 0, 3))
-
-    q, k, v = heads(q), heads(k), heads(v)
-    if add_zero_attn:
-        z = _creation.zeros(N, num_heads, 1, hd, dtype=k.dtype, device=k.device)
-        k, v = ops.cat([k, z], 2), ops.cat([v, z], 2)
-        am, kpm = extra_key(am), extra_key(kpm)
-    S = k.shape[2]
-    mask = am
-    if kpm is not None:
-        kpm = ops.reshape(kpm, (N, 1, 1, S))
-        mask = kpm if mask is None else mask + kpm
-    out, w = FL._attention(q, k, v, mask, float(dropout_p), training, 1.0 / math.sqrt(hd))
-    out = ops.reshape(ops.permute(out, (2, 0, 1, 3)), (L, N, E))
-    out = FL._linear(out, out_proj_weight, out_proj_bias)
-    weights = None
-    if need_weights:
-        weights = ops.mean(w, 1) if average_attn_weights else w
-        if unbatched:
-            weights = weights[0, ...]
-    if unbatched:
-        out = out[:, 0, ...]
-    return out, weights
+__all__ = ["MultiheadAttention", "TransformerEncoderLayer"]
 
 
 class MultiheadAttention(Module):
@@ -198,7 +98,7 @@ class MultiheadAttention(Module):
             query = ops.swapaxes(query, 0, 1)
             key = query if same else ops.swapaxes(key, 0, 1)
             value = key if same_kv else ops.swapaxes(value, 0, 1)
-        out, w = multi_head_attention_forward(
+        out, w = F.multi_head_attention_forward(
             query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight, self.in_proj_bias,
             self.bias_k, self.bias_v, self.add_zero_attn, self.dropout, self.out_proj.weight, self.out_proj.bias,
             training=self.training, key_padding_mask=key_padding_mask, need_weights=need_weights,
@@ -221,7 +121,6 @@ class MultiheadAttention(Module):
 
 
 def _activation(name):
-    from . import functional as F
     if callable(name):
         return name
     if name == "relu":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import _creation
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -98,7 +98,7 @@ class Conv1d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
-        return FL.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
@@ -111,7 +111,7 @@ class Conv2d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
-        return FL.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -143,5 +143,5 @@ class ConvTranspose2d(_ConvNd):
                                      f"{input.shape} (sizes {base} to {top})")
                 op.append(extra)
             op = tuple(op)
-        return FL.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
                                    self.dilation)

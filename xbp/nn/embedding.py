@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import _creation
 from ..autograd import no_grad
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -51,7 +51,7 @@ class Embedding(Module):
         return cls(n, d, padding_idx=padding_idx, _weight=_creation.tensor(embeddings), _freeze=freeze)
 
     def forward(self, input):
-        return FL.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"

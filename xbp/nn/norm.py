@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _creation
 from ..autograd import no_grad
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -65,7 +65,7 @@ class _BatchNorm(Module):
         # batch statistics when training or when there are no running ones
         use_batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return FL.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
+        return F.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
                              self.weight, self.bias, use_batch, factor, self.eps)
 
     def extra_repr(self):
@@ -104,7 +104,7 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, input):
-        return FL.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -128,7 +128,7 @@ class GroupNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, input):
-        return FL.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

@@ -8,7 +8,7 @@ layouts and initialisation, so PyTorch state dicts load as they are:
                               and output has size P: weight_hh is (4H, P), and layers after
                               the first take inputs of size D*P
 
-Every parameter starts U(-1/sqrt(H), 1/sqrt(H)). The maths is `functional_layers.rnn` and the
+Every parameter starts U(-1/sqrt(H), 1/sqrt(H)). The maths is `functional.rnn` and the
 cell functions (`lstm_projected` below for proj_size).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import functools
 import math
 
 from .. import _creation, ops
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -93,7 +93,7 @@ class _RNNBase(Module):
         for h, want in zip(hx if isinstance(hx, tuple) else (hx,), wants):
             if h is not None and h.shape != want:
                 raise ValueError(f"{type(self).__name__}: initial state has shape {h.shape}, expected {want}")
-        f = lstm_projected if self.proj_size else functools.partial(FL.rnn, self.mode)
+        f = lstm_projected if self.proj_size else functools.partial(F.rnn, self.mode)
         out, state = f(input, hx, self._flat_weights, self.num_layers, self.bias, self.dropout, self.training,
                        self.bidirectional, self.batch_first)
         if unbatched:
@@ -120,7 +120,7 @@ class _RNNBase(Module):
 
 def lstm_projected(input, hx, weights, num_layers, bias=True, dropout=0.0, training=True,  # noqa: A002
                    bidirectional=False, batch_first=False):
-    """A multi-layer LSTM with projections (PyTorch's proj_size), as `functional_layers.rnn`:
+    """A multi-layer LSTM with projections (PyTorch's proj_size), as `functional.rnn`:
     weights per layer and direction [w_ih (4H, I), w_hh (4H, P), b_ih, b_hh, w_hr (P, H)] (no
     biases without `bias`), PyTorch's _flat_weights order. Each step
         c_t = f c_{t-1} + i g,   h_t = (o tanh(c_t)) W_hr^T    (gates from x_t and h_{t-1}, (B, P))
@@ -146,11 +146,11 @@ def lstm_projected(input, hx, weights, num_layers, bias=True, dropout=0.0, train
             w = weights[k * per:(k + 1) * per]
             w_ih, w_hh, w_hr = w[0], w[1], w[-1]
             b = w[2] + w[3] if bias else None                  # both biases add to the gates
-            xs = FL._linear(x, w_ih, b)                        # (T, B, 4H), one GEMM
+            xs = F._linear(x, w_ih, b)                        # (T, B, 4H), one GEMM
             h, c = h0[k], c0[k]
             seq = [None] * T
             for t in (range(T - 1, -1, -1) if d == 1 else range(T)):
-                u, c = FL._lstm_gates(xs[t] + ops.linear(h, w_hh), c, H)
+                u, c = F._lstm_gates(xs[t] + ops.linear(h, w_hh), c, H)
                 h = seq[t] = ops.linear(u, w_hr)
             outs_dir.append(ops.stack(seq, 0))
             hn.append(h)
@@ -245,7 +245,7 @@ class RNNCell(_CellBase):
 
     def forward(self, input, hx=None):
         x, h, unb = self._prep(input, hx)
-        f = FL.rnn_tanh_cell if self.nonlinearity == "tanh" else FL.rnn_relu_cell
+        f = F.rnn_tanh_cell if self.nonlinearity == "tanh" else F.rnn_relu_cell
         h = f(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return h[0, ...] if unb else h
 
@@ -256,7 +256,7 @@ class LSTMCell(_CellBase):
 
     def forward(self, input, hx=None):
         x, hc, unb = self._prep(input, hx)
-        h, c = FL.lstm_cell(x, hc, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        h, c = F.lstm_cell(x, hc, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return (h[0, ...], c[0, ...]) if unb else (h, c)
 
 
@@ -266,5 +266,5 @@ class GRUCell(_CellBase):
 
     def forward(self, input, hx=None):
         x, h, unb = self._prep(input, hx)
-        h = FL.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        h = F.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return h[0, ...] if unb else h
