@@ -1,6 +1,8 @@
 """Small helpers shared by the op modules: argument normalisation and non-differentiable ops."""
 from __future__ import annotations
 
+import operator
+
 from .._primitive import _device_mismatch
 from .._tensor import Tensor, _wrap
 
@@ -56,3 +58,40 @@ def keepdim_shape(shape, axes):
     if axes is None:
         return (1,) * len(shape)
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+# --- argument checks shared by every op: dims, sizes (PyTorch's messages) -------------------------
+def dim_index(op, dim, ndim):
+    """One PyTorch `dim` (an int in [-ndim, ndim), or 0/-1 for a 0-d tensor) -> a non-negative
+    axis. Raises IndexError with PyTorch's wording for an out-of-range dim and TypeError for a
+    non-integer one (bool included), naming `op`."""
+    if dim.__class__ is not int:
+        if isinstance(dim, bool) or not hasattr(dim, "__index__"):
+            raise TypeError(f"{op}: dim must be an integer, got {type(dim).__name__} ({dim!r})")
+        dim = operator.index(dim)
+    n = ndim if ndim > 0 else 1
+    if not -n <= dim < n:
+        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim + n if dim < 0 else (dim if ndim > 0 else 0)
+
+
+def dim_tuple(op, dims, ndim):
+    """A dim or a sequence of dims -> tuple of non-negative axes (in the given order); each is
+    range-checked as `dim_index`, and a dim named twice is a RuntimeError as in PyTorch."""
+    if dims.__class__ is int or not isinstance(dims, (tuple, list)):
+        return (dim_index(op, dims, ndim),)
+    out = tuple(dim_index(op, d, ndim) for d in dims)
+    if len(set(out)) != len(out):
+        dup = next(d for d in out if out.count(d) > 1)
+        raise RuntimeError(f"{op}: dim {dup} appears multiple times in the list of dims {tuple(dims)}")
+    return out
+
+
+def check_size(op, value, what="size"):
+    """A size, count or length: an int (NumPy integers accepted, bool and float refused) -> int."""
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{op}: {what} must be an integer, got {type(value).__name__} ({value!r})")
+    return operator.index(value)
