@@ -198,12 +198,16 @@ class Backend:
         lo, hi = self.to_numpy(self.stack([self.min(x), self.max(x)]))
         return int(lo), int(hi)
 
-    def check_index_range(self, index, n: int, what: str):
-        """Raise IndexError if any index is outside [-n, n) (CuPy would wrap it silently)."""
+    def check_index_range(self, index, n: int, what: str, negative: bool = True):
+        """Raise IndexError if any index is outside [-n, n) (`negative`: Python-style indexing such
+        as x[idx]) or outside [0, n) (negative=False: gather, index_select, embedding, one_hot...,
+        where PyTorch refuses -1). CuPy would wrap an out-of-range index silently."""
         lo = int(self.to_numpy(self.min(index)))
         hi = int(self.to_numpy(self.max(index)))
-        if lo < -n or hi >= n:
-            raise IndexError(f"{what}: index out of range: values span [{lo}, {hi}] for a dim of size {n}")
+        if lo < (-n if negative else 0) or hi >= n:
+            span = f"[{-n}, {n})" if negative else f"[0, {n})"
+            raise IndexError(f"{what}: index out of range: values span [{lo}, {hi}], outside {span} "
+                             f"for a dim of size {n}")
 
     def index_positions(self, shape, key):
         """Flat positions selected by an advanced-indexing `key` into an array of `shape`."""
