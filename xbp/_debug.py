@@ -126,14 +126,13 @@ def module_scope(module):
     return _ModuleScope(module, sys._getframe(1))
 
 
-def _find_module_call_code():
-    try:
-        from .nn.module import Module
-    except ImportError:
-        return
-    call = getattr(Module.__call__, "__code__", None)
-    if call is not None:
-        _CALL_CODES.add(call)
+def register_module_call(fn) -> None:
+    """Make frames of `fn` (a layer class's ``__call__``) count as module calls for
+    ``group_by_module``. ``xbp.nn.Module`` registers its own at import, so this low layer never
+    imports ``xbp.nn``."""
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        _CALL_CODES.add(code)
 
 
 def _current_scope() -> tuple:
@@ -615,8 +614,6 @@ class recording:
         if self.recorder is not None:
             _STATE.recorders.append(self.recorder)
         if self.modules:
-            if not _CALL_CODES:
-                _find_module_call_code()
             _STATE.scopes += 1
         _STATE.refresh()
         return self
