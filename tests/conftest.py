@@ -51,3 +51,18 @@ def rand(shape, device, dtype=np.float64, low=-1.0, high=1.0, seed=0, requires_g
     """A tensor of uniform values built from NumPy (so references can use the same numbers)."""
     a = np.random.default_rng(seed).uniform(low, high, size=shape).astype(dtype)
     return xbp.tensor(a, device=device, requires_grad=requires_grad), a
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips summarised by reason, one line each (the per-test list is `-rs`)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = {}
+    for rep in skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section("skips by reason")
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        terminalreporter.line(f"{n:6d}  {reason}")

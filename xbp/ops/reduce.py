@@ -201,7 +201,7 @@ def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """log(sum(exp(x))) over `dim`, stable for large |x| (the max is subtracted first)."""
+    """log(sum(exp(x))) over `dim`, stable for large ``|x|`` (the max is subtracted first)."""
     axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
     m = amax(x.detach(), axes, keepdim=True)
     m = E.where(E.isfinite(m), m, 0.0)
