@@ -226,11 +226,24 @@ def test_grad_norms_per_edge_of_shared_parameter(device):
     np.testing.assert_allclose(w.grad.numpy(), np.cos(v) * v + np.sin(v))
 
 
-def test_show_grads_after_freeing_backward_needs_record(device):
-    E, _ = mazur(device)
+def test_show_grads_after_freeing_backward_shows_leaf_grads_and_says_how(device):
+    E, params = mazur(device)
     E.backward()
-    with pytest.raises(RuntimeError, match="xbp.viz.record"):
-        to_dot(E, show_grads=True)
+    dot = to_dot(E, params=params, show_grads=True)
+    assert abs(float(params["W2"].grad.numpy()[0, 0]) - 0.082167041) < 1e-8   # Mazur's dE/dw5
+    for nm, t in params.items():
+        want = float(np.linalg.norm(t.grad.numpy()))
+        assert f"|.grad| {want:.3g}" in dot or f"|.grad| {want:.4g}" in dot, (nm, want)
+    assert "xbp.viz.record" in dot and "gradients flow back against the arrows" in dot
+    assert "edge numbers" not in dot                       # no edge norms were recorded
+
+
+def test_legend_explains_edges_and_numbers(device):
+    E, params = mazur(device)
+    assert "legend" not in to_dot(E, params=params)      # plain pictures stay as they were
+    dot = to_dot(E, params=params, show_grads=True)
+    assert "edge numbers: norm of the gradient" in dot and "data flow of the forward pass" in dot
+    assert "dashed notes" in to_dot(E, params=params, constants=True, legend=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -150,10 +150,8 @@ def _edge_norms(g: _Graph):
     recs = {n: _debug.EDGE_NORMS.get(n) for n in g.ops}
     if not any(r is not None for r in recs.values()):
         if any(n.freed for n in g.ops):
-            raise RuntimeError(
-                "xbp.viz.to_dot(show_grads=True): no gradient norms were recorded for this graph and its saved "
-                "tensors were freed by backward(). Run the backward inside `with xbp.viz.record():` "
-                "(then call to_dot), or call to_dot(show_grads=True) before backward() so it can run its own.")
+            # after a plain backward() the graph is gone: only the leaves' .grad can still be shown
+            return None, {}
         _rerun(g)
         recs = {n: _debug.EDGE_NORMS.get(n) for n in g.ops}
     edges, incoming = {}, {}
@@ -277,8 +275,16 @@ def _fmt_norm(v) -> str:
     return f"{v:.3g}"
 
 
+_LEGEND_EDGES = ("edges: data flow of the forward pass (input -> the op that used it);\n"
+                 "gradients flow back against the arrows during backward()\n")
+_LEGEND_NORMS = "edge numbers: norm of the gradient that flowed back along the edge\n"
+_LEGEND_LEAVES = ("edge norms were not recorded (the graph was freed by backward());\n"
+                  "|.grad| on a leaf is the norm of its accumulated gradient.\n"
+                  "For edge norms, run the backward inside `with xbp.viz.record():`\n")
+
+
 def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=False, constants: bool = False,
-           rankdir: str = "TB", name: str = "xbp") -> str:
+           rankdir: str = "TB", name: str = "xbp", legend=None) -> str:
     """Graphviz DOT text of the graph that produced `outputs` (Tensors, or lists of them).
 
     params: a Module (its ``named_parameters()``), a dict name -> tensor, or (name, tensor) pairs:
@@ -287,6 +293,10 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
         docstring for how the norms are obtained).
     group_by_module: True (or a depth 1, 2, ...) draws a node per module call instead of its ops.
     constants: also draw the array inputs that need no gradient (data, masks, indices).
+    legend: draw a note saying what the arrows and numbers mean (default: when show_grads).
+
+    After a plain ``backward()`` (graph freed, nothing recorded) ``show_grads=True`` labels the
+    leaves with the norms of their ``.grad`` instead, and the legend says how to get edge norms.
     """
     outs = _flatten(outputs)
     if not outs:
@@ -294,6 +304,9 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
     g = _Graph(outs)
     names = _leaf_names(params)
     norms, incoming = _edge_norms(g) if show_grads else ({}, {})
+    leaf_grads_only = norms is None
+    if leaf_grads_only:
+        norms = {}
 
     ids = {}
     for k, n in enumerate(g.ops):
@@ -352,6 +365,9 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
         nm = leaf_name(n)
         cls = "param" if nm is not None else "input"
         label = f"{nm if nm is not None else 'input'}\n{_meta(g, n)}"
+        t = n.tensor
+        if show_grads and t is not None and t.grad is not None:
+            label += f"\n|.grad| {_fmt_norm(_debug._host_float(t.xp.sqrt(t.xp.sum(t.grad.array * t.grad.array))))}"
         a = _attrs(label=label, shape="box", style="filled", fillcolor="lightblue" if nm else "lightyellow",
                    cls=cls, peripheries="2" if ids[n] in root_ids else None)
         lines.append(f"  {ids[n]} {a};")
@@ -422,6 +438,11 @@ def to_dot(*outputs, params=None, show_grads: bool = False, group_by_module=Fals
         lab = _fmt_norm(float(np.sqrt(sq))) if (show_grads and known) else None
         tip = f"{cnt} edge{'s' if cnt != 1 else ''}"
         lines.append(f"  {a} -> {b} {_attrs(label=lab, tooltip=tip)};")
+    if legend or (legend is None and show_grads):
+        text = _LEGEND_EDGES + (_LEGEND_LEAVES if leaf_grads_only else _LEGEND_NORMS if show_grads else "")
+        if constants:
+            text += "dashed notes: inputs that need no gradient (data, masks, indices)\n"
+        lines.append(f"  legend {_attrs(label=text, shape='note', fontsize='9', cls='legend')};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
