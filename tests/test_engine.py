@@ -193,9 +193,9 @@ def test_shape_errors_name_the_op_and_shapes(device):
         a.expand(3, 3)
     with pytest.raises(ValueError, match="stack: tensor 1 has shape"):
         xbp.stack([a, xbp.ones(3, device=device)])
-    with pytest.raises(ValueError, match="permute"):
+    with pytest.raises(RuntimeError, match="permute.*multiple times"):
         a.permute(0, 0)
-    with pytest.raises(IndexError, match="dimension 2 is out of range"):
+    with pytest.raises(IndexError, match=r"sum: Dimension out of range \(expected to be in range of \[-2, 1\], but got 2\)"):
         a.sum(2)
     with pytest.raises(ValueError, match="split: sections"):
         xbp.split(a, [1, 1], 1)

@@ -35,22 +35,14 @@ def no_grad_op(name, f):
     return op
 
 
-def norm_axis(dim, ndim, axis=None):
+def norm_axis(dim, ndim, axis=None, op="reduction"):
     """PyTorch `dim` or Array API `axis` (int, tuple or None) -> sorted tuple of non-negative
     axes, or None for all."""
     if axis is not None:
         dim = axis
     if dim is None:
         return None
-    if isinstance(dim, int):
-        dim = (dim,)
-    out = []
-    for d in dim:
-        d = int(d)
-        if not -ndim <= d < max(ndim, 1):
-            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(d % ndim if ndim else 0)
-    return tuple(sorted(out))
+    return tuple(sorted(dim_tuple(op, dim, ndim)))
 
 
 def keepdim_shape(shape, axes):

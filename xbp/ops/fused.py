@@ -39,9 +39,15 @@ log_softmax_p = Primitive("log_softmax", _log_softmax_fwd, _log_softmax_vjp, sav
 
 def softmax(x, dim=-1):
     """exp(x) / sum(exp(x)) along `dim`, stable for large inputs."""
-    return apply(softmax_p, (x,), {"axis": norm_axis(dim, x.ndim)[0]})
+    axis = norm_axis(dim, x.ndim, op="softmax")[0]
+    if x.ndim and x.shape[axis] == 0:
+        return x * 1.0                   # nothing to normalise: an empty result, as in PyTorch
+    return apply(softmax_p, (x,), {"axis": axis})
 
 
 def log_softmax(x, dim=-1):
     """log(softmax(x)) along `dim`, computed as x - logsumexp(x) (stable)."""
-    return apply(log_softmax_p, (x,), {"axis": norm_axis(dim, x.ndim)[0]})
+    axis = norm_axis(dim, x.ndim, op="log_softmax")[0]
+    if x.ndim and x.shape[axis] == 0:
+        return x * 1.0                   # nothing to normalise: an empty result, as in PyTorch
+    return apply(log_softmax_p, (x,), {"axis": axis})

@@ -15,7 +15,7 @@ import numpy as np
 from .._backend import DeviceError
 from .._primitive import GRAD_STATE, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
-from ._util import unpack
+from ._util import dim_index, unpack
 from .shape import _as_view, broadcast_p, permute_p, reshape, reshape_p
 
 
@@ -235,12 +235,15 @@ def _check_index(name, x, index, dim):
     if index.xp is not x.xp:
         raise DeviceError(f"{name}: index is on {index.device}, input on {x.device}; move it with .to() first")
     if index.numel():
-        index.xp.check_index_range(index.array, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})")
+        index.xp.check_index_range(index.array, x.shape[dim], f"{name} (dim {dim}, input shape {x.shape})",
+                                   negative=False)
 
 
 def gather(x, dim, index):
     """out[i][j][k] = x[i][index[i][j][k]][k] (for dim=1): PyTorch's gather. index has x's ndim."""
-    dim %= x.ndim
+    dim = dim_index("gather", dim, x.ndim)
+    if isinstance(index, Tensor) and index.ndim != x.ndim and x.ndim > 0:
+        raise RuntimeError(f"gather: index {index.shape} and input {x.shape} must have the same number of dims")
     _check_index("gather", x, index, dim)
     return apply(gather_p, (x, index), {"axis": dim})
 
@@ -277,7 +280,9 @@ def take_rows(weight, index):
 def index_select(x, dim, index):
     """Select entries of a 1-D integer `index` along `dim`."""
     from .shape import movedim
-    dim %= x.ndim
+    dim = dim_index("index_select", dim, x.ndim)
+    if isinstance(index, Tensor) and index.ndim > 1:
+        raise IndexError(f"index_select: index must be 0-d or 1-D, got shape {index.shape}")
     if dim == 0:
         return take_rows(x, index)
     return movedim(take_rows(movedim(x, dim, 0), index), 0, dim)

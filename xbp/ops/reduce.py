@@ -5,12 +5,12 @@ from collections import namedtuple
 
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
-from ._util import keepdim_shape, no_grad_op, norm_axis
+from ._util import dim_index, keepdim_shape, no_grad_op, norm_axis
 from . import elementwise as E
 
 
-def _axes_kw(x, dim, keepdim, axis, keepdims):
-    return norm_axis(dim, x.ndim, axis), bool(keepdim if keepdims is None else keepdims)
+def _axes_kw(x, dim, keepdim, axis, keepdims, op="reduction"):
+    return norm_axis(dim, x.ndim, axis, op), bool(keepdim if keepdims is None else keepdims)
 
 
 def _spread(c, g):
@@ -85,7 +85,7 @@ amin_p = Primitive("amin", lambda xp, x, axis, keepdims: xp.min(x, axis=axis, ke
 
 def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):  # noqa: A001
     """Sum over `dim` (int, tuple or None for all). (..., d, ...) -> (..., ...)."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "sum")
     if dtype is not None:
         x = x.to(dtype=dtype)
     elif x.dtype.kind == "b":            # counting: bool sums to int64, as in PyTorch
@@ -95,7 +95,7 @@ def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):  #
 
 def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Mean over `dim` (int, tuple or None for all)."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "mean")
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point tensor, got dtype {x.dtype}; use x.float().mean()")
     return apply(mean_p, (x,), {"axis": axes, "keepdims": kd})
@@ -103,26 +103,34 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Product over `dim`."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "prod")
     return apply(prod_p, (x,), {"axis": axes, "keepdims": kd})
 
 
 def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Maximum over `dim` (gradient shared evenly among ties)."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "amax")
     return apply(amax_p, (x,), {"axis": axes, "keepdims": kd})
 
 
 def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Minimum over `dim` (gradient shared evenly among ties)."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "amin")
     return apply(amin_p, (x,), {"axis": axes, "keepdims": kd})
 
 
-argmax = no_grad_op("argmax", lambda xp, x, dim=None, keepdim=False: xp.argmax(x, axis=dim, keepdims=keepdim))
-argmin = no_grad_op("argmin", lambda xp, x, dim=None, keepdim=False: xp.argmin(x, axis=dim, keepdims=keepdim))
-all = no_grad_op("all", lambda xp, x, dim=None, keepdim=False: xp.all(x, axis=dim, keepdims=keepdim))  # noqa: A001
-any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(x, axis=dim, keepdims=keepdim))  # noqa: A001
+def _one_dim(op, dim, ndim):
+    return None if dim is None else dim_index(op, dim, ndim)
+
+
+argmax = no_grad_op("argmax", lambda xp, x, dim=None, keepdim=False: xp.argmax(
+    x, axis=_one_dim("argmax", dim, x.ndim), keepdims=keepdim))
+argmin = no_grad_op("argmin", lambda xp, x, dim=None, keepdim=False: xp.argmin(
+    x, axis=_one_dim("argmin", dim, x.ndim), keepdims=keepdim))
+all = no_grad_op("all", lambda xp, x, dim=None, keepdim=False: xp.all(  # noqa: A001
+    x, axis=norm_axis(dim, x.ndim, op="all"), keepdims=keepdim))
+any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(  # noqa: A001
+    x, axis=norm_axis(dim, x.ndim, op="any"), keepdims=keepdim))
 
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 
@@ -189,7 +197,7 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
     """Variance over `dim` with `correction` (1: unbiased, 0: population), as PyTorch."""
     if unbiased is not None:
         correction = 1 if unbiased else 0
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "var")
     n = _count(x.shape, axes)
     d = x - mean(x, axes, keepdim=True)
     return sum(d * d, axes, kd) / float(n - correction if n > correction else 0)
@@ -202,7 +210,7 @@ def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """log(sum(exp(x))) over `dim`, stable for large ``|x|`` (the max is subtracted first)."""
-    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims)
+    axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "logsumexp")
     m = amax(x.detach(), axes, keepdim=True)
     m = E.where(E.isfinite(m), m, 0.0)
     out = E.log(sum(E.exp(x - m), axes, keepdim=True)) + m
@@ -229,7 +237,7 @@ norm2_p = Primitive("norm", _norm2_fwd, _norm2_vjp, save="in,out")
 def norm(x, p=2, dim=None, keepdim=False):
     """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number)."""
     if p in (2, 2.0, "fro"):
-        axes = norm_axis(dim, x.ndim)
+        axes = norm_axis(dim, x.ndim, op="norm")
         return apply(norm2_p, (x,), {"axis": axes, "keepdims": bool(keepdim)})
     if p in (1, 1.0):
         return sum(E.abs(x), dim, keepdim)
@@ -255,4 +263,4 @@ cumsum_p = Primitive("cumsum", _cumsum_fwd, _cumsum_vjp)
 
 def cumsum(x, dim):
     """Cumulative sum along `dim`."""
-    return apply(cumsum_p, (x,), {"axis": norm_axis(dim, x.ndim)[0]})
+    return apply(cumsum_p, (x,), {"axis": norm_axis(dim, x.ndim, op="cumsum")[0]})

@@ -9,7 +9,7 @@ import math
 
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
-from ._util import norm_axis
+from ._util import check_size, dim_index, dim_tuple
 
 
 def _as_view(out: Tensor, x: Tensor, prim, params) -> Tensor:
@@ -29,7 +29,9 @@ reshape_p = Primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape),
 
 
 def _resolve_shape(shape, numel, op="reshape"):
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(check_size(op, s, "shape entries") for s in shape)
+    if any(s < -1 for s in shape):
+        raise ValueError(f"{op}: invalid shape dimension in {shape}")
     if shape.count(-1) > 1:
         raise ValueError(f"{op}: only one dimension can be -1, got {shape}")
     if -1 in shape:
@@ -60,12 +62,18 @@ def flatten(x, start_dim=0, end_dim=-1):
     """Merge dims start_dim..end_dim into one."""
     if x.ndim == 0:
         return reshape(x, (1,))
-    s, e = start_dim % x.ndim, end_dim % x.ndim
+    s, e = dim_index("flatten", start_dim, x.ndim), dim_index("flatten", end_dim, x.ndim)
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim}")
     return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
 
 def unflatten(x, dim, sizes):
-    dim = dim % x.ndim
+    """Split dim `dim` into `sizes` (one entry may be -1)."""
+    dim = dim_index("unflatten", dim, x.ndim)
+    sizes = tuple(check_size("unflatten", v, "sizes") for v in sizes)
+    if not sizes:
+        raise ValueError("unflatten: sizes must be non-empty")
     return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
 
 
@@ -74,16 +82,13 @@ def squeeze(x, dim=None):
     if dim is None:
         axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
     else:
-        axes = tuple(a for a in norm_axis(dim, x.ndim) if x.shape[a] == 1)
+        axes = tuple(a for a in dim_tuple("squeeze", dim, x.ndim) if x.ndim and x.shape[a] == 1)
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
 def unsqueeze(x, dim):
     """Insert a size-1 dim at `dim`."""
-    nd = x.ndim + 1
-    if not -nd <= dim < nd:
-        raise IndexError(f"unsqueeze: dim {dim} out of range for a result with {nd} dims")
-    dim %= nd
+    dim = dim_index("unsqueeze", dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
@@ -102,8 +107,8 @@ def permute(x, *dims):
     """Reorder dims: out.shape[i] = x.shape[dims[i]]."""
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = dims[0]
-    axes = tuple(int(d) % max(x.ndim, 1) for d in dims)
-    if sorted(axes) != list(range(x.ndim)):
+    axes = dim_tuple("permute", tuple(dims), x.ndim)
+    if len(axes) != x.ndim:
         raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {x.ndim} dims")
     if axes == tuple(range(x.ndim)):
         return x
@@ -114,7 +119,9 @@ def permute(x, *dims):
 def swapaxes(x, dim0, dim1):
     """Swap two dims (PyTorch's transpose)."""
     axes = list(range(x.ndim))
-    d0, d1 = dim0 % x.ndim, dim1 % x.ndim
+    d0, d1 = dim_index("transpose", dim0, x.ndim), dim_index("transpose", dim1, x.ndim)
+    if x.ndim == 0:
+        return x
     axes[d0], axes[d1] = axes[d1], axes[d0]
     return permute(x, axes)
 
@@ -124,7 +131,8 @@ swapdims = swapaxes
 
 
 def movedim(x, source, destination):
-    src, dst = source % x.ndim, destination % x.ndim
+    """Move dim `source` to position `destination` (ints)."""
+    src, dst = dim_index("movedim", source, x.ndim), dim_index("movedim", destination, x.ndim)
     order = [i for i in range(x.ndim) if i != src]
     order.insert(dst, src)
     return permute(x, order)
@@ -137,7 +145,7 @@ broadcast_p = Primitive("expand", lambda xp, x, shape: xp.broadcast_to(x, shape)
 
 def broadcast_to(x, shape):
     """Broadcast to `shape` (a read-only view)."""
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(check_size("expand", s, "shape entries") for s in shape)
     if shape == x.shape:
         return x
     lead = len(shape) - x.ndim
@@ -177,12 +185,22 @@ def cat(tensors, dim=0):
     """Join tensors along an existing dim."""
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("cat: needs at least one tensor")
+        raise ValueError("cat: expected a non-empty list of Tensors")
     nd = tensors[0].ndim
     for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cat: expected Tensors, got {type(t).__name__} at position {i}")
+        if t.ndim == 0:
+            raise ValueError(f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated; "
+                             "use stack, or reshape it to (1,)")
         if t.ndim != nd:
             raise ValueError(f"cat: tensor {i} has {t.ndim} dims, tensor 0 has {nd}")
-    return apply(concat_p, tuple(tensors), {"axis": dim % nd})
+    axis = dim_index("cat", dim, nd)
+    for i, t in enumerate(tensors):
+        if t.shape[:axis] + t.shape[axis + 1:] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ValueError(f"cat: sizes of tensors must match except in dim {dim}: tensor 0 has shape "
+                             f"{tensors[0].shape}, tensor {i} has {t.shape}")
+    return apply(concat_p, tuple(tensors), {"axis": axis})
 
 
 concat = cat
@@ -191,20 +209,26 @@ concat = cat
 def stack(tensors, dim=0):
     """Join tensors along a new dim."""
     tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of Tensors")
     shape0 = tensors[0].shape
     for i, t in enumerate(tensors):
         if t.shape != shape0:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {shape0}")
-    nd = tensors[0].ndim + 1
-    return cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd)
+    d = dim_index("stack", dim, tensors[0].ndim + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d)
 
 
 def split(x, split_size_or_sections, dim=0):
     """Split into pieces of a given size (last may be smaller) or a list of sizes."""
-    dim %= x.ndim
+    dim = dim_index("split", dim, x.ndim)
+    if x.ndim == 0:
+        raise ValueError("split: expected a tensor with at least one dimension")
     n = x.shape[dim]
-    if isinstance(split_size_or_sections, int):
-        step = split_size_or_sections
+    if isinstance(split_size_or_sections, int) or not isinstance(split_size_or_sections, (list, tuple)):
+        step = check_size("split", split_size_or_sections, "split_size")
+        if step <= 0:
+            raise ValueError(f"split: split_size must be a positive integer, got {step}")
         sizes = [min(step, n - i) for i in range(0, n, step)]
     else:
         sizes = list(split_size_or_sections)
@@ -219,12 +243,23 @@ def split(x, split_size_or_sections, dim=0):
 
 def chunk(x, chunks, dim=0):
     """Split into `chunks` nearly equal pieces."""
+    chunks = check_size("chunk", chunks, "chunks")
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
+    dim = dim_index("chunk", dim, x.ndim)
+    if x.ndim == 0:
+        raise ValueError("chunk: expected a tensor with at least one dimension")
     n = x.shape[dim]
+    if n == 0:
+        return (x,)
     return split(x, -(-n // chunks), dim)
 
 
 def unbind(x, dim=0):
-    dim %= x.ndim
+    """The slices along `dim`, as a tuple of tensors with that dim removed."""
+    dim = dim_index("unbind", dim, x.ndim)
+    if x.ndim == 0:
+        raise ValueError("unbind: expected a tensor with at least one dimension")
     return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
 
 
@@ -234,7 +269,7 @@ flip_p = Primitive("flip", lambda xp, x, axis: xp.flip(x, axis=axis),
 
 def flip(x, dims):
     """Reverse the order of elements along `dims`."""
-    return apply(flip_p, (x,), {"axis": norm_axis(dims, x.ndim)})
+    return apply(flip_p, (x,), {"axis": tuple(sorted(dim_tuple("flip", dims, x.ndim)))})
 
 
 roll_p = Primitive("roll", lambda xp, x, shift, axis: xp.roll(x, shift, axis=axis),
@@ -248,7 +283,14 @@ def roll(x, shifts, dims=None):
         shifts = tuple(int(s) for s in shifts)
     if dims is None:
         return reshape(apply(roll_p, (flatten(x),), {"shift": shifts, "axis": None}), x.shape)
-    dims = tuple(d % x.ndim for d in dims) if isinstance(dims, (list, tuple)) else dims % x.ndim
+    if isinstance(dims, (list, tuple)):
+        if not isinstance(shifts, tuple) and len(dims) == 1:
+            shifts = (int(shifts),)
+        if not isinstance(shifts, tuple) or len(shifts) != len(dims):
+            raise ValueError(f"roll: shifts {shifts} and dims {tuple(dims)} must have the same length")
+        dims = tuple(dim_index("roll", d, x.ndim) for d in dims)
+    else:
+        dims = dim_index("roll", dims, x.ndim)
     return apply(roll_p, (x,), {"shift": shifts, "axis": dims})
 
 
@@ -295,7 +337,13 @@ def tile(x, reps):
 
 
 def repeat_interleave(x, repeats: int, dim=0):
-    dim %= x.ndim
+    """Repeat each element `repeats` (an int) times along `dim`."""
+    repeats = check_size("repeat_interleave", repeats, "repeats")
+    if repeats < 0:
+        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
+    dim = dim_index("repeat_interleave", dim, x.ndim)
+    if x.ndim == 0:
+        x = reshape(x, (1,))
     y = unsqueeze(x, dim + 1)
     shape = list(y.shape)
     shape[dim + 1] = repeats
