@@ -3,6 +3,8 @@ hot functions (sum, max, min, mean, matmul, reshape, ...). They must agree with 
 definitions, which array_api_compat implements: compared here on dtypes, axes and keepdims."""
 import threading
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,33 @@ def test_mask_and_int_range_agree_with_the_portable_bodies():
     assert CPU.int_range(t) == (int(t.min()), int(t.max()))
     strict = get_backend("strict")
     assert strict.int_range(strict.from_numpy(t)) == (int(t.min()), int(t.max()))
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_mask_with_non_finite_gradients_matches_where_and_pytorch(bad):
+    # PyTorch: relu's backward of an infinite (or NaN) upstream gradient is 0 where the input was
+    # dropped, the gradient itself where it was kept (where(), not g * keep = inf * 0 = NaN)
+    g = np.array([[bad, 1.0, bad], [2.0, bad, -3.0]], dtype=np.float32)
+    keep = np.array([[False, True, True], [True, False, False]])
+    want = np.where(keep, g, np.float32(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # and no "invalid value" warning on the way
+        _same(CPU.mask(g, keep), want)
+    _same(CPU.mask(np.full((), bad, np.float32), np.array(False)), np.float32(0))
+
+
+def test_relu_and_clamp_backward_of_an_infinite_gradient_is_zero_where_dropped(device):
+    # the common sqrt(clamp(E[x^2] - E[x]^2, min=0)) on a constant feature: d sqrt at 0 is inf
+    # (0.1, 0.1, 0.1) in float64: E[x^2] - E[x]^2 = -1.7e-18, so clamp drops it and PyTorch's
+    # gradient is exactly 0 (not inf * 0 = NaN)
+    x = xbp.full((3, 1), 0.1, dtype=xbp.float64, device=device, requires_grad=True)
+    var = (x * x).mean(0) - x.mean(0) ** 2
+    assert var.item() < 0
+    xbp.sqrt(xbp.clamp(var, min=0.0)).sum().backward()
+    assert x.grad.numpy().tolist() == [[0.0], [0.0], [0.0]]
+    r = xbp.tensor([-1.0, 2.0], device=device, requires_grad=True)
+    xbp.relu(r).backward(xbp.tensor([np.inf, np.inf], device=device))
+    assert r.grad.tolist() == [0.0, np.inf]          # torch 2.13: tensor([0., inf])
 
 
 def test_grad_mode_is_per_thread():
