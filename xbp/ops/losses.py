@@ -168,6 +168,8 @@ def _ce_vjp(c, g):
     if red == "none":
         gs = xp.reshape(g, ti.shape)                      # (N, d...) -> (N, 1, d...)
     elif red == "mean":
+        if denom is not None:       # every target ignored: loss 0/0 = NaN, gradient 0 (as PyTorch)
+            denom = be.where(denom == 0, be.ones_like(denom), denom)
         gs = g / (k(denom) if denom is not None else float(math.prod(ti.shape)))
     else:
         gs = g
@@ -320,7 +322,15 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
         return S.reshape(loss, () if unbatched else target.shape)
     if reduction == "sum":
         return R.sum(loss)
-    return R.sum(loss) / (_wrap(xp.sum(a), xp) if a is not None else float(target.numel()))
+    if a is None:
+        return R.sum(loss) / float(target.numel())
+    # mean over the kept weights; with every target ignored PyTorch's loss is 0/0 = NaN but its
+    # gradient is 0, so divide by a safe count and add the NaN as a constant
+    n = xp.sum(a)
+    empty = n == 0
+    safe = xp.where(empty, xp.ones_like(n), n)
+    out = R.sum(loss) / _wrap(safe, xp)
+    return out + _wrap(xp.where(empty, xp.full((), math.nan, dtype=n.dtype), xp.zeros_like(n)), xp)
 
 
 # --- regression losses: composites ----------------------------------------------------------------

@@ -205,7 +205,8 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
 
 def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=None):
     """Standard deviation over `dim` (square root of `var`)."""
-    return E.sqrt(var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims))
+    return apply(std_sqrt_p, (var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis,
+                                  keepdims=keepdims),))
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -234,6 +235,34 @@ def _norm2_vjp(c, g):
 norm2_p = Primitive("norm", _norm2_fwd, _norm2_vjp, save="in,out")
 
 
+def _normp_fwd(xp, x, axis, keepdims, p):
+    return xp.sum(xp.abs(x) ** p, axis=axis, keepdims=keepdims) ** (1.0 / p)
+
+
+def _normp_vjp(c, g):
+    # d|x|_p/dx = sign(x) (|x| / |x|_p)^(p-1); PyTorch's subgradient 0 where |x|_p = 0 and, for
+    # p < 1, where x = 0 (composed from pow it would be inf * 0 = NaN there)
+    xp, p, x = c.xp, c.p["p"], c.ins[0]
+    n = _spread(c, c.out)
+    ax = xp.abs(x)
+    dead = ax == 0
+    r = xp.where(dead, 1.0, ax) / xp.where(n == 0, 1.0, n)
+    return (xp.where(dead, 0.0, _spread(c, g) * xp.sign(x) * r ** (p - 1.0)),)
+
+
+normp_p = Primitive("norm_p", _normp_fwd, _normp_vjp, save="in,out")
+
+
+def _std_vjp(c, g):
+    # d sqrt(v) = g / (2 sqrt(v)), taken as 0 where v = 0 (a constant sample: PyTorch's 0, not NaN)
+    xp = c.xp
+    z = c.out == 0
+    return (xp.where(z, 0.0, g * 0.5 / xp.where(z, 1.0, c.out)),)
+
+
+std_sqrt_p = Primitive("std", lambda xp, v: xp.sqrt(v), _std_vjp, save="out")
+
+
 def norm(x, p=2, dim=None, keepdim=False):
     """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number)."""
     if p in (2, 2.0, "fro"):
@@ -245,7 +274,11 @@ def norm(x, p=2, dim=None, keepdim=False):
         return amax(E.abs(x), dim, keepdim)
     if p == float("-inf"):
         return amin(E.abs(x), dim, keepdim)
-    return E.pow(sum(E.pow(E.abs(x), float(p)), dim, keepdim), 1.0 / float(p))
+    p = float(p)
+    if not p > 0:
+        raise ValueError(f"norm: p must be positive, inf, -inf or 'fro', got {p}")
+    axes = norm_axis(dim, x.ndim, op="norm")
+    return apply(normp_p, (x,), {"axis": axes, "keepdims": bool(keepdim), "p": p})
 
 
 def _cumsum_fwd(xp, x, axis):
