@@ -26,6 +26,25 @@ def _check_optimizer(optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an xbp Optimizer")
 
 
+def _check_number(sched, name, v, *, low=None, strict_low=False):
+    """A finite float (>= or > `low`); NaN/inf or a wrong type is a clear error naming `sched`."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
+        raise TypeError(f"{sched}: {name} must be a number, got {type(v).__name__} ({v!r})")
+    v = float(v)
+    if not math.isfinite(v) or (low is not None and (v <= low if strict_low else v < low)):
+        bound = "" if low is None else f" {'>' if strict_low else '>='} {low}"
+        raise ValueError(f"{sched}: {name} must be a finite number{bound}, got {v}")
+    return v
+
+
+def _check_count(sched, name, v, *, low=1):
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{sched}: {name} must be an integer, got {type(v).__name__} ({v!r})")
+    if int(v) < low:
+        raise ValueError(f"{sched}: {name} must be >= {low}, got {v}")
+    return int(v)
+
+
 class LRScheduler:
     """Base class: subclasses define ``get_lr()`` (the next lrs from the current ones and
     ``last_epoch``) and optionally ``_get_closed_form_lr()``."""
@@ -119,10 +138,8 @@ class StepLR(LRScheduler):
     """Multiply the lr by `gamma` every `step_size` epochs: ``base_lr * gamma ** (epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        if int(step_size) < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size = int(step_size)
-        self.gamma = float(gamma)
+        self.step_size = _check_count("StepLR", "step_size", step_size)
+        self.gamma = _check_number("StepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -139,8 +156,8 @@ class MultiStepLR(LRScheduler):
     ``base_lr * gamma ** (number of milestones <= epoch)``."""
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
-        self.milestones = Counter(int(m) for m in milestones)
-        self.gamma = float(gamma)
+        self.milestones = Counter(_check_count("MultiStepLR", "milestones", m, low=0) for m in milestones)
+        self.gamma = _check_number("MultiStepLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -166,7 +183,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by `gamma` every epoch: ``base_lr * gamma ** epoch``."""
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
-        self.gamma = float(gamma)
+        self.gamma = _check_number("ExponentialLR", "gamma", gamma, low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -213,8 +230,8 @@ class CosineAnnealingLR(LRScheduler):
     computed recursively, as PyTorch does, and continuing as a cosine past T_max)."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = T_max
-        self.eta_min = float(eta_min)
+        self.T_max = _check_count("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = _check_number("CosineAnnealingLR", "eta_min", eta_min, low=0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):

@@ -12,6 +12,8 @@ State layout follows PyTorch: ``opt.state[param]`` is a dict of Tensors and numb
 """
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 
 from .._tensor import Tensor, _wrap
@@ -104,7 +106,15 @@ class Optimizer:
         """Coerce hyperparameters to Python floats and validate them (subclasses extend `_validate`)."""
         for k in self._float_keys:
             if k in group and group[k] is not required:
-                group[k] = float(group[k])
+                v = group[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
+                    raise TypeError(f"{type(self).__name__}: {k} must be a number, got {type(v).__name__} ({v!r})")
+                group[k] = v = float(v)
+                if not math.isfinite(v):
+                    # PyTorch rejects NaN (its `0.0 <= v` checks fail) and accepts inf; an infinite
+                    # step size or decay can only produce inf/NaN weights, so xbp refuses both
+                    label = "learning rate" if k == "lr" else f"{k} value"
+                    raise ValueError(f"Invalid {label}: {v} ({type(self).__name__} needs a finite number)")
         self._validate(group)
 
     def _validate(self, group: dict) -> None:
@@ -184,6 +194,14 @@ class Optimizer:
                              "(from Optimizer.state_dict()), got "
                              f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
         saved_groups = state_dict["param_groups"]
+        mine = set(self.defaults)
+        for gi, sg in enumerate(saved_groups):
+            keys = set(sg) - {"params", "initial_lr"}
+            if not mine <= keys:
+                raise ValueError(
+                    f"load_state_dict: parameter group {gi} of the state dict has hyperparameters "
+                    f"{sorted(keys)} but {type(self).__name__} needs {sorted(mine)}: it was saved by another "
+                    f"optimizer (load it into that optimizer, or build a fresh {type(self).__name__})")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(saved_groups)} parameter group(s), this optimizer "
                              f"has {len(self.param_groups)}")
