@@ -13,7 +13,6 @@ Output lines: ``step N  loss L``, ``initial loss L0``, ``final loss L1`` and ``s
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -22,6 +21,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xbp  # noqa: E402
 import xbp.nn as nn  # noqa: E402
@@ -62,16 +62,18 @@ def sample(model, stoi, itos, prompt, n, temperature, rng, device):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a character-level LSTM with xbp and sample from it")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or strict")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--seq-len", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=4e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sample-chars", type=int, default=400)
-    ap.add_argument("--temperature", type=float, default=0.7)
+    import _cli
+    ap = _cli.Parser(description="Train a character-level LSTM with xbp and sample from it")
+    ap.add_argument("--device", default=None, help="cpu, cuda or strict (default: $XBP_DEVICE or cpu)")
+    ap.add_argument("--steps", type=_cli.int_at_least("--steps", 1), default=300)
+    ap.add_argument("--seq-len", type=_cli.int_at_least("--seq-len", 2), default=64)
+    ap.add_argument("--batch-size", type=_cli.int_at_least("--batch-size", 1), default=32)
+    ap.add_argument("--lr", type=_cli.positive_float("--lr"), default=4e-3)
+    ap.add_argument("--seed", type=_cli.int_at_least("--seed", 0), default=0)
+    ap.add_argument("--sample-chars", type=_cli.int_at_least("--sample-chars", 0), default=400)
+    ap.add_argument("--temperature", type=_cli.positive_float("--temperature"), default=0.7)
     args = ap.parse_args(argv)
+    args.device = _cli.use_device(args.device)   # before anything is built: --device beats XBP_DEVICE
 
     with open(TEXT, encoding="utf-8") as f:
         text = f.read()

@@ -16,7 +16,6 @@ says how to render them).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbp  # noqa: E402
 
 
@@ -204,11 +204,13 @@ def anomaly_section(device):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cpu")
+    import _cli
+    ap = _cli.Parser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default=None, help="cpu, cuda or strict (default: $XBP_DEVICE or cpu)")
     ap.add_argument("--out", default=os.path.join("runs", "graph_tour"))
     args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    args.device = _cli.use_device(args.device)   # before anything is built: --device beats XBP_DEVICE
+    _cli.prepare_out_dir(args.out)
     if shutil.which("dot") is None:
         print("(Graphviz's `dot` is not installed: graphs are written as .dot files)\n")
     ok = mazur_section(args.device, args.out)

@@ -20,17 +20,20 @@ read once per epoch, so the loop never waits on the GPU inside an epoch.
 """
 from __future__ import annotations
 
-import argparse
+import math
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 
 import xbp  # noqa: E402
 import xbp.nn as nn  # noqa: E402
 import xbp.nn.functional as F  # noqa: E402
 from xbp.data import DataLoader, TensorDataset, load_digits  # noqa: E402
+import _cli  # noqa: E402
 
 try:
     from tqdm import tqdm
@@ -123,24 +126,24 @@ def save_plot(history, path) -> str:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description="Train an MLP on the sklearn digits with xbp")
-    ap.add_argument("--hidden", type=int, default=128, help="units per hidden layer (128)")
-    ap.add_argument("--depth", type=int, default=1, help="number of hidden layers (1)")
+    ap = _cli.Parser(description="Train an MLP on the sklearn digits with xbp")
+    ap.add_argument("--hidden", type=_cli.int_at_least("--hidden", 1), default=128,
+                    help="units per hidden layer (128)")
+    ap.add_argument("--depth", type=_cli.int_at_least("--depth", 0), default=1, help="number of hidden layers (1)")
     ap.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam")
-    ap.add_argument("--lr", type=float, default=None, help="learning rate (default per optimizer: "
+    ap.add_argument("--lr", type=_cli.positive_float("--lr"), default=None,
+                    help="learning rate (default per optimizer: "
                     + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=_cli.int_at_least("--epochs", 1), default=30)
     ap.add_argument("--schedule", choices=["cosine", "none"], default="cosine",
                     help="learning-rate schedule over all steps (cosine)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=_cli.int_at_least("--batch-size", 1), default=32)
+    ap.add_argument("--seed", type=_cli.int_at_least("--seed", 0), default=0)
     ap.add_argument("--device", default=None, help="cpu or cuda (or strict); default: $XBP_DEVICE or cpu")
     ap.add_argument("--out", default=os.path.join("runs", "digits"),
                     help="directory for the checkpoint and the plot (runs/digits)")
     ap.add_argument("--no-plot", action="store_true", help="do not write curves.png")
     args = ap.parse_args(argv)
-    if args.hidden < 1 or args.depth < 0 or args.epochs < 1 or args.batch_size < 1:
-        ap.error("--hidden, --epochs and --batch-size must be >= 1 and --depth >= 0")
     if args.lr is None:
         args.lr = DEFAULT_LR[args.optimizer]
     return args
@@ -148,12 +151,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> float:
     args = parse_args(argv)
-    try:
-        device = xbp.device(args.device) if args.device else xbp.get_default_device()
-        xbp.zeros(1, device=device)      # fails here, in one line, if the device is unavailable
-    except (xbp.DeviceError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2)
+    device = _cli.use_device(args.device)      # before anything is built: --device beats XBP_DEVICE
+    _cli.prepare_out_dir(args.out)             # a bad --out fails now, not after the training
     try:
         (x_train, y_train), (x_test, y_test) = load_digits(test_size=0.2, seed=0, device="cpu")
     except ImportError as e:
@@ -180,7 +179,7 @@ def main(argv=None) -> float:
         bar = None
         if tqdm is not None:
             bar = tqdm(total=len(loader), desc=f"epoch {epoch:3d}/{args.epochs}", unit="batch",
-                       dynamic_ncols=True, file=sys.stdout)
+                       dynamic_ncols=True, file=sys.stderr)
         loss, acc = train_one_epoch(model, loader, opt, sched, bar)
         test_acc = evaluate(model, x_test, y_test)
         # the one read from the device per epoch
@@ -188,6 +187,11 @@ def main(argv=None) -> float:
         history["loss"].append(loss)
         history["train_acc"].append(acc)
         history["test_acc"].append(test_acc)
+        if not math.isfinite(loss):
+            if bar is not None:
+                bar.close()
+            _cli.fail(f"the training diverged: loss is {loss} after epoch {epoch}; the checkpoint in "
+                      f"{args.out} (if any) is kept. Lower --lr (now {args.lr:g}).", status=1)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", test_acc=f"{test_acc:.4f}")
             bar.close()
@@ -195,12 +199,15 @@ def main(argv=None) -> float:
             print(f"epoch {epoch:3d}/{args.epochs}  loss {loss:.4f}  acc {acc:.4f}  test_acc {test_acc:.4f}")
     train_time = time.perf_counter() - t0
 
-    os.makedirs(args.out, exist_ok=True)
     ckpt = os.path.join(args.out, "digits_mlp.safetensors")
     config = {k: getattr(args, k) for k in ("hidden", "depth", "optimizer", "lr", "batch_size", "seed")}
     try:
-        xbp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": args.epochs,
-                  "config": config, "test_accuracy": history["test_acc"][-1]}, ckpt)
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": args.epochs,
+                 "config": config, "test_accuracy": history["test_acc"][-1]}
+        if sched is not None:
+            state["scheduler"] = sched.state_dict()
+        if not _cli.save_checkpoint(state, ckpt, model, history["loss"][-1]):
+            raise SystemExit(1)
         print(f"checkpoint: {ckpt}")
     except ImportError as e:             # safetensors missing
         print(f"checkpoint skipped: {e}")

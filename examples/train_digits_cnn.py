@@ -11,7 +11,6 @@ cores. Prints the loss and test accuracy every 5 epochs and, last, a line
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xbp  # noqa: E402
 import xbp.nn as nn  # noqa: E402
@@ -68,14 +68,18 @@ def accuracy(model, x, y, batch=512):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a small CNN on the sklearn digits with xbp")
-    ap.add_argument("--device", default="cpu", help="cpu, cuda or strict")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    import _cli
+    ap = _cli.Parser(description="Train a small CNN on the sklearn digits with xbp")
+    ap.add_argument("--device", default=None, help="cpu, cuda or strict (default: $XBP_DEVICE or cpu)")
+    ap.add_argument("--epochs", type=_cli.int_at_least("--epochs", 1), default=40)
+    ap.add_argument("--batch-size", type=_cli.int_at_least("--batch-size", 1), default=64)
+    ap.add_argument("--lr", type=_cli.positive_float("--lr"), default=3e-3)
+    ap.add_argument("--seed", type=_cli.int_at_least("--seed", 0), default=0)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     args = ap.parse_args(argv)
+    if not 0.0 <= args.label_smoothing <= 1.0:
+        ap.error(f"--label-smoothing must be in [0, 1], got {args.label_smoothing}")
+    args.device = _cli.use_device(args.device)   # before anything is built: --device beats XBP_DEVICE
 
     xbp.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -20,9 +20,11 @@ __all__ = [
     "manual_seed", "DeviceError", "canonical_dtype",
 ]
 
+# The name "xbp" on the package index is an unrelated project: name CuPy's own distributions,
+# or this checkout's extras (installed from the checkout, never from the index).
 CUDA_INSTALL_HINT = (
-    'install CuPy for your CUDA version: pip install "xbp[cuda12]" (CUDA 12) or '
-    'pip install "xbp[cuda13]" (CUDA 13)'
+    "install the CuPy build for your CUDA version: pip install cupy-cuda12x (CUDA 12) or "
+    'pip install cupy-cuda13x (CUDA 13); from an xbp checkout: pip install -e ".[cuda12]" or ".[cuda13]"'
 )
 
 
