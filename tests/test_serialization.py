@@ -123,27 +123,13 @@ def test_a_failed_write_leaves_the_previous_file_intact(failing, tmp_path, monke
         raise OSError(f"simulated crash in {failing}")
 
     if failing == "write":                      # die halfway through writing the new bytes
-        real_fdopen = os.fdopen
+        real_write = os.write
 
-        class Half:
-            def __init__(self, f):
-                self.f = f
+        def half(fd, data):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError("simulated crash in write")
 
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.f.close()
-
-            def write(self, data):
-                self.f.write(data[: len(data) // 2])
-                self.f.flush()
-                raise OSError("simulated crash in write")
-
-            def __getattr__(self, name):
-                return getattr(self.f, name)
-
-        monkeypatch.setattr(os, "fdopen", lambda *a, **k: Half(real_fdopen(*a, **k)))
+        monkeypatch.setattr(os, "write", half)
     else:
         monkeypatch.setattr(os, failing, boom)
     with pytest.raises(OSError, match="simulated crash"):

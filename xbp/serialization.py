@@ -11,17 +11,27 @@ names (``0.weight``, ``0.bias``, ...): the file loads in any safetensors reader 
 ``safetensors.torch.load_file``) straight into a ``torch.nn`` model with the same layout, and a
 file saved by PyTorch's safetensors loads here as a flat ``{name: Tensor}`` dict.
 
-Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed,
-fsync'ed and renamed over the target (``os.replace``), so a crash mid-write leaves the previous
-checkpoint intact.
+Writes are atomic and leave nothing behind: on Linux the bytes go to an unnamed file in the
+target's directory (``O_TMPFILE``), which gets a name only once it is complete and fsync'ed, and is
+renamed over the target at once; elsewhere (or where the filesystem lacks O_TMPFILE) to a named
+temporary ``.<name>.<pid>.<random>.xbp-tmp``, and temporaries of that pattern whose process is gone
+are removed by the next save into the directory. A crash mid-write leaves the previous checkpoint
+intact. Saving over a symlink writes through to its target, as ``torch.save`` does.
+
+Integrity: the metadata holds a BLAKE2b digest of the tensors (names, dtypes, shapes, bytes) and
+the structure; `load` recomputes it, so a flipped bit in the data or the header is a
+`CheckpointError` rather than silently changed weights. Files without a digest (written by other
+tools) load as before.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
+import secrets
 import struct
-import tempfile
 
 import numpy as np
 
@@ -122,7 +132,22 @@ def save(obj, path) -> None:
     structure = _encode(obj, "", tensors, "")
     metadata = {"format": "pt", "xbp": json.dumps(structure, allow_nan=False),
                 "xbp_format": str(FORMAT_VERSION)}
+    metadata["xbp_digest"] = _digest(metadata, tensors)
     _atomic_write(path, stn.save(tensors, metadata=metadata))
+
+
+def _digest(metadata: dict, arrays: dict) -> str:
+    """BLAKE2b over the metadata (but the digest itself), each tensor's name, dtype and shape,
+    and its bytes: what a flipped bit anywhere in a checkpoint would change."""
+    h = hashlib.blake2b(digest_size=32)
+    meta = {k: v for k, v in metadata.items() if k != "xbp_digest"}
+    layout = [[k, arrays[k].dtype.str, list(arrays[k].shape)] for k in sorted(arrays)]
+    h.update(json.dumps([meta, layout], sort_keys=True).encode())
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        if a.size:
+            h.update(memoryview(a).cast("B"))
+    return "blake2b:" + h.hexdigest()
 
 
 def _umask() -> int:
@@ -131,35 +156,143 @@ def _umask() -> int:
     return m
 
 
+_TMP_SUFFIX = ".xbp-tmp"
+
+
 def _atomic_write(path, data: bytes) -> None:
-    """Write to a temp file next to `path`, fsync, then rename over `path`; on any failure the old
-    file stays as it was and the temp file is removed."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    """Write `data` to `path` so that any interruption leaves the old file as it was and nothing
+    else behind (see the module docstring). Errors name `path`, not a temporary."""
+    shown = os.fspath(path)
+    target = os.path.realpath(shown)       # through a symlink to its target, as torch.save
+    directory = os.path.dirname(target)
     try:
         try:
-            mode = os.stat(path).st_mode & 0o777
+            mode = os.stat(target).st_mode & 0o777
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        _remove_stale_temporaries(directory)
+        if not _write_unnamed(target, directory, data, mode):
+            _write_named(target, directory, data, mode)
+    except OSError as e:
+        raise type(e)(e.errno, f"xbp.save: cannot write the checkpoint {shown!r}: {e.strerror or e}") from None
     try:                                   # make the rename itself durable (POSIX; best effort)
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+    except OSError:
+        pass
+
+
+def _temp_name(target, directory) -> str:
+    return os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
+
+
+def _write_all(fd, data: bytes, mode) -> None:
+    os.fchmod(fd, mode)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def _write_unnamed(target, directory, data: bytes, mode) -> bool:
+    """Linux: an O_TMPFILE file has no name until it is complete; then it is linked in and renamed
+    over the target straight away. False where the OS or filesystem has no O_TMPFILE."""
+    if not _unnamed_files_work(directory):
+        return False
+    fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, mode)
+    try:
+        _write_all(fd, data, mode)
+        tmp = _temp_name(target, directory)
+        os.link(f"/proc/self/fd/{fd}", tmp)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return True
+
+
+_UNNAMED_OK: dict = {}                     # st_dev -> whether O_TMPFILE + link works there
+
+
+def _unnamed_files_work(directory) -> bool:
+    """Whether an O_TMPFILE file can be made and linked into `directory` (probed once per
+    filesystem with an empty file: no O_TMPFILE, a filesystem without it, or a sandbox that
+    refuses linking from /proc all fall back to a named temporary)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return False
+    dev = os.stat(directory).st_dev
+    ok = _UNNAMED_OK.get(dev)
+    if ok is None:
+        ok = False
+        try:
+            fd = os.open(directory, flag | os.O_WRONLY, 0o600)
+        except OSError:
+            pass
+        else:
+            probe = _temp_name("probe", directory)
+            try:
+                os.link(f"/proc/self/fd/{fd}", probe)
+                ok = True
+                _unlink_quietly(probe)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        _UNNAMED_OK[dev] = ok
+    return ok
+
+
+def _write_named(target, directory, data: bytes, mode) -> None:
+    tmp = _temp_name(target, directory)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            _write_all(fd, data, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+_TMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}" + re.escape(_TMP_SUFFIX) + "$")
+
+
+def _remove_stale_temporaries(directory) -> None:
+    """Remove xbp's own temporaries left in `directory` by a save whose process is gone (killed
+    mid-save where O_TMPFILE is not available)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        m = _TMP_RE.match(name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue                       # ours: another thread of this process may be saving
+        try:
+            os.kill(pid, 0)
+            continue                       # that process is alive: maybe still saving
+        except ProcessLookupError:
+            pass                           # gone: its temporary is garbage
+        except OSError:
+            continue                       # alive, owned by someone else
+        _unlink_quietly(os.path.join(directory, name))
+
+
+def _unlink_quietly(p) -> None:
+    try:
+        os.unlink(p)
     except OSError:
         pass
 
@@ -175,7 +308,7 @@ def _read_header(data: bytes, path) -> dict:
                               "(truncated, or not a safetensors file)")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise CheckpointError(f"{what}: its header is not valid JSON (corrupt, or not a safetensors file)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{what}: its header is not a JSON object")
@@ -204,19 +337,52 @@ def load(path, device=None):
     backend = get_backend(device)
     with open(path, "rb") as f:
         data = f.read()
+    try:
+        return _load_bytes(stn, data, path, backend)
+    except CheckpointError:
+        raise
+    except (RecursionError, TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as e:
+        # anything a malformed header or structure can provoke: one error type for every bad file
+        raise CheckpointError(f"xbp.load: {os.fspath(path)!r} is malformed ({type(e).__name__}: "
+                              f"{str(e)[:200]})") from None
+
+
+_TORCH_HINT = ("xbp reads safetensors files; in PyTorch, write one with "
+               "safetensors.torch.save_file(model.state_dict(), path)")
+
+
+def _load_bytes(stn, data: bytes, path, backend):
+    shown = repr(os.fspath(path))
+    if data[:4] == b"PK\x03\x04":
+        raise CheckpointError(f"xbp.load: {shown} is a zip archive, as torch.save writes (pickled Python "
+                              f"objects, which xbp never unpickles); {_TORCH_HINT}")
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise CheckpointError(f"xbp.load: {shown} is a Python pickle (torch.save's legacy format, or "
+                              f"pickle.dump); xbp never unpickles files; {_TORCH_HINT}")
     header = _read_header(data, path)
+    for name, info in header.items():
+        if name != "__metadata__" and isinstance(info, dict) and info.get("dtype") == "BF16":
+            raise CheckpointError(f"xbp.load: {shown} stores tensor {name!r} as bfloat16, which NumPy (and so "
+                                  "xbp) has no dtype for; convert it to float32 before saving, e.g. "
+                                  "{k: v.float() for k, v in state_dict.items()} in PyTorch")
     try:
         arrays = stn.load(data)
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types (and numpy's)
-        raise CheckpointError(f"xbp.load: {os.fspath(path)!r} could not be decoded as safetensors: {e}") from None
+        raise CheckpointError(f"xbp.load: {shown} could not be decoded as safetensors: {e}") from None
     # the buffers are read-only views into `data`: own writable copies (optimizers update in place)
     arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"xbp.load: {shown} has a malformed __metadata__ entry")
+    if "xbp_digest" in meta and meta["xbp_digest"] != _digest(meta, arrays):
+        raise CheckpointError(f"xbp.load: {shown} is corrupt: its contents do not match the digest stored "
+                              "when it was saved (a changed byte in the data or the header); restore it "
+                              "from a copy")
     if "xbp" in meta:
         try:
             structure = json.loads(meta["xbp"])
         except ValueError:
-            raise CheckpointError(f"xbp.load: {os.fspath(path)!r} has corrupt xbp metadata (not JSON)") from None
+            raise CheckpointError(f"xbp.load: {shown} has corrupt xbp metadata (not JSON)") from None
         return _decode(structure, arrays, backend)
     order = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0])
     return {k: _wrap(backend.from_numpy(arrays[k]), backend) for k in order}
