@@ -160,3 +160,82 @@ def test_internal_exceptions_do_not_leak(device):
     with pytest.raises(ValueError, match="flatten: start_dim"):
         x.flatten(1, 0)
     assert xbp.softmax(xbp.ones(2, 0, device=device), dim=1).shape == (2, 0)   # legal empty input
+
+
+def test_inplace_ops_follow_pytorchs_casting_rule(device):
+    # torch: a = torch.tensor([1, 2]); a += 0.5 -> RuntimeError: result type Float can't be cast to
+    # the desired output type Long
+    a = xbp.tensor([1, 2], device=device)
+    for op in (lambda: a.__iadd__(0.5), lambda: a.add_(xbp.tensor([0.5, 0.5], device=device)),
+               lambda: a.__iadd__(xbp.tensor([0.5, 0.5], device=device, requires_grad=True)),
+               lambda: a.div_(2), lambda: a.mul_(1.5)):
+        with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+            op()
+    assert a.tolist() == [1, 2] and a.dtype == xbp.int64          # untouched
+    f = xbp.tensor([1.0, 2.0], device=device)
+    f += xbp.tensor([1, 1], device=device)                         # int into float: allowed
+    f += xbp.tensor([1.0, 1.0], dtype=xbp.float64, device=device)  # float64 into float32: allowed
+    assert f.dtype == xbp.float32 and f.tolist() == [3.0, 4.0]
+    a *= 3
+    assert a.tolist() == [3, 6]
+
+
+def test_layer_and_creation_sizes_must_be_integers():
+    import xbp.nn as nn
+    for make, what in [(lambda: xbp.zeros(2.5, 3), "size"), (lambda: xbp.ones((2.0,)), "size"),
+                       (lambda: xbp.randn(2.5), "size"), (lambda: nn.Linear(2.5, 3), "Linear: in_features"),
+                       (lambda: nn.Embedding(10, 2.5), "Embedding: embedding_dim"),
+                       (lambda: nn.Conv2d(1, 2, 2.5), "kernel_size"),
+                       (lambda: nn.LSTM(3, 4.0), "LSTM: hidden_size")]:
+        with pytest.raises(TypeError, match=what):
+            make()
+
+
+def test_conv_and_pool_arguments_are_checked():
+    x, w = xbp.ones(1, 1, 5, 5), xbp.ones(1, 1, 3, 3)
+    with pytest.raises(ValueError, match="conv2d: stride must be positive"):
+        F.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match="conv2d: padding must be non-negative"):
+        F.conv2d(x, w, padding=-1)
+    with pytest.raises(ValueError, match="dilation must be positive"):
+        F.conv2d(x, w, dilation=0)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        xbp.nn.Conv2d(1, 1, 3, stride=0)(x)
+
+
+def test_broadcast_errors_name_the_op_and_both_shapes(device):
+    a, b = xbp.ones(2, 3, device=device), xbp.ones(4, device=device, requires_grad=True)
+    with pytest.raises(ValueError, match=r"add: the shapes \(2, 3\) and \(4,\) cannot be broadcast"):
+        a + b
+    with pytest.raises(ValueError, match=r"mul: the shapes \(2, 3\) and \(4,\)"):
+        a * b
+    with pytest.raises(ValueError, match=r"mse_loss: target shape \(4, 3\) differs from input shape \(2, 3\)"):
+        F.mse_loss(a, xbp.ones(4, 3, device=device))
+
+
+def test_fully_masked_attention_row_is_zero_with_finite_gradients(device):
+    rng = np.random.default_rng(0)
+    qa = rng.normal(size=(1, 3, 4))
+    m = np.array([[True, False, True], [False, False, False], [True, True, True]])
+    q = xbp.tensor(qa, device=device, requires_grad=True)
+    o = F.scaled_dot_product_attention(q, q, q, attn_mask=xbp.tensor(m, device=device))
+    o.sum().backward()
+    assert o.detach().numpy()[0, 1].tolist() == [0.0] * 4         # torch 2.13: zeros for that row
+    assert np.isfinite(q.grad.numpy()).all()
+    # the other rows: softmax over the allowed keys only (NumPy reference)
+    s = qa[0] @ qa[0].T / 2.0
+    s = np.where(m, s, -np.inf)
+    w = np.exp(s - s.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    np.testing.assert_allclose(o.detach().numpy()[0, [0, 2]], (w @ qa[0])[[0, 2]], rtol=1e-10)
+
+
+def test_masked_attention_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    qa = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    m = np.array([[True, False, True], [False, False, False], [True, True, True]])
+    q, tq = xbp.tensor(qa, requires_grad=True), torch.tensor(qa, requires_grad=True)
+    F.scaled_dot_product_attention(q, q, q, attn_mask=xbp.tensor(m)).sum().backward()
+    torch.nn.functional.scaled_dot_product_attention(tq, tq, tq, attn_mask=torch.tensor(m)).sum().backward()
+    np.testing.assert_allclose(q.grad.numpy(), tq.grad.numpy(), atol=1e-5)

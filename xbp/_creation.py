@@ -5,6 +5,7 @@ import numpy as np
 
 from ._backend import backend_of, canonical_dtype, get_backend
 from ._tensor import Tensor, _wrap
+from .ops._util import check_size
 
 DEFAULT_FLOAT = [np.dtype("float32")]
 
@@ -73,7 +74,9 @@ def from_dlpack(x) -> Tensor:
 def _shape(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
-    return tuple(int(s) for s in size)
+    if len(size) == 1 and hasattr(size[0], "shape") and not hasattr(size[0], "__index__"):
+        raise TypeError(f"size must be a tuple of integers, got a {type(size[0]).__name__}")
+    return tuple(check_size("tensor creation", s, "size") for s in size)
 
 
 def _float_dtype(dtype, op=None):

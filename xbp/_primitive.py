@@ -144,6 +144,15 @@ def _new_node(prim, xp, params, res, parents, needs, shapes) -> Node:
     return n
 
 
+def _reraise_shape_error(prim, args, e: ValueError) -> None:
+    """A backend's broadcasting error, re-raised naming the op and both shapes."""
+    if "broadcast" not in str(e):
+        return
+    shapes = " and ".join(str(tuple(getattr(a, "shape", ()))) for a in args)
+    raise ValueError(f"{prim.name}: the shapes {shapes} cannot be broadcast together (each dim must be "
+                     "equal, or 1 in one of them); reshape or unsqueeze one operand") from None
+
+
 def apply1(prim: Primitive, x, params: dict = _EMPTY) -> Tensor:
     """`apply` for one Tensor argument. Like `apply2` it fills the Node inline rather than through
     `_new_node` (the general path's helper): one call fewer on every recorded op."""
@@ -222,11 +231,15 @@ def apply2(prim: Primitive, a, b, params: dict = _EMPTY) -> Tensor:
         req = b.requires_grad
     else:
         return _apply_n(prim, (a, b), params)
-    if prim.res:
-        out, res = prim.fwd(xp, da, db, **params)
-    else:
-        out = prim.fwd(xp, da, db, **params)
-        res = None
+    try:                                # free on the happy path (CPython 3.11+ zero-cost try)
+        if prim.res:
+            out, res = prim.fwd(xp, da, db, **params)
+        else:
+            out = prim.fwd(xp, da, db, **params)
+            res = None
+    except ValueError as e:
+        _reraise_shape_error(prim, (a, b), e)
+        raise
     if ANOMALY[0] is not None:
         ANOMALY[0].check_forward(prim, (a, b), out)
     if not req or not GRAD_STATE.enabled:

@@ -9,6 +9,7 @@ from .. import _creation, ops
 from . import functional as F
 from . import init
 from .layers import Dropout, Linear
+from ..ops._util import check_size
 from .module import Module
 from .norm import LayerNorm
 from .parameter import Parameter
@@ -41,9 +42,11 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
                              f"({num_heads})")
-        self.embed_dim, self.num_heads, self.dropout = int(embed_dim), int(num_heads), float(dropout)
-        self.kdim = int(kdim) if kdim is not None else self.embed_dim
-        self.vdim = int(vdim) if vdim is not None else self.embed_dim
+        self.embed_dim = check_size("MultiheadAttention", embed_dim, "embed_dim")
+        self.num_heads = check_size("MultiheadAttention", num_heads, "num_heads")
+        self.dropout = float(dropout)
+        self.kdim = check_size("MultiheadAttention", kdim, "kdim") if kdim is not None else self.embed_dim
+        self.vdim = check_size("MultiheadAttention", vdim, "vdim") if vdim is not None else self.embed_dim
         self._qkv_same_embed_dim = self.kdim == self.embed_dim and self.vdim == self.embed_dim
         self.head_dim = self.embed_dim // self.num_heads
         self.batch_first = batch_first

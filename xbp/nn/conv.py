@@ -14,6 +14,7 @@ import math
 from .. import _creation
 from . import functional as F
 from . import init
+from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
@@ -21,9 +22,9 @@ __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
 
 def _ntuple(v, n, name):
-    if isinstance(v, int):
-        return (v,) * n
-    v = tuple(int(a) for a in v)
+    if not isinstance(v, (list, tuple)):
+        return (check_size("Conv", v, name),) * n
+    v = tuple(check_size("Conv", a, name) for a in v)
     if len(v) != n:
         raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v}")
     return v
@@ -47,13 +48,13 @@ class _ConvNd(Module):
                 raise ValueError(f"{type(self).__name__}: padding must be 'same', 'valid', an int or a tuple")
             if padding == "same" and _ntuple(stride, n, "stride") != (1,) * n:
                 raise ValueError(f"{type(self).__name__}: padding='same' is not supported for strided convolutions")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels, self.out_channels = check_size("_ConvNd", in_channels, "in_channels"), check_size("_ConvNd", out_channels, "out_channels")
         self.kernel_size = _ntuple(kernel_size, n, "kernel_size")
         self.stride = _ntuple(stride, n, "stride")
         self.padding = padding if isinstance(padding, str) else _ntuple(padding, n, "padding")
         self.dilation = _ntuple(dilation, n, "dilation")
         self.output_padding = _ntuple(output_padding, n, "output_padding")
-        self.groups = int(groups)
+        self.groups = check_size("_ConvNd", groups, "groups")
         self.padding_mode = padding_mode
         if self._transposed:
             shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size

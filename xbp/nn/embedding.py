@@ -6,6 +6,7 @@ from .. import _creation
 from ..autograd import no_grad
 from . import functional as F
 from . import init
+from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
@@ -21,7 +22,7 @@ class Embedding(Module):
         super().__init__()
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.num_embeddings, self.embedding_dim = check_size("Embedding", num_embeddings, "num_embeddings"), check_size("Embedding", embedding_dim, "embedding_dim")
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings "

@@ -313,9 +313,16 @@ def _causal_mask(L, S, like):
 def _attention(q, k, v, mask, dropout_p, training, scale):
     """softmax(q k^T * scale + mask) (dropped out) @ v; returns (output, weights)."""
     scores = ops.matmul(q * scale, ops.swapaxes(k, -1, -2))
+    dead = None
     if mask is not None:
         scores = scores + mask
+        # a query row whose every key is masked: PyTorch 2.13 returns zeros for it (and finite
+        # gradients), where softmax over all -inf would give NaN
+        dead = ops.amax(scores.detach(), -1, keepdim=True) == -math.inf
+        scores = ops.where(dead, 0.0, scores)
     w = ops.softmax(scores, -1)
+    if dead is not None:
+        w = ops.where(dead, 0.0, w)
     if dropout_p > 0.0 and training:
         w = dropout(w, dropout_p, True)
     return ops.matmul(w, v), w

@@ -10,6 +10,7 @@ from .. import _creation
 from ..ops import flatten as _flatten
 from . import functional as F
 from . import init
+from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
@@ -218,8 +219,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_size("Linear", in_features, "in_features")
+        self.out_features = check_size("Linear", out_features, "out_features")
         self.weight = Parameter(_creation.empty(self.out_features, self.in_features, device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(_creation.empty(self.out_features, device=device, dtype=dtype))

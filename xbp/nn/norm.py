@@ -9,6 +9,7 @@ from .. import _creation
 from ..autograd import no_grad
 from . import functional as F
 from . import init
+from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
@@ -21,7 +22,8 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device=None, dtype=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.num_features = check_size(type(self).__name__, num_features, "num_features")
+        self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         C = self.num_features
         if affine:
@@ -91,7 +93,7 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = tuple(check_size("LayerNorm", s, "normalized_shape") for s in normalized_shape)
         self.eps, self.elementwise_affine = float(eps), elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(_creation.ones(*self.normalized_shape, device=device, dtype=dtype))
@@ -118,7 +120,8 @@ class GroupNorm(Module):
         super().__init__()
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
-        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.num_groups = check_size("GroupNorm", num_groups, "num_groups")
+        self.num_channels = check_size("GroupNorm", num_channels, "num_channels")
         self.eps, self.affine = float(eps), affine
         if affine:
             self.weight = Parameter(_creation.ones(self.num_channels, device=device, dtype=dtype))

@@ -3,6 +3,7 @@ arguments)."""
 from __future__ import annotations
 
 from . import functional as F
+from ..ops._util import check_size
 from .module import Module
 
 __all__ = ["MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
@@ -46,7 +47,10 @@ class MaxUnpool2d(Module):
 
 
 def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+    if isinstance(v, (list, tuple)):
+        return tuple(check_size("pooling layer", a, "kernel_size/stride/padding") for a in v)
+    v = check_size("pooling layer", v, "kernel_size/stride/padding")
+    return (v, v)
 
 
 class AvgPool2d(Module):

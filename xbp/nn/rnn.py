@@ -19,6 +19,7 @@ import math
 from .. import _creation, ops
 from . import functional as F
 from . import init
+from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
@@ -31,7 +32,7 @@ class _RNNBase(Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
-        proj_size = int(proj_size)
+        proj_size = check_size(type(self).__name__, proj_size, "proj_size")
         if proj_size < 0:
             raise ValueError(f"{type(self).__name__}: proj_size should be a positive integer or zero to disable "
                              f"projections, got {proj_size}")
@@ -45,7 +46,10 @@ class _RNNBase(Module):
         if num_layers < 1 or hidden_size < 1:
             raise ValueError(f"{type(self).__name__}: num_layers and hidden_size must be positive")
         self.mode = mode
-        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
+        name = type(self).__name__
+        self.input_size = check_size(name, input_size, "input_size")
+        self.hidden_size = check_size(name, hidden_size, "hidden_size")
+        self.num_layers = check_size(name, num_layers, "num_layers")
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
         G = _GATES[mode] * self.hidden_size
@@ -202,7 +206,9 @@ class _CellBase(Module):
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
-        self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
+        self.input_size = check_size(type(self).__name__, input_size, "input_size")
+        self.hidden_size = check_size(type(self).__name__, hidden_size, "hidden_size")
+        self.bias = bias
         G = self._gates * self.hidden_size
         self.weight_ih = Parameter(_creation.empty(G, self.input_size, device=device, dtype=dtype))
         self.weight_hh = Parameter(_creation.empty(G, self.hidden_size, device=device, dtype=dtype))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
+from ._util import check_size
 
 
 # --- geometry -------------------------------------------------------------------------------------
@@ -194,13 +195,20 @@ conv_w_p = Primitive("conv2d_weight_grad", conv_w_fwd, _conv_w_vjp, save="in")
 
 # --- public convolution functions -----------------------------------------------------------------
 def _pair(v, name, op):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) == 1:
-        return (v[0], v[0])
-    if len(v) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair, got {v}")
+    """An int or a 1-/2-sequence of ints -> (h, w); stride, dilation and kernel_size must be
+    positive and padding non-negative (PyTorch's rules), so a 0 is an error, not a ZeroDivisionError."""
+    if isinstance(v, (list, tuple)):
+        v = tuple(check_size(op, a, name) for a in v)
+        if len(v) == 1:
+            v = (v[0], v[0])
+        if len(v) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair, got {v}")
+    else:
+        v = check_size(op, v, name)
+        v = (v, v)
+    low = 0 if name in ("padding", "output_padding") else 1
+    if min(v) < low:
+        raise ValueError(f"{op}: {name} must be {'non-negative' if low == 0 else 'positive'}, got {v}")
     return v
 
 

@@ -407,14 +407,47 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
     return x
 
 
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_KIND_NAME = {"b": "Bool", "u": "Byte", "i": "Long", "f": "Float", "c": "ComplexFloat"}
+
+
+def _check_inplace_cast(name, x: Tensor, result_kind: str) -> None:
+    """PyTorch's in-place rule: the result's dtype category must not be above the tensor's (a float
+    result cannot be written into an integer tensor, an integer one into a bool tensor)."""
+    k = x.dtype.kind
+    if _KIND_RANK[result_kind] > _KIND_RANK[k]:
+        raise RuntimeError(f"{name}: result type {_KIND_NAME[result_kind]} can't be cast to the desired "
+                           f"output type {_KIND_NAME[k]} (tensor dtype {x.dtype}); convert the tensor first, "
+                           f"e.g. x = x.to(xbp.float32), or use the out-of-place op")
+
+
+def _operand_kind(other) -> str:
+    if isinstance(other, Tensor):
+        return other.dtype.kind
+    if isinstance(other, bool):
+        return "b"
+    if isinstance(other, int):
+        return "i"
+    if isinstance(other, float):
+        return "f"
+    if isinstance(other, complex):
+        return "c"
+    return getattr(getattr(other, "dtype", None), "kind", "f")
+
+
 def _inplace_binary(name, op, array_iop):
     def f(x: Tensor, other):
+        kind = _operand_kind(other)
+        if name == "div_" and kind in "biu":
+            kind = "f"                       # true division has a float result
+        if kind != x.dtype.kind:
+            _check_inplace_cast(name, x, kind)
         if _recording(x, other):
             return _record_inplace(x, name, lambda old: op(old, other))
         _check_inplace(x, name)
         xp, (a, b) = unpack(name, (x, other))
-        if isinstance(other, Tensor) and other.dtype != x.dtype and other.dtype.kind == x.dtype.kind:
-            b = xp.astype(b, a.dtype)        # float32 += float64: keep x's dtype (strict refuses otherwise)
+        if isinstance(other, Tensor) and other.dtype != x.dtype:
+            b = xp.astype(b, a.dtype)        # float32 += float64 or += int: keep x's dtype (strict refuses otherwise)
         elif b.__class__ not in (int, float, bool) and isinstance(b, np.generic):
             b = b.item()
         out = array_iop(a, b)
@@ -551,6 +584,8 @@ def inplace_(x: Tensor, name: str, fn) -> Tensor:
         out = fn(x)
     if out.shape != x.shape:
         raise RuntimeError(f"{name}: the result has shape {out.shape} but the tensor has shape {x.shape}")
+    if out.dtype != x.dtype:
+        _check_inplace_cast(name, x, out.dtype.kind)
     v = out.array if out.dtype == x.dtype else x.xp.astype(out.array, x.array.dtype)
     x.xp.setitem(x.array, (Ellipsis,), v)
     x._version[0] += 1

@@ -51,6 +51,11 @@ def _check_same_shape(name, input, target, strict):
         msg = (f"{name}: target shape {target.shape} differs from input shape {input.shape}")
         if strict:
             raise ValueError(msg + "; they must match")
+        a, b = input.shape, target.shape
+        n = max(len(a), len(b))
+        a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+        if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+            raise ValueError(msg + "; they cannot even be broadcast together. Make them the same shape.")
         # PyTorch broadcasts with a warning: (N, 1) against (N,) silently becomes (N, N)
         warnings.warn(msg + "; they will be broadcast, which is likely wrong. Make them the same shape.",
                       stacklevel=3)
