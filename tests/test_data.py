@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import xbp
+from xbp._backend import get_backend
 from xbp.data import DataLoader, Dataset, TensorDataset, load_digits
 from conftest import to_np
 
@@ -42,7 +43,7 @@ def test_batches_in_order(bs, drop_last, n_batches, last, device):
         yb = np.concatenate([to_np(b[1]) for b in batches])
         np.testing.assert_array_equal(yb, y[:len(yb)])
         np.testing.assert_array_equal(xb, X[:len(yb)])
-        assert batches[0][0].device == device and batches[0][0].dtype == np.float32
+        assert batches[0][0].device == get_backend(device).device and batches[0][0].dtype == np.float32
         assert batches[0][1].dtype == np.int64
 
 
@@ -108,7 +109,7 @@ def test_one_transfer_per_tensor_per_batch_and_no_per_sample_indexing(monkeypatc
 def test_device_none_keeps_the_data_where_it_is(device):
     ds, _, _ = _ds(device=device)
     xb, _ = next(iter(DataLoader(ds, batch_size=4)))
-    assert xb.device == device
+    assert xb.device == get_backend(device).device
 
 
 class Squares(Dataset):
@@ -128,7 +129,7 @@ def test_generic_dataset_is_collated(device):
     np.testing.assert_array_equal(to_np(x), [[3, 9], [4, 16], [5, 25]])
     np.testing.assert_array_equal(to_np(k), [3, 4, 5])
     np.testing.assert_allclose(to_np(h), [1.5, 2.0, 2.5])
-    assert x.device == device and k.device == device and k.dtype == np.int64
+    assert x.device == get_backend(device).device and k.device == get_backend(device).device and k.dtype == np.int64
     assert batches[2][0].shape == (1, 2)
 
 
@@ -144,7 +145,7 @@ def test_load_digits(device):
     (Xtr, ytr), (Xte, yte) = load_digits(device=device)
     assert Xtr.shape == (1437, 64) and Xte.shape == (360, 64)
     assert ytr.shape == (1437,) and yte.shape == (360,)
-    assert Xtr.dtype == np.float32 and ytr.dtype == np.int64 and Xtr.device == device
+    assert Xtr.dtype == np.float32 and ytr.dtype == np.int64 and Xtr.device == get_backend(device).device
     xs, ys = to_np(Xtr), to_np(ytr)
     assert xs.min() == 0.0 and xs.max() == 1.0
     assert set(ys.tolist()) == set(range(10))

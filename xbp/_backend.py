@@ -95,6 +95,7 @@ class Backend:
         self.ns = ns
         self.device = device(name)
         self.native_device = native_device
+        self.array_type = type(self.asarray([0]))    # the backend's own array class (is_array)
         self._rng = None
         # native float dtypes, for the promotion rules xbp adds where NumPy and strict differ
         self.float_dtypes = frozenset(np.dtype(n) for n in ("float16", "float32", "float64"))
@@ -176,6 +177,11 @@ class Backend:
             pos = self.reshape(self.expand_dims(index * r, axis=1) + self.arange(0, r, dtype=index.dtype), (-1,))
             flat = self.scatter_add_flat(n * r, pos, self.reshape(values, (-1,)))
         return self.reshape(flat, (n,) + rest)
+
+    def is_array(self, v) -> bool:
+        """Whether `v` is an array of this backend (recognised by type: CuPy arrays have no
+        ``__array_namespace__``, and a NumPy array is not a device array)."""
+        return isinstance(v, self.array_type)
 
     def mask(self, g, keep):
         """`g` where the bool array `keep` is true, else 0: the backward of every piecewise-linear
@@ -585,8 +591,10 @@ class CupyBackend(Backend):
             return self.rng.integers(low, high, size=shape).astype(dtype, copy=False)
 
     def random_permutation(self, n):
+        # cupy.random.Generator has no permutation(): the order that sorts n uniform draws is a
+        # uniformly random permutation (ties have probability ~n^2 / 2^53)
         with self.native_device:
-            return self.rng.permutation(n)
+            return self.cupy.argsort(self.rng.random(n))
 
 
 _SCIPY_ERF = []
@@ -655,6 +663,16 @@ def get_backend(spec=None) -> Backend:
         _BACKENDS[name] = b
     _BACKENDS[spec if isinstance(spec, str) else name] = b
     return b
+
+
+def is_device_array(v) -> bool:
+    """Whether `v` is a NumPy, CuPy or array-api-strict array (recognised by type: CuPy arrays have
+    no ``__array_namespace__``, and NumPy scalars are not arrays)."""
+    t = type(v)
+    if t is np.ndarray:
+        return True
+    mod = t.__module__
+    return (mod.startswith("cupy") or mod.startswith("array_api_strict")) and hasattr(v, "shape")
 
 
 def backend_of(array) -> Backend:

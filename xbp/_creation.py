@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import backend_of, canonical_dtype, get_backend
+from ._backend import backend_of, canonical_dtype, get_backend, is_device_array
 from ._tensor import Tensor, _wrap
 from .ops._util import check_size
 
@@ -11,7 +11,7 @@ DEFAULT_FLOAT = [np.dtype("float32")]
 
 
 def _is_array(obj):
-    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not isinstance(obj, Tensor)
+    return is_device_array(obj)
 
 
 def _finish(arr, b, requires_grad):
@@ -37,6 +37,14 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         if dt is not None and b.canonical(arr.dtype) != dt:
             arr = b.astype(arr, b.dtype(dt))
         return _finish(arr, b, requires_grad)
+    if isinstance(data, (list, tuple)) and data and all(_is_array(d) or isinstance(d, Tensor) for d in data):
+        # a list of device arrays or tensors (tensor([cupy_a, cupy_b])): stacked where they live
+        parts = [tensor(d, dtype=dtype, device=device) for d in data]
+        src = parts[0].xp
+        if any(p.xp is not src for p in parts):
+            raise ValueError(f"tensor: the arrays in the list live on different devices "
+                             f"({sorted({str(p.device) for p in parts})})")
+        return _finish(src.stack([p.array for p in parts], axis=0), src, requires_grad)
     b = get_backend(device)
     host = np.asarray(data)
     if host.dtype == object:

@@ -48,15 +48,12 @@ def _rewrap(a, parent, xp):
     return _wrap(a, xp, True, parent)
 
 
-def _is_array(v):
-    return hasattr(v, "__array_namespace__") and not isinstance(v, Tensor)
-
-
 def _const(v, xp):
-    if _is_array(v):
+    """A saved parameter as a constant Tensor (arrays of the node's backend) for create_graph."""
+    if xp.is_array(v):
         return _wrap(v, xp)
-    if type(v) is tuple and any(_is_array(e) for e in v):
-        return tuple(_wrap(e, xp) if _is_array(e) else e for e in v)
+    if type(v) is tuple and any(xp.is_array(e) for e in v):
+        return tuple(_wrap(e, xp) if xp.is_array(e) else e for e in v)
     return v
 
 
@@ -70,7 +67,9 @@ def _tensor_ctx(n: Node) -> _TensorCtx:
     # arrays among the residuals and parameters (gather positions, masks) become constant Tensors,
     # so the tensor namespace's functions accept them
     c.res = _const(n.res, n.xp)
-    c.p = n.p if not any(_is_array(v) for v in n.p.values()) else {k: _const(v, n.xp) for k, v in n.p.items()}
+    xp = n.xp
+    c.p = n.p if not any(xp.is_array(v) or type(v) is tuple for v in n.p.values()) else {
+        k: _const(v, xp) for k, v in n.p.items()}
     c.needs = n.needs
     c.prim = n.prim
     return c

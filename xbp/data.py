@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ._backend import get_backend
+from ._backend import get_backend, is_device_array
 from ._creation import tensor
 from ._tensor import Tensor, _wrap
 
@@ -88,6 +88,8 @@ def _collate(items, target):
         return tuple(_collate(list(field), target) for field in zip(*items))
     if isinstance(first, dict):
         return {k: _collate([it[k] for it in items], target) for k in first}
+    if type(first) is not np.ndarray and is_device_array(first):   # device (CuPy) arrays: stack there
+        return tensor(list(items), device=target)
     host = np.stack([np.asarray(it) for it in items])
     return tensor(host, device=target)
 

@@ -11,7 +11,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .._backend import Backend, canonical_dtype, get_backend
+from .._backend import Backend, canonical_dtype, get_backend, is_device_array
 from .._tensor import Tensor, _wrap
 from .. import _debug
 from ..autograd import no_grad
@@ -459,7 +459,7 @@ def _as_source(src, dst: Tensor) -> Tensor:
     """A state_dict value (Tensor or array) on `dst`'s device and dtype."""
     if not isinstance(src, Tensor):
         from .._creation import tensor
-        src = tensor(np.asarray(src) if not hasattr(src, "__array_namespace__") else src)
+        src = tensor(src if is_device_array(src) else np.asarray(src))
     if src.xp is not dst.xp:
         src = src.to(dst.device)
     if src.dtype != dst.dtype:

@@ -1,0 +1,63 @@
+"""Device arrays are recognised by the Backend, never by NumPy or `__array_namespace__` (CuPy arrays
+have none): create_graph through indexing, load_state_dict, tensor([...]) and collation of raw
+device arrays. array-api-strict arrays stand in for CuPy's here; the cuda rows run on a GPU (and on
+the CuPy emulation, ../shared/tools/fakecupy)."""
+import numpy as np
+import pytest
+
+import xbp
+from xbp._backend import get_backend, is_device_array
+from xbp.data import DataLoader, Dataset
+
+
+def test_is_array_by_type(device):
+    b = get_backend(device)
+    a = b.asarray([1.0, 2.0])
+    assert b.is_array(a) and is_device_array(a)
+    assert not b.is_array(xbp.tensor([1.0], device=device)) and not is_device_array(np.float64(1.0))
+    assert not b.is_array([1.0]) and not is_device_array(3)
+
+
+def test_tensor_of_a_list_of_device_arrays_stacks_them_where_they_are(device):
+    b = get_backend(device)
+    t = xbp.tensor([b.asarray([1.0, 2.0]), b.asarray([3.0, 4.0])])
+    assert t.device == b.device and t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    t = xbp.tensor([xbp.tensor([1, 2], device=device), b.asarray([3, 4])], dtype=xbp.float32)
+    assert t.dtype == xbp.float32 and t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_load_state_dict_accepts_raw_device_arrays(device):
+    m = xbp.nn.Linear(2, 1).to(device)
+    b = get_backend(device)
+    m.load_state_dict({"weight": b.asarray([[1.0, 2.0]], dtype=b.dtype(np.dtype("float32"))),
+                       "bias": b.asarray([0.5], dtype=b.dtype(np.dtype("float32")))})
+    assert m.weight.tolist() == [[1.0, 2.0]] and m.bias.tolist() == [0.5]
+
+
+def test_collating_a_dataset_of_device_arrays(device):
+    b = get_backend(device)
+
+    class DeviceArrays(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return b.asarray([float(i), float(i) * 10]), i
+
+    (x, y), = list(DataLoader(DeviceArrays(), batch_size=4))
+    assert x.tolist() == [[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [3.0, 30.0]] and y.tolist() == [0, 1, 2, 3]
+
+
+def test_double_backward_through_gather_keeps_saved_index_arrays_as_tensors(device):
+    x = xbp.tensor([[1.0, 2.0, 3.0]], dtype=xbp.float64, device=device, requires_grad=True)
+    idx = xbp.tensor([[2, 0]], device=device)
+    y = (xbp.gather(x, 1, idx) ** 2).sum()
+    (g,) = xbp.grad(y, x, create_graph=True)
+    assert g.tolist() == [[2.0, 0.0, 6.0]]
+    (gg,) = xbp.grad(g.sum(), x)
+    assert gg.tolist() == [[2.0, 0.0, 2.0]]
+
+
+def test_randperm_is_a_permutation(device):
+    p = xbp.randperm(50, device=device)
+    assert sorted(p.tolist()) == list(range(50)) and p.dtype == xbp.int64
