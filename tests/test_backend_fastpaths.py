@@ -145,3 +145,15 @@ def test_grad_mode_is_per_thread():
     release.set()
     th.join()
     assert seen == {"main": True, "worker": False}
+
+
+def test_cupy_sign_and_clip_agree_with_the_portable_bodies():
+    # CupyBackend's native sign/clip against array-api-compat's (the portable body); needs CuPy
+    # (a GPU, or the emulation in ../shared/tools/fakecupy)
+    if not xbp.cuda_available():
+        pytest.skip("cuda: CuPy is not installed or sees no GPU (run on a GPU machine or the emulation)")
+    be = get_backend("cuda")
+    x = be.asarray(np.array([-2.0, -0.0, 0.0, 3.0, np.nan, np.inf], dtype=np.float32))
+    np.testing.assert_array_equal(be.to_numpy(be.sign(x)), be.to_numpy(be.ns.sign(x)))
+    for lo, hi in ((-1.0, 1.0), (None, 0.5), (0.0, None)):
+        np.testing.assert_array_equal(be.to_numpy(be.clip(x, lo, hi)), be.to_numpy(be.ns.clip(x, lo, hi)))

@@ -210,8 +210,7 @@ class Backend:
         """Raise IndexError if any index is outside [-n, n) (`negative`: Python-style indexing such
         as x[idx]) or outside [0, n) (negative=False: gather, index_select, embedding, one_hot...,
         where PyTorch refuses -1). CuPy would wrap an out-of-range index silently."""
-        lo = int(self.to_numpy(self.min(index)))
-        hi = int(self.to_numpy(self.max(index)))
+        lo, hi = self.int_range(index)          # one device -> host read for both bounds
         if lo < (-n if negative else 0) or hi >= n:
             span = f"[{-n}, {n})" if negative else f"[0, {n})"
             raise IndexError(f"{what}: index out of range: values span [{lo}, {hi}], outside {span} "
@@ -595,6 +594,19 @@ class CupyBackend(Backend):
         # uniformly random permutation (ties have probability ~n^2 / 2^53)
         with self.native_device:
             return self.cupy.argsort(self.rng.random(n))
+
+    # array-api-compat's CuPy sign and clip handle NaN with boolean-mask writes, i.e. a device ->
+    # host read per call (abs/sign backward, clamp, clip_grad_value_ in every step): CuPy's own
+    # kernels give the standard's results (sign(NaN) = NaN; clip as minimum(maximum(x, lo), hi))
+    def sign(self, x):
+        return self.cupy.sign(x)
+
+    def clip(self, x, min=None, max=None):  # noqa: A002
+        if min is not None:
+            x = self.cupy.maximum(x, min)
+        if max is not None:
+            x = self.cupy.minimum(x, max)
+        return x
 
 
 _SCIPY_ERF = []

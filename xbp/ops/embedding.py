@@ -44,7 +44,7 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
             raise ValueError(f"embedding: padding_idx must be within num_embeddings ({n})")
     if input.numel():
         xp = input.xp
-        lo, hi = int(xp.to_numpy(xp.min(input.array))), int(xp.to_numpy(xp.max(input.array)))
+        lo, hi = xp.int_range(input.array)       # one device -> host read for both bounds
         if lo < 0 or hi >= n:
             raise IndexError(f"embedding: ids span [{lo}, {hi}], outside [0, {n}) for a table of {n} rows")
     return apply(embedding_p, (weight, input), {"padding_idx": padding_idx})

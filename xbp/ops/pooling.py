@@ -250,7 +250,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     hwo = hw[0] * hw[1]
     xp = x.xp
     if indices.numel():
-        lo, hi = int(xp.to_numpy(xp.min(indices.array))), int(xp.to_numpy(xp.max(indices.array)))
+        lo, hi = xp.int_range(indices.array)     # one device -> host read for both bounds
         if lo < 0 or hi >= hwo:
             raise IndexError(f"{op}: indices span [{lo}, {hi}], outside [0, {hwo}) for output planes of "
                              f"{hw[0]}x{hw[1]}; check kernel_size, stride, padding and output_size")
