@@ -61,3 +61,20 @@ def test_double_backward_through_gather_keeps_saved_index_arrays_as_tensors(devi
 def test_randperm_is_a_permutation(device):
     p = xbp.randperm(50, device=device)
     assert sorted(p.tolist()) == list(range(50)) and p.dtype == xbp.int64
+
+
+def test_seeding_is_lazy_and_reproducible(device):
+    b = get_backend(device)
+    xbp.manual_seed(123)
+    if b.kind == "cupy":
+        assert b._rng is None              # no generator (no curand init kernel) until the first draw
+    a = xbp.rand(5, device=device).tolist()
+    xbp.manual_seed(123)
+    assert xbp.rand(5, device=device).tolist() == a
+
+
+def test_erf_keeps_half_precision(device):
+    x = xbp.tensor([0.0, 0.5, -1.0], dtype=xbp.float16, device=device)
+    y = xbp.erf(x)
+    assert y.dtype == xbp.float16
+    np.testing.assert_allclose(y.numpy().astype(np.float64), [0.0, 0.5204999, -0.8427008], atol=2e-3)

@@ -568,12 +568,23 @@ class CupyBackend(Backend):
 
     def erf(self, x):
         import cupyx.scipy.special
-        return cupyx.scipy.special.erf(x)
+        y = cupyx.scipy.special.erf(x)
+        # cupyx maps float16 to float64 ('e->d'): keep the input's dtype, so exact gelu stays half
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
 
-    # the device RNG keeps its state on the GPU (so a captured CUDA graph draws fresh numbers)
+    # The device RNG keeps its state on the GPU (so a captured CUDA graph draws fresh numbers).
+    # Building it runs an init kernel over CuPy's generator states, so manual_seed only records
+    # the seed and the generator is built at the first draw: seeding (every test does it) is free.
     def seed(self, s):
-        with self.native_device:
-            self._rng = self.cupy.random.default_rng(s)
+        self._seed = s
+        self._rng = None
+
+    @property
+    def rng(self):
+        if self._rng is None:
+            with self.native_device:
+                self._rng = self.cupy.random.default_rng(getattr(self, "_seed", _SEED[0]))
+        return self._rng
 
     def random_uniform(self, shape, dtype, low=0.0, high=1.0):
         with self.native_device:
