@@ -74,6 +74,8 @@ def test_seeding_is_lazy_and_reproducible(device):
 
 
 def test_erf_keeps_half_precision(device):
+    if device == "strict":
+        pytest.skip("array-api-strict has no float16")
     x = xbp.tensor([0.0, 0.5, -1.0], dtype=xbp.float16, device=device)
     y = xbp.erf(x)
     assert y.dtype == xbp.float16

@@ -389,7 +389,10 @@ class NumpyBackend(Backend):
 
     def erf(self, x):
         f = _scipy_erf()
-        return f(x) if f is not None else Backend.erf(self, x)
+        if f is None:
+            return Backend.erf(self, x)
+        y = f(x)                               # scipy computes float16 in float64: cast back
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
 
     def index_add_rows(self, n, index, values):
         out = np.zeros((n,) + values.shape[1:], dtype=values.dtype)
