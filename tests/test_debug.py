@@ -291,7 +291,8 @@ def test_env_var_turns_it_on():
             "    xbp.log(x)\n"
             "except xbp.autograd.AnomalyError as e:\n"
             "    print('caught', e.op, e.where.line)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(xbp.__file__)))   # prepended, not replaced
     env = dict(os.environ, XBP_DETECT_ANOMALY="1",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(xbp.__file__))))
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "caught log 4", out.stderr

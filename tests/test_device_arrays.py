@@ -80,3 +80,31 @@ def test_erf_keeps_half_precision(device):
     y = xbp.erf(x)
     assert y.dtype == xbp.float16
     np.testing.assert_allclose(y.numpy().astype(np.float64), [0.0, 0.5204999, -0.8427008], atol=2e-3)
+
+
+def test_from_dlpack_of_pinned_host_memory_goes_to_the_cpu():
+    class Pinned:                                      # reports DLPack device type 3 (kDLCUDAHost)
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kw):
+            return self.a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return (3, 0)
+
+    a = np.arange(4.0)
+    t = xbp.from_dlpack(Pinned(a))
+    assert t.device == "cpu" and t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    a[0] = 7.0
+    assert t.tolist()[0] == 7.0                        # zero-copy
+
+
+def test_cuda_index_above_zero_is_refused_clearly():
+    if not xbp.cuda_available():
+        pytest.skip("cuda: CuPy is not installed or sees no GPU")
+    import cupy
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs two GPUs")
+    with pytest.raises(xbp.DeviceError, match="only cuda:0 is supported"):
+        xbp.zeros(1, device="cuda:1")

@@ -683,6 +683,13 @@ def get_backend(spec=None) -> Backend:
             idx = int(name[5:])
             if idx >= cupy.cuda.runtime.getDeviceCount():
                 raise DeviceError(f"device {spec!r}: only {cupy.cuda.runtime.getDeviceCount()} CUDA GPU(s) present")
+            if idx > 0:
+                # CuPy runs a kernel on whichever device is current; until every op makes its
+                # tensor's device current (and that is tested on a multi-GPU machine), refuse
+                # rather than compute on the wrong GPU
+                raise DeviceError(f"device {spec!r}: only cuda:0 is supported so far (ops on cuda:N "
+                                  "would run on the current device); select the GPU with "
+                                  "CUDA_VISIBLE_DEVICES=N and use 'cuda'")
             b = CupyBackend(idx)
         else:
             raise DeviceError(f"unknown device {spec!r}; use 'cpu', 'cuda', 'cuda:N' or 'strict'")

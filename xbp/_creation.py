@@ -73,7 +73,7 @@ def from_numpy(a: np.ndarray) -> Tensor:
 def from_dlpack(x) -> Tensor:
     """Zero-copy import of any DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
     dev_type, dev_id = x.__dlpack_device__()
-    if int(dev_type) == 1:      # kDLCPU
+    if int(dev_type) in (1, 3):  # kDLCPU, kDLCUDAHost (pinned host memory): host memory, NumPy's
         return Tensor(np.from_dlpack(x))
     b = get_backend(f"cuda:{dev_id}")
     return Tensor(b.cupy.from_dlpack(x))
