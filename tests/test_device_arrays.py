@@ -108,3 +108,30 @@ def test_cuda_index_above_zero_is_refused_clearly():
         pytest.skip("needs two GPUs")
     with pytest.raises(xbp.DeviceError, match="only cuda:0 is supported"):
         xbp.zeros(1, device="cuda:1")
+
+
+def test_overlapping_copies_give_numpys_results(device):
+    # CuPy has no overlap handling (undefined values); the backend copies an overlapping source first
+    a = np.arange(6.0)
+    x = xbp.tensor(a, device=device)
+    x[1:] = x[:-1]
+    ref = a.copy()
+    ref[1:] = ref[:-1]
+    assert x.tolist() == ref.tolist()
+    x = xbp.tensor(a, device=device)
+    x[1:] += x[:-1]
+    ref = a.copy()
+    ref[1:] += ref[:-1].copy()
+    assert x.tolist() == ref.tolist()
+    m = xbp.tensor(np.arange(9.0).reshape(3, 3), device=device)
+    m.copy_(m.T)
+    assert m.tolist() == np.arange(9.0).reshape(3, 3).T.tolist()
+
+
+def test_tensor_always_copies_its_input(device):
+    # torch.tensor(ndarray) copies; from_numpy / as_tensor are the sharing constructors
+    for dt in (np.float32, np.float64, np.int64):
+        a = np.arange(4, dtype=dt)
+        x = xbp.tensor(a, device=device)
+        x.add_(1)
+        assert a.tolist() == [0, 1, 2, 3], (device, dt)

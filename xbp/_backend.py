@@ -192,6 +192,12 @@ class Backend:
         """x[key] = value in place (the standard's basic indexing)."""
         x[key] = value
 
+    def unaliased(self, dst, src):
+        """`src`, copied first if it may overlap `dst` (for x[1:] = x[:-1], x[1:] += x[:-1],
+        x.copy_(x.T)). Portable body: as is (NumPy and array-api-strict buffer overlapping
+        operands themselves; CuPy's kernels do not)."""
+        return src
+
     def getitem(self, x, key):
         """x[key] for any key xbp's indexing normalised (basic, or advanced with arrays)."""
         return x[key]
@@ -540,6 +546,14 @@ class CupyBackend(Backend):
 
     def may_share_memory(self, a, b):
         return self.cupy.may_share_memory(a, b)
+
+    def unaliased(self, dst, src):
+        if isinstance(src, self.cupy.ndarray) and self.cupy.may_share_memory(dst, src):
+            return src.copy()
+        return src
+
+    def setitem(self, x, key, value):
+        x[key] = self.unaliased(x, value)
 
     def to_numpy(self, x):
         return self.cupy.asnumpy(x)

@@ -33,7 +33,11 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if _is_array(data):
         src = backend_of(data)
         b = get_backend(device) if device is not None else (src if src.kind != "numpy" else get_backend(None))
-        arr = src.asarray(data, copy=True) if src is b else b.from_numpy(src.to_numpy(data))
+        if src is b:
+            arr = src.asarray(data, copy=True)
+        else:                                    # a host array may be shared by from_numpy: copy it
+            host = src.to_numpy(data)
+            arr = b.from_numpy(np.array(host, copy=True) if host is data else host)
         if dt is not None and b.canonical(arr.dtype) != dt:
             arr = b.astype(arr, b.dtype(dt))
         return _finish(arr, b, requires_grad)
@@ -53,7 +57,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if dt is None:
         dt = DEFAULT_FLOAT[0] if host.dtype.kind == "f" else (np.dtype("int64") if host.dtype.kind in "iu" else host.dtype)
     # (not np.ascontiguousarray: it turns a 0-d array into shape (1,))
-    return _finish(b.from_numpy(np.asarray(host, dtype=dt)), b, requires_grad)
+    # np.array(copy=True): tensor() always copies (as torch.tensor); from_numpy/as_tensor share
+    return _finish(b.from_numpy(np.array(host, dtype=dt, copy=True)), b, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:

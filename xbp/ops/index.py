@@ -450,7 +450,7 @@ def _inplace_binary(name, op, array_iop):
             b = xp.astype(b, a.dtype)        # float32 += float64 or += int: keep x's dtype (strict refuses otherwise)
         elif b.__class__ not in (int, float, bool) and isinstance(b, np.generic):
             b = b.item()
-        out = array_iop(a, b)
+        out = array_iop(a, xp.unaliased(a, b))
         if out is not a:                     # a backend that does not update in place
             xp.setitem(a, (Ellipsis,), out)
         x._version[0] += 1
