@@ -157,7 +157,10 @@ def test_kill_9_during_saves_leaves_only_the_checkpoint(tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", SAVER.format(root=root, path=path)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.15 + 0.1 * k)                     # somewhere inside a save
+        deadline = time.monotonic() + 60
+        while k == 0 and not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)                           # one complete save first (a loaded machine is slow)
+        time.sleep(0.15 + 0.1 * k)                     # then somewhere inside a later save
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
