@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "myst_parser",
     "runexample",
+    "plaindocs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "__pycache__"]
