@@ -54,6 +54,12 @@ def test_schedulers_validate():
                  lambda: S.CosineAnnealingLR(opt, T_max=10, eta_min=math.nan)):
         with pytest.raises(ValueError, match="must be a finite number"):
             make()
+    for make in (lambda: S.LinearLR(opt, start_factor=math.nan), lambda: S.LinearLR(opt, end_factor=math.nan),
+                 lambda: S.ReduceLROnPlateau(opt, factor=math.nan), lambda: S.ReduceLROnPlateau(opt, min_lr=-1.0),
+                 lambda: S.OneCycleLR(opt, max_lr=math.nan, total_steps=10),
+                 lambda: S.OneCycleLR(opt, max_lr=0.1, total_steps=10, div_factor=math.inf)):
+        with pytest.raises(ValueError):
+            make()
     with pytest.raises(ValueError, match="step_size must be >= 1"):
         S.StepLR(opt, 0)
     with pytest.raises(TypeError, match="T_max must be an integer"):

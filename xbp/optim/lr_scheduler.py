@@ -201,13 +201,13 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
-        if start_factor > 1.0 or start_factor <= 0:
+        if not 0 < start_factor <= 1.0:                     # (NaN fails too)
             raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
-        if end_factor > 1.0 or end_factor < 0:
+        if not 0 <= end_factor <= 1.0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = float(start_factor)
         self.end_factor = float(end_factor)
-        self.total_iters = int(total_iters)
+        self.total_iters = _check_count("LinearLR", "total_iters", total_iters, low=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -307,7 +307,11 @@ class OneCycleLR(LRScheduler):
                 dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum"),
             ]
-        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        max_lrs = [_check_number("OneCycleLR", "max_lr", m, low=0.0, strict_low=True)
+                   for m in _per_group("max_lr", optimizer, max_lr)]
+        div_factor = _check_number("OneCycleLR", "div_factor", div_factor, low=0.0, strict_low=True)
+        final_div_factor = _check_number("OneCycleLR", "final_div_factor", final_div_factor, low=0.0,
+                                         strict_low=True)
         if last_epoch == -1:
             for m, group in zip(max_lrs, optimizer.param_groups):
                 group["initial_lr"] = m / div_factor
@@ -368,11 +372,17 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0.0,
                  eps: float = 1e-8):
-        if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
+        if not factor < 1.0:                               # (NaN fails too)
+            raise ValueError(f"Factor should be < 1.0, got {factor}.")
         _check_optimizer(optimizer)
         self.optimizer = optimizer
-        self.factor = float(factor)
+        self.factor = _check_number("ReduceLROnPlateau", "factor", factor, low=0.0)
+        threshold = _check_number("ReduceLROnPlateau", "threshold", threshold, low=0.0)
+        eps = _check_number("ReduceLROnPlateau", "eps", eps, low=0.0)
+        patience = _check_count("ReduceLROnPlateau", "patience", patience, low=0)
+        cooldown = _check_count("ReduceLROnPlateau", "cooldown", cooldown, low=0)
+        for m in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]):
+            _check_number("ReduceLROnPlateau", "min_lr", m, low=0.0)
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != n:
