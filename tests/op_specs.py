@@ -316,6 +316,11 @@ SPECS = [
     OpSpec("one_hot", lambda a: xbp.one_hot(_itensor([[0, 2], [1, 3]], a), 4),
            lambda a: np.eye(4, dtype=np.int64)[np.array([[0, 2], [1, 3]])], [(1,)], grad=False, float32_ok=False),
     OpSpec("argmax", lambda a: a.argmax(1), lambda a: a.argmax(1), [(2, 3)], grad=False, float32_ok=False),
+    # --- elementwise math and reductions -----------------------------------------------------------
+
+    # --- sorting, indexing, scatter and linear algebra ---------------------------------------------
+
+    # --- tensor surface ----------------------------------------------------------------------------
 ]
 
 SPEC_BY_NAME = {s.name: s for s in SPECS}

@@ -40,3 +40,21 @@ __version__ = "0.1.0"
 from . import optim, data  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from . import nn  # noqa: E402
+
+# --- elementwise math and reductions ---
+
+# --- sorting, indexing, scatter and linear algebra ---
+
+# --- autograd extension: Function, functional transforms, inference mode ---
+
+# --- tensor surface: printing, Size, dtypes, random generators ---
+
+# --- device namespace and data pipeline ---
+
+# --- layers, modules ---
+
+# --- optimizers, schedulers, I/O ---
+
+# --- distributed ---
+
+# --- compile ---

@@ -457,6 +457,14 @@ class Tensor:
     def clone(self): return _ops.clone(self)
     def repeat(self, *sizes): return _ops.tile(self, _shape_args(sizes))
 
+    # --- elementwise math and reductions ---
+
+    # --- sorting, indexing, scatter and linear algebra ---
+
+    # --- tensor surface: conversions, printing, aliases ---
+
+    # --- autograd extension ---
+
 
 def _shape_args(args):
     """Accept both f(2, 3) and f((2, 3))."""

@@ -16,3 +16,7 @@ from .norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: E402
 from .embedding import Embedding  # noqa: E402
 from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # noqa: E402
 from .attention import MultiheadAttention, TransformerEncoderLayer  # noqa: E402
+
+# --- layers, modules ---
+
+# --- distributed (nn.parallel) ---

@@ -21,3 +21,9 @@ from .linalg import einsum, linear, matmul, outer  # noqa: F401
 from .fused import log_softmax, softmax  # noqa: F401
 from .device import astype, clone, to_device  # noqa: F401
 from ._tensor_ns import tensor_namespace  # noqa: F401
+
+# --- elementwise math and reductions ---
+
+# --- sorting, indexing, scatter and linear algebra ---
+
+# --- tensor surface ---
