@@ -58,3 +58,5 @@ from . import nn  # noqa: E402
 # --- distributed ---
 
 # --- compile ---
+
+from . import array_api  # noqa: E402,F401  (the Array API namespace of xbp tensors)

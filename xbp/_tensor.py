@@ -220,8 +220,11 @@ class Tensor:
     def type_as(self, other):
         return self.to(dtype=other.dtype)
 
-    def __dlpack__(self, *args, **kwargs):
-        return self.array.__dlpack__(*args, **kwargs)
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The DLPack capsule of the backend array (zero-copy exchange with NumPy, CuPy, PyTorch)."""
+        kw = {k: v for k, v in (("stream", stream), ("max_version", max_version), ("dl_device", dl_device),
+                                ("copy", copy)) if v is not None}
+        return self.array.__dlpack__(**kw)
 
     def __dlpack_device__(self):
         return self.array.__dlpack_device__()
@@ -312,10 +315,19 @@ class Tensor:
     def __le__(self, o): return _ops.le(self, o)
     def __gt__(self, o): return _ops.gt(self, o)
     def __ge__(self, o): return _ops.ge(self, o)
-    def __and__(self, o): return _ops.logical_and(self, o)
-    def __or__(self, o): return _ops.logical_or(self, o)
-    def __xor__(self, o): return _ops.logical_xor(self, o)
-    def __invert__(self): return _ops.logical_not(self)
+    # bool tensors: logical ops; integer tensors: bitwise ops (as PyTorch and the standard)
+    def __and__(self, o): return _bitwise("bitwise_and", _ops.logical_and, self, o)
+    def __rand__(self, o): return _bitwise("bitwise_and", _ops.logical_and, o, self)
+    def __or__(self, o): return _bitwise("bitwise_or", _ops.logical_or, self, o)
+    def __ror__(self, o): return _bitwise("bitwise_or", _ops.logical_or, o, self)
+    def __xor__(self, o): return _bitwise("bitwise_xor", _ops.logical_xor, self, o)
+    def __rxor__(self, o): return _bitwise("bitwise_xor", _ops.logical_xor, o, self)
+    def __invert__(self):
+        return _ops.logical_not(self) if self.dtype == np.bool_ else _array_api().bitwise_invert(self)
+    def __lshift__(self, o): return _array_api().bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return _array_api().bitwise_left_shift(o, self)
+    def __rshift__(self, o): return _array_api().bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return _array_api().bitwise_right_shift(o, self)
     def __getitem__(self, key): return _ops.getitem(self, key)
     def __setitem__(self, key, value): _ops.setitem_(self, key, value)
 
@@ -464,6 +476,48 @@ class Tensor:
     # --- tensor surface: conversions, printing, aliases ---
 
     # --- autograd extension ---
+
+    # --- the Array API standard (xbp/array_api.py) ---
+    def __array_namespace__(self, *, api_version=None):
+        """The Array API namespace of xbp tensors (`xbp.array_api`), for code written against
+        the standard (`array_api_compat.array_namespace(t)` returns it)."""
+        ns = _array_api()
+        if api_version is not None and api_version not in ns.SUPPORTED_VERSIONS:
+            raise ValueError(f"__array_namespace__: api_version {api_version!r} is not supported; "
+                             f"xbp implements {', '.join(ns.SUPPORTED_VERSIONS)}")
+        return ns
+
+    def to_device(self, device, /, *, stream=None):
+        """The standard's spelling of `.to(device)`."""
+        return self.to(device)
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __ipow__(self, o): return _ops.inplace_(self, "pow_", lambda t: _ops.pow(t, o))
+    def __ifloordiv__(self, o): return _ops.inplace_(self, "floor_divide_", lambda t: _ops.floor_divide(t, o))
+    def __imod__(self, o): return _ops.inplace_(self, "remainder_", lambda t: _ops.remainder(t, o))
+    def __imatmul__(self, o): return _ops.inplace_(self, "matmul_", lambda t: _ops.matmul(t, o))
+    def __iand__(self, o): return _ops.inplace_(self, "bitwise_and_", lambda t: t & o)
+    def __ior__(self, o): return _ops.inplace_(self, "bitwise_or_", lambda t: t | o)
+    def __ixor__(self, o): return _ops.inplace_(self, "bitwise_xor_", lambda t: t ^ o)
+    def __ilshift__(self, o): return _ops.inplace_(self, "bitwise_left_shift_", lambda t: t << o)
+    def __irshift__(self, o): return _ops.inplace_(self, "bitwise_right_shift_", lambda t: t >> o)
+
+
+def _array_api():
+    from . import array_api
+    return array_api
+
+
+def _bitwise(name, logical, a, b):
+    """`a & b` etc.: the logical op for bool operands, the standard's bitwise op for integers."""
+    da = a.dtype if isinstance(a, Tensor) else None
+    db = b.dtype if isinstance(b, Tensor) else None
+    if (da is None or da == np.bool_) and (db is None or db == np.bool_) and not (
+            isinstance(a, int) and a.__class__ is not bool or isinstance(b, int) and b.__class__ is not bool):
+        return logical(a, b)
+    return getattr(_array_api(), name)(a, b)
 
 
 def _shape_args(args):
