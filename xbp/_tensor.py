@@ -458,6 +458,57 @@ class Tensor:
     def repeat(self, *sizes): return _ops.tile(self, _shape_args(sizes))
 
     # --- elementwise math and reductions ---
+    def tan(self): return _ops.tan(self)
+    def asin(self): return _ops.asin(self)
+    def acos(self): return _ops.acos(self)
+    def atan(self): return _ops.atan(self)
+    def sinh(self): return _ops.sinh(self)
+    def cosh(self): return _ops.cosh(self)
+    def asinh(self): return _ops.asinh(self)
+    def acosh(self): return _ops.acosh(self)
+    def atanh(self): return _ops.atanh(self)
+    arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+    def atan2(self, other): return _ops.atan2(self, other)
+    arctan2 = atan2
+    def hypot(self, other): return _ops.hypot(self, other)
+    def logaddexp(self, other): return _ops.logaddexp(self, other)
+    def logaddexp2(self, other): return _ops.logaddexp2(self, other)
+    def log2(self): return _ops.log2(self)
+    def log10(self): return _ops.log10(self)
+    def exp2(self): return _ops.exp2(self)
+    def reciprocal(self): return _ops.reciprocal(self)
+    def clamp_min(self, min): return _ops.clamp_min(self, min)
+    def clamp_max(self, max): return _ops.clamp_max(self, max)
+    def lerp(self, end, weight): return _ops.lerp(self, end, weight)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None): return _ops.nan_to_num(self, nan, posinf, neginf)
+    def heaviside(self, values): return _ops.heaviside(self, values)
+    def fmod(self, other): return _ops.fmod(self, other)
+    def frac(self): return _ops.frac(self)
+    def trunc(self): return _ops.trunc(self)
+    fix = trunc
+    def sinc(self): return _ops.sinc(self)
+    def xlogy(self, other): return _ops.xlogy(self, other)
+    def erfc(self): return _ops.erfc(self)
+    def erfinv(self): return _ops.erfinv(self)
+    def lgamma(self): return _ops.lgamma(self)
+    def digamma(self): return _ops.digamma(self)
+    def polygamma(self, n): return _ops.polygamma(n, self)
+    def sgn(self): return _ops.sgn(self)
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _ops.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _ops.allclose(self, other, rtol, atol, equal_nan)
+    def cumprod(self, dim=None, **kw): return _ops.cumprod(self, dim, **kw)
+    def cummax(self, dim=None, **kw): return _ops.cummax(self, dim, **kw)
+    def cummin(self, dim=None, **kw): return _ops.cummin(self, dim, **kw)
+    def logcumsumexp(self, dim=None, **kw): return _ops.logcumsumexp(self, dim, **kw)
+    def diff(self, n=1, dim=-1, prepend=None, append=None, **kw): return _ops.diff(self, n, dim, prepend, append, **kw)
+    def aminmax(self, *, dim=None, keepdim=False, **kw): return _ops.aminmax(self, dim=dim, keepdim=keepdim, **kw)
+    def count_nonzero(self, dim=None, **kw): return _ops.count_nonzero(self, dim, **kw)
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        return _ops.multinomial(self, num_samples, replacement, generator=generator)
+    def type(self, dtype=None, non_blocking=False, **kw): return _ops.tensor_type(self, dtype, non_blocking)
+    def half(self): return self.to(dtype=np.float16)
 
     # --- sorting, indexing, scatter and linear algebra ---
 
