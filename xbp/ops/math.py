@@ -461,7 +461,7 @@ def _erfinv_work(xp, y):
         le, erfcx = _log_erfc_and_erfcx(xp, x)
         step_t = -(le - xp.log(q)) * (SQRT_PI / 2.0) * erfcx
         x = x - xp.where(central, step_c, step_t)
-    x = xp.where(inside, x, xp.where(a == 1.0, math.inf, math.nan))
+    x = xp.where(inside, x, xp.where(a == 1.0, math.inf, xp.full(a.shape, math.nan, dtype=a.dtype)))
     return xp.where(y < 0, -x, x)
 
 
@@ -610,7 +610,7 @@ def _polygamma_work(xp, n, x):
     out = xp.where(left, refl, right)
     pole = left & (r == 0)
     if n == 0:
-        pole_value = xp.where(x == 0, -math.inf, math.nan)
+        pole_value = xp.where(x == 0, -math.inf, xp.full(x.shape, math.nan, dtype=x.dtype))
         pole_value = xp.where((x == 0) & xp.signbit(x), math.inf, pole_value)
     else:
         pole_value = math.inf if n % 2 == 1 else -math.inf
