@@ -508,7 +508,7 @@ class Tensor:
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         return _ops.multinomial(self, num_samples, replacement, generator=generator)
     def type(self, dtype=None, non_blocking=False, **kw): return _ops.tensor_type(self, dtype, non_blocking)
-    def half(self): return self.to(dtype=np.float16)
+    def half(self): return _ops.half(self)
 
     # --- sorting, indexing, scatter and linear algebra ---
 

@@ -191,9 +191,11 @@ def _binary(name, fwd, vjp, save="in", doc=""):
 
 
 def _atan2_vjp(c, g):
-    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2); NaN at (0, 0), as in PyTorch
+    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2); taken as 0 at (0, 0), as PyTorch does
+    xp = _ns(c)
     y, x = c.ins
-    r = g / (x * x + y * y)
+    den = x * x + y * y
+    r = xp.where(den == 0, 0.0, g / xp.where(den == 0, 1.0, den))
     return (r * x if c.needs[0] else None, -r * y if c.needs[1] else None)
 
 

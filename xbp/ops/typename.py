@@ -44,3 +44,13 @@ def tensor_type(t, dtype=None, non_blocking=False):
     if dt == t.dtype and (device is None or t.device.type == device):
         return t
     return t.to(device=device, dtype=dt) if device is not None else t.to(dtype=dt)
+
+
+def half(t):
+    """`t` as float16 (differentiable); refused clearly on a device without float16 (strict)."""
+    try:
+        t.xp.dtype(np.dtype("float16"))
+    except KeyError:
+        raise TypeError(f"half: device {t.device!r} has no float16 dtype (array-api-strict has none); "
+                        "use float32 there") from None
+    return t.to(dtype=np.float16)
