@@ -509,6 +509,33 @@ class Tensor:
         return _ops.multinomial(self, num_samples, replacement, generator=generator)
     def type(self, dtype=None, non_blocking=False, **kw): return _ops.tensor_type(self, dtype, non_blocking)
     def half(self): return _ops.half(self)
+    # in place: recorded like the other in-place ops (version counter, autograd through them)
+    def tan_(self): return _ops.inplace_(self, "tan_", _ops.tan)
+    def sinh_(self): return _ops.inplace_(self, "sinh_", _ops.sinh)
+    def cosh_(self): return _ops.inplace_(self, "cosh_", _ops.cosh)
+    def asin_(self): return _ops.inplace_(self, "asin_", _ops.asin)
+    def acos_(self): return _ops.inplace_(self, "acos_", _ops.acos)
+    def atan_(self): return _ops.inplace_(self, "atan_", _ops.atan)
+    def log2_(self): return _ops.inplace_(self, "log2_", _ops.log2)
+    def log10_(self): return _ops.inplace_(self, "log10_", _ops.log10)
+    def exp2_(self): return _ops.inplace_(self, "exp2_", _ops.exp2)
+    def square_(self): return _ops.inplace_(self, "square_", _ops.square)
+    def reciprocal_(self): return _ops.inplace_(self, "reciprocal_", _ops.reciprocal)
+    def trunc_(self): return _ops.inplace_(self, "trunc_", _ops.trunc)
+    fix_ = trunc_
+    def frac_(self): return _ops.inplace_(self, "frac_", _ops.frac)
+    def erfinv_(self): return _ops.inplace_(self, "erfinv_", _ops.erfinv)
+    def lgamma_(self): return _ops.inplace_(self, "lgamma_", _ops.lgamma)
+    def digamma_(self): return _ops.inplace_(self, "digamma_", _ops.digamma)
+    def clamp_min_(self, min): return _ops.inplace_(self, "clamp_min_", lambda t: _ops.clamp_min(t, min))
+    def clamp_max_(self, max): return _ops.inplace_(self, "clamp_max_", lambda t: _ops.clamp_max(t, max))
+    def atan2_(self, other): return _ops.inplace_(self, "atan2_", lambda t: _ops.atan2(t, other))
+    def hypot_(self, other): return _ops.inplace_(self, "hypot_", lambda t: _ops.hypot(t, other))
+    def fmod_(self, other): return _ops.inplace_(self, "fmod_", lambda t: _ops.fmod(t, other))
+    def xlogy_(self, other): return _ops.inplace_(self, "xlogy_", lambda t: _ops.xlogy(t, other))
+    def lerp_(self, end, weight): return _ops.inplace_(self, "lerp_", lambda t: _ops.lerp(t, end, weight))
+    def nan_to_num_(self, nan=0.0, posinf=None, neginf=None):
+        return _ops.inplace_(self, "nan_to_num_", lambda t: _ops.nan_to_num(t, nan, posinf, neginf))
 
     # --- sorting, indexing, scatter and linear algebra ---
 

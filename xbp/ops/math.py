@@ -173,7 +173,8 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):  # noqa: A002
     """NaN -> `nan`, +inf -> `posinf`, -inf -> `neginf` (default: the dtype's largest / lowest
     finite value). Integer and bool tensors are returned as a copy."""
     if input.dtype.kind != "f":
-        return E.add(input, 0) if input.dtype.kind != "b" else E.logical_or(input, False)
+        from .device import clone
+        return clone(input)
     return apply(nan_to_num_p, (input,), {"nan": float(nan), "posinf": None if posinf is None else float(posinf),
                                           "neginf": None if neginf is None else float(neginf)})
 
@@ -227,7 +228,8 @@ def _logaddexp_vjp(c, g, scale=1.0):
     # d/da log(e^a + e^b) = sigmoid(a - b); equal arguments (infinite ones included) share it evenly
     xp = _ns(c)
     a, b = c.ins
-    d = xp.where(a == b, 0.0, a - b)
+    same = a == b
+    d = xp.where(same, 0.0, a - xp.where(same, 0.0, b))     # (no inf - inf evaluated)
     sa, sb = _sigmoid_pair(xp, d * scale if scale != 1.0 else d)
     return (g * sa if c.needs[0] else None, g * sb if c.needs[1] else None)
 
@@ -238,8 +240,9 @@ logaddexp = _binary("logaddexp", lambda xp, a, b: xp.logaddexp(a, b), _logaddexp
 
 def _logaddexp2_fwd(xp, a, b):
     m = xp.maximum(a, b)
-    d = xp.where(a == b, 0.0, xp.abs(a - b))
-    return xp.where(a == b, a + 1.0, m + xp.log1p(2.0 ** -d) / LN2)
+    same = a == b
+    d = xp.where(same, 0.0, xp.abs(a - xp.where(same, 0.0, b)))
+    return xp.where(same, a + 1.0, m + xp.log1p(2.0 ** -d) / LN2)
 
 
 logaddexp2 = _binary("logaddexp2", _logaddexp2_fwd, lambda c, g: _logaddexp_vjp(c, g, LN2),
