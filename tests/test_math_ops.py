@@ -146,6 +146,10 @@ def test_integer_inputs_give_the_default_float(device):
         assert out.dtype == xbp.float32, name
         np.testing.assert_allclose(out.numpy(), getattr(torch, name)(torch.tensor([1, 2, 3])).numpy(), rtol=1e-6)
     assert xbp.square(i).dtype == xbp.int64 and xbp.square(i).tolist() == [1, 4, 9]
+    for name in ("trunc", "fix", "nan_to_num"):              # integers stay integers, as in PyTorch
+        out = getattr(xbp, name)(i)
+        assert out.dtype == xbp.int64 and out.tolist() == [1, 2, 3], name
+    assert xbp.frac(i).tolist() == [0, 0, 0]
 
 
 # --- binary functions ------------------------------------------------------------------------------------

@@ -128,11 +128,28 @@ def clamp_max(input, max):  # noqa: A002
 
 
 # --- rounding: zero gradient almost everywhere, as in PyTorch (not "no gradient") ----------------
-trunc = _unary("trunc", lambda xp, x: xp.trunc(x), lambda c, g: (_ns(c).zeros_like(g),), save="",
-               doc="Round toward zero; the gradient is 0 (PyTorch's convention for trunc/floor/ceil).")
+trunc_p = Primitive("trunc", lambda xp, x: xp.trunc(x), lambda c, g: (_ns(c).zeros_like(g),))
+frac_p = Primitive("frac", lambda xp, x: x - xp.trunc(x), lambda c, g: (g,))
+
+
+def trunc(input):  # noqa: A002
+    """Round toward zero; the gradient is 0 (PyTorch's convention for trunc/floor/ceil, which keeps
+    a graph through them intact). Integer tensors come back unchanged (a copy)."""
+    if input.dtype.kind != "f":
+        from .device import clone
+        return clone(input)
+    return apply(trunc_p, (input,))
+
+
 fix = trunc
-frac = _unary("frac", lambda xp, x: x - xp.trunc(x), lambda c, g: (g,), save="",
-              doc="input - trunc(input), the fractional part with the sign of input; gradient 1.")
+
+
+def frac(input):  # noqa: A002
+    """input - trunc(input), the fractional part with the sign of input; gradient 1. Integer
+    tensors give zeros."""
+    if input.dtype.kind != "f":
+        return E.sub(input, input)
+    return apply(frac_p, (input,))
 
 
 def _sinc_fwd(xp, x):
