@@ -95,6 +95,51 @@ def _np_setitem(a, key, v):
     return y
 
 
+_ZERO_MASK_NP = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+
+
+def _ZERO_MASK(like):
+    return xbp.tensor(_ZERO_MASK_NP, dtype=like.dtype, device=_dev(like))
+
+
+_lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _erfinv(y):
+    """Newton's method on math.erf, from 0 (erfinv is convex on [0, 1): monotone convergence)."""
+    def one(v):
+        x = 0.0
+        for _ in range(100):
+            step = (math.erf(x) - abs(v)) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+            x -= step
+            if abs(step) < 1e-17:
+                break
+        return math.copysign(x, v)
+    return np.vectorize(one, otypes=[np.float64])(y)
+
+
+def _polygamma(n, x):
+    """psi^(n)(x), n >= 0, x > 0, written independently of xbp: n! sum_k (x+k)^-(n+1) summed to
+    k = 2000, plus the integral tail and Euler-Maclaurin's half term (error ~ 1/2000^(n+2)); digamma
+    from log(z) - 1/(2z) - 1/(12 z^2) + 1/(120 z^4) at z = x + 2000 minus sum 1/(x+k)."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.arange(2000.0).reshape((-1,) + (1,) * x.ndim)
+    z = x + 2000.0
+    if n == 0:
+        return np.log(z) - 0.5 / z - 1 / (12 * z ** 2) + 1 / (120 * z ** 4) - (1.0 / (x + k)).sum(0)
+    s = ((x + k) ** -(n + 1.0)).sum(0) + z ** -float(n) / n + 0.5 * z ** -(n + 1.0) + (n + 1) / 12 * z ** -(n + 2.0)
+    return (-1) ** (n + 1) * math.factorial(n) * s
+
+
+def _digamma(x):
+    x = np.asarray(x, dtype=np.float64)
+    # reflection for negative x: psi(x) = psi(1 - x) - pi cot(pi x)
+    neg = x < 0
+    xr = np.where(neg, 1.0 - x, x)
+    return np.where(neg, _polygamma(0, xr) - np.pi / np.tan(np.pi * x), _polygamma(0, xr))
+
+
 UNARY = [(2, 3), (), (1,), NC((3, 2))]
 BINARY = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2,)), ((1,), ()), (NC((3, 2)), (3, 1))]
 POS = (0.5, 2.0)
@@ -317,6 +362,85 @@ SPECS = [
            lambda a: np.eye(4, dtype=np.int64)[np.array([[0, 2], [1, 3]])], [(1,)], grad=False, float32_ok=False),
     OpSpec("argmax", lambda a: a.argmax(1), lambda a: a.argmax(1), [(2, 3)], grad=False, float32_ok=False),
     # --- elementwise math and reductions -----------------------------------------------------------
+    OpSpec("tan", xbp.tan, np.tan, UNARY, domain=(-1.2, 1.2)),
+    OpSpec("asin", xbp.asin, np.arcsin, UNARY, domain=(-0.9, 0.9)),
+    OpSpec("acos", lambda a: a.arccos(), np.arccos, UNARY, domain=(-0.9, 0.9)),
+    OpSpec("atan", xbp.arctan, np.arctan, UNARY, domain=(-2, 2)),
+    OpSpec("sinh", xbp.sinh, np.sinh, UNARY, domain=(-2, 2)),
+    OpSpec("cosh", lambda a: a.cosh(), np.cosh, UNARY, domain=(-2, 2)),
+    OpSpec("asinh", xbp.asinh, np.arcsinh, UNARY, domain=(-2, 2)),
+    OpSpec("acosh", xbp.arccosh, np.arccosh, UNARY, domain=(1.2, 3.0)),
+    OpSpec("atanh", lambda a: a.atanh(), np.arctanh, UNARY, domain=(-0.9, 0.9)),
+    OpSpec("atan2", xbp.atan2, np.arctan2, BINARY, domain=[(-1, 1), "away0"]),
+    OpSpec("arctan2_method", lambda a, b: a.arctan2(b), np.arctan2, [((2, 3), (3,))], domain="away0"),
+    OpSpec("hypot", xbp.hypot, np.hypot, BINARY, domain="away0"),
+    OpSpec("logaddexp", xbp.logaddexp, np.logaddexp, BINARY, domain=(-3, 3)),
+    OpSpec("logaddexp_large", lambda a, b: xbp.logaddexp(a * 800.0, b * 800.0),
+           lambda a, b: np.logaddexp(a * 800.0, b * 800.0), [((3,), (3,))], atol=1e-9, rtol=1e-9),
+    OpSpec("logaddexp2", lambda a, b: a.logaddexp2(b), np.logaddexp2, BINARY, domain=(-3, 3)),
+    OpSpec("log2", xbp.log2, np.log2, UNARY, domain=POS),
+    OpSpec("log10", lambda a: a.log10(), np.log10, UNARY, domain=POS),
+    OpSpec("exp2", xbp.exp2, np.exp2, UNARY, domain=(-3, 3)),
+    OpSpec("square_fn", xbp.square, np.square, UNARY),
+    OpSpec("reciprocal", lambda a: a.reciprocal(), lambda a: 1.0 / a, UNARY, domain="away0"),
+    OpSpec("clamp_min_fn", lambda a: xbp.clamp_min(a, -0.5), lambda a: np.maximum(a, -0.5), UNARY,
+           domain="away0", smooth=False),
+    OpSpec("clamp_max_tensor", lambda a, b: a.clamp_max(b), np.minimum, [((2, 3), (3,))], smooth=False),
+    OpSpec("lerp_scalar", lambda a, b: xbp.lerp(a, b, 0.3), lambda a, b: a + 0.3 * (b - a),
+           [((2, 3), (2, 3)), ((2, 3), (3,)), ((), (2,))]),
+    OpSpec("lerp_scalar_high", lambda a, b: a.lerp(b, 0.8), lambda a, b: a + 0.8 * (b - a), [((2, 3), (2, 3))]),
+    OpSpec("lerp_tensor", xbp.lerp, lambda a, b, w: a + w * (b - a),
+           [((2, 3), (2, 3), (2, 3)), ((2, 1), (1, 3), (3,))], domain=[(-1, 1), (-1, 1), (0, 1)]),
+    OpSpec("nan_to_num", xbp.nan_to_num, np.nan_to_num, UNARY),
+    OpSpec("fmod", xbp.fmod, np.fmod, BINARY, domain=[(-3, 3), "away0"], smooth=False),
+    OpSpec("fmod_scalar", lambda a: a.fmod(0.7), lambda a: np.fmod(a, 0.7), UNARY, domain=(-3, 3), smooth=False),
+    OpSpec("frac", xbp.frac, lambda a: a - np.trunc(a), UNARY, domain=(-3, 3), smooth=False),
+    OpSpec("trunc", lambda a: a.trunc() + a, lambda a: np.trunc(a) + a, UNARY, domain=(-3, 3), smooth=False),
+    OpSpec("fix", xbp.fix, np.trunc, [(2, 3)], domain=(-3, 3), smooth=False),
+    OpSpec("sinc", xbp.sinc, np.sinc, UNARY, domain=(-2, 2)),
+    OpSpec("xlogy", xbp.xlogy, lambda a, b: a * np.log(b), BINARY, domain=[(-1, 1), POS]),
+    OpSpec("erfc", xbp.erfc, lambda a: 1.0 - _erf(a), UNARY, domain=(-2, 2), atol=1e-14, rtol=1e-12),
+    OpSpec("erfc_tail", lambda a: a.erfc(), _erfc, [(4,)], domain=(3, 6), atol=0, rtol=1e-12),
+    OpSpec("erfinv", xbp.erfinv, lambda a: _erfinv(a), UNARY, domain=(-0.95, 0.95), atol=1e-13, rtol=1e-12),
+    OpSpec("lgamma", xbp.lgamma, _lgamma, UNARY, domain=(0.2, 5.0), atol=1e-13, rtol=1e-12),
+    OpSpec("lgamma_negative", lambda a: a.lgamma(), _lgamma, [(2, 3)], domain=(-2.9, -2.1), atol=1e-13, rtol=1e-12),
+    OpSpec("digamma", xbp.digamma, _digamma, UNARY, domain=(0.3, 4.0), atol=1e-12, rtol=1e-12),
+    OpSpec("digamma_negative", lambda a: a.digamma(), _digamma, [(2, 3)], domain=(-1.9, -1.1), atol=1e-12,
+           rtol=1e-12),
+    OpSpec("polygamma1", lambda a: xbp.polygamma(1, a), lambda a: _polygamma(1, a), UNARY, domain=(0.3, 4.0),
+           atol=1e-12, rtol=1e-12),
+    OpSpec("polygamma2_method", lambda a: a.polygamma(2), lambda a: _polygamma(2, a), [(2, 3)], domain=(0.3, 4.0),
+           atol=1e-12, rtol=1e-12),
+    OpSpec("cumprod", lambda a: xbp.cumprod(a, 1), lambda a: np.cumprod(a, 1), [(2, 3), NC((3, 2))], domain="away0"),
+    OpSpec("cumprod_dim0_kw", lambda a: a.cumprod(axis=0), lambda a: np.cumprod(a, 0), [(3, 2)], domain="away0"),
+    OpSpec("cumprod_zeros", lambda a: xbp.cumprod(a * _ZERO_MASK(a), -1), lambda a: np.cumprod(a * _ZERO_MASK_NP, -1),
+           [(3, 4)], domain="away0"),
+    OpSpec("cummax", lambda a: a.cummax(1).values, lambda a: np.maximum.accumulate(a, 1), [(2, 5), NC((3, 2))],
+           smooth=False),
+    OpSpec("cummin_dim0", lambda a: xbp.cummin(a, 0)[0], lambda a: np.minimum.accumulate(a, 0), [(4, 2)],
+           smooth=False),
+    OpSpec("logcumsumexp", lambda a: xbp.logcumsumexp(a, 1), lambda a: np.logaddexp.accumulate(a, 1),
+           [(2, 5), NC((3, 2)), (2, 1)]),
+    OpSpec("logcumsumexp_large", lambda a: (a * 900.0).logcumsumexp(0), lambda a: np.logaddexp.accumulate(a * 900.0, 0),
+           [(6,)], atol=1e-9, rtol=1e-9),
+    OpSpec("diff", lambda a: xbp.diff(a), lambda a: np.diff(a), [(2, 5), NC((3, 2)), (3,)]),
+    OpSpec("diff_n2_dim0", lambda a: a.diff(2, 0), lambda a: np.diff(a, 2, 0), [(4, 2)]),
+    OpSpec("diff_prepend_append", lambda a, p, q: xbp.diff(a, 1, 1, prepend=p, append=q),
+           lambda a, p, q: np.diff(a, 1, 1, prepend=p, append=q), [((2, 3), (2, 1), (2, 2))]),
+    OpSpec("var_mean", lambda a: xbp.var_mean(a, 1), lambda a: (a.var(1, ddof=1), a.mean(1)), [(2, 3), NC((3, 2))]),
+    OpSpec("var_mean_pop_keepdim", lambda a: xbp.var_mean(a, axis=0, keepdims=True, unbiased=False),
+           lambda a: (a.var(0, keepdims=True), a.mean(0, keepdims=True)), [(3, 2)]),
+    OpSpec("std_mean", lambda a: xbp.std_mean(a, correction=0), lambda a: (a.std(), a.mean()), [(2, 3)]),
+    OpSpec("aminmax", lambda a: tuple(xbp.aminmax(a)), lambda a: (a.min(), a.max()), UNARY, smooth=False),
+    OpSpec("aminmax_dim", lambda a: tuple(a.aminmax(dim=-1, keepdim=True)),
+           lambda a: (a.min(-1, keepdims=True), a.max(-1, keepdims=True)), [(2, 3)], smooth=False),
+    OpSpec("count_nonzero", lambda a: xbp.count_nonzero(xbp.relu(a), dim=1),
+           lambda a: np.count_nonzero(np.maximum(a, 0), axis=1), [(2, 3)], grad=False, float32_ok=False),
+    OpSpec("isclose", lambda a, b: xbp.isclose(a, a + b * 1e-5, rtol=1e-5, atol=0.0),
+           lambda a, b: np.isclose(a, a + b * 1e-5, rtol=1e-5, atol=0.0), [((2, 3), (2, 3))], grad=False,
+           float32_ok=False),
+    OpSpec("heaviside", lambda a: xbp.heaviside(xbp.trunc(a * 2.0), a), lambda a: np.heaviside(np.trunc(a * 2.0), a),
+           [(2, 3)], grad=False),
 
     # --- sorting, indexing, scatter and linear algebra ---------------------------------------------
 

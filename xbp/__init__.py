@@ -42,6 +42,13 @@ from .serialization import save, load  # noqa: E402
 from . import nn  # noqa: E402
 
 # --- elementwise math and reductions ---
+from .ops import (  # noqa: E402
+    acos, acosh, allclose, aminmax, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin,
+    asinh, atan, atan2, atanh, clamp_max, clamp_min, cosh, count_nonzero, cummax, cummin, cumprod,
+    diff, digamma, erfc, erfinv, exp2, fix, fmod, frac, heaviside, hypot, isclose, lerp, lgamma, log10,
+    log2, logaddexp, logaddexp2, logcumsumexp, multinomial, nan_to_num, polygamma, reciprocal, sgn,
+    sinc, sinh, square, std_mean, tan, trunc, var_mean, xlogy,
+)
 
 # --- sorting, indexing, scatter and linear algebra ---
 

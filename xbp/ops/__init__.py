@@ -23,6 +23,16 @@ from .device import astype, clone, to_device  # noqa: F401
 from ._tensor_ns import tensor_namespace  # noqa: F401
 
 # --- elementwise math and reductions ---
+from .math import (  # noqa: F401
+    acos, acosh, allclose, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, asin, asinh, atan,
+    atan2, atanh, clamp_max, clamp_min, cosh, digamma, erfc, erfinv, exp2, fix, fmod, frac, heaviside,
+    hypot, isclose, lerp, lgamma, log10, log2, logaddexp, logaddexp2, nan_to_num, polygamma, reciprocal,
+    sgn, sinc, sinh, square, tan, trunc, xlogy,
+)
+from .scan import cummax, cummin, cumprod, diff, logcumsumexp  # noqa: F401
+from .statistics import aminmax, count_nonzero, std_mean, var_mean  # noqa: F401
+from .sampling import multinomial  # noqa: F401
+from .typename import half, tensor_type  # noqa: F401
 
 # --- sorting, indexing, scatter and linear algebra ---
 
