@@ -373,24 +373,11 @@ def svd(A, full_matrices=True):
     return SVDResult(u, s, vh)
 
 
-def _svdvals_fwd(xp, a):
-    u, s, vh = backend_linalg("svdvals", xp).svd(a, full_matrices=False)
-    return s, (u, vh)
-
-
-@_tensor_vjp
-def _svdvals_vjp(c, g, ins, out, res):
-    u, vh = res
-    return (_mm(u * _ex(g, -2), vh),)
-
-
-svdvals_p = Primitive("svdvals", _svdvals_fwd, _svdvals_vjp, res=True)
-
-
 def svdvals(A):
-    """The singular values of (..., m, n), descending: (..., min(m, n)). Gradient U diag(g) Vh."""
+    """The singular values of (..., m, n), descending: (..., min(m, n)). Gradient U diag(g) Vh.
+    Computed as svd(A, full_matrices=False).S, so the vectors are on the graph for second order."""
     _mat("svdvals", A)
-    return apply(svdvals_p, (A,))
+    return svd(A, full_matrices=False).S
 
 
 # --- eigh --------------------------------------------------------------------------------------------
@@ -438,27 +425,10 @@ def eigh(A, UPLO="L"):
     return EighResult(w, v)
 
 
-def _eigvalsh_fwd(xp, a):
-    w, v = backend_linalg("eigvalsh", xp).eigh(a)
-    return w, v
-
-
-@_tensor_vjp
-def _eigvalsh_vjp(c, g, ins, out, res):
-    v = res
-    return (_mm(v * _ex(g, -2), _T(v)),)
-
-
-eigvalsh_p = Primitive("eigvalsh", _eigvalsh_fwd, _eigvalsh_vjp, res=True)
-
-
 def eigvalsh(A, UPLO="L"):
     """Eigenvalues (ascending) of a symmetric matrix (..., n, n) -> (..., n). Gradient V diag(g) V^T."""
     _square("eigvalsh", A)
-    if UPLO == "U":
-        from .matrix import triu
-        A = triu(A) + _T(triu(A, 1))
-    return apply(eigvalsh_p, (A,))
+    return eigh(A, UPLO).eigenvalues
 
 
 # --- norms and derived functions ---------------------------------------------------------------------
