@@ -460,6 +460,72 @@ class Tensor:
     # --- elementwise math and reductions ---
 
     # --- sorting, indexing, scatter and linear algebra ---
+    def sort(self, dim=-1, descending=False, stable=False, **kw): return _ops.sort(self, dim, descending, stable, **kw)
+    def argsort(self, dim=-1, descending=False, stable=False, **kw): return _ops.argsort(self, dim, descending, stable, **kw)
+    def msort(self): return _ops.msort(self)
+    def topk(self, k, dim=-1, largest=True, sorted=True, **kw): return _ops.topk(self, k, dim, largest, sorted, **kw)
+    def kthvalue(self, k, dim=-1, keepdim=False, **kw): return _ops.kthvalue(self, k, dim, keepdim, **kw)
+    def median(self, dim=None, keepdim=False, **kw): return _ops.median(self, dim, keepdim, **kw)
+    def nanmedian(self, dim=None, keepdim=False, **kw): return _ops.nanmedian(self, dim, keepdim, **kw)
+    def quantile(self, q, dim=None, keepdim=False, **kw): return _ops.quantile(self, q, dim, keepdim, **kw)
+    def mode(self, dim=-1, keepdim=False, **kw): return _ops.mode(self, dim, keepdim, **kw)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        return _ops.unique(self, sorted, return_inverse, return_counts, dim)
+    def nonzero(self, *, as_tuple=False): return _ops.nonzero(self, as_tuple=as_tuple)
+    def argwhere(self): return _ops.argwhere(self)
+    def tril(self, diagonal=0): return _ops.tril(self, diagonal)
+    def triu(self, diagonal=0): return _ops.triu(self, diagonal)
+    def tril_(self, diagonal=0): return _ops.inplace_(self, "tril_", lambda t: _ops.tril(t, diagonal))
+    def triu_(self, diagonal=0): return _ops.inplace_(self, "triu_", lambda t: _ops.triu(t, diagonal))
+    def diag(self, diagonal=0): return _ops.diag(self, diagonal)
+    def diagonal(self, offset=0, dim1=0, dim2=1): return _ops.diagonal(self, offset, dim1, dim2)
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1): return _ops.diag_embed(self, offset, dim1, dim2)
+    def trace(self): return _ops.trace(self)
+    def narrow(self, dim, start, length): return _ops.narrow(self, dim, start, length)
+    def mm(self, mat2): return _ops.mm(self, mat2)
+    def bmm(self, mat2): return _ops.bmm(self, mat2)
+    def mv(self, vec): return _ops.mv(self, vec)
+    def dot(self, other): return _ops.dot(self, other)
+    def vdot(self, other): return _ops.vdot(self, other)
+    def inner(self, other): return _ops.inner(self, other)
+    def outer(self, other): return _ops.outer(self, other)
+    ger = outer
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1): return _ops.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def baddbmm(self, b1, b2, *, beta=1, alpha=1): return _ops.baddbmm(self, b1, b2, beta=beta, alpha=alpha)
+    def addbmm(self, b1, b2, *, beta=1, alpha=1): return _ops.addbmm(self, b1, b2, beta=beta, alpha=alpha)
+    def addmv(self, mat, vec, *, beta=1, alpha=1): return _ops.addmv(self, mat, vec, beta=beta, alpha=alpha)
+    def addr(self, v1, v2, *, beta=1, alpha=1): return _ops.addr(self, v1, v2, beta=beta, alpha=alpha)
+    def addmm_(self, mat1, mat2, *, beta=1, alpha=1):
+        return _ops.inplace_(self, "addmm_", lambda t: _ops.addmm(t, mat1, mat2, beta=beta, alpha=alpha))
+    def cross(self, other, dim=None): return _ops.cross(self, other, dim)
+    def kron(self, other): return _ops.kron(self, other)
+    def scatter(self, dim, index, src=None, *, value=None, reduce=None):
+        return _ops.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_(self, dim, index, src=None, *, value=None, reduce=None):
+        return _ops.scatter_(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim, index, src): return _ops.scatter_add(self, dim, index, src)
+    def scatter_add_(self, dim, index, src): return _ops.scatter_add_(self, dim, index, src)
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        return _ops.scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return _ops.scatter_reduce_(self, dim, index, src, reduce, include_self=include_self)
+    def index_add(self, dim, index, source, *, alpha=1): return _ops.index_add(self, dim, index, source, alpha=alpha)
+    def index_add_(self, dim, index, source, *, alpha=1): return _ops.index_add_(self, dim, index, source, alpha=alpha)
+    def index_copy(self, dim, index, source): return _ops.index_copy(self, dim, index, source)
+    def index_copy_(self, dim, index, source): return _ops.index_copy_(self, dim, index, source)
+    def index_fill(self, dim, index, value): return _ops.index_fill(self, dim, index, value)
+    def index_fill_(self, dim, index, value): return _ops.index_fill_(self, dim, index, value)
+    def masked_scatter(self, mask, source): return _ops.masked_scatter(self, mask, source)
+    def masked_scatter_(self, mask, source): return _ops.masked_scatter_(self, mask, source)
+    def det(self): return _ops.det(self)
+    def logdet(self): return _ops.logdet(self)
+    def slogdet(self): return _ops.slogdet(self)
+    def inverse(self): return _ops.inverse(self)
+    def cholesky(self, upper=False): return _ops.cholesky(self, upper=upper)
+    def qr(self, some=True): return _ops.legacy_qr(self, some)
+    def svd(self, some=True, compute_uv=True): return _ops.legacy_svd(self, some, compute_uv)
+    def pinverse(self, rcond=1e-15): return _ops.pinverse(self, rcond)
+    def matrix_power(self, n): return _ops.matrix_power(self, n)
 
     # --- tensor surface: conversions, printing, aliases ---
 

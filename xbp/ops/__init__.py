@@ -25,5 +25,21 @@ from ._tensor_ns import tensor_namespace  # noqa: F401
 # --- elementwise math and reductions ---
 
 # --- sorting, indexing, scatter and linear algebra ---
+from .sorting import (  # noqa: F401,E402
+    argsort, argwhere, bucketize, kthvalue, median, mode, msort, nanmedian, nonzero, quantile,
+    searchsorted, sort, topk, unique,
+)
+from .matrix import (  # noqa: F401,E402
+    addbmm, addmm, addmv, addr, baddbmm, bmm, cdist, cross, diag, diag_embed, diagonal, dot, inner,
+    kron, mm, mv, narrow, trace, tril, triu, vdot,
+)
+from .scatter import (  # noqa: F401,E402
+    index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, masked_scatter,
+    masked_scatter_, scatter, scatter_, scatter_add, scatter_add_, scatter_reduce, scatter_reduce_,
+)
+from .decompositions import (  # noqa: F401,E402
+    cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_power, pinv,
+    pinverse, slogdet, solve, svdvals,
+)
 
 # --- tensor surface ---

@@ -593,3 +593,27 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
     keep = s.detach() > cut
     sinv = E.where(keep, 1.0 / E.where(keep, s, 1.0), 0.0)
     return _mm(_T(vh) * _ex(sinv, -2), _T(u))
+
+
+# --- PyTorch's older top-level spellings -------------------------------------------------------------
+def legacy_svd(A, some=True, compute_uv=True):
+    """torch.svd: (U, S, V) with V (not Vh); some=True is the reduced decomposition. With
+    compute_uv=False, U and V are zero-filled (S alone is computed), as PyTorch."""
+    if not compute_uv:
+        s = svdvals(A)
+        from .._creation import zeros
+        m, n = A.shape[-2], A.shape[-1]
+        return SVDResult(zeros(*(A.shape[:-2] + (m, m)), dtype=A.dtype, device=A.xp), s,
+                         zeros(*(A.shape[:-2] + (n, n)), dtype=A.dtype, device=A.xp))
+    u, s, vh = svd(A, full_matrices=not some)
+    return namedtuple("SVD", ["U", "S", "V"])(u, s, _T(vh))
+
+
+def legacy_qr(A, some=True):
+    """torch.qr: (Q, R), reduced when some=True, complete otherwise."""
+    return qr(A, "reduced" if some else "complete")
+
+
+def pinverse(A, rcond=1e-15):
+    """torch.pinverse: pinv with singular values below rcond * largest treated as zero."""
+    return pinv(A, rtol=rcond)
