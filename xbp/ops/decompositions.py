@@ -341,15 +341,16 @@ def _svd_vjp(c, g, ins, out, res):
     gu, gs, gvh = _unpack(g, res)
     m, n = u.shape[-2], vh.shape[-1]
     k = s.shape[-1]
-    if u.shape[-1] != k or vh.shape[-2] != k:       # full_matrices with m != n
-        if not (_all_zero(gu) and _all_zero(gvh)):
-            raise RuntimeError("svd: the gradient through U or Vh with full_matrices=True and m != n is not "
-                               "defined (as PyTorch); use full_matrices=False")
-        u, vh = u[..., :k], vh[..., :k, :]
-        gu = gvh = None
-    else:
-        gu = None if _all_zero(gu) else gu
-        gvh = None if _all_zero(gvh) else gvh
+    if u.shape[-1] != k or vh.shape[-2] != k:
+        # full_matrices with m != n: the columns of U (rows of Vh) past k are not unique, so no
+        # gradient may flow into them; the first k are the reduced factors
+        if not (_all_zero(gu[..., k:]) and _all_zero(gvh[..., k:, :])):
+            raise RuntimeError("svd: the gradient through the extra columns of U or rows of Vh that "
+                               "full_matrices=True adds (m != n) is not defined, as in PyTorch; use "
+                               "full_matrices=False")
+        u, vh, gu, gvh = u[..., :k], vh[..., :k, :], gu[..., :k], gvh[..., :k, :]
+    gu = None if _all_zero(gu) else gu
+    gvh = None if _all_zero(gvh) else gvh
     del m, n
     return (_svd_grad(u, s, vh, gu, gs, gvh),)
 
