@@ -1,8 +1,9 @@
 """Scattering: scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
 masked_scatter, and their in-place forms.
 
-Each is composed from `index_add_rows` (a differentiable scatter-add whose VJP is a gather, and
-whose backend body is np.add.at / cupyx.scatter_add / a portable sort-and-segment-sum) and
+The accumulating ones are composed from `index_add_rows` (a differentiable scatter-add whose VJP
+is a gather; its backend body is np.add.at / cupyx.scatter_add / a portable sort-and-segment-sum),
+the writing ones from a gather through the inverse position map (`_place`: bit-exact values), and
 `where`, so gradients flow to the input and the source to any order on every backend.
 
 Duplicate targets: scatter_add, index_add and scatter_reduce combine every contribution, as
@@ -16,7 +17,8 @@ import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ._util import dim_index
-from .index import _check_index, index_add_rows, inplace_
+from .._primitive import apply
+from .index import _check_index, index_add_rows, inplace_, take_rows_p
 
 _REDUCES = ("sum", "prod", "mean", "amax", "amin")
 
@@ -102,15 +104,38 @@ def _hit(xp, n, pos):
     return xp.scatter_add_flat(n, pos, xp.ones(pos.shape, dtype=_i64(xp))) > 0
 
 
-def _scatter_into(x, pos, values, hit):
-    """x with its flat positions `pos` set to `values` (a 1-D tensor; positions unique among the
-    entries that matter) wherever `hit`."""
+def _place(n, pos, vals, valid=None):
+    """((n, *rest) tensor with vals[e] at row pos[e] for the valid entries, zeros elsewhere; bool (n,)
+    array of the rows written). The valid entries' positions must be distinct. Done as a gather
+    through the inverse map (sort the positions, searchsorted each row), so values land bit-exact
+    (a portable scatter-add would round them through its segment sums) and the gradient is a
+    gather's, to any order."""
+    from .elementwise import where
+    xp = vals.xp
+    i64 = _i64(xp)
+    k = pos.shape[0]
+    rest = tuple(vals.shape[1:])
+    if k == 0:
+        return _wrap(xp.zeros((n,) + rest, dtype=vals.array.dtype), xp), xp.zeros((n,), dtype=xp.bool)
+    key = pos if valid is None else xp.where(valid, pos, n)
+    order = xp.argsort(key, stable=True)
+    sk = xp.take(key, order, axis=0)
+    rows = xp.arange(0, n, dtype=i64)
+    j = xp.minimum(xp.astype(xp.searchsorted(sk, rows), i64), k - 1)
+    found = xp.take(sk, j, axis=0) == rows
+    taken = apply(take_rows_p, (vals, _wrap(xp.take(order, j, axis=0), xp)))
+    mask = _wrap(xp.reshape(found, (n,) + (1,) * len(rest)), xp)
+    zero = False if vals.dtype.kind == "b" else 0
+    return where(mask, taken, zero), found
+
+
+def _scatter_into(x, pos, values, valid):
+    """x with its flat positions `pos` set to `values` (1-D) for the `valid` entries."""
     from .elementwise import where
     from .shape import reshape
     xp = x.xp
-    n = x.numel()
-    placed = reshape(index_add_rows(n, _wrap(pos, xp), values), x.shape)
-    return where(_wrap(xp.reshape(hit, x.shape), xp), placed, x)
+    placed, hit = _place(x.numel(), pos, values, valid)
+    return where(_wrap(xp.reshape(hit, x.shape), xp), reshape(placed, x.shape), x)
 
 
 def _scalar_value(op, x, value):
@@ -151,9 +176,8 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A
     if not is_tensor:
         v = _scalar_value("scatter", input, src)
         return where(_wrap(xp.reshape(hit, input.shape), xp), v, input)
-    win = _wrap(_winners(xp, pos), xp)
-    vals = where(win, _src_part(src, index if index.ndim else reshape(index, (1,))), 0)
-    return _scatter_into(input, pos, vals, hit)
+    vals = _src_part(src, index if index.ndim else reshape(index, (1,)))
+    return _scatter_into(input, pos, vals, _winners(xp, pos))
 
 
 def scatter_add(input, dim, index, src):  # noqa: A002
@@ -227,8 +251,8 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     width = int(xp.to_numpy(xp.max(rank))) + 1
     slot_sorted = run * width + rank
     slot = xp.take(slot_sorted, xp.argsort(order, stable=True), axis=0)
-    occupied = xp.reshape(_hit(xp, groups * width, slot), (groups, width))
-    block = reshape(index_add_rows(groups * width, _wrap(slot, xp), members), (groups, width))
+    block, occupied = _place(groups * width, slot, members)
+    block, occupied = reshape(block, (groups, width)), xp.reshape(occupied, (groups, width))
     if reduce == "prod":
         fill = 1
     elif input.dtype.kind == "f":
@@ -239,7 +263,8 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
     block = E.where(_wrap(occupied, xp), block, fill)
     red = {"prod": prod, "amax": amax, "amin": amin}[reduce](block, 1)
     group_target = xp.take(ts, xp.astype(starts, i64), axis=0)
-    placed = reshape(index_add_rows(n, _wrap(group_target, xp), red), input.shape)
+    placed, _ = _place(n, group_target, red)
+    placed = reshape(placed, input.shape)
     return E.where(hit_t, placed, input) if not include_self else placed
 
 
@@ -315,10 +340,9 @@ def index_copy(input, dim, index, source):  # noqa: A002
     idx = index if index.ndim else index.reshape(1)
     n = input.shape[d] if input.ndim else 1
     rows = _rows_first(source, d, idx.shape[0], input)
-    win = _winners(xp, xp.astype(idx.array, _i64(xp)))
-    win = _wrap(xp.reshape(win, (idx.shape[0],) + (1,) * (rows.ndim - 1)), xp)
-    placed = _rows_back(index_add_rows(n, idx, where(win, rows, 0)), d, input)
-    return where(_row_mask(xp, n, idx.array, d, input), placed, input)
+    pos = xp.astype(idx.array, _i64(xp))
+    placed, _ = _place(n, pos, rows, _winners(xp, pos))
+    return where(_row_mask(xp, n, idx.array, d, input), _rows_back(placed, d, input), input)
 
 
 def index_fill(input, dim, index, value):  # noqa: A002
@@ -360,8 +384,8 @@ def masked_scatter(input, mask, source):  # noqa: A002
         raise RuntimeError(f"masked_scatter: the mask selects {k} positions but source has only "
                            f"{source.numel()} elements")
     vals = reshape(source, (-1,))[0:k]
-    placed = reshape(index_add_rows(input.numel(), _wrap(pos, xp), vals), input.shape)
-    return where(m, placed, input)
+    placed, _ = _place(input.numel(), pos, vals)
+    return where(m, reshape(placed, input.shape), input)
 
 
 # --- in place (recorded on the graph like add_) -----------------------------------------------------
