@@ -472,3 +472,23 @@ def test_a_backend_without_linalg_gets_a_clear_error():
     bare = types.SimpleNamespace(ns=types.SimpleNamespace(), device="bare")
     with pytest.raises(RuntimeError, match="no Array API linalg extension"):
         backend_linalg("det", bare)
+
+
+def test_axis_and_keepdims_aliases(device):
+    a = np.random.default_rng(0).normal(size=(3, 4))
+    x = xbp.tensor(a, device=device)
+    idx = xbp.tensor([[0, 1, 2, 0]], device=device)
+    np.testing.assert_array_equal(x.scatter_add(axis=0, index=idx, src=x[:1]).numpy(),
+                                  x.scatter_add(0, idx, x[:1]).numpy())
+    np.testing.assert_array_equal(xbp.index_fill(x, axis=1, index=xbp.tensor([1], device=device), value=0.0).numpy(),
+                                  x.index_fill(1, xbp.tensor([1], device=device), 0.0).numpy())
+    assert x.median(axis=1, keepdims=True).values.shape == (3, 1)
+    assert x.kthvalue(2, axis=0, keepdims=True).values.shape == (1, 4)
+    assert x.narrow(axis=1, start=1, length=2).shape == (3, 2)
+    assert xbp.linalg.vector_norm(x, axis=0, keepdims=True).shape == (1, 4)
+    assert xbp.linalg.matrix_norm(x, axis=(0, 1), keepdims=True).shape == (1, 1)
+    assert xbp.quantile(x, 0.5, axis=0, keepdims=True).shape == (1, 4)
+    with pytest.raises(TypeError, match="dim"):                   # dim given twice
+        x.scatter_add(0, idx, x[:1], axis=0)
+    with pytest.raises(TypeError, match="not both"):
+        xbp.scatter_add(x, dim=0, index=idx, src=x[:1], axis=0)

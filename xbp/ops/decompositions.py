@@ -22,6 +22,7 @@ import numpy as np
 from .._primitive import Primitive, apply
 from .._tensor import Tensor, _wrap
 from ._util import dim_index, dim_tuple
+from .sorting import dim_aliases
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 QRResult = namedtuple("QRResult", ["Q", "R"])
@@ -463,6 +464,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, axis=None, kee
     return norm(x, ord, dims, keepdim)
 
 
+@dim_aliases
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # noqa: A002
     """Matrix norm over the two dims `dim` of A: 'fro' (Frobenius), 'nuc' (sum of singular values),
     2 / -2 (largest / smallest singular value), 1 / -1 (max / min column abs-sum), inf / -inf
@@ -503,6 +505,7 @@ def _pair_last(A, d0, d1):
     return permute(A, rest + [d0, d1])
 
 
+@dim_aliases
 def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     """torch.linalg.norm: with dim an int (or ord None and dim None: all entries) a vector norm;
     with dim a pair (or A 2-D and ord given) a matrix norm."""
@@ -573,6 +576,7 @@ def multi_dot(tensors):
     return out
 
 
+@dim_aliases
 def vecdot(x, y, *, dim=-1):
     """Dot products along `dim` (broadcasting): sum(x * y, dim)."""
     from .reduce import sum as rsum

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ._util import check_size, dim_index
+from .sorting import dim_aliases
 
 
 def _t(op, x, what="input"):
@@ -132,6 +133,7 @@ def trace(x):
     return rsum(diagonal(x))
 
 
+@dim_aliases
 def narrow(x, dim, start, length):
     """The slice [start, start + length) of `dim` (a view). `start` may be negative (counted from
     the end) or a 0-d integer tensor."""
@@ -259,6 +261,7 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1):  # noqa: A002
     return _add_scaled("addr", input, outer(vec1, vec2), beta, alpha)
 
 
+@dim_aliases
 def cross(a, b, dim=None):
     """Cross product of 3-vectors along `dim` (broadcasting a and b): dim=None takes the first dim
     of size 3, as torch.cross; torch.linalg.cross's default is -1."""

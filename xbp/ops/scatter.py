@@ -19,6 +19,7 @@ from .._tensor import Tensor, _wrap
 from ._util import dim_index
 from .._primitive import apply
 from .index import _check_index, index_add_rows, inplace_, take_rows_p
+from .sorting import dim_aliases
 
 _REDUCES = ("sum", "prod", "mean", "amax", "amin")
 
@@ -148,6 +149,7 @@ def _scalar_value(op, x, value):
     raise TypeError(f"{op}: value must be a number, got {type(value).__name__}")
 
 
+@dim_aliases
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
     """input with ``out[i][index[i][j]] = src[i][j]`` (for dim=1; likewise in any dim): index has
     input's number of dims and is no larger than src (and than input outside `dim`). `src` may be a
@@ -180,6 +182,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A
     return _scatter_into(input, pos, vals, _winners(xp, pos))
 
 
+@dim_aliases
 def scatter_add(input, dim, index, src):  # noqa: A002
     """input with src's entries added at the positions index names along `dim` (repeated indices
     add up): ``out[i][index[i][j]] += src[i][j]`` for dim=1."""
@@ -195,6 +198,7 @@ def scatter_add(input, dim, index, src):  # noqa: A002
     return input + reshape(added, input.shape)
 
 
+@dim_aliases
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noqa: A002
     """Reduce src's entries into input at the positions index names along `dim`: reduce is 'sum',
     'prod', 'mean', 'amax' or 'amin'; with include_self the input's own value takes part, else
@@ -313,6 +317,7 @@ def _rows_back(t, d, like):
     return reshape(t, like.shape) if t.shape != like.shape else t
 
 
+@dim_aliases
 def index_add(input, dim, index, source, *, alpha=1):  # noqa: A002
     """input with ``alpha * source`` added along `dim` at the rows `index` names (repeats add up):
     out[..., index[i], ...] += alpha * source[..., i, ...]."""
@@ -331,6 +336,7 @@ def _row_mask(xp, n, idx, d, like):
     return _wrap(xp.reshape(m, tuple(1 for _ in like.shape)) if like.ndim == 0 else m, xp)
 
 
+@dim_aliases
 def index_copy(input, dim, index, source):  # noqa: A002
     """input with the rows `index` names along `dim` replaced by source's rows
     (out[..., index[i], ...] = source[..., i, ...]); for a repeated index the last row wins."""
@@ -345,6 +351,7 @@ def index_copy(input, dim, index, source):  # noqa: A002
     return where(_row_mask(xp, n, idx.array, d, input), _rows_back(placed, d, input), input)
 
 
+@dim_aliases
 def index_fill(input, dim, index, value):  # noqa: A002
     """input with the rows `index` names along `dim` set to `value` (a number or a 1-element tensor,
     differentiable)."""
@@ -389,30 +396,43 @@ def masked_scatter(input, mask, source):  # noqa: A002
 
 
 # --- in place (recorded on the graph like add_) -----------------------------------------------------
+@dim_aliases
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
+    """In-place `scatter` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "scatter_", lambda t: scatter(t, dim, index, src, value=value, reduce=reduce))
 
 
+@dim_aliases
 def scatter_add_(input, dim, index, src):  # noqa: A002
+    """In-place `scatter_add` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "scatter_add_", lambda t: scatter_add(t, dim, index, src))
 
 
+@dim_aliases
 def scatter_reduce_(input, dim, index, src, reduce, *, include_self=True):  # noqa: A002
+    """In-place `scatter_reduce` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "scatter_reduce_",
                     lambda t: scatter_reduce(t, dim, index, src, reduce, include_self=include_self))
 
 
+@dim_aliases
 def index_add_(input, dim, index, source, *, alpha=1):  # noqa: A002
+    """In-place `index_add` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "index_add_", lambda t: index_add(t, dim, index, source, alpha=alpha))
 
 
+@dim_aliases
 def index_copy_(input, dim, index, source):  # noqa: A002
+    """In-place `index_copy` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "index_copy_", lambda t: index_copy(t, dim, index, source))
 
 
+@dim_aliases
 def index_fill_(input, dim, index, value):  # noqa: A002
+    """In-place `index_fill` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "index_fill_", lambda t: index_fill(t, dim, index, value))
 
 
 def masked_scatter_(input, mask, source):  # noqa: A002
+    """In-place `masked_scatter` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "masked_scatter_", lambda t: masked_scatter(t, mask, source))

@@ -9,6 +9,7 @@ dim) say so.
 """
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 
 import numpy as np
@@ -22,6 +23,19 @@ TopKResult = namedtuple("TopKResult", ["values", "indices"])
 KthValueResult = namedtuple("KthValueResult", ["values", "indices"])
 MedianResult = namedtuple("MedianResult", ["values", "indices"])
 ModeResult = namedtuple("ModeResult", ["values", "indices"])
+
+
+def dim_aliases(f):
+    """Accept the Array API spellings `axis=` / `keepdims=` for `dim=` / `keepdim=` (not both)."""
+    @functools.wraps(f)
+    def g(*args, **kw):
+        for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if alias in kw:
+                if name in kw:
+                    raise TypeError(f"{f.__name__}: pass {name}= or {alias}=, not both")
+                kw[name] = kw.pop(alias)
+        return f(*args, **kw)
+    return g
 
 
 def _i64(xp):
@@ -336,6 +350,7 @@ def mode(x, dim=-1, keepdim=False, *, axis=None, keepdims=None):
     return ModeResult(values, it)
 
 
+@dim_aliases
 def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
     """The distinct values of `x` in ascending order (no gradient, as in PyTorch), and optionally
     `inverse` (for each input entry, the position of its value in the output; x's shape) and
