@@ -98,11 +98,20 @@ def _winners(xp, pos):
     return xp.take(last, inv, axis=0)
 
 
+def _counts(xp, n, pos):
+    """int64 (n,): how many entries of `pos` name each position, exactly (sort + searchsorted; no
+    scatter-add, whose integer support varies by backend)."""
+    i64 = _i64(xp)
+    if pos.shape[0] == 0:
+        return xp.zeros((n,), dtype=i64)
+    sp = xp.sort(pos)
+    rows = xp.arange(0, n, dtype=i64)
+    return xp.astype(xp.searchsorted(sp, rows, side="right") - xp.searchsorted(sp, rows, side="left"), i64)
+
+
 def _hit(xp, n, pos):
     """bool (n,): positions written at least once."""
-    if pos.shape[0] == 0:
-        return xp.zeros((n,), dtype=xp.bool)
-    return xp.scatter_add_flat(n, pos, xp.ones(pos.shape, dtype=_i64(xp))) > 0
+    return _counts(xp, n, pos) > 0
 
 
 def _place(n, pos, vals, valid=None):
@@ -224,7 +233,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):  # noq
         total = reshape(index_add_rows(n, _wrap(pos, xp), vals), input.shape)
         if reduce == "sum":
             return input + total if include_self else E.where(hit_t, total, input)
-        cnt = xp.reshape(xp.scatter_add_flat(n, pos, xp.ones(pos.shape, dtype=_i64(xp))), input.shape)
+        cnt = xp.reshape(_counts(xp, n, pos), input.shape)
         integer = input.dtype.kind in "iub"
         if include_self:
             num, den = input + total, _wrap(cnt + 1, xp)

@@ -329,9 +329,11 @@ def mode(x, dim=-1, keepdim=False, *, axis=None, keepdims=None):
     i64 = _i64(xp)
     new = xp.concat([xp.ones((rows, 1), dtype=xp.bool), s[:, 1:] != s[:, :-1]], axis=-1)
     run = xp.cumulative_sum(xp.astype(new, i64), axis=-1) - 1                   # run id in its row
-    slot = xp.reshape(xp.arange(0, rows, dtype=i64), (rows, 1)) * n + run
-    counts = xp.scatter_add_flat(rows * n, xp.reshape(slot, (-1,)), xp.ones((rows * n,), dtype=i64))
-    per = xp.reshape(xp.take(counts, xp.reshape(slot, (-1,)), axis=0), (rows, n))
+    # each element's run length: slot ids increase along the flattened rows, so searchsorted
+    # finds every run's ends
+    slot = xp.reshape(xp.reshape(xp.arange(0, rows, dtype=i64), (rows, 1)) * n + run, (-1,))
+    per = xp.reshape(xp.astype(xp.searchsorted(slot, slot, side="right") - xp.searchsorted(slot, slot, side="left"),
+                               i64), (rows, n))
     # the most frequent run (the first, i.e. smallest value, among equals), then its last element
     best = xp.max(per, axis=-1, keepdims=True)
     best_run = xp.min(xp.where(per == best, run, n), axis=-1, keepdims=True)
