@@ -496,6 +496,9 @@ SPECS = [
     OpSpec("matrix_power_neg", lambda a: a.matrix_power(-2), lambda a: np.linalg.matrix_power(a, -2), [(2, 2)],
            domain=[(0.5, 1.5)]),
     OpSpec("pinv", xbp.linalg.pinv, np.linalg.pinv, [(3, 2)]),
+    OpSpec("cond_fro", lambda a: xbp.linalg.cond(a, "fro"), lambda a: np.linalg.cond(a, "fro"), [(3, 3)]),
+    OpSpec("solve_triangular", lambda a, b: xbp.linalg.solve_triangular(a, b, upper=False),
+           lambda a, b: np.linalg.solve(np.tril(a), b), [((3, 3), (3, 2))], domain=[(0.5, 1.5), (-1, 1)]),
     OpSpec("multi_dot", lambda a, b, c: xbp.linalg.multi_dot([a, b, c]), lambda a, b, c: a @ b @ c,
            [((3,), (3, 2), (2, 2))]),
     # --- no gradient ---

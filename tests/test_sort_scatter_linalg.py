@@ -405,7 +405,18 @@ LINALG = {
     "vector_norm_inf": (lambda L, a: L.vector_norm(a, float("inf"), dim=1), (3, 4)),
     "norm": (lambda L, a: L.norm(a, dim=(0, 1)), (3, 4)),
     "pinv": (lambda L, a: L.pinv(a), (4, 3)),
+    "solve_triangular": (lambda L, a: L.solve_triangular(a + 3 * _eye_like(a), a[..., :2] * 1.0, upper=True), (3, 3)),
+    "solve_triangular_unit_right": (lambda L, a: L.solve_triangular(a, a[..., :2, :] * 1.0, upper=False, left=False,
+                                                                      unitriangular=True), (3, 3)),
+    "lstsq": (lambda L, a: L.lstsq(a, a[..., :2] ** 2).solution, (4, 3)),
+    "cond": (lambda L, a: L.cond(a), (3, 3)),
 }
+
+
+def _eye_like(a):
+    if isinstance(a, torch.Tensor):
+        return torch.eye(a.shape[-1], dtype=a.dtype)
+    return xbp.eye(a.shape[-1], dtype=a.dtype, device=a.device)
 
 
 @pytest.mark.parametrize("name", list(LINALG))

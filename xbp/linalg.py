@@ -5,15 +5,15 @@ formulas and their limits: distinct singular values/eigenvalues for the vectors'
 invertible matrices for det/inv/solve, m >= n for qr).
 """
 from .ops.decompositions import (  # noqa: F401
-    EighResult, QRResult, SlogdetResult, SVDResult, cholesky, det, eigh, eigvalsh, inv, matrix_norm,
-    matrix_power, matrix_rank, multi_dot, norm, pinv, qr, slogdet, solve, svd, svdvals, vecdot,
-    vector_norm,
+    EighResult, LstsqResult, QRResult, SlogdetResult, SVDResult, cholesky, cholesky_ex, cond, det, eigh,
+    eigvalsh, inv, inv_ex, lstsq, matrix_norm, matrix_power, matrix_rank, multi_dot, norm, pinv, qr,
+    slogdet, solve, solve_triangular, svd, svdvals, vecdot, vector_norm,
 )
 from .ops.linalg import matmul  # noqa: F401
 from .ops import matrix as _matrix
 
 __all__ = [
-    "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matmul", "matrix_norm",
+    "cholesky", "cholesky_ex", "cond", "cross", "inv_ex", "lstsq", "solve_triangular", "LstsqResult", "det", "diagonal", "eigh", "eigvalsh", "inv", "matmul", "matrix_norm",
     "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd",
     "svdvals", "vecdot", "vector_norm", "EighResult", "QRResult", "SlogdetResult", "SVDResult",
 ]

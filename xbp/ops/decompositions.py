@@ -622,3 +622,65 @@ def legacy_qr(A, some=True):
 def pinverse(A, rcond=1e-15):
     """torch.pinverse: pinv with singular values below rcond * largest treated as zero."""
     return pinv(A, rtol=rcond)
+
+
+# --- more torch.linalg names, composed from the above ----------------------------------------------
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
+    """X with A X = B (left) or X A = B for a triangular A (..., n, n): only the `upper` or lower
+    triangle of A is read (its diagonal taken as ones with unitriangular). Through `solve` on the
+    masked matrix, so it is differentiable in A (that triangle) and B."""
+    from .._creation import eye
+    from .matrix import tril, triu
+    _square("solve_triangular", A)
+    T = triu(A, 1 if unitriangular else 0) if upper else tril(A, -1 if unitriangular else 0)
+    if unitriangular:
+        T = T + eye(A.shape[-1], dtype=A.dtype, device=A.xp)
+    if not isinstance(B, Tensor) or B.ndim < 2:
+        raise RuntimeError("solve_triangular: B must be a matrix or a batch of them (..., n, k)")
+    return solve(T, B, left=left)
+
+
+LstsqResult = namedtuple("LstsqResult", ["solution", "residuals", "rank", "singular_values"])
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """Least-squares solution of A X = B for A (..., m, n), B (..., m, k): the minimum-norm X,
+    through the pseudo-inverse (differentiable where A's rank is constant). residuals, rank and
+    singular_values are empty, as PyTorch's default CPU driver gives."""
+    from .shape import reshape
+    _mat("lstsq", A)
+    vector = isinstance(B, Tensor) and B.ndim == A.ndim - 1
+    Bm = reshape(B, B.shape + (1,)) if vector else B
+    x = _mm(pinv(A, rtol=rcond), Bm)
+    if vector:
+        x = reshape(x, x.shape[:-1])
+    xp = A.xp
+    empty = _wrap(xp.zeros((0,), dtype=A.array.dtype), xp)
+    return LstsqResult(x, empty, _wrap(xp.zeros((0,), dtype=xp.dtype(np.dtype("int64"))), xp), empty)
+
+
+def cond(A, p=None):
+    """Condition number: p = None / 2 the ratio of the largest to the smallest singular value (-2 the
+    inverse), otherwise matrix_norm(A, p) * matrix_norm(inv(A), p)."""
+    from .reduce import amax, amin
+    _mat("cond", A)
+    if p in (None, 2, -2):
+        s = svdvals(A)
+        r = amax(s, -1) / amin(s, -1)
+        return r if p != -2 else 1.0 / r
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)
+
+
+def inv_ex(A, *, check_errors=False):
+    """(inverse, info) as torch.linalg.inv_ex; info is 0 (a singular matrix raises in the backend)."""
+    out = inv(A)
+    xp = A.xp
+    return namedtuple("InvEx", ["inverse", "info"])(out, _wrap(xp.zeros(A.shape[:-2], dtype=xp.dtype(np.dtype("int32"))), xp))
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False):
+    """(L, info) as torch.linalg.cholesky_ex; info is 0 (a matrix that is not positive-definite
+    raises in the backend)."""
+    out = cholesky(A, upper=upper)
+    xp = A.xp
+    return namedtuple("CholeskyEx", ["L", "info"])(out, _wrap(xp.zeros(A.shape[:-2], dtype=xp.dtype(np.dtype("int32"))), xp))
