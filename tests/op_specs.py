@@ -132,6 +132,15 @@ def _np_index_add(a, dim, index, src):
     return np.moveaxis(out, 0, dim)
 
 
+def _np_block_diag(*ms):
+    out = np.zeros((sum(m.shape[0] for m in ms), sum(m.shape[1] for m in ms)))
+    r = c = 0
+    for m in ms:
+        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        r, c = r + m.shape[0], c + m.shape[1]
+    return out
+
+
 def _spd(a):
     return a @ a.mT + 3.0 * xbp.eye(a.shape[-1], dtype=a.dtype, device=a.device)
 
@@ -395,6 +404,8 @@ SPECS = [
            lambda a: np.quantile(a, [0.25, 0.9]), [(2, 3)]),
     OpSpec("quantile_keepdim", lambda a: xbp.quantile(a, [0.5, 1.0], 0, keepdim=True),
            lambda a: np.quantile(a, [0.5, 1.0], axis=0, keepdims=True), [(3, 2)]),
+    OpSpec("nanquantile", lambda a: xbp.nanquantile(a, [0.2, 0.7], 1), lambda a: np.nanquantile(a, [0.2, 0.7], axis=1),
+           [(2, 4)]),
     OpSpec("mode_distinct", lambda a: a.mode(1).values, lambda a: a.min(1), [(2, 3)], smooth=False),
     # --- matrix helpers and products ---
     OpSpec("tril", lambda a: a.tril(), np.tril, [(3, 3), (2, 3, 4), NC((2, 3))]),
@@ -425,6 +436,8 @@ SPECS = [
     OpSpec("cross", lambda a, b: xbp.cross(a, b, dim=1), lambda a, b: np.cross(a, b, axis=1),
            [((2, 3), (2, 3)), ((2, 3, 2), (1, 3, 2))]),
     OpSpec("linalg_cross", lambda a, b: xbp.linalg.cross(a, b), lambda a, b: np.cross(a, b), [((2, 3), (3,))]),
+    OpSpec("block_diag", lambda a, b, c: xbp.block_diag(a, b, c),
+           lambda a, b, c: _np_block_diag(a.reshape(1, 1), b.reshape(1, -1), c), [((), (2,), (2, 3))]),
     OpSpec("kron", xbp.kron, np.kron, [((2, 2), (2, 3)), ((2,), (3,)), ((2, 1, 2), (2, 2))]),
     OpSpec("cdist", xbp.cdist, lambda a, b: np.sqrt(((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1)),
            [((3, 2), (2, 2)), ((2, 2, 3), (2, 1, 3))]),

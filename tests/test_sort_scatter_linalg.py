@@ -503,3 +503,29 @@ def test_axis_and_keepdims_aliases(device):
         x.scatter_add(0, idx, x[:1], axis=0)
     with pytest.raises(TypeError, match="not both"):
         xbp.scatter_add(x, dim=0, index=idx, src=x[:1], axis=0)
+
+
+def test_nanquantile_tri_indices_block_diag(device):
+    a = np.random.default_rng(0).normal(size=(3, 5))
+    a[0, 1] = np.nan
+    a[2, :] = np.nan
+    x, t = both(a, device)
+    y = xbp.nanquantile(x, [0.1, 0.5], dim=1)
+    ty = torch.nanquantile(t, torch.tensor([0.1, 0.5], dtype=torch.float64), dim=1)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    keep = np.isfinite(ty.detach().numpy())
+    w = np.where(keep, weights(tuple(ty.shape)), 0.0)
+    (xbp.where(xbp.tensor(keep, device=device), y, 0.0) * xbp.tensor(w, device=device)).sum().backward()
+    (torch.where(torch.tensor(keep), ty, 0.0) * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.nan_to_num(t.grad.numpy()), rtol=1e-12)
+    for args in ((3, 4), (4, 3, 1), (3, 3, -1), (0, 2)):
+        np.testing.assert_array_equal(xbp.tril_indices(*args, device=device).numpy(), torch.tril_indices(*args).numpy())
+        np.testing.assert_array_equal(xbp.triu_indices(*args, device=device).numpy(), torch.triu_indices(*args).numpy())
+    parts = [np.array(2.0), np.arange(3.0), np.ones((2, 2))]
+    xs = [xbp.tensor(p, device=device, requires_grad=True) for p in parts]
+    ts = [torch.tensor(p, requires_grad=True) for p in parts]
+    y, ty = xbp.block_diag(*xs), torch.block_diag(*ts)
+    close(y, ty)
+    backward_both(y, ty, device)
+    for a_, b_ in zip(xs, ts):
+        close(a_.grad, b_.grad)

@@ -468,6 +468,7 @@ class Tensor:
     def median(self, dim=None, keepdim=False, **kw): return _ops.median(self, dim, keepdim, **kw)
     def nanmedian(self, dim=None, keepdim=False, **kw): return _ops.nanmedian(self, dim, keepdim, **kw)
     def quantile(self, q, dim=None, keepdim=False, **kw): return _ops.quantile(self, q, dim, keepdim, **kw)
+    def nanquantile(self, q, dim=None, keepdim=False, **kw): return _ops.nanquantile(self, q, dim, keepdim, **kw)
     def mode(self, dim=-1, keepdim=False, **kw): return _ops.mode(self, dim, keepdim, **kw)
     def unique(self, *args, **kw): return _ops.unique(self, *args, **kw)
     def nonzero(self, *, as_tuple=False): return _ops.nonzero(self, as_tuple=as_tuple)

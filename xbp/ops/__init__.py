@@ -26,12 +26,12 @@ from ._tensor_ns import tensor_namespace  # noqa: F401
 
 # --- sorting, indexing, scatter and linear algebra ---
 from .sorting import (  # noqa: F401,E402
-    argsort, argwhere, bucketize, kthvalue, median, mode, msort, nanmedian, nonzero, quantile,
-    searchsorted, sort, topk, unique,
+    argsort, argwhere, bucketize, kthvalue, median, mode, msort, nanmedian, nanquantile, nonzero,
+    quantile, searchsorted, sort, topk, unique,
 )
 from .matrix import (  # noqa: F401,E402
-    addbmm, addmm, addmv, addr, baddbmm, bmm, cdist, cross, diag, diag_embed, diagonal, dot, inner,
-    kron, mm, mv, narrow, trace, tril, triu, vdot,
+    addbmm, addmm, addmv, addr, baddbmm, block_diag, bmm, cdist, cross, diag, diag_embed, diagonal,
+    dot, inner, kron, mm, mv, narrow, trace, tril, tril_indices, triu, triu_indices, vdot,
 )
 from .scatter import (  # noqa: F401,E402
     index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, masked_scatter,

@@ -320,3 +320,49 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
     if p == 0.0:
         return rsum((diff.detach() != 0).to(dtype=x1.dtype), -1)
     return norm(diff, p, dim=-1)
+
+
+def _tri_indices(op, row, col, offset, dtype, device, lower):
+    from .._backend import canonical_dtype, get_backend
+    row, col = check_size(op, row, "row"), check_size(op, col, "col")
+    offset = _offset(op, offset)
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{op}: row and col must be non-negative, got {row} and {col}")
+    xp = get_backend(device)
+    dt = canonical_dtype(dtype or "int64")
+    if dt.kind not in "iu":
+        raise RuntimeError(f"{op}: dtype must be an integer type, got {dt}")
+    # a small host computation, then one transfer (the count is data-dependent only on the sizes)
+    r, c = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
+    return _wrap(xp.from_numpy(np.stack([r, c]).astype(dt)), xp)
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) coordinates of the lower triangle (j - i <= offset) of a row x col matrix, row by
+    row (int64)."""
+    return _tri_indices("tril_indices", row, col, offset, dtype, device, True)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) coordinates of the upper triangle (j - i >= offset) of a row x col matrix."""
+    return _tri_indices("triu_indices", row, col, offset, dtype, device, False)
+
+
+def block_diag(*tensors):
+    """The block-diagonal matrix of the given 0-d, 1-D (a row) or 2-D tensors:
+    (r1, c1), (r2, c2), ... -> (sum r, sum c), zeros off the blocks."""
+    from .shape import cat, pad, reshape
+    if not tensors:
+        raise RuntimeError("block_diag: expected at least one tensor")
+    mats = []
+    for t in tensors:
+        _t("block_diag", t, "each argument")
+        if t.ndim > 2:
+            raise RuntimeError(f"block_diag: inputs must have at most 2 dims, got shape {t.shape}")
+        mats.append(reshape(t, (1, 1)) if t.ndim == 0 else (reshape(t, (1, -1)) if t.ndim == 1 else t))
+    total = sum(m.shape[1] for m in mats)
+    rows, left = [], 0
+    for m in mats:
+        rows.append(pad(m, (left, total - left - m.shape[1])))
+        left += m.shape[1]
+    return cat(rows, 0)

@@ -227,82 +227,93 @@ def nanmedian(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
-def quantile(x, q, dim=None, keepdim=False, *, interpolation="linear", axis=None, keepdims=None):
-    """The q-th quantiles of `x` along `dim` (all entries when None), interpolating between the two
-    nearest sorted entries ('linear', the default; or 'lower', 'higher', 'midpoint', 'nearest').
-    `q` is a number or a 1-D tensor in [0, 1]; for a 1-D q the result gets a leading dim of
-    len(q): (len(q), *reduced shape). Rows containing NaN give NaN, as PyTorch."""
+def _q_values(op, x, q):
+    """q (a number, a sequence or a 0-d/1-D tensor) -> (host float64 1-D array, whether q was 1-D)."""
+    if isinstance(q, Tensor):
+        if q.ndim > 1:
+            raise ValueError(f"{op}: q must be a number or a 0-d/1-D tensor, got shape {q.shape}")
+        qh, vector = np.asarray(q.detach().numpy(), dtype=np.float64), q.ndim == 1
+    else:
+        qh = np.asarray(q, dtype=np.float64)
+        if qh.ndim > 1:
+            raise ValueError(f"{op}: q must be a number or a 1-D sequence, got shape {qh.shape}")
+        vector = qh.ndim == 1
+    qh = qh.reshape(-1)
+    if qh.size and not (np.all(qh >= 0) and np.all(qh <= 1)):
+        raise ValueError(f"{op}: q values must be in [0, 1], got {qh.tolist()}")
+    return qh, vector
+
+
+def _quantile(op, x, q, dim, keepdim, interpolation, axis, keepdims, ignore_nan):
     from . import elementwise as E
-    from .shape import reshape, squeeze
-    _tensor_arg("quantile", x)
+    from .shape import reshape, squeeze, stack
+    _tensor_arg(op, x)
     if x.dtype.kind != "f":
-        raise TypeError(f"quantile: input must be a floating-point tensor, got dtype {x.dtype}")
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype}")
     if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"quantile: interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+        raise ValueError(f"{op}: interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
     if axis is not None:
         dim = axis
     if keepdims is not None:
         keepdim = keepdims
     xp = x.xp
-    if isinstance(q, Tensor):
-        if q.ndim > 1:
-            raise ValueError(f"quantile: q must be a number or a 0-d/1-D tensor, got shape {q.shape}")
-        q_host = np.asarray(q.detach().numpy(), dtype=np.float64)
-        q_vector = q.ndim == 1
-    else:
-        q_host = np.asarray(q, dtype=np.float64)
-        if q_host.ndim > 1:
-            raise ValueError(f"quantile: q must be a number or a 1-D sequence, got shape {q_host.shape}")
-        q_vector = q_host.ndim == 1
-    q_host = q_host.reshape(-1)
-    if q_host.size and not (np.all(q_host >= 0) and np.all(q_host <= 1)):
-        raise ValueError(f"quantile: q values must be in [0, 1], got {q_host.tolist()}")
+    q_host, q_vector = _q_values(op, x, q)
     if dim is None:
-        src, d, kd_shape = reshape(x, (-1,)), 0, (1,) * x.ndim
+        src, d = reshape(x, (-1,)), 0
     else:
-        d = dim_index("quantile", dim, x.ndim)
+        d = dim_index(op, dim, x.ndim)
         src = _as_1d(x)
-        kd_shape = _reduced_shape(src, d) if x.ndim else ()
     n = src.shape[d]
     if n == 0:
-        raise IndexError("quantile: input is empty along the reduced dim")
-    sorted_v = sort(src, d).values
-    rows = []
+        raise IndexError(f"{op}: input is empty along the reduced dim")
+    sorted_v = sort(src, d).values                          # NaN last
+    dt = x.array.dtype
+    n_nan = xp.sum(xp.astype(xp.isnan(src.array), dt), axis=d, keepdims=True)
+    count = (n - n_nan) if ignore_nan else xp.full(n_nan.shape, float(n), dtype=dt)
+    i64 = _i64(xp)
+    outs = []
     for qv in q_host:
-        pos = qv * (n - 1)
-        lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+        # per-row positions: rows differ in their count of non-NaN entries for nanquantile
+        pos = float(qv) * xp.maximum(count - 1, 0.0)
+        lo, hi = xp.floor(pos), xp.ceil(pos)
         if interpolation == "lower":
             hi = lo
         elif interpolation == "higher":
             lo = hi
         elif interpolation == "nearest":
-            lo = hi = int(np.round(pos))            # half to even, as PyTorch
-        pick = (slice(None),) * d
-        v_lo = sorted_v[pick + (slice(lo, lo + 1),)]
-        if hi == lo:
-            r = v_lo
-        else:
-            v_hi = sorted_v[pick + (slice(hi, hi + 1),)]
-            w = 0.5 if interpolation == "midpoint" else pos - lo
-            r = v_lo + (v_hi - v_lo) * w
-        rows.append(r)
-    # NaN anywhere in a row: the sorted row ends in NaN; the result is NaN
-    last = sorted_v[(slice(None),) * d + (slice(n - 1, n),)]
-    nan_row = E.isnan(last.detach())
-    out = []
-    for r in rows:
-        r = E.where(nan_row, float("nan"), r)
+            lo = hi = xp.round(pos)                         # half to even, as PyTorch
+        v_lo = _take(sorted_v, xp.astype(lo, i64), d)
+        v_hi = _take(sorted_v, xp.astype(hi, i64), d)
+        w = xp.full(pos.shape, 0.5, dtype=dt) if interpolation == "midpoint" else pos - lo
+        r = v_lo + (v_hi - v_lo) * _wrap(w, xp)
+        # a row with NaN (quantile) or with nothing but NaN (nanquantile) gives NaN
+        bad = (count == 0) if ignore_nan else (n_nan > 0)
+        r = E.where(_wrap(bad, xp), float("nan"), r)
         if dim is None:
-            r = reshape(r, kd_shape) if keepdim else reshape(r, ())
+            r = reshape(r, (1,) * x.ndim) if keepdim else reshape(r, ())
         elif x.ndim == 0:
             r = reshape(r, ())
         elif not keepdim:
             r = squeeze(r, d)
-        out.append(r)
+        outs.append(r)
     if not q_vector:
-        return out[0]
-    from .shape import stack
-    return stack(out, 0) if out else _wrap(xp.zeros((0,) + tuple(kd_shape if keepdim else ()), dtype=x.array.dtype), xp)
+        return outs[0]
+    if not outs:
+        raise ValueError(f"{op}: q is empty")
+    return stack(outs, 0)
+
+
+def quantile(x, q, dim=None, keepdim=False, *, interpolation="linear", axis=None, keepdims=None):
+    """The q-th quantiles of `x` along `dim` (all entries when None), interpolating between the two
+    nearest sorted entries ('linear', the default; or 'lower', 'higher', 'midpoint', 'nearest').
+    `q` is a number or a 1-D tensor in [0, 1]; for a 1-D q the result gets a leading dim of
+    len(q): (len(q), *reduced shape). Rows containing NaN give NaN, as PyTorch. Differentiable in x."""
+    return _quantile("quantile", x, q, dim, keepdim, interpolation, axis, keepdims, False)
+
+
+def nanquantile(x, q, dim=None, keepdim=False, *, interpolation="linear", axis=None, keepdims=None):
+    """`quantile` of the non-NaN entries of each row (NaN only where a row is all NaN)."""
+    return _quantile("nanquantile", x, q, dim, keepdim, interpolation, axis, keepdims, True)
 
 
 def mode(x, dim=-1, keepdim=False, *, axis=None, keepdims=None):
