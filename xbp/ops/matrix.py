@@ -262,10 +262,11 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1):  # noqa: A002
 
 
 @dim_aliases
-def cross(a, b, dim=None):
+def cross(input, other, dim=None):  # noqa: A002
     """Cross product of 3-vectors along `dim` (broadcasting a and b): dim=None takes the first dim
     of size 3, as torch.cross; torch.linalg.cross's default is -1."""
     from .shape import broadcast_to, roll
+    a, b = input, other
     _t("cross", a), _t("cross", b, "other")
     shape = tuple(np.broadcast_shapes(a.shape, b.shape))
     a, b = broadcast_to(a, shape), broadcast_to(b, shape)

@@ -166,6 +166,8 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):  # noqa: A
     Where an index repeats, the last source element wins. Differentiable in input and src."""
     from .elementwise import where
     from .shape import reshape
+    if isinstance(input, Tensor):
+        dim_index("scatter", dim, input.ndim)       # the dim first, as PyTorch checks it
     if src is None and value is None:
         raise TypeError("scatter: pass src (a tensor or a number) or value=")
     if src is None:
