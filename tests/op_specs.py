@@ -138,6 +138,69 @@ def _digamma(x):
     neg = x < 0
     xr = np.where(neg, 1.0 - x, x)
     return np.where(neg, _polygamma(0, xr) - np.pi / np.tan(np.pi * x), _polygamma(0, xr))
+# --- references for the sorting, indexing, scatter and linear algebra rows ------------------------
+def _np_scatter(a, dim, index, src):
+    out = a.copy()
+    np.put_along_axis(out, index, src[tuple(slice(0, s) for s in index.shape)], axis=dim)
+    return out
+
+
+def _np_scatter_targets(a, dim, index):
+    for c in np.ndindex(*index.shape):
+        t = list(c)
+        t[dim] = index[c]
+        yield c, tuple(t)
+
+
+def _np_scatter_add(a, dim, index, src):
+    out = a.copy()
+    for c, t in _np_scatter_targets(a, dim, index):
+        out[t] += src[c]
+    return out
+
+
+def _np_scatter_reduce(a, dim, index, src, f, include_self):
+    groups = {}
+    for c, t in _np_scatter_targets(a, dim, index):
+        groups.setdefault(t, [a[t]] if include_self else []).append(src[c])
+    out = a.copy()
+    for t, vals in groups.items():
+        out[t] = f(np.array(vals))
+    return out
+
+
+def _np_index_add(a, dim, index, src):
+    out = np.moveaxis(a.copy(), dim, 0)
+    np.add.at(out, index, np.moveaxis(src, dim, 0))
+    return np.moveaxis(out, 0, dim)
+
+
+def _np_block_diag(*ms):
+    out = np.zeros((sum(m.shape[0] for m in ms), sum(m.shape[1] for m in ms)))
+    r = c = 0
+    for m in ms:
+        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        r, c = r + m.shape[0], c + m.shape[1]
+    return out
+
+
+def _spd(a):
+    return a @ a.mT + 3.0 * xbp.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+
+
+def _spd_np(a):
+    return a @ np.swapaxes(a, -1, -2) + 3.0 * np.eye(a.shape[-1])
+
+
+def _svd_gauge_free(r):
+    # singular vectors are defined up to sign: compare functions that do not depend on it
+    u, s, vh = r
+    return u * u, s, vh * vh, (u * s[..., None, :]) @ vh
+
+
+def _eigh_gauge_free(r):
+    w, v = r
+    return w, v * v
 
 
 UNARY = [(2, 3), (), (1,), NC((3, 2))]
@@ -443,6 +506,149 @@ SPECS = [
            [(2, 3)], grad=False),
 
     # --- sorting, indexing, scatter and linear algebra ---------------------------------------------
+    OpSpec("sort", lambda a: a.sort(1).values, lambda a: np.sort(a, 1), [(2, 3), NC((3, 2))]),
+    OpSpec("sort_desc_dim0", lambda a: xbp.sort(a, 0, descending=True)[0], lambda a: -np.sort(-a, 0), [(3, 2)]),
+    OpSpec("sort_0d", lambda a: xbp.sort(a).values, lambda a: a * 1.0, [()]),
+    OpSpec("msort", xbp.msort, lambda a: np.sort(a, 0), [(3, 2)]),
+    OpSpec("topk", lambda a: a.topk(2).values, lambda a: -np.sort(-a, -1)[..., :2], [(2, 3), NC((3, 3))]),
+    OpSpec("topk_smallest_dim0", lambda a: xbp.topk(a, 2, 0, largest=False)[0], lambda a: np.sort(a, 0)[:2],
+           [(3, 2)]),
+    OpSpec("kthvalue", lambda a: a.kthvalue(2, 1).values, lambda a: np.sort(a, 1)[:, 1], [(2, 3)]),
+    OpSpec("kthvalue_keepdim", lambda a: xbp.kthvalue(a, 1, 0, keepdim=True)[0], lambda a: np.sort(a, 0)[:1],
+           [(3, 2)]),
+    OpSpec("median_all", lambda a: a.median(), lambda a: np.sort(a.reshape(-1))[(a.size - 1) // 2], [(2, 3), (4,)]),
+    OpSpec("median_dim", lambda a: xbp.median(a, 1).values, lambda a: np.sort(a, 1)[:, (a.shape[1] - 1) // 2],
+           [(2, 4), (2, 3)]),
+    OpSpec("nanmedian_dim", lambda a: xbp.nanmedian(a, 0, keepdim=True).values,
+           lambda a: np.sort(a, 0)[(a.shape[0] - 1) // 2][None], [(3, 2)]),
+    OpSpec("quantile", lambda a: xbp.quantile(a, 0.3, dim=1), lambda a: np.quantile(a, 0.3, axis=1), [(2, 4)]),
+    OpSpec("quantile_vector_all", lambda a: a.quantile(xbp.tensor([0.25, 0.9], dtype=a.dtype, device=a.device)),
+           lambda a: np.quantile(a, [0.25, 0.9]), [(2, 3)]),
+    OpSpec("quantile_keepdim", lambda a: xbp.quantile(a, [0.5, 1.0], 0, keepdim=True),
+           lambda a: np.quantile(a, [0.5, 1.0], axis=0, keepdims=True), [(3, 2)]),
+    OpSpec("nanquantile", lambda a: xbp.nanquantile(a, [0.2, 0.7], 1), lambda a: np.nanquantile(a, [0.2, 0.7], axis=1),
+           [(2, 4)]),
+    OpSpec("mode_distinct", lambda a: a.mode(1).values, lambda a: a.min(1), [(2, 3)], smooth=False),
+    # --- matrix helpers and products ---
+    OpSpec("tril", lambda a: a.tril(), np.tril, [(3, 3), (2, 3, 4), NC((2, 3))]),
+    OpSpec("tril_offset", lambda a: xbp.tril(a, -1), lambda a: np.tril(a, -1), [(3, 4)]),
+    OpSpec("triu", lambda a: a.triu(1), lambda a: np.triu(a, 1), [(3, 3), (2, 4, 3)]),
+    OpSpec("diag_1d", lambda a: xbp.diag(a), np.diag, [(3,)]),
+    OpSpec("diag_1d_offset", lambda a: a.diag(-2), lambda a: np.diag(a, -2), [(2,)]),
+    OpSpec("diag_2d", lambda a: xbp.diag(a, 1), lambda a: np.diag(a, 1), [(3, 4), NC((3, 3))]),
+    OpSpec("diagonal", lambda a: a.diagonal(), lambda a: np.diagonal(a), [(3, 4), (2, 3, 2)]),
+    OpSpec("diagonal_dims", lambda a: xbp.diagonal(a, -1, 2, 0), lambda a: np.diagonal(a, -1, 2, 0), [(3, 2, 4)]),
+    OpSpec("diag_embed", lambda a: xbp.diag_embed(a), lambda a: a[..., :, None] * np.eye(a.shape[-1]), [(2, 3)]),
+    OpSpec("diag_embed_offset_dims", lambda a: xbp.diag_embed(a, 1, 0, 2),
+           lambda a: np.moveaxis(np.stack([np.diag(r, 1) for r in a]), (1, 2), (0, 2)), [(2, 2)]),
+    OpSpec("trace", lambda a: a.trace(), np.trace, [(3, 3), (2, 4), NC((3, 2))]),
+    OpSpec("narrow", lambda a: a.narrow(1, -2, 2), lambda a: a[:, -2:], [(2, 3)]),
+    OpSpec("mm", xbp.mm, np.matmul, [((2, 3), (3, 4)), (NC((2, 3)), (3, 1))]),
+    OpSpec("bmm", xbp.bmm, np.matmul, [((2, 2, 3), (2, 3, 2))]),
+    OpSpec("mv", lambda a, v: a.mv(v), np.matmul, [((2, 3), (3,))]),
+    OpSpec("dot", xbp.dot, np.dot, [((3,), (3,))]),
+    OpSpec("inner", lambda a, b: a.inner(b), np.inner, [((2, 3), (4, 3))]),
+    OpSpec("addmm", lambda c, a, b: xbp.addmm(c, a, b, beta=0.5, alpha=2.0), lambda c, a, b: 0.5 * c + 2.0 * (a @ b),
+           [((2, 2), (2, 3), (3, 2)), ((2,), (2, 3), (3, 2))]),
+    OpSpec("addmm_beta0", lambda c, a, b: xbp.addmm(c, a, b, beta=0), lambda c, a, b: a @ b, [((2, 2), (2, 3), (3, 2))]),
+    OpSpec("baddbmm", lambda c, a, b: c.baddbmm(a, b, alpha=-1.0), lambda c, a, b: c - a @ b,
+           [((2, 2, 2), (2, 2, 3), (2, 3, 2)), ((1, 2), (2, 2, 3), (2, 3, 2))]),
+    OpSpec("addmv", lambda c, a, v: xbp.addmv(c, a, v, beta=2.0), lambda c, a, v: 2.0 * c + a @ v,
+           [((2,), (2, 3), (3,))]),
+    OpSpec("cross", lambda a, b: xbp.cross(a, b, dim=1), lambda a, b: np.cross(a, b, axis=1),
+           [((2, 3), (2, 3)), ((2, 3, 2), (1, 3, 2))]),
+    OpSpec("linalg_cross", lambda a, b: xbp.linalg.cross(a, b), lambda a, b: np.cross(a, b), [((2, 3), (3,))]),
+    OpSpec("block_diag", lambda a, b, c: xbp.block_diag(a, b, c),
+           lambda a, b, c: _np_block_diag(a.reshape(1, 1), b.reshape(1, -1), c), [((), (2,), (2, 3))]),
+    OpSpec("kron", xbp.kron, np.kron, [((2, 2), (2, 3)), ((2,), (3,)), ((2, 1, 2), (2, 2))]),
+    OpSpec("cdist", xbp.cdist, lambda a, b: np.sqrt(((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1)),
+           [((3, 2), (2, 2)), ((2, 2, 3), (2, 1, 3))]),
+    OpSpec("cdist_p1", lambda a, b: xbp.cdist(a, b, p=1), lambda a, b: np.abs(a[:, None] - b[None]).sum(-1),
+           [((3, 2), (2, 2))], smooth=False),
+    OpSpec("cdist_p3", lambda a, b: xbp.cdist(a, b, p=3), lambda a, b: (np.abs(a[:, None] - b[None]) ** 3).sum(-1) ** (1 / 3),
+           [((3, 2), (2, 2))]),
+    # --- scatter family (unique indices: the gradient is checked by finite differences) ---
+    OpSpec("scatter", lambda a, s: a.scatter(1, _itensor([[2, 0], [1, 2]], a), s),
+           lambda a, s: _np_scatter(a, 1, np.array([[2, 0], [1, 2]]), s), [((2, 3), (2, 2)), ((2, 3), (2, 3))]),
+    OpSpec("scatter_value", lambda a: xbp.scatter(a, 0, _itensor([[1, 0, 1]], a), value=-2.0),
+           lambda a: _np_scatter(a, 0, np.array([[1, 0, 1]]), np.full((1, 3), -2.0)), [(2, 3)]),
+    OpSpec("scatter_add", lambda a, s: a.scatter_add(0, _itensor([[1, 0, 1], [1, 1, 0]], a), s),
+           lambda a, s: _np_scatter_add(a, 0, np.array([[1, 0, 1], [1, 1, 0]]), s), [((2, 3), (2, 3)), ((3, 3), (2, 4))]),
+    OpSpec("scatter_reduce_sum", lambda a, s: a.scatter_reduce(1, _itensor([[0, 0, 2]], a), s, "sum", include_self=False),
+           lambda a, s: _np_scatter_reduce(a, 1, np.array([[0, 0, 2]]), s, np.sum, False), [((2, 3), (1, 3))]),
+    OpSpec("scatter_reduce_prod", lambda a, s: xbp.scatter_reduce(a, 0, _itensor([[1, 0, 1], [1, 1, 0]], a), s, "prod"),
+           lambda a, s: _np_scatter_reduce(a, 0, np.array([[1, 0, 1], [1, 1, 0]]), s, np.prod, True), [((2, 3), (2, 3))]),
+    OpSpec("scatter_reduce_mean", lambda a, s: xbp.scatter_reduce(a, 0, _itensor([[1, 0, 1], [1, 1, 0]], a), s, "mean"),
+           lambda a, s: _np_scatter_reduce(a, 0, np.array([[1, 0, 1], [1, 1, 0]]), s, np.mean, True), [((2, 3), (2, 3))]),
+    OpSpec("scatter_reduce_amax", lambda a, s: xbp.scatter_reduce(a, 0, _itensor([[1, 0, 1], [1, 1, 0]], a), s, "amax",
+                                                                  include_self=False),
+           lambda a, s: _np_scatter_reduce(a, 0, np.array([[1, 0, 1], [1, 1, 0]]), s, np.max, False), [((2, 3), (2, 3))],
+           smooth=False),
+    OpSpec("scatter_reduce_amin", lambda a, s: xbp.scatter_reduce(a, 0, _itensor([[1, 0, 1], [1, 1, 0]], a), s, "amin"),
+           lambda a, s: _np_scatter_reduce(a, 0, np.array([[1, 0, 1], [1, 1, 0]]), s, np.min, True), [((2, 3), (2, 3))],
+           smooth=False),
+    OpSpec("index_add", lambda a, s: a.index_add(1, _itensor([2, 0, 2], a), s, alpha=0.5),
+           lambda a, s: _np_index_add(a, 1, np.array([2, 0, 2]), 0.5 * s), [((2, 3), (2, 3)), (NC((2, 3)), (2, 3))]),
+    OpSpec("index_copy", lambda a, s: xbp.index_copy(a, 0, _itensor([2, 0], a), s),
+           lambda a, s: _np_setitem(a, ([2, 0],), s), [((3, 2), (2, 2))]),
+    OpSpec("index_fill", lambda a: a.index_fill(1, _itensor([0, 2], a), 1.5),
+           lambda a: _np_setitem(a, (slice(None), [0, 2]), 1.5), [(2, 3)]),
+    OpSpec("index_fill_tensor_value", lambda a, v: xbp.index_fill(a, 0, _itensor([1], a), v),
+           lambda a, v: _np_setitem(a, ([1],), v), [((2, 3), ())]),
+    OpSpec("masked_scatter", lambda a, s: a.masked_scatter(_btensor([[True, False, True], [False, True, False]], a), s),
+           lambda a, s: _np_setitem(a, (np.array([[True, False, True], [False, True, False]]),), s.reshape(-1)[:3]),
+           [((2, 3), (4,)), ((2, 3), (3, 1))]),
+    # --- linear algebra ---
+    OpSpec("det", xbp.det, np.linalg.det, [(3, 3), (2, 2, 2), NC((3, 3))]),
+    OpSpec("slogdet", lambda a: xbp.slogdet(a).logabsdet, lambda a: np.linalg.slogdet(a)[1], [(3, 3), (2, 2, 2)]),
+    OpSpec("logdet", lambda a: xbp.logdet(_spd(a)), lambda a: np.linalg.slogdet(_spd_np(a))[1], [(3, 3)]),
+    OpSpec("inverse", lambda a: a.inverse(), np.linalg.inv, [(3, 3), (2, 2, 2)], domain=[(-1, 1)]),
+    OpSpec("linalg_inv", xbp.linalg.inv, np.linalg.inv, [NC((3, 3))]),
+    OpSpec("solve", xbp.linalg.solve, np.linalg.solve, [((3, 3), (3, 2)), ((2, 2, 2), (2, 2, 1)), ((2, 2, 2), (2, 1))]),
+    OpSpec("solve_vector", xbp.solve, lambda a, b: np.linalg.solve(a, b[:, None])[:, 0], [((3, 3), (3,))]),
+    OpSpec("cholesky", lambda a: xbp.linalg.cholesky(_spd(a)), lambda a: np.linalg.cholesky(_spd_np(a)),
+           [(3, 3), (2, 2, 2)]),
+    OpSpec("qr", lambda a: tuple(xbp.linalg.qr(a)), lambda a: tuple(np.linalg.qr(a)), [(4, 3), (3, 3), (2, 3, 2)]),
+    OpSpec("svd_reduced", lambda a: _svd_gauge_free(xbp.linalg.svd(a, full_matrices=False)),
+           lambda a: _svd_gauge_free(np.linalg.svd(a, full_matrices=False)), [(4, 3), (2, 3), (3, 3)]),
+    OpSpec("svd_full_values", lambda a: xbp.linalg.svd(a).S, lambda a: np.linalg.svd(a)[1], [(4, 3)]),
+    OpSpec("svdvals", xbp.linalg.svdvals, lambda a: np.linalg.svd(a, compute_uv=False), [(2, 3), (2, 3, 2)]),
+    OpSpec("eigh", lambda a: _eigh_gauge_free(xbp.linalg.eigh(a + a.mT)),
+           lambda a: _eigh_gauge_free(np.linalg.eigh(a + np.swapaxes(a, -1, -2))), [(3, 3), (2, 2, 2)]),
+    OpSpec("eigvalsh", lambda a: xbp.linalg.eigvalsh(a + a.mT), lambda a: np.linalg.eigvalsh(a + a.T), [(3, 3)]),
+    OpSpec("linalg_det", xbp.linalg.det, np.linalg.det, [(2, 2)]),
+    OpSpec("matrix_norm_fro", xbp.linalg.matrix_norm, lambda a: np.linalg.norm(a, "fro", axis=(-2, -1)), [(2, 3), (2, 2, 3)]),
+    OpSpec("matrix_norm_nuc", lambda a: xbp.linalg.matrix_norm(a, "nuc"), lambda a: np.linalg.norm(a, "nuc"), [(2, 3)]),
+    OpSpec("matrix_norm_2", lambda a: xbp.linalg.matrix_norm(a, 2), lambda a: np.linalg.norm(a, 2), [(3, 2)]),
+    OpSpec("matrix_norm_1", lambda a: xbp.linalg.matrix_norm(a, 1), lambda a: np.linalg.norm(a, 1), [(2, 3)],
+           domain="away0", smooth=False),
+    OpSpec("matrix_norm_inf", lambda a: xbp.linalg.matrix_norm(a, float("inf"), dim=(0, 2)),
+           lambda a: np.linalg.norm(np.moveaxis(a, 1, 0), np.inf, axis=(1, 2)), [(2, 2, 3)], domain="away0", smooth=False),
+    OpSpec("vector_norm", lambda a: xbp.linalg.vector_norm(a, 3, dim=(0, 1)), lambda a: (np.abs(a) ** 3).sum((0, 1)) ** (1 / 3),
+           [(2, 3, 2)], domain="away0"),
+    OpSpec("linalg_norm", xbp.linalg.norm, lambda a: np.sqrt((a * a).sum()), [(2, 3)]),
+    OpSpec("matrix_power", lambda a: xbp.linalg.matrix_power(a, 3), lambda a: a @ a @ a, [(2, 2)]),
+    OpSpec("matrix_power_neg", lambda a: a.matrix_power(-2), lambda a: np.linalg.matrix_power(a, -2), [(2, 2)],
+           domain=[(0.5, 1.5)]),
+    OpSpec("pinv", xbp.linalg.pinv, np.linalg.pinv, [(3, 2)]),
+    OpSpec("cond_fro", lambda a: xbp.linalg.cond(a, "fro"), lambda a: np.linalg.cond(a, "fro"), [(3, 3)]),
+    OpSpec("solve_triangular", lambda a, b: xbp.linalg.solve_triangular(a, b, upper=False),
+           lambda a, b: np.linalg.solve(np.tril(a), b), [((3, 3), (3, 2))], domain=[(0.5, 1.5), (-1, 1)]),
+    OpSpec("multi_dot", lambda a, b, c: xbp.linalg.multi_dot([a, b, c]), lambda a, b, c: a @ b @ c,
+           [((3,), (3, 2), (2, 2))]),
+    # --- no gradient ---
+    OpSpec("argsort", lambda a: a.argsort(0, descending=True), lambda a: np.argsort(-a, 0, kind="stable"), [(3, 2)],
+           grad=False, float32_ok=False),
+    OpSpec("searchsorted", lambda a: xbp.searchsorted(xbp.tensor([-0.5, 0.0, 0.5], dtype=a.dtype, device=a.device), a),
+           lambda a: np.searchsorted(np.array([-0.5, 0.0, 0.5]), a), [(2, 3)], grad=False, float32_ok=False),
+    OpSpec("bucketize_right", lambda a: xbp.bucketize(a, xbp.tensor([-0.5, 0.5], dtype=a.dtype, device=a.device), right=True),
+           lambda a: np.searchsorted(np.array([-0.5, 0.5]), a, side="right"), [(4,)], grad=False, float32_ok=False),
+    OpSpec("nonzero", lambda a: (a > 0).nonzero(), lambda a: np.argwhere(a > 0), [(2, 3)], grad=False,
+           float32_ok=False),
+    OpSpec("unique", lambda a: xbp.unique(xbp.round(a * 2.0)), lambda a: np.unique(np.round(a * 2.0)), [(3, 3)],
+           grad=False),
+    OpSpec("matrix_rank", lambda a: xbp.linalg.matrix_rank(a), lambda a: np.linalg.matrix_rank(a), [(3, 2), (2, 3, 3)],
+           grad=False, float32_ok=False),
 
     # --- tensor surface ----------------------------------------------------------------------------
 ]

@@ -14,6 +14,11 @@ import xbp.nn.functional as F
 DIM_PARAMS = ("dim", "dims", "axis", "dim0", "dim1", "start_dim", "end_dim", "source", "destination")
 
 
+def _dim_params(name, params):
+    # `source` is a dim only for movedim; index_add/index_copy/masked_scatter take a source tensor
+    return [p for p in params if p in DIM_PARAMS and (p != "source" or name == "movedim")]
+
+
 def _callables():
     found = []
     for prefix, mod in (("xbp", xbp), ("F", F)):
@@ -25,7 +30,7 @@ def _callables():
                 params = inspect.signature(f).parameters
             except (TypeError, ValueError):
                 continue
-            dims = [p for p in params if p in DIM_PARAMS]
+            dims = _dim_params(name, params)
             if dims:
                 found.append((f"{prefix}.{name}", f, False, dims))
     for name in sorted(dir(xbp.Tensor)):
@@ -36,13 +41,17 @@ def _callables():
             params = inspect.signature(f).parameters
         except (TypeError, ValueError):
             continue
-        dims = [p for p in params if p in DIM_PARAMS]
+        dims = _dim_params(name, params)
         if dims:
             found.append((f"Tensor.{name}", f, True, dims))
     return found
 
 
 CALLABLES = _callables()
+
+
+_FILLS = {"other": lambda x: x, "src": lambda x: x, "source": lambda x: x, "k": lambda x: 1, "q": lambda x: 0.5,
+          "value": lambda x: 1.0, "reduce": lambda x: "sum", "start": lambda x: 0, "length": lambda x: 1}
 
 
 def _args(name, f, x, bad_param, bad):
@@ -77,6 +86,8 @@ def _args(name, f, x, bad_param, bad):
             kw[p.name] = 1
         elif p.name == "shifts":
             kw[p.name] = 1
+        elif p.name in _FILLS:                     # sorting, scatter and matrix functions
+            kw[p.name] = _FILLS[p.name](x)
         elif p.default is inspect.Parameter.empty:
             raise AssertionError(f"test does not know how to fill {name}({p.name})")
     if short == "unflatten" and bad_param == "dim":
@@ -91,7 +102,7 @@ def test_out_of_range_dim_raises(name, f, method, dims):
     for param in dims:
         if param == "axis" and "dim" in dims:
             continue                   # the Array API alias: checked through `dim`
-        result_dim = name.split(".")[-1] in ("stack", "unsqueeze")     # a dim of the (3-d) result
+        result_dim = name.split(".")[-1] in ("stack", "unsqueeze", "diag_embed")     # a dim of the (3-d) result
         for bad in ((3, -4, 7) if result_dim else (2, -3, 7)):
             pos, kw = _args(name, f, x, param, (bad,) if param in ("dims",) else bad)
             with pytest.raises(IndexError, match="[Dd]imension out of range|out of range"):
