@@ -46,6 +46,16 @@ from . import nn  # noqa: E402
 # --- sorting, indexing, scatter and linear algebra ---
 
 # --- autograd extension: Function, functional transforms, inference mode ---
+import sys as _sys  # noqa: E402
+
+from ._inference import inference_mode, is_inference_mode_enabled  # noqa: E402
+from . import _function as _autograd_function  # noqa: E402
+# torch.autograd.Function, torch.autograd.function.once_differentiable: xbp.autograd stays one
+# module (xbp/autograd.py); its submodule paths are registered here, explicitly, one by one
+autograd.Function = _autograd_function.Function
+autograd.function = _autograd_function
+autograd.inference_mode = inference_mode
+_sys.modules["xbp.autograd.function"] = _autograd_function
 
 # --- tensor surface: printing, Size, dtypes, random generators ---
 
