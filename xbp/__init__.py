@@ -56,6 +56,10 @@ autograd.Function = _autograd_function.Function
 autograd.function = _autograd_function
 autograd.inference_mode = inference_mode
 _sys.modules["xbp.autograd.function"] = _autograd_function
+from . import func  # noqa: E402
+from . import autograd_functional as _autograd_functional  # noqa: E402
+autograd.functional = _autograd_functional
+_sys.modules["xbp.autograd.functional"] = _autograd_functional
 
 # --- tensor surface: printing, Size, dtypes, random generators ---
 
