@@ -434,3 +434,26 @@ def test_function_inside_func_transforms(device):
     np.testing.assert_allclose(to_np(H), np.diag(6 * a), rtol=1e-12, atol=1e-12)
     J = xbp.func.jacfwd(make_exp(Function).apply)(x.detach())
     np.testing.assert_allclose(to_np(J), np.diag(np.exp(a)), rtol=1e-12)
+
+
+def test_vjp_is_an_alias_of_backward(device):
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def vjp(ctx, g):
+            return g * 2
+
+    x, _ = rand((3,), device)
+    Twice.apply(x).sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), np.full(3, 2.0))
+
+    class Both(Twice):
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(RuntimeError, match="both backward and vjp"):
+        Both.apply(x).sum().backward()

@@ -161,6 +161,8 @@ class Function:
         raise NotImplementedError("a custom autograd.Function must implement a static backward(ctx, *grads) "
                                   "to be differentiated")
 
+    vjp = backward      # PyTorch's alias: a subclass may define either one (not both)
+
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward and, when an argument requires grad under grad mode, record the node."""
@@ -333,7 +335,7 @@ def _function_vjp(c, g):
         else:
             grads.append(gi if create else _wrap(gi, meta[2]))
     cls = ctx._cls
-    result = cls.backward(ctx, *grads)
+    result = _user_backward(cls)(ctx, *grads)
     if not isinstance(result, tuple):
         result = (result,)
     n = len(ctx._in_meta)
@@ -373,6 +375,15 @@ def _function_vjp(c, g):
             r = r.to(dtype=dtype)
         out.append(r if create else r.array)
     return tuple(out)
+
+
+def _user_backward(cls):
+    bwd, vjp = cls.backward, cls.vjp
+    if not _not_overridden(vjp):
+        if not _not_overridden(bwd) and bwd is not vjp:
+            raise RuntimeError(f"{cls.__name__}: defines both backward and vjp; define one of them")
+        return vjp
+    return bwd
 
 
 def _expandable(shape, to):

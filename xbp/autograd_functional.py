@@ -17,9 +17,8 @@ plus one per input element.
 from __future__ import annotations
 
 from ._engine import grad as _engine_grad
-from ._primitive import apply
 from ._tensor import Tensor
-from .func import _basis, _enable, _identity_p, _zeros_like
+from .func import _basis, _enable, _fresh, _through, _zeros_like
 
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "vhp", "hvp"]
 
@@ -39,7 +38,7 @@ def _prepare(inputs, create, what):
         for i, x in enumerate(xs):
             if x.dtype.kind not in "fc":
                 raise TypeError(f"{what}: input {i} is {x.dtype}; only floating-point inputs can be differentiated")
-            vs.append(apply(_identity_p, (x,)) if create and x.requires_grad else x.detach().requires_grad_(True))
+            vs.append(_through(x) if create and x.requires_grad else _fresh(x))
     return single, tuple(vs)
 
 

@@ -81,9 +81,19 @@ def _variable(x, what):
     if x.dtype.kind not in "fc":
         raise TypeError(f"{what}: cannot differentiate with respect to a {x.dtype} tensor (shape {x.shape}); "
                         "only floating-point inputs have gradients: convert with .to(xbp.float64)")
-    if x.requires_grad:
-        return apply(_identity_p, (x,))
+    return _fresh(x) if not x.requires_grad else _through(x)
+
+
+def _fresh(x):
+    """A new leaf on x's memory (and version counter)."""
     return x.detach().requires_grad_(True)
+
+
+def _through(x):
+    """x through an identity node: the gradient is taken there, x keeps its own graph."""
+    v = apply(_identity_p, (x,))
+    v._version = x._version
+    return v
 
 
 def _reaches_outside(outputs, own) -> bool:
@@ -464,6 +474,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                 if not isinstance(x, Tensor):
                     raise ValueError(f"vmap: in_dim {di} given for a {type(x).__name__}; only Tensors can be "
                                      "batched (use None for it)")
+                if x.ndim == 0:
+                    raise ValueError(f"vmap: in_dim {di} given for a 0-d tensor; a batched input needs a batch "
+                                     "dimension (use None for it)")
                 k = dim_index("vmap", di, x.ndim)
                 if size is None:
                     size = x.shape[k]
