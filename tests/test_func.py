@@ -382,3 +382,16 @@ def test_grad_mode_decorators(device):
         def f4(t):
             return t * 2
         assert f4(x).requires_grad
+
+
+def test_public_import_paths():
+    import importlib
+    assert importlib.import_module("xbp.autograd.functional").jacobian is AF.jacobian
+    fmod = importlib.import_module("xbp.autograd.function")
+    assert fmod.Function is xbp.autograd.Function and callable(fmod.once_differentiable)
+    assert importlib.import_module("xbp.func") is xbp.func
+    for name in ("vjp", "jvp", "jacrev", "jacfwd", "hessian", "grad", "grad_and_value", "vmap",
+                 "functional_call"):
+        assert callable(getattr(xbp.func, name)), name
+    for name in ("jacobian", "hessian", "hvp", "vhp", "vjp", "jvp"):
+        assert callable(getattr(xbp.autograd.functional, name)), name

@@ -193,7 +193,7 @@ class Function:
         finally:
             GRAD_STATE.enabled = prev
         if not any(needs):
-            ctx._saved_versions = tuple(None if t is None else t._version[0] for t in ctx._to_save)
+            ctx._saved_versions = [None if t is None else t._version[0] for t in ctx._to_save]
             return output
         return _record(cls, name, ctx, args, parents, needs, output)
 
@@ -253,23 +253,31 @@ def _plain_node(prim, xp, params, res, parents, shapes):
 
 
 def _record(cls, name, ctx, args, parents, needs, output):
-    xp = next(a.xp for a, p in zip(args, parents) if p is not None)
-    node = _plain_node(_function_prim(cls), xp, _EMPTY, ctx, parents,
-                       [a.array.shape if isinstance(a, Tensor) else None for a in args])
+    xp = None
+    shapes = []
+    in_meta = []
+    for a, p in zip(args, parents):
+        if isinstance(a, Tensor):
+            if xp is None and p is not None:
+                xp = a.xp
+            shapes.append(a.array.shape)
+            in_meta.append((a.array.shape, a.array.dtype, a.xp))
+        else:
+            shapes.append(None)
+            in_meta.append(None)
+    node = _plain_node(_function_prim(cls), xp, _EMPTY, ctx, parents, shapes)
     multi = isinstance(output, tuple)
     outs = output if multi else (output,)
-    input_ids = {id(a) for a in args if isinstance(a, Tensor)}
-    dirty = {id(t) for t in ctx._dirty}
-    non_diff = {id(t) for t in ctx._non_diff}
-    out_ids = {id(o) for o in outs}
-    for t in ctx._dirty:
-        if id(t) not in out_ids:
+    dirty = ctx._dirty
+    non_diff = ctx._non_diff
+    for t in dirty:
+        if not _among(t, outs):
             raise RuntimeError(f"{name}: a tensor marked dirty (shape {t.shape}) was not returned by forward; "
                                "tensors modified in place must all be outputs of the Function")
         if t.requires_grad and t.grad_fn is None:
             raise RuntimeError(f"{name}: forward modified in place a leaf tensor that requires grad "
                                f"(shape {t.shape}); pass a .clone() of it instead")
-    replaced = {}
+    replaced = None
     new_outs = []
     meta = []
     for i, o in enumerate(outs):
@@ -278,35 +286,47 @@ def _record(cls, name, ctx, args, parents, needs, output):
             meta.append(None)
             continue
         meta.append((o.array.shape, o.array.dtype, o.xp))
-        if id(o) in non_diff or o.dtype.kind not in "fc":
-            if id(o) in input_ids and id(o) not in dirty and o.requires_grad:
-                o = _alias(o, False, None)       # the input itself keeps requiring grad
-            elif id(o) in dirty:
+        is_dirty = bool(dirty) and _among(o, dirty)
+        if (non_diff and _among(o, non_diff)) or o.dtype.kind not in "fc":
+            if is_dirty:
                 o.grad_fn, o.requires_grad = None, False
+            elif o.requires_grad:
+                o = _alias(o, False, None)       # e.g. an input returned as is keeps requiring grad
             new_outs.append(o)
             continue
         target = _plain_node(_select_prim(cls), xp, {"i": i}, ctx, (node,), _TOKEN_SHAPE) if multi else node
-        if id(o) in dirty:
+        if is_dirty:
             o.grad_fn, o.requires_grad = target, True
-        elif (id(o) in input_ids or o.grad_fn is not None or o.requires_grad or o._base is not None
-              or o._view is not None or id(o) in replaced):
-            # an input returned as is, a tensor of some other graph, or a view: a new Tensor on
-            # the same memory (sharing its version counter) carries this node
+        elif o.requires_grad or o._base is not None or o._view is not None or _among(o, args):
+            # an input returned as is, a tensor of some other graph, a view, or an output given
+            # twice: a new Tensor on the same memory (sharing its version counter) carries this node
             new = _alias(o, True, target)
+            if replaced is None:
+                replaced = {}
             replaced.setdefault(id(o), new)
             o = new
         else:
             o.grad_fn, o.requires_grad = target, True
         new_outs.append(o)
-    ctx._to_save = tuple(replaced.get(id(t), t) if t is not None else None for t in ctx._to_save)
-    ctx._saved_versions = tuple(None if t is None else t._version[0] for t in ctx._to_save)
+    saved = ctx._to_save
+    if replaced:
+        saved = ctx._to_save = tuple(None if t is None else replaced.get(id(t), t) for t in saved)
+    ctx._saved_versions = [None if t is None else t._version[0] for t in saved]
     ctx._out_meta = meta
     ctx._multi = multi
     ctx._pending = [None] * len(outs)
     ctx._cls = cls
     ctx._parents = node.parents
-    ctx._in_meta = [(a.array.shape, a.array.dtype, a.xp) if isinstance(a, Tensor) else None for a in args]
+    ctx._in_meta = in_meta
     return tuple(new_outs) if multi else new_outs[0]
+
+
+def _among(t, seq) -> bool:
+    """Whether the object `t` is in `seq`, by identity (Tensor == is elementwise)."""
+    for s in seq:
+        if s is t:
+            return True
+    return False
 
 
 def _alias(t, requires_grad, grad_fn):
