@@ -19,6 +19,7 @@ How they are built (all on the one reverse-mode engine, no second tape):
   path to be differentiable in its incoming gradient (true for xbp's ops and for custom Functions
   whose backward is written with xbp ops).
 - vmap is a loop: see its docstring for the cost.
+
 Arguments and results may be pytrees of tuples, lists and dicts of Tensors, as in torch.func.
 """
 from __future__ import annotations
