@@ -395,3 +395,45 @@ def test_public_import_paths():
         assert callable(getattr(xbp.func, name)), name
     for name in ("jacobian", "hessian", "hvp", "vhp", "vjp", "jvp"):
         assert callable(getattr(xbp.autograd.functional, name)), name
+
+
+def test_linearize_matches_jvp_and_torch(device):
+    torch = pytest.importorskip("torch")
+    a = np.array([0.3, -0.8, 1.4])
+    t1, t2 = np.array([1.0, 0.0, -1.0]), np.array([0.5, 2.0, 0.25])
+
+    def f(x):
+        return (x * x).sin() * x
+    out, jvp_fn = F.linearize(f, T(a, device))
+    out_t, jvp_t = torch.func.linearize(f, torch.tensor(a))
+    close(out, out_t.numpy())
+    for t in (t1, t2):                          # one backward per call, same graph
+        close(jvp_fn(T(t, device)), jvp_t(torch.tensor(t)).numpy())
+    close(jvp_fn(T(t1, device)), (np.cos(a * a) * 2 * a * a + np.sin(a * a)) * t1)   # closed form
+
+
+def test_stack_module_state_ensemble_with_vmap_matches_torch(device):
+    torch = pytest.importorskip("torch")
+    xbp.manual_seed(0)
+    models = [xbp.nn.Linear(3, 2).to(device).double() for _ in range(3)]
+    params, buffers = F.stack_module_state(models)
+    assert params["weight"].shape == (3, 2, 3) and params["weight"].requires_grad and buffers == {}
+    x_np = np.array([[1.0, -1.0, 2.0], [0.5, 0.5, 0.5]])
+    base = models[0]
+    out = F.vmap(lambda p, b, x: F.functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))(
+        params, buffers, T(x_np, device))
+    tms = []
+    for m in models:
+        tm = torch.nn.Linear(3, 2).double()
+        with torch.no_grad():
+            tm.weight.copy_(torch.tensor(to_np(m.weight)))
+            tm.bias.copy_(torch.tensor(to_np(m.bias)))
+        tms.append(tm)
+    tp, tb = torch.func.stack_module_state(tms)
+    out_t = torch.func.vmap(lambda p, b, x: torch.func.functional_call(tms[0], (p, b), (x,)),
+                            in_dims=(0, 0, None))(tp, tb, torch.tensor(x_np))
+    close(out, out_t.detach().numpy())
+    out.sum().backward()                       # gradients reach the stacked parameters
+    close(params["bias"].grad, np.full((3, 2), 2.0))
+    with pytest.raises(NotImplementedError, match="randomness='same'"):
+        F.vmap(lambda t: t, randomness="same")

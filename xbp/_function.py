@@ -36,7 +36,6 @@ trace, create_graph). Nothing here is a second engine.
 from __future__ import annotations
 
 import functools
-import inspect
 
 from ._primitive import GRAD_STATE, Primitive, _EMPTY, _new_node, _refresh_view, edge
 from ._tensor import Tensor, _wrap
@@ -202,6 +201,7 @@ def _bind(cls, args, kwargs, split):
     """Arguments bound to forward's signature: (positional list, leftover **kwargs)."""
     sig = cls.__dict__.get("_xbp_signature")
     if sig is None:
+        import inspect
         sig = inspect.signature(cls.forward)
         type.__setattr__(cls, "_xbp_signature", sig)
     try:

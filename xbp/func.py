@@ -28,8 +28,8 @@ from ._engine import grad as _engine_grad
 from ._primitive import Accumulate, GRAD_STATE, Primitive, apply
 from ._tensor import Tensor
 
-__all__ = ["vjp", "jvp", "grad", "grad_and_value", "jacrev", "jacfwd", "hessian", "vmap",
-           "functional_call"]
+__all__ = ["vjp", "jvp", "linearize", "grad", "grad_and_value", "jacrev", "jacfwd", "hessian", "vmap",
+           "functional_call", "stack_module_state"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,6 +390,32 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     return ret, tangents_out
 
 
+def linearize(func, *primals):
+    """``output, jvp_fn = linearize(func, *primals)``: jvp_fn(*tangents) is J t at `primals`.
+    The forward and the first backward (J^T u) run once, here; each jvp_fn call is then ONE
+    backward pass through that backward's graph (cheaper than calling `jvp` repeatedly)."""
+    out, _, _, var_trees, var_leaves, keep = _trace(func, primals, tuple(range(len(primals))), False, "linearize")
+    flat = [x for leaves in var_leaves for x in leaves]
+    flat_out, out_spec = _flatten(out)
+    for o in flat_out:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"linearize: the function returned a {type(o).__name__}; outputs must be Tensors")
+    live_o, live_u, gs = _transposed(flat_out, flat, keep)
+
+    def jvp_fn(*tangents):
+        flat_t = _flatten(tuple(tangents))[0]
+        if len(flat_t) != len(flat):
+            raise ValueError(f"linearize: jvp_fn takes tangents with the primals' structure ({len(flat)} tensors), "
+                             f"got {len(flat_t)}")
+        for x, t in zip(flat, flat_t):
+            if not isinstance(t, Tensor) or tuple(t.shape) != tuple(x.shape):
+                raise ValueError(f"linearize: a tangent must be a Tensor of its primal's shape {x.shape}, got "
+                                 f"{getattr(t, 'shape', type(t).__name__)}")
+        jv = iter(_forward_products(live_o, live_u, gs, flat_t, keep or _any_requires_grad(flat_t)))
+        return _unflatten(out_spec, [next(jv) if o.dtype.kind in "fc" else _zeros_like(o) for o in flat_out])
+    return (out if keep else _detach_tree(out)), jvp_fn
+
+
 def jacfwd(func, argnums=0, has_aux=False, randomness="error"):
     """The Jacobian of ``func`` column by column (forward mode through double vjp): one backward
     pass through func's graph, then one backward pass through that pass's graph per INPUT
@@ -449,8 +475,17 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     costs B times func's per-sample cost (B small ops instead of one batched op) plus O(B) for the
     slicing and stacking. It is differentiable (the slices and the stack are graph ops), composes
     with the other transforms (``vmap(grad(f))`` gives per-sample gradients), and gives exactly
-    func's per-sample results (randomness: each call draws its own numbers, i.e. "different").
+    func's per-sample results. randomness: each call draws its own random numbers, which is
+    "different"; "error" (the default) is accepted but random calls are not detected; "same" is
+    refused. chunk_size is accepted and ignored.
     """
+
+    if randomness not in ("error", "different", "same"):
+        raise ValueError(f"vmap: randomness must be 'error', 'different' or 'same', got {randomness!r}")
+    if randomness == "same":
+        raise NotImplementedError("vmap(randomness='same'): this vmap calls the function once per sample, so "
+                                  "each call draws its own random numbers ('different'); draw them outside "
+                                  "the function and pass them in with in_dims=None instead")
 
     def wrapper(*args, **kwargs):
         from .ops import stack
@@ -575,3 +610,27 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     finally:
         for reg, k, old in reversed(saved):
             reg[k] = old
+
+
+def stack_module_state(models):
+    """(params, buffers): dicts of dotted names -> the models' tensors stacked along a new dim 0,
+    for ensembling with ``vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))``.
+    All models must have the same names and shapes. The stacked parameters are new leaves that
+    require grad (as in PyTorch); buffers do not."""
+    from .ops import stack
+    models = list(models)
+    if not models:
+        raise ValueError("stack_module_state: expected at least one model")
+    names = [n for n, _ in models[0].named_parameters()]
+    bnames = [n for n, _ in models[0].named_buffers()]
+    for m in models[1:]:
+        if [n for n, _ in m.named_parameters()] != names or [n for n, _ in m.named_buffers()] != bnames:
+            raise ValueError("stack_module_state: the models do not have the same parameter and buffer names")
+    pdicts = [dict(m.named_parameters()) for m in models]
+    bdicts = [dict(m.named_buffers()) for m in models]
+    params = {}
+    for n in names:
+        ps = [d[n].detach() for d in pdicts]
+        params[n] = stack(ps, 0).requires_grad_(ps[0].dtype.kind in "fc")
+    buffers = {n: stack([d[n].detach() for d in bdicts], 0) for n in bnames}
+    return params, buffers
