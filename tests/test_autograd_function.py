@@ -457,3 +457,24 @@ def test_vjp_is_an_alias_of_backward(device):
 
     with pytest.raises(RuntimeError, match="both backward and vjp"):
         Both.apply(x).sum().backward()
+
+
+def test_saved_output_makes_no_reference_cycle(device):
+    """A saved output is kept like PyTorch's SavedVariable: dropping the output frees its node at
+    once (no cycle output -> node -> ctx -> output left for the garbage collector)."""
+    import gc
+    import weakref
+    Exp = make_exp(Function)
+    x, a = rand((3,), device)
+    gc.disable()
+    try:
+        y = Exp.apply(x)
+        node = weakref.ref(y.grad_fn)
+        del y
+        assert node() is None
+    finally:
+        gc.enable()
+    y = Exp.apply(x)
+    (saved,) = y.grad_fn.res.saved_tensors
+    assert saved.grad_fn is y.grad_fn and saved._version is y._version
+    np.testing.assert_allclose(to_np(saved), np.exp(a), rtol=1e-12)

@@ -36,6 +36,7 @@ trace, create_graph). Nothing here is a second engine.
 from __future__ import annotations
 
 import functools
+import weakref
 
 from ._primitive import GRAD_STATE, Primitive, _EMPTY, _new_node, _refresh_view, edge
 from ._tensor import Tensor, _wrap
@@ -79,15 +80,22 @@ class FunctionCtx:
         since forward returned."""
         saved = self._to_save
         versions = self._saved_versions
-        if versions is not None:
-            for i, (t, v) in enumerate(zip(saved, versions)):
-                if t is not None and t._version[0] != v:
-                    raise RuntimeError(
-                        f"{self._name}: saved tensor {i} (shape {t.shape}) needed for gradient computation "
-                        f"was modified by an in-place operation: it is at version {t._version[0]}, saved at "
-                        f"version {v}. Use an out-of-place op (x = x + y instead of x += y), or .clone() it "
-                        "before modifying.")
-        return tuple(saved)
+        if versions is None:
+            return tuple(saved)
+        out = []
+        for i, (t, v) in enumerate(zip(saved, versions)):
+            if t is None:
+                out.append(None)
+                continue
+            now = t._version[0]
+            if now != v:
+                raise RuntimeError(
+                    f"{self._name}: saved tensor {i} (shape {tuple(t.array.shape)}) needed for gradient "
+                    f"computation was modified by an in-place operation: it is at version {now}, saved at "
+                    f"version {v}. Use an out-of-place op (x = x + y instead of x += y), or .clone() it "
+                    "before modifying.")
+            out.append(t.unpack(self._name) if type(t) is _SavedOutput else t)
+        return tuple(out)
 
     def mark_dirty(self, *tensors):
         """Declare input tensors that forward modified in place; forward must return them. They
@@ -102,6 +110,28 @@ class FunctionCtx:
     def set_materialize_grads(self, value: bool):
         """True (default): backward receives zeros for outputs that got no gradient; False: None."""
         self.materialize_grads = bool(value)
+
+
+class _SavedOutput:
+    """A saved OUTPUT of the function, kept without its Tensor: the output's grad_fn is this
+    function's node, which holds the ctx, so saving the Tensor itself would make a reference
+    cycle (output -> node -> ctx -> output) that only the garbage collector frees. Like PyTorch's
+    SavedVariable it keeps the array, the version counter and a weak reference to the node, and
+    rebuilds the Tensor (on the graph, for double backward) when `saved_tensors` is read."""
+
+    __slots__ = ("array", "xp", "_version", "node")
+
+    def __init__(self, t, node):
+        self.array, self.xp, self._version = t.array, t.xp, t._version
+        self.node = weakref.ref(node)
+
+    def unpack(self, name):
+        node = self.node()
+        if node is None:
+            raise RuntimeError(f"{name}: a saved output was read after its graph was freed")
+        t = _wrap(self.array, self.xp, True, node)
+        t._version = self._version
+        return t
 
 
 BackwardCFunction = FunctionCtx     # PyTorch's name for the type of ``ctx`` (and of ``y.grad_fn``'s ctx)
@@ -278,6 +308,7 @@ def _record(cls, name, ctx, args, parents, needs, output):
             raise RuntimeError(f"{name}: forward modified in place a leaf tensor that requires grad "
                                f"(shape {t.shape}); pass a .clone() of it instead")
     replaced = None
+    targets = {}                         # id(output Tensor) -> the node it hangs from
     new_outs = []
     meta = []
     for i, o in enumerate(outs):
@@ -297,6 +328,7 @@ def _record(cls, name, ctx, args, parents, needs, output):
         target = _plain_node(_select_prim(cls), xp, {"i": i}, ctx, (node,), _TOKEN_SHAPE) if multi else node
         if is_dirty:
             o.grad_fn, o.requires_grad = target, True
+            targets[id(o)] = target
         elif o.requires_grad or o._base is not None or o._view is not None or _among(o, args):
             # an input returned as is, a tensor of some other graph, a view, or an output given
             # twice: a new Tensor on the same memory (sharing its version counter) carries this node
@@ -307,11 +339,16 @@ def _record(cls, name, ctx, args, parents, needs, output):
             o = new
         else:
             o.grad_fn, o.requires_grad = target, True
+        targets[id(o)] = target
         new_outs.append(o)
     saved = ctx._to_save
     if replaced:
-        saved = ctx._to_save = tuple(None if t is None else replaced.get(id(t), t) for t in saved)
+        # a saved tensor returned through an alias is saved as that output, except an input,
+        # which stays the input (its own graph is what a double backward must follow)
+        saved = tuple(t if t is None or _among(t, args) else replaced.get(id(t), t) for t in saved)
     ctx._saved_versions = [None if t is None else t._version[0] for t in saved]
+    ctx._to_save = tuple(_SavedOutput(t, targets[id(t)]) if t is not None and id(t) in targets else t
+                         for t in saved)
     ctx._out_meta = meta
     ctx._multi = multi
     ctx._pending = [None] * len(outs)
