@@ -63,6 +63,20 @@ from .ops import legacy_qr as qr, legacy_svd as svd  # noqa: E402,F401  (torch.q
 from . import linalg  # noqa: E402,F401
 
 # --- autograd extension: Function, functional transforms, inference mode ---
+import sys as _sys  # noqa: E402
+
+from ._inference import inference_mode, is_inference_mode_enabled  # noqa: E402
+from . import _function as _autograd_function  # noqa: E402
+# torch.autograd.Function, torch.autograd.function.once_differentiable: xbp.autograd stays one
+# module (xbp/autograd.py); its submodule paths are registered here, explicitly, one by one
+autograd.Function = _autograd_function.Function
+autograd.function = _autograd_function
+autograd.inference_mode = inference_mode
+_sys.modules["xbp.autograd.function"] = _autograd_function
+from . import func  # noqa: E402
+from . import autograd_functional as _autograd_functional  # noqa: E402
+autograd.functional = _autograd_functional
+_sys.modules["xbp.autograd.functional"] = _autograd_functional
 
 # --- tensor surface: printing, Size, dtypes, random generators ---
 
