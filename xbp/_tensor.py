@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
+from ._size import Size
 
+_new_tuple = tuple.__new__
 
 _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
 
@@ -28,12 +30,19 @@ class Tensor:
                  "_base", "_view", "_retain", "__weakref__")
     __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
 
-    def __init__(self, data, requires_grad: bool = False):
-        """Wrap a backend array as is (no copy). Prefer `xbp.tensor(...)`, which also converts."""
+    def __init__(self, *args, requires_grad: bool = False, device=None):
+        """``Tensor(array)`` wraps a backend array (or shares a Tensor's) as is, without a copy.
+        PyTorch's legacy constructors: ``Tensor([1, 2])`` (a list or tuple of numbers: a copy, in
+        the default float dtype), ``Tensor(2, 3)`` or ``Tensor(xbp.Size([2, 3]))`` (zeros of that
+        shape, where PyTorch leaves the memory uninitialised), ``Tensor()`` (shape (0,)).
+        Prefer `xbp.tensor(...)` / `xbp.zeros(...)`, which also take a dtype."""
+        data = args[0] if len(args) == 1 else None
         if isinstance(data, Tensor):
             data = data.array
         elif data.__class__ in _NP_SCALARS:
             data = np.asarray(data)
+        elif len(args) != 1 or not _backend.is_device_array(data):
+            data = _legacy_data(args, device)
         self.array = data
         self.xp = _backend.backend_of(data)
         self.grad_fn = None
@@ -50,8 +59,10 @@ class Tensor:
 
     # --- metadata ---------------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
-        return self.array.shape          # a tuple on every Array API backend
+    def shape(self) -> "Size":
+        """The shape as an `xbp.Size` (a tuple); built here, on access, so ops (which read
+        ``x.array.shape``) never pay for it."""
+        return _new_tuple(Size, self.array.shape)
 
     @property
     def ndim(self) -> int:
@@ -87,7 +98,12 @@ class Tensor:
         self.xp = value.xp
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        """``size()``: the shape (an `xbp.Size`); ``size(dim)``: one entry (negative dims count
+        from the end; out of range is an IndexError)."""
+        if dim is None:
+            return _new_tuple(Size, self.array.shape)
+        from .ops._util import dim_index
+        return self.array.shape[dim_index("size", dim, self.array.ndim)] if self.array.ndim else 1
 
     def numel(self) -> int:
         n = 1
@@ -228,18 +244,9 @@ class Tensor:
 
     # --- printing -----------------------------------------------------------------------------------
     def __repr__(self):
-        body = np.array2string(self.xp.to_numpy(self.array), separator=", ", precision=4,
-                               prefix="tensor(")
-        extra = []
-        if self.device != "cpu":
-            extra.append(f"device='{self.device}'")
-        if self.dtype not in (np.float32, np.int64, np.bool_):
-            extra.append(f"dtype={self.dtype}")
-        if self.grad_fn is not None:
-            extra.append(f"grad_fn=<{self.grad_fn.name}>")
-        elif self.requires_grad:
-            extra.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+        """PyTorch's layout and precision (see xbp/_printing.py and `xbp.set_printoptions`)."""
+        from ._printing import tensor_repr
+        return tensor_repr(self)
 
     def __format__(self, spec):
         """f"{loss:.4f}" formats a one-element tensor's value; other tensors format their repr."""
@@ -464,6 +471,24 @@ class Tensor:
     # --- tensor surface: conversions, printing, aliases ---
 
     # --- autograd extension ---
+
+
+def _legacy_data(args, device):
+    """The array of a legacy ``Tensor(...)`` call: sizes, a Size, a sequence of numbers, nothing."""
+    from ._creation import DEFAULT_FLOAT
+    b = _backend.get_backend(device)
+    dt = b.dtype(DEFAULT_FLOAT[0])
+    if len(args) == 1 and isinstance(args[0], Size):
+        args = tuple(args[0])
+    elif len(args) == 1 and not hasattr(args[0], "__index__"):
+        host = np.asarray(args[0])
+        if host.dtype == object or host.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor(): cannot build a tensor from {type(args[0]).__name__}; pass a "
+                            "(nested) list of numbers, sizes as ints, or a NumPy/CuPy array")
+        return b.from_numpy(host.astype(DEFAULT_FLOAT[0]))
+    from .ops._util import check_size
+    shape = tuple(check_size("Tensor()", s, "size") for s in args) if args else (0,)
+    return b.zeros(shape, dtype=dt)
 
 
 def _shape_args(args):
