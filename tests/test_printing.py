@@ -172,3 +172,14 @@ def test_dtype_suffix_follows_default_dtype():
 
 def test_format_one_element_still_formats_value():
     assert f"{xbp.tensor(math.pi):.3f}" == "3.142"
+
+
+def test_return_types_print_like_torch(on_default):
+    a = np.array([[1.0, 5.0, -2.0], [3.0, 2.0, 7.5]], np.float32)
+    x, t = _xbp(a, on_default), torch.from_numpy(a)
+    for mine, theirs in ((x.max(0), t.max(0)), (x.min(1, keepdim=True), t.min(1, keepdim=True)),
+                         (xbp.max(x, dim=1), torch.max(t, dim=1))):
+        assert repr(mine) == repr(theirs).replace("torch.", "xbp.")
+        assert type(mine).__name__ == type(theirs).__name__
+        values, indices = mine
+        assert values is mine.values and indices is mine.indices

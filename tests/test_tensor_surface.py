@@ -33,7 +33,8 @@ NODE_CASES = {
     "log1p": lambda m, a, b, v: (a * a).log1p(), "sum": lambda m, a, b, v: a.sum(),
     "sum dim": lambda m, a, b, v: a.sum(0), "mean": lambda m, a, b, v: a.mean(),
     "mean dim": lambda m, a, b, v: a.mean(1), "prod dim": lambda m, a, b, v: a.prod(0),
-    "amax": lambda m, a, b, v: a.amax(0), "max dim keepdim": lambda m, a, b, v: a.max(0, keepdim=True)[0],
+    "amax": lambda m, a, b, v: a.amax(0), "max dim": lambda m, a, b, v: a.max(0)[0],
+    "min dim keepdim": lambda m, a, b, v: a.min(1, keepdim=True)[0],
     "mm": lambda m, a, b, v: a @ b.T, "mv": lambda m, a, b, v: a @ v, "dot": lambda m, a, b, v: v @ v,
     "addmm": lambda m, a, b, v: m.nn.functional.linear(a, b, b[:, 0]),
     "linear no bias": lambda m, a, b, v: m.nn.functional.linear(a, b),
@@ -48,8 +49,8 @@ NODE_CASES = {
     "cross_entropy": lambda m, a, b, v: m.nn.functional.cross_entropy(a, m.tensor([0, 1, 2])),
     "cumsum": lambda m, a, b, v: a.cumsum(0), "flip": lambda m, a, b, v: a.flip(0),
 }
-# Functions xbp composes from several primitives show their last primitive's node (x.max(0) and
-# logsumexp end in a reshape: ViewBackward0; mse_loss in MeanBackward0), where PyTorch has one node.
+# Functions xbp composes from several primitives show their last primitive's node (logsumexp
+# ends in a reshape: ViewBackward0; mse_loss in MeanBackward0), where PyTorch has one node.
 
 
 @pytest.mark.parametrize("name", list(NODE_CASES))
@@ -429,3 +430,48 @@ def test_generator_errors(device):
     s = g.seed()
     assert g.initial_seed() == s
     assert xbp.Generator().manual_seed(-1).initial_seed() == torch.Generator().manual_seed(-1).initial_seed()
+
+
+# --- a PyTorch-style script, run unchanged on both libraries --------------------------------------
+def _script(m, device, emit):
+    """A short PyTorch program (spellings as PyTorch users write them) whose printed output is
+    compared between torch and xbp. Data comes from NumPy so both see the same numbers."""
+    F = m.nn.functional
+    rng = np.random.default_rng(0)
+    X = m.tensor(rng.standard_normal((8, 5)).astype(np.float32), device=device)
+    y = m.tensor(rng.integers(0, 3, 8), device=device)
+    W = m.tensor(rng.standard_normal((3, 5)).astype(np.float32) * 0.1, device=device, requires_grad=True)
+    b = m.zeros(3, device=device, requires_grad=True)
+    emit(X.shape, X.size(1), W, b)
+    for step in range(3):
+        logits = F.linear(X, W, b)
+        loss = F.cross_entropy(logits, y)
+        probs = F.softmax(logits, dim=-1)
+        top, idx = probs.max(axis=1, keepdims=True)
+        emit(step, logits.grad_fn.name(), f"{loss.item():.4f}", top.grad_fn.name(), idx.flatten())
+        W.grad = None
+        b.grad = None
+        loss.backward()
+        with m.no_grad():
+            W.sub_(W.grad, alpha=0.5)
+            b -= 0.5 * b.grad
+    with m.no_grad():
+        buf = m.empty(8, 3, device=device)
+        m.matmul(input=X, other=W.T, out=buf)
+        m.add(buf, b, alpha=1.0, out=buf)
+        emit(buf.argmax(axis=1), m.cat([buf[:2], buf[-2:]], axis=0))
+    emit(m.stack([W.sum(axis=0), W.mean(axis=0)], axis=0), m.flip(X[:2, :3], dims=(1,)))
+    # (dtype objects themselves print differently: xbp's are NumPy dtypes, `float32`)
+    emit(m.is_tensor(W), m.is_floating_point(y), m.numel(X), m.get_default_dtype() == m.float32)
+
+
+def test_pytorch_style_script_prints_the_same(device):
+    lines = {"torch": [], "xbp": []}
+    _script(torch, "cpu", lambda *a: lines["torch"].append(" ".join(str(v) for v in a)))
+    old = xbp.get_default_device()
+    xbp.set_default_device(device)          # no device suffix, as torch's tensors on its default
+    try:
+        _script(xbp, device, lambda *a: lines["xbp"].append(" ".join(str(v) for v in a)))
+    finally:
+        xbp.set_default_device(old)
+    assert lines["xbp"] == [s.replace("torch.", "xbp.") for s in lines["torch"]]

@@ -1,8 +1,6 @@
 """Reductions. `dim`/`keepdim` (PyTorch) and `axis`/`keepdims` (Array API) are both accepted."""
 from __future__ import annotations
 
-from collections import namedtuple
-
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
 from ._util import dim_index, keepdim_shape, no_grad_op, norm_axis, pick_dim, pick_keepdim
@@ -154,20 +152,27 @@ def any(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A
     """Whether any element (over `dim`, an int or tuple) is true."""
     return _any(input, dim=pick_dim("any", dim, axis), keepdim=pick_keepdim("any", keepdim, keepdims))
 
-MaxMin = namedtuple("MaxMin", ["values", "indices"])
+from .. import return_types as _rt  # noqa: E402  (max/min's named results, as torch.return_types)
+
+MaxMin = _rt.max                      # kept for code that names it
 
 
-def _at_index_fwd(xp, x, idx, axis):
-    """The entries of x at `idx` (argmax/argmin along `axis`, kept as a size-1 dim), and the
-    one-hot mask of where they were taken from (the VJP's residual)."""
+def _at_index_fwd(xp, x, idx, axis, keepdims=True):
+    """The entries of x at `idx` (argmax/argmin along `axis`, as a size-1 dim, dropped unless
+    `keepdims`), and the one-hot mask of where they were taken from (the VJP's residual)."""
     n = x.shape[axis]
     iota = xp.reshape(xp.arange(0, n, dtype=idx.dtype), tuple(n if i == axis else 1 for i in range(x.ndim)))
-    return xp.take_along_axis(x, idx, axis=axis), iota == idx
+    v = xp.take_along_axis(x, idx, axis=axis)
+    if not keepdims:      # in the primitive, so max(x, dim) is one node (PyTorch's MaxBackward0)
+        v = xp.reshape(v, v.shape[:axis] + v.shape[axis + 1:])
+    return v, iota == idx
 
 
 def _at_index_vjp(c, g):
     # the whole gradient to the element taken (indices are unique per output: no scatter-add
     # needed); `where`, not a multiply by the mask, so an inf in g leaves no NaN elsewhere
+    if not c.p.get("keepdims", True):
+        g = c.xp.reshape(g, keepdim_shape(c.shapes[0], (c.p["axis"],)))
     return (c.xp.where(c.res, g, 0.0), None)
 
 
@@ -187,11 +192,11 @@ def _extreme_along(name, x, dim, keepdim, arg, prim):
     (d,) = norm_axis(int(dim), x.ndim or 1)
     xs = reshape(x, (1,)) if x.ndim == 0 else x       # PyTorch allows dim 0 (or -1) of a 0-d tensor
     idx = arg(xs, d, keepdim=True)
-    values = apply(prim, (xs, idx), {"axis": d})
-    shape = () if x.ndim == 0 else x.array.shape[:d] + ((1,) if keepdim else ()) + x.array.shape[d + 1:]
-    if values.array.shape != shape:
-        values, idx = reshape(values, shape), reshape(idx, shape)
-    return MaxMin(values, idx)
+    keep = bool(keepdim) and x.ndim > 0
+    values = apply(prim, (xs, idx), {"axis": d, "keepdims": keep})
+    if not keep:
+        idx = reshape(idx, values.array.shape)
+    return (_rt.max if name == "max" else _rt.min)(values, idx)
 
 
 def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001

@@ -216,6 +216,15 @@ def cat(tensors, dim=0, *, axis=None, out=None):
 concat = cat
 
 
+def _stack_vjp(c, g):
+    axis = c.p["axis"]
+    return tuple(g[(slice(None),) * axis + (i, Ellipsis)] if need else None for i, need in enumerate(c.needs))
+
+
+# a primitive of its own (not cat of unsqueezes): one node, PyTorch's StackBackward0
+stack_p = Primitive("stack", lambda xp, *xs, axis: xp.stack(xs, axis=axis), _stack_vjp, passthrough=True)
+
+
 def stack(tensors, dim=0, *, axis=None, out=None):
     """Join tensors along a new dim; `out`: write the result into that tensor."""
     dim = pick_dim("stack", dim, axis, default=0)
@@ -231,8 +240,11 @@ def stack(tensors, dim=0, *, axis=None, out=None):
     for i, t in enumerate(tensors):
         if t.array.shape != shape0:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {shape0}")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"stack: expected Tensors, got {type(t).__name__} at position {i}")
     d = dim_index("stack", dim, tensors[0].ndim + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    return apply(stack_p, tuple(tensors), {"axis": d})
 
 
 def split(x, split_size_or_sections, dim=0, *, axis=None):
