@@ -79,6 +79,28 @@ autograd.functional = _autograd_functional
 _sys.modules["xbp.autograd.functional"] = _autograd_functional
 
 # --- tensor surface: printing, Size, dtypes, random generators ---
+from ._printing import get_printoptions, printoptions, set_printoptions  # noqa: E402,F401
+from ._size import Size  # noqa: E402,F401
+from ._creation import get_default_dtype, randint_like, set_default_dtype  # noqa: E402,F401
+from ._predicates import is_complex, is_floating_point, is_tensor, numel  # noqa: E402,F401
+from ._random import Generator, get_rng_state, initial_seed, seed, set_rng_state  # noqa: E402,F401
+from . import random  # noqa: E402,F401
+uint16 = _np.dtype("uint16")
+uint32 = _np.dtype("uint32")
+uint64 = _np.dtype("uint64")
+complex64 = _np.dtype("complex64")
+complex128 = _np.dtype("complex128")
+cfloat, cdouble, short = complex64, complex128, int16
+# PyTorch's `torch.int` is int32 (this shadows the builtin inside this module: use it last)
+int = int32  # noqa: A001
+
+
+def __getattr__(name):
+    # NumPy and CuPy have no bfloat16, so xbp cannot hold one: say so instead of a bare AttributeError
+    if name == "bfloat16":
+        raise AttributeError("xbp.bfloat16 is not available: NumPy and CuPy (xbp's array backends) have no "
+                             "bfloat16 dtype; use xbp.float16 or xbp.float32")
+    raise AttributeError(f"module 'xbp' has no attribute {name!r}")
 
 # --- device namespace and data pipeline ---
 

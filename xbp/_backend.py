@@ -9,6 +9,7 @@ Tensors carry their Backend (as `tensor.xp`), so ops never look up a namespace p
 """
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
@@ -256,8 +257,10 @@ class Backend:
         return xp.where(x < 0, -y, y)
 
     # --- random numbers: drawn with NumPy's PCG64 on the host, then moved (portable) --------------
+    # Each draw takes `rng`: an `xbp.Generator`'s native generator, or None for the device's own
+    # stream (seeded by manual_seed). new_rng / rng_state / set_rng_state make and checkpoint them.
     def seed(self, s: int):
-        self._rng = np.random.Generator(np.random.PCG64(s))
+        self._rng = self.new_rng(s)
 
     @property
     def rng(self):
@@ -265,19 +268,31 @@ class Backend:
             self.seed(_SEED[0])
         return self._rng
 
-    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
-        a = self.rng.random(shape, dtype=np.float64) * (high - low) + low
+    def new_rng(self, seed: int):
+        """A fresh native generator seeded with `seed` (what an `xbp.Generator` holds)."""
+        return np.random.Generator(np.random.PCG64(seed))
+
+    def rng_state(self, rng) -> np.ndarray:
+        """The complete state of a native generator as host bytes (uint8), for `set_rng_state`."""
+        return np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8).copy()
+
+    def set_rng_state(self, rng, state: np.ndarray) -> None:
+        """Restore a state from `rng_state`: the generator continues exactly where it was."""
+        rng.bit_generator.state = json.loads(np.asarray(state, dtype=np.uint8).tobytes().decode())
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0, rng=None):
+        a = (rng or self.rng).random(shape, dtype=np.float64) * (high - low) + low
         return self.from_numpy(a.astype(dtype))
 
-    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
-        a = self.rng.standard_normal(shape, dtype=np.float64) * std + mean
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0, rng=None):
+        a = (rng or self.rng).standard_normal(shape, dtype=np.float64) * std + mean
         return self.from_numpy(a.astype(dtype))
 
-    def random_integers(self, low, high, shape, dtype):
-        return self.from_numpy(self.rng.integers(low, high, size=shape).astype(dtype))
+    def random_integers(self, low, high, shape, dtype, rng=None):
+        return self.from_numpy((rng or self.rng).integers(low, high, size=shape).astype(dtype))
 
-    def random_permutation(self, n):
-        return self.from_numpy(self.rng.permutation(n))
+    def random_permutation(self, n, rng=None):
+        return self.from_numpy((rng or self.rng).permutation(n))
 
     # --- convolution windows (xbp.ops.conv, xbp.ops.pooling) ----------------------------------------------------
     def window_columns(self, x, kernel, stride, dilation, out_hw):
@@ -405,12 +420,12 @@ class NumpyBackend(Backend):
         np.add.at(out, index, values)
         return out
 
-    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
-        a = self.rng.random(shape, dtype=np.float64) * (high - low) + low
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0, rng=None):
+        a = (rng or self.rng).random(shape, dtype=np.float64) * (high - low) + low
         return a.astype(dtype, copy=False)
 
-    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
-        a = self.rng.standard_normal(shape, dtype=np.float64) * std + mean
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0, rng=None):
+        a = (rng or self.rng).standard_normal(shape, dtype=np.float64) * std + mean
         return a.astype(dtype, copy=False)
 
     def window_columns(self, x, kernel, stride, dilation, out_hw):
@@ -599,29 +614,47 @@ class CupyBackend(Backend):
     @property
     def rng(self):
         if self._rng is None:
-            with self.native_device:
-                self._rng = self.cupy.random.default_rng(getattr(self, "_seed", _SEED[0]))
+            self._rng = self.new_rng(getattr(self, "_seed", _SEED[0]))
         return self._rng
 
-    def random_uniform(self, shape, dtype, low=0.0, high=1.0):
+    def new_rng(self, seed):
         with self.native_device:
-            a = self.rng.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+            return self.cupy.random.default_rng(seed)
+
+    # CuPy's generators keep their cuRAND states in one device array (`bit_generator._state`, not
+    # public API, checked on a GPU by tests/test_tensor_surface.py): the state is a host copy of
+    # its bytes, and restoring writes them back
+    def rng_state(self, rng):
+        return self.cupy.asnumpy(rng.bit_generator._state).view(np.uint8).copy()
+
+    def set_rng_state(self, rng, state):
+        dst = rng.bit_generator._state
+        src = np.asarray(state, dtype=np.uint8)
+        if src.nbytes != dst.nbytes:
+            raise ValueError(f"set_rng_state: a CUDA generator state has {dst.nbytes} bytes, got {src.nbytes} "
+                             "(a state saved from another device or GPU model)")
+        with self.native_device:
+            dst[...] = self.cupy.asarray(src.view(dst.dtype))
+
+    def random_uniform(self, shape, dtype, low=0.0, high=1.0, rng=None):
+        with self.native_device:
+            a = (rng or self.rng).random(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
             return (a * (high - low) + low).astype(dtype, copy=False)
 
-    def random_normal(self, shape, dtype, mean=0.0, std=1.0):
+    def random_normal(self, shape, dtype, mean=0.0, std=1.0, rng=None):
         with self.native_device:
-            a = self.rng.standard_normal(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+            a = (rng or self.rng).standard_normal(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
             return (a * std + mean).astype(dtype, copy=False)
 
-    def random_integers(self, low, high, shape, dtype):
+    def random_integers(self, low, high, shape, dtype, rng=None):
         with self.native_device:
-            return self.rng.integers(low, high, size=shape).astype(dtype, copy=False)
+            return (rng or self.rng).integers(low, high, size=shape).astype(dtype, copy=False)
 
-    def random_permutation(self, n):
+    def random_permutation(self, n, rng=None):
         # cupy.random.Generator has no permutation(): the order that sorts n uniform draws is a
         # uniformly random permutation (ties have probability ~n^2 / 2^53)
         with self.native_device:
-            return self.cupy.argsort(self.rng.random(n))
+            return self.cupy.argsort((rng or self.rng).random(n))
 
     # array-api-compat's CuPy sign and clip handle NaN with boolean-mask writes, i.e. a device ->
     # host read per call (abs/sign backward, clamp, clip_grad_value_ in every step): CuPy's own

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import backend_of, canonical_dtype, get_backend, is_device_array
+from ._random import native_rng
 from ._tensor import Tensor, _wrap
 from .ops._util import check_size
 
@@ -166,35 +167,82 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(b.eye(n, m, dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Uniform [0, 1) samples from the device's seeded generator."""
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform [0, 1) samples of shape `size`, from the device's seeded stream or `generator`."""
     b = get_backend(device)
-    return _finish(b.random_uniform(_shape(size), _float_dtype(dtype, "rand")), b, requires_grad)
+    rng = native_rng(generator, b, "rand")
+    return _finish(b.random_uniform(_shape(size), _float_dtype(dtype, "rand"), rng=rng), b, requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Standard normal samples from the device's seeded generator."""
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples of shape `size`, from the device's seeded stream or `generator`."""
     b = get_backend(device)
-    return _finish(b.random_normal(_shape(size), _float_dtype(dtype, "randn")), b, requires_grad)
+    rng = native_rng(generator, b, "randn")
+    return _finish(b.random_normal(_shape(size), _float_dtype(dtype, "randn"), rng=rng), b, requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
-    """Integers in [low, high) (int64 by default)."""
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    """Integers in [low, high) of shape `size` (int64 by default). PyTorch's two overloads:
+    ``randint(low, high, size)`` and ``randint(high, size)`` (low = 0); `size` may also be an int."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high            # randint(high, size)
+    elif high is None:
+        low, high = 0, low
+    if size is None:
+        size = ()                                 # xbp also allows no size: a 0-d tensor
+    low, high = int(low), int(high)
+    if low >= high:
+        raise RuntimeError(f"randint: expects low < high, got low={low}, high={high}")
+    b = get_backend(device)
+    rng = native_rng(generator, b, "randint")
+    size = (check_size("randint", size, "size"),) if hasattr(size, "__index__") else _shape((size,))
+    t = _wrap(b.random_integers(low, high, size, canonical_dtype(dtype or "int64"), rng=rng), b)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A random permutation of 0..n-1 (int64 unless `dtype`)."""
+    b = get_backend(device)
+    n = check_size("randperm", n, "n")
+    a = b.random_permutation(n, rng=native_rng(generator, b, "randperm"))
+    t = _wrap(a, b)
+    if dtype is not None and canonical_dtype(dtype) != t.dtype:
+        t = _wrap(b.astype(a, b.dtype(canonical_dtype(dtype))), b)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def rand_like(x, dtype=None, device=None, requires_grad=False, *, generator=None):
+    return rand(*x.shape, generator=generator, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+def randn_like(x, dtype=None, device=None, requires_grad=False, *, generator=None):
+    return randn(*x.shape, generator=generator, dtype=dtype or x.dtype, device=device or x.device,
+                 requires_grad=requires_grad)
+
+
+def randint_like(x, low, high=None, *, dtype=None, device=None, generator=None) -> Tensor:
+    """``randint_like(x, high)`` or ``randint_like(x, low, high)``: integers of x's shape (and dtype)."""
     if high is None:
         low, high = 0, low
-    b = get_backend(device)
-    size = (int(size),) if isinstance(size, (int, np.integer)) else tuple(size)
-    return _wrap(b.random_integers(low, high, size, canonical_dtype(dtype or "int64")), b)
+    return randint(low, high, tuple(x.shape), generator=generator, dtype=dtype or x.dtype,
+                   device=device or x.device)
 
 
-def randperm(n, device=None) -> Tensor:
-    b = get_backend(device)
-    return _wrap(b.random_permutation(n), b)
+def get_default_dtype():
+    """The dtype Python floats and float creation functions give (xbp.float32 unless changed)."""
+    return DEFAULT_FLOAT[0]
 
 
-def rand_like(x, dtype=None, device=None):
-    return rand(*x.shape, dtype=dtype or x.dtype, device=device or x.device)
-
-
-def randn_like(x, dtype=None, device=None):
-    return randn(*x.shape, dtype=dtype or x.dtype, device=device or x.device)
+def set_default_dtype(dtype) -> None:
+    """Make `dtype` (a floating-point dtype: xbp.float32, float64 or float16) the default for
+    Python floats and float creation functions, as `torch.set_default_dtype`."""
+    dt = canonical_dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got {dt}")
+    DEFAULT_FLOAT[0] = dt

@@ -66,12 +66,17 @@ class Node:
     __slots__ = ("prim", "xp", "parents", "shapes", "needs", "ins", "out", "res", "p", "versions",
                  "vsaved", "hooks", "freed", "where", "__weakref__")
 
-    @property
-    def name(self):
-        return self.prim.name
+    def name(self) -> str:
+        """PyTorch's name for this node (``MulBackward0``); the primitive's own name, which the
+        visualiser shows, is ``node.prim.name``."""
+        from ._grad_fn_names import torch_name
+        return torch_name(self)
 
-    def next_functions(self):
-        return self.parents
+    @property
+    def next_functions(self) -> tuple:
+        """``((node, 0), ...)``, one pair per input as in PyTorch: the input's grad_fn, an
+        AccumulateGrad node (with ``.variable``) for a leaf that requires grad, or None."""
+        return tuple((p, 0) for p in self.parents)
 
     def add_hook(self, fn):
         if self.hooks is None:
@@ -81,7 +86,7 @@ class Node:
         return _HookHandle(self.hooks, fn)
 
     def __repr__(self):
-        return f"<{self.prim.name} node>"
+        return f"<{self.name()} object at {id(self):#x}>"
 
 
 class Accumulate:
@@ -90,19 +95,25 @@ class Accumulate:
 
     __slots__ = ("ref", "__weakref__")
     parents = ()
-    name = "AccumulateGrad"
+    next_functions = ()
     hooks = None
     freed = False
 
     def __init__(self, t: Tensor):
         self.ref = weakref.ref(t)
 
+    @staticmethod
+    def name() -> str:
+        return "AccumulateGrad"
+
     @property
     def tensor(self):
         return self.ref()
 
+    variable = tensor            # PyTorch's name for the leaf
+
     def __repr__(self):
-        return "<AccumulateGrad node>"
+        return f"<AccumulateGrad object at {id(self):#x}>"
 
 
 def edge(t: Tensor):

@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
+from ._size import Size
 
+_new_tuple = tuple.__new__
 
 _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
 
@@ -28,12 +30,19 @@ class Tensor:
                  "_base", "_view", "_retain", "__weakref__")
     __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
 
-    def __init__(self, data, requires_grad: bool = False):
-        """Wrap a backend array as is (no copy). Prefer `xbp.tensor(...)`, which also converts."""
+    def __init__(self, *args, requires_grad: bool = False, device=None):
+        """``Tensor(array)`` wraps a backend array (or shares a Tensor's) as is, without a copy.
+        PyTorch's legacy constructors: ``Tensor([1, 2])`` (a list or tuple of numbers: a copy, in
+        the default float dtype), ``Tensor(2, 3)`` or ``Tensor(xbp.Size([2, 3]))`` (zeros of that
+        shape, where PyTorch leaves the memory uninitialised), ``Tensor()`` (shape (0,)).
+        Prefer `xbp.tensor(...)` / `xbp.zeros(...)`, which also take a dtype."""
+        data = args[0] if len(args) == 1 else None
         if isinstance(data, Tensor):
             data = data.array
         elif data.__class__ in _NP_SCALARS:
             data = np.asarray(data)
+        elif len(args) != 1 or not _backend.is_device_array(data):
+            data = _legacy_data(args, device)
         self.array = data
         self.xp = _backend.backend_of(data)
         self.grad_fn = None
@@ -50,8 +59,10 @@ class Tensor:
 
     # --- metadata ---------------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
-        return self.array.shape          # a tuple on every Array API backend
+    def shape(self) -> "Size":
+        """The shape as an `xbp.Size` (a tuple); built here, on access, so ops (which read
+        ``x.array.shape``) never pay for it."""
+        return _new_tuple(Size, self.array.shape)
 
     @property
     def ndim(self) -> int:
@@ -87,7 +98,12 @@ class Tensor:
         self.xp = value.xp
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        """``size()``: the shape (an `xbp.Size`); ``size(dim)``: one entry (negative dims count
+        from the end; out of range is an IndexError)."""
+        if dim is None:
+            return _new_tuple(Size, self.array.shape)
+        from .ops._util import dim_index
+        return self.array.shape[dim_index("size", dim, self.array.ndim)] if self.array.ndim else 1
 
     def numel(self) -> int:
         n = 1
@@ -231,18 +247,9 @@ class Tensor:
 
     # --- printing -----------------------------------------------------------------------------------
     def __repr__(self):
-        body = np.array2string(self.xp.to_numpy(self.array), separator=", ", precision=4,
-                               prefix="tensor(")
-        extra = []
-        if self.device != "cpu":
-            extra.append(f"device='{self.device}'")
-        if self.dtype not in (np.float32, np.int64, np.bool_):
-            extra.append(f"dtype={self.dtype}")
-        if self.grad_fn is not None:
-            extra.append(f"grad_fn=<{self.grad_fn.name}>")
-        elif self.requires_grad:
-            extra.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+        """PyTorch's layout and precision (see xbp/_printing.py and `xbp.set_printoptions`)."""
+        from ._printing import tensor_repr
+        return tensor_repr(self)
 
     def __format__(self, spec):
         """f"{loss:.4f}" formats a one-element tensor's value; other tensors format their repr."""
@@ -378,10 +385,10 @@ class Tensor:
     clip = clamp
     def maximum(self, o): return _ops.maximum(self, o)
     def minimum(self, o): return _ops.minimum(self, o)
-    def add(self, o): return _ops.add(self, o)
-    def sub(self, o): return _ops.sub(self, o)
+    def add(self, other, *, alpha=1): return _ops.add(self, other, alpha=alpha)
+    def sub(self, other, *, alpha=1): return _ops.sub(self, other, alpha=alpha)
     def mul(self, o): return _ops.mul(self, o)
-    def div(self, o): return _ops.div(self, o)
+    def div(self, other, *, rounding_mode=None): return _ops.div(self, other, rounding_mode=rounding_mode)
     def matmul(self, o): return _ops.matmul(self, o)
 
     def sum(self, dim=None, keepdim=False, **kw): return _ops.sum(self, dim, keepdim, **kw)
@@ -389,18 +396,18 @@ class Tensor:
     def prod(self, dim=None, keepdim=False, **kw): return _ops.prod(self, dim, keepdim, **kw)
     def var(self, dim=None, keepdim=False, correction=1, **kw): return _ops.var(self, dim, keepdim, correction=correction, **kw)
     def std(self, dim=None, keepdim=False, correction=1, **kw): return _ops.std(self, dim, keepdim, correction=correction, **kw)
-    def amax(self, dim=None, keepdim=False): return _ops.amax(self, dim, keepdim)
-    def amin(self, dim=None, keepdim=False): return _ops.amin(self, dim, keepdim)
-    def max(self, dim=None, keepdim=False): return _ops.max(self, dim, keepdim)
-    def min(self, dim=None, keepdim=False): return _ops.min(self, dim, keepdim)
-    def argmax(self, dim=None, keepdim=False): return _ops.argmax(self, dim, keepdim)
-    def argmin(self, dim=None, keepdim=False): return _ops.argmin(self, dim, keepdim)
-    def logsumexp(self, dim, keepdim=False): return _ops.logsumexp(self, dim, keepdim)
-    def norm(self, p=2, dim=None, keepdim=False): return _ops.norm(self, p, dim, keepdim)
-    def all(self, dim=None, keepdim=False): return _ops.all(self, dim, keepdim)
-    def any(self, dim=None, keepdim=False): return _ops.any(self, dim, keepdim)
-    def softmax(self, dim): return _ops.softmax(self, dim)
-    def log_softmax(self, dim): return _ops.log_softmax(self, dim)
+    def amax(self, dim=None, keepdim=False, **kw): return _ops.amax(self, dim, keepdim, **kw)
+    def amin(self, dim=None, keepdim=False, **kw): return _ops.amin(self, dim, keepdim, **kw)
+    def max(self, dim=None, keepdim=False, **kw): return _ops.max(self, dim, keepdim, **kw)
+    def min(self, dim=None, keepdim=False, **kw): return _ops.min(self, dim, keepdim, **kw)
+    def argmax(self, dim=None, keepdim=False, **kw): return _ops.argmax(self, dim, keepdim, **kw)
+    def argmin(self, dim=None, keepdim=False, **kw): return _ops.argmin(self, dim, keepdim, **kw)
+    def logsumexp(self, dim=None, keepdim=False, **kw): return _ops.logsumexp(self, dim, keepdim, **kw)
+    def norm(self, p=2, dim=None, keepdim=False, **kw): return _ops.norm(self, p, dim, keepdim, **kw)
+    def all(self, dim=None, keepdim=False, **kw): return _ops.all(self, dim, keepdim, **kw)
+    def any(self, dim=None, keepdim=False, **kw): return _ops.any(self, dim, keepdim, **kw)
+    def softmax(self, dim=-1, dtype=None, **kw): return _ops.softmax(self, dim, dtype, **kw)
+    def log_softmax(self, dim=-1, dtype=None, **kw): return _ops.log_softmax(self, dim, dtype, **kw)
 
     def reshape(self, *shape): return _ops.reshape(self, _shape_args(shape))
     def view(self, *shape): return _ops.reshape(self, _shape_args(shape))
@@ -413,22 +420,22 @@ class Tensor:
     def expand(self, *shape): return _ops.expand(self, _shape_args(shape))
     def expand_as(self, other): return _ops.expand(self, other.shape)
     def broadcast_to(self, shape): return _ops.broadcast_to(self, shape)
-    def squeeze(self, dim=None): return _ops.squeeze(self, dim)
-    def unsqueeze(self, dim): return _ops.unsqueeze(self, dim)
-    def flip(self, dims): return _ops.flip(self, dims)
-    def roll(self, shifts, dims=None): return _ops.roll(self, shifts, dims)
-    def split(self, size, dim=0): return _ops.split(self, size, dim)
-    def chunk(self, chunks, dim=0): return _ops.chunk(self, chunks, dim)
-    def gather(self, dim, index): return _ops.gather(self, dim, index)
-    def take_along_dim(self, index, dim): return _ops.take_along_dim(self, index, dim)
+    def squeeze(self, dim=None, **kw): return _ops.squeeze(self, dim, **kw)
+    def unsqueeze(self, dim=None, **kw): return _ops.unsqueeze(self, dim, **kw)
+    def flip(self, *dims, **kw): return _ops.flip(self, _shape_args(dims) if dims else None, **kw)
+    def roll(self, shifts, dims=None, **kw): return _ops.roll(self, shifts, dims, **kw)
+    def split(self, split_size_or_sections, dim=0, **kw): return _ops.split(self, split_size_or_sections, dim, **kw)
+    def chunk(self, chunks, dim=0, **kw): return _ops.chunk(self, chunks, dim, **kw)
+    def gather(self, dim=None, index=None, **kw): return _ops.gather(self, dim, index, **kw)
+    def take_along_dim(self, indices, dim=None, **kw): return _ops.take_along_dim(self, indices, dim, **kw)
     def masked_fill(self, mask, value): return _ops.masked_fill(self, mask, value)
-    def index_select(self, dim, index): return _ops.index_select(self, dim, index)
+    def index_select(self, dim=None, index=None, **kw): return _ops.index_select(self, dim, index, **kw)
     def movedim(self, source, destination): return _ops.movedim(self, source, destination)
     def unflatten(self, dim, sizes): return _ops.unflatten(self, dim, sizes)
-    def unbind(self, dim=0): return _ops.unbind(self, dim)
+    def unbind(self, dim=0, **kw): return _ops.unbind(self, dim, **kw)
     def tile(self, *reps): return _ops.tile(self, _shape_args(reps))
-    def repeat_interleave(self, repeats, dim=0): return _ops.repeat_interleave(self, repeats, dim)
-    def cumsum(self, dim): return _ops.cumsum(self, dim)
+    def repeat_interleave(self, repeats, dim=0, **kw): return _ops.repeat_interleave(self, repeats, dim, **kw)
+    def cumsum(self, dim=None, **kw): return _ops.cumsum(self, dim, **kw)
     def t(self):
         if self.ndim > 2:
             raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {self.shape}; use .mT or .transpose()")
@@ -614,6 +621,14 @@ class Tensor:
     def matrix_power(self, n): return _ops.matrix_power(self, n)
 
     # --- tensor surface: conversions, printing, aliases ---
+    def uniform_(self, from_=0.0, to=1.0, *, generator=None):
+        """Fill in place with samples from U(from_, to) (from `generator`, an xbp.Generator, if given)."""
+        return self.copy_(_random_fill(self, "uniform_", generator, from_, to))
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fill in place with samples from N(mean, std^2) (from `generator`, if given)."""
+        return self.copy_(_random_fill(self, "normal_", generator, mean, std))
+
 
     # --- autograd extension ---
 
@@ -658,6 +673,34 @@ def _bitwise(name, logical, a, b):
             isinstance(a, int) and a.__class__ is not bool or isinstance(b, int) and b.__class__ is not bool):
         return logical(a, b)
     return getattr(_array_api(), name)(a, b)
+
+
+def _random_fill(t, op, generator, a, b) -> "Tensor":
+    """Samples for `uniform_` / `normal_` of `t`'s shape, dtype and device, as a new tensor."""
+    from ._random import native_rng
+    if t.dtype.kind != "f":
+        raise TypeError(f"{op}: needs a floating-point tensor, got dtype {t.dtype}")
+    rng = native_rng(generator, t.xp, op)
+    draw = t.xp.random_uniform if op == "uniform_" else t.xp.random_normal
+    return _wrap(draw(t.array.shape, t.dtype, float(a), float(b), rng=rng), t.xp)
+
+
+def _legacy_data(args, device):
+    """The array of a legacy ``Tensor(...)`` call: sizes, a Size, a sequence of numbers, nothing."""
+    from ._creation import DEFAULT_FLOAT
+    b = _backend.get_backend(device)
+    dt = b.dtype(DEFAULT_FLOAT[0])
+    if len(args) == 1 and isinstance(args[0], Size):
+        args = tuple(args[0])
+    elif len(args) == 1 and not hasattr(args[0], "__index__"):
+        host = np.asarray(args[0])
+        if host.dtype == object or host.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor(): cannot build a tensor from {type(args[0]).__name__}; pass a "
+                            "(nested) list of numbers, sizes as ints, or a NumPy/CuPy array")
+        return b.from_numpy(host.astype(DEFAULT_FLOAT[0]))
+    from .ops._util import check_size
+    shape = tuple(check_size("Tensor()", s, "size") for s in args) if args else (0,)
+    return b.zeros(shape, dtype=dt)
 
 
 def _shape_args(args):

@@ -49,18 +49,28 @@ def _softmax_dim(ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(input, dim=None):
-    """exp(x) / sum(exp(x)) along `dim` (stable)."""
+def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """exp(x) / sum(exp(x)) along `dim` (stable); `dtype` casts the input first (PyTorch's
+    signature; `axis` is accepted as an alias of `dim`)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("softmax(): got both dim= and axis= (two names for one argument); pass one of them")
+        dim = axis
     if dim is None:
         dim = _softmax_dim(input.ndim)
-    return _fused.softmax(input, dim)
+    return _fused.softmax(input, dim, dtype)
 
 
-def log_softmax(input, dim=None):
-    """log(softmax(x)) along `dim`, computed stably as x - logsumexp(x)."""
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """log(softmax(x)) along `dim`, computed stably as x - logsumexp(x); `dtype` casts the input
+    first (PyTorch's signature; `axis` is accepted as an alias of `dim`)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("log_softmax(): got both dim= and axis= (two names for one argument); pass one of them")
+        dim = axis
     if dim is None:
         dim = _softmax_dim(input.ndim)
-    return _fused.log_softmax(input, dim)
+    return _fused.log_softmax(input, dim, dtype)
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):

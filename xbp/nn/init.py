@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .._random import native_rng
 from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
 
@@ -76,16 +77,18 @@ def _float_kind(tensor, name):
         raise TypeError(f"{name}: needs a floating-point tensor, got dtype {tensor.dtype}")
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    """Fill with samples from U(a, b)."""
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from U(a, b) (from `generator`, an xbp.Generator, when given)."""
     _float_kind(tensor, "uniform_")
-    return _fill(tensor, tensor.xp.random_uniform(tensor.shape, tensor.dtype, float(a), float(b)))
+    rng = native_rng(generator, tensor.xp, "uniform_")
+    return _fill(tensor, tensor.xp.random_uniform(tensor.shape, tensor.dtype, float(a), float(b), rng=rng))
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    """Fill with samples from N(mean, std^2)."""
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill with samples from N(mean, std^2) (from `generator`, an xbp.Generator, when given)."""
     _float_kind(tensor, "normal_")
-    return _fill(tensor, tensor.xp.random_normal(tensor.shape, tensor.dtype, float(mean), float(std)))
+    rng = native_rng(generator, tensor.xp, "normal_")
+    return _fill(tensor, tensor.xp.random_normal(tensor.shape, tensor.dtype, float(mean), float(std), rng=rng))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -111,33 +114,33 @@ def eye_(tensor: Tensor) -> Tensor:
     return _fill(tensor, xp.eye(tensor.shape[0], tensor.shape[1], dtype=tensor.array.dtype))
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(2.0 / float(fan_in + fan_out)) * math.sqrt(3.0)
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He: U(-bound, bound) with bound = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)."""
     fan = _fan(tensor, mode)
     if fan == 0:
         return tensor      # an empty tensor: nothing to fill (PyTorch warns and returns)
     bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
+                    nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He: N(0, std^2) with std = gain / sqrt(fan)."""
     fan = _fan(tensor, mode)
     if fan == 0:
         return tensor
-    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan))
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)

@@ -45,6 +45,25 @@ def norm_axis(dim, ndim, axis=None, op="reduction"):
     return tuple(sorted(dim_tuple(op, dim, ndim)))
 
 
+def pick_dim(op, dim, axis, default=None, name="dim"):
+    """PyTorch's `dim` (or `dims`) or its NumPy / Array API alias `axis`: the one given. Both
+    given (with `dim` not at its default) is a TypeError, as PyTorch's argument parser says."""
+    if axis is None:
+        return dim
+    if dim is not default and dim != default:
+        raise TypeError(f"{op}(): got both {name}= and axis= (two names for one argument); pass one of them")
+    return axis
+
+
+def pick_keepdim(op, keepdim, keepdims):
+    """`keepdim` or its alias `keepdims` (Array API), as a bool."""
+    if keepdims is None:
+        return bool(keepdim)
+    if keepdim:
+        raise TypeError(f"{op}(): got both keepdim= and keepdims= (two names for one argument); pass one of them")
+    return bool(keepdims)
+
+
 def keepdim_shape(shape, axes):
     """`shape` with the reduced `axes` (None = all) kept as size 1."""
     if axes is None:

@@ -19,8 +19,10 @@ GELU_K = math.sqrt(2.0 / math.pi)
 def _unary(name, fwd, vjp, save="", res=False):
     prim = Primitive(name, fwd, vjp, save=save, res=res)
 
-    def op(x):
-        return apply(prim, (x,))
+    def op(input, *, out=None):  # noqa: A002 - PyTorch's names
+        if out is not None:
+            return _with_out(name, lambda: apply(prim, (input,)), out, input)
+        return apply(prim, (input,))
     op.__name__ = op.__qualname__ = name
     op.prim = prim
     return op
@@ -122,29 +124,66 @@ def _same_float(a, b) -> bool:
     return b.__class__ is Tensor and b.xp is a.xp and b.array.dtype == dt and dt in a.xp.float_dtypes
 
 
-def add(a, b):
-    """a + b (broadcasting)."""
-    if _same_float(a, b):
-        return apply2(add_p, a, b)
-    return apply(add_p, _promote(a, b))
+def _with_out(op, compute, out, *inputs):
+    """``op(..., out=out)``: refuse it when autograd is involved, else compute and write into out."""
+    from ._out import check_out, write_out
+    check_out(op, out, *inputs)
+    return write_out(op, compute(), out)
 
 
-def sub(a, b):
-    """a - b (broadcasting)."""
-    if _same_float(a, b):
-        return apply2(sub_p, a, b)
-    return apply(sub_p, _promote(a, b))
+def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
+    """input + alpha * other (broadcasting); `out`: write the result into that tensor."""
+    if out is not None or alpha != 1:
+        if alpha != 1:
+            other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        if out is not None:
+            return _with_out("add", lambda: add(input, other), out, input, other)
+    if _same_float(input, other):
+        return apply2(add_p, input, other)
+    return apply(add_p, _promote(input, other))
 
 
-def mul(a, b):
-    """a * b (broadcasting)."""
-    if _same_float(a, b):
-        return apply2(mul_p, a, b)
-    return apply(mul_p, _promote(a, b))
+def sub(input, other, *, alpha=1, out=None):  # noqa: A002
+    """input - alpha * other (broadcasting); `out`: write the result into that tensor."""
+    if out is not None or alpha != 1:
+        if alpha != 1:
+            other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        if out is not None:
+            return _with_out("sub", lambda: sub(input, other), out, input, other)
+    if _same_float(input, other):
+        return apply2(sub_p, input, other)
+    return apply(sub_p, _promote(input, other))
 
 
-def div(a, b):
-    """a / b (true division, broadcasting). Integer / integer gives the default float dtype."""
+def mul(input, other, *, out=None):  # noqa: A002
+    """input * other (broadcasting); `out`: write the result into that tensor."""
+    if out is not None:
+        return _with_out("mul", lambda: mul(input, other), out, input, other)
+    if _same_float(input, other):
+        return apply2(mul_p, input, other)
+    return apply(mul_p, _promote(input, other))
+
+
+_trunc = no_grad_op("trunc", lambda xp, x: xp.trunc(x))
+# integer division rounded toward zero: floor division, plus one where the signs differ and it
+# was inexact (exact in integers, unlike truncating a float quotient)
+_trunc_div_int = no_grad_op("div", lambda xp, a, b: xp.where((a % b != 0) & ((a < 0) != (b < 0)), a // b + 1, a // b))
+
+
+def div(input, other, *, rounding_mode=None, out=None):  # noqa: A002
+    """input / other (true division, broadcasting); integer / integer gives the default float
+    dtype. ``rounding_mode="trunc"`` / ``"floor"`` round the quotient (no gradient), as PyTorch."""
+    if out is not None:
+        return _with_out("div", lambda: div(input, other, rounding_mode=rounding_mode), out, input, other)
+    if rounding_mode is not None:
+        if rounding_mode == "floor":
+            return floor_divide(input, other)
+        if rounding_mode != "trunc":
+            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        if _int_like(input) and _int_like(other):
+            return _trunc_div_int(*_promote(input, other))
+        return _trunc(div(input, other).detach())
+    a, b = input, other
     if _same_float(a, b):
         return apply2(div_p, a, b)
     if _int_like(a) and _int_like(b):
@@ -153,14 +192,22 @@ def div(a, b):
     return apply(div_p, _promote(a, b))
 
 
+true_divide = divide = div
+multiply = mul
+subtract = sub
+
+
 def _int_like(v):
     if isinstance(v, Tensor):
         return v.array.dtype not in v.xp.float_dtypes
     return isinstance(v, int)
 
 
-def pow(a, b):  # noqa: A001 - PyTorch's name
-    """a ** b; either may be a Python number."""
+def pow(input, exponent, *, out=None):  # noqa: A001,A002 - PyTorch's names
+    """input ** exponent; either may be a Python number. `out`: write the result into that tensor."""
+    if out is not None:
+        return _with_out("pow", lambda: pow(input, exponent), out, input, exponent)
+    a, b = input, exponent
     if isinstance(b, (int, float)) and not isinstance(b, bool):
         b = float(b) if isinstance(a, Tensor) and a.array.dtype in a.xp.float_dtypes else b
     return apply(pow_p, _promote(a, b))
@@ -294,14 +341,18 @@ maximum_p = Primitive("maximum", lambda xp, a, b: xp.maximum(a, b), _max_vjp, sa
 minimum_p = Primitive("minimum", lambda xp, a, b: xp.minimum(a, b), _min_vjp, save="in")
 
 
-def maximum(a, b):
+def maximum(input, other, *, out=None):  # noqa: A002
     """Elementwise maximum (gradient split evenly at ties)."""
-    return apply(maximum_p, _promote(a, b))
+    if out is not None:
+        return _with_out("maximum", lambda: maximum(input, other), out, input, other)
+    return apply(maximum_p, _promote(input, other))
 
 
-def minimum(a, b):
+def minimum(input, other, *, out=None):  # noqa: A002
     """Elementwise minimum (gradient split evenly at ties)."""
-    return apply(minimum_p, _promote(a, b))
+    if out is not None:
+        return _with_out("minimum", lambda: minimum(input, other), out, input, other)
+    return apply(minimum_p, _promote(input, other))
 
 
 def _clip_vjp(c, g):
@@ -318,8 +369,11 @@ def _clip_vjp(c, g):
 clip_p = Primitive("clamp", lambda xp, x, min, max: xp.clip(x, min, max), _clip_vjp, save="in")
 
 
-def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's names
-    """Limit x to [min, max]; bounds may be numbers, tensors or None."""
+def clamp(input, min=None, max=None, *, out=None):  # noqa: A002 - PyTorch's names
+    """Limit input to [min, max]; bounds may be numbers, tensors or None."""
+    if out is not None:
+        return _with_out("clamp", lambda: clamp(input, min, max), out, input, min, max)
+    x = input
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out = x
         if min is not None:
@@ -348,8 +402,10 @@ def _where_vjp(c, g):
 where_p = Primitive("where", lambda xp, cond, a, b: xp.where(cond, a, b), _where_vjp, save="in")
 
 
-def where(condition, input, other):  # noqa: A002
+def where(condition, input, other, *, out=None):  # noqa: A002
     """Elementwise select: `input` where `condition` is true, else `other`."""
+    if out is not None:
+        return _with_out("where", lambda: where(condition, input, other), out, input, other)
     if isinstance(condition, Tensor) and condition.dtype.kind != "b":
         raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor) and isinstance(condition, Tensor):
@@ -364,8 +420,10 @@ sign = no_grad_op("sign", lambda xp, x: xp.sign(x))
 def _binary_no_grad(name, f):
     op = no_grad_op(name, f)
 
-    def binary(a, b):
-        return op(*_promote(a, b))
+    def binary(input, other, *, out=None):  # noqa: A002 - PyTorch's names
+        if out is not None:
+            return _with_out(name, lambda: op(*_promote(input, other)), out)
+        return op(*_promote(input, other))
     binary.__name__ = binary.__qualname__ = name
     return binary
 

@@ -6,7 +6,7 @@ five saved arrays; as primitives they subtract the max once and save only their 
 from __future__ import annotations
 
 from .._primitive import Primitive, apply
-from ._util import norm_axis
+from ._util import norm_axis, pick_dim
 
 
 def _softmax_fwd(xp, x, axis):
@@ -37,17 +37,23 @@ def _log_softmax_vjp(c, g):
 log_softmax_p = Primitive("log_softmax", _log_softmax_fwd, _log_softmax_vjp, save="out")
 
 
-def softmax(x, dim=-1):
-    """exp(x) / sum(exp(x)) along `dim`, stable for large inputs."""
+def softmax(x, dim=-1, dtype=None, *, axis=None):
+    """exp(x) / sum(exp(x)) along `dim`, stable for large inputs; `dtype` casts x first."""
+    dim = pick_dim("softmax", dim, axis, default=-1)
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     axis = norm_axis(dim, x.ndim, op="softmax")[0]
-    if x.ndim and x.shape[axis] == 0:
+    if x.ndim and x.array.shape[axis] == 0:
         return x * 1.0                   # nothing to normalise: an empty result, as in PyTorch
     return apply(softmax_p, (x,), {"axis": axis})
 
 
-def log_softmax(x, dim=-1):
-    """log(softmax(x)) along `dim`, computed as x - logsumexp(x) (stable)."""
+def log_softmax(x, dim=-1, dtype=None, *, axis=None):
+    """log(softmax(x)) along `dim`, computed as x - logsumexp(x) (stable); `dtype` casts x first."""
+    dim = pick_dim("log_softmax", dim, axis, default=-1)
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     axis = norm_axis(dim, x.ndim, op="log_softmax")[0]
-    if x.ndim and x.shape[axis] == 0:
+    if x.ndim and x.array.shape[axis] == 0:
         return x * 1.0                   # nothing to normalise: an empty result, as in PyTorch
     return apply(log_softmax_p, (x,), {"axis": axis})

@@ -15,7 +15,7 @@ import numpy as np
 from .._backend import DeviceError
 from .._primitive import GRAD_STATE, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
-from ._util import dim_index, unpack
+from ._util import dim_index, pick_dim, unpack
 from .shape import _as_view, broadcast_p, permute_p, reshape, reshape_p
 
 
@@ -74,7 +74,7 @@ def _normalize_key(x: Tensor, key):
             d += x.ndim - n_real
         elif k is not None:
             if isinstance(k, slice):
-                items[i] = _clip_slice(k, x.shape[d])
+                items[i] = _clip_slice(k, x.array.shape[d])
             d += 1
     # where each None lands in the output
     nones, out_axis = [], 0
@@ -131,11 +131,11 @@ def _check_advanced(x: Tensor, items):
             continue
         u = used(k)
         if isinstance(k, slice):
-            items[i] = _clip_slice(k, x.shape[d])
+            items[i] = _clip_slice(k, x.array.shape[d])
         elif hasattr(k, "shape") and hasattr(k, "dtype"):
             kind = x.xp.canonical(k.dtype).kind
             if kind == "b":
-                if tuple(k.shape) != x.shape[d:d + u]:
+                if tuple(k.shape) != x.array.shape[d:d + u]:
                     raise IndexError(f"index: boolean mask of shape {tuple(k.shape)} does not match the indexed "
                                      f"dims {x.shape[d:d + u]} of a tensor of shape {x.shape}")
             elif kind in "iu":
@@ -143,7 +143,7 @@ def _check_advanced(x: Tensor, items):
                     x.xp.check_index_range(k, x.shape[d], f"index (dim {d} of a tensor of shape {x.shape})")
             else:
                 raise IndexError(f"index: tensors used as indices must be integer or bool, got dtype {kind!r}")
-        elif isinstance(k, (int, np.integer)) and not -x.shape[d] <= k < x.shape[d]:
+        elif isinstance(k, (int, np.integer)) and not -x.array.shape[d] <= k < x.array.shape[d]:
             raise IndexError(f"index {k} is out of bounds for dim {d} of size {x.shape[d]} (tensor shape {x.shape})")
         d += u
 
@@ -156,7 +156,7 @@ def _check_int_bounds(x: Tensor, key):
     placed = list(enumerate(before)) + [(x.ndim - len(after) + j, k) for j, k in enumerate(after)]
     for d, k in placed:
         if isinstance(k, (int, np.integer)):
-            n = x.shape[d]
+            n = x.array.shape[d]
             if not -n <= k < n:
                 raise IndexError(f"index {k} is out of bounds for dim {d} of size {n} (tensor shape {x.shape})")
 
@@ -193,13 +193,13 @@ def getitem(x: Tensor, key):
     """x[key] for ints, slices, None, Ellipsis, integer arrays/lists/tensors and bool masks."""
     key, nones, advanced = _normalize_key(x, key)
     if advanced:
-        pos = x.xp.index_positions(x.shape, key)
+        pos = x.xp.index_positions(x.array.shape, key)
         return apply(take_flat_p, (x,), {"pos": pos})
     _check_int_bounds(x, key)
     p = {"key": key}
     out = _as_view(apply(getitem_p, (x,), p), x, getitem_p, p)
     if nones:
-        shape = list(out.shape)
+        shape = list(out.array.shape)
         for a in nones:
             shape.insert(a, 1)
         out = reshape(out, tuple(shape))
@@ -239,8 +239,11 @@ def _check_index(name, x, index, dim):
                                    negative=False)
 
 
-def gather(x, dim, index):
+def gather(x, dim=None, index=None, *, axis=None, sparse_grad=False):
     """out[i][j][k] = x[i][index[i][j][k]][k] (for dim=1): PyTorch's gather. index has x's ndim."""
+    dim = pick_dim("gather", dim, axis)
+    if dim is None or index is None:
+        raise TypeError("gather(): needs dim and index, e.g. gather(x, 1, index)")
     dim = dim_index("gather", dim, x.ndim)
     if isinstance(index, Tensor) and index.ndim != x.ndim and x.ndim > 0:
         raise RuntimeError(f"gather: index {index.shape} and input {x.shape} must have the same number of dims")
@@ -248,8 +251,11 @@ def gather(x, dim, index):
     return apply(gather_p, (x, index), {"axis": dim})
 
 
-def take_along_dim(x, indices, dim):
+def take_along_dim(x, indices, dim=None, *, axis=None):
     """NumPy/Array API take_along_axis (same as gather with broadcasting of index's shape)."""
+    dim = pick_dim("take_along_dim", dim, axis)
+    if dim is None:
+        raise TypeError("take_along_dim(): needs a dim (xbp does not flatten the input)")
     return gather(x, dim, indices)
 
 
@@ -277,8 +283,11 @@ def take_rows(weight, index):
     return apply(take_rows_p, (weight, index))
 
 
-def index_select(x, dim, index):
+def index_select(x, dim=None, index=None, *, axis=None):
     """Select entries of a 1-D integer `index` along `dim`."""
+    dim = pick_dim("index_select", dim, axis)
+    if dim is None or index is None:
+        raise TypeError("index_select(): needs dim and index, e.g. index_select(x, 0, index)")
     from .shape import movedim
     dim = dim_index("index_select", dim, x.ndim)
     if isinstance(index, Tensor) and index.ndim > 1:
@@ -353,7 +362,7 @@ def _inverse_view(parent: Tensor, prim, params, new: Tensor) -> Tensor:
     if prim is getitem_p:
         return apply(setitem_p, (parent, new), params)
     if prim is reshape_p:
-        return apply(reshape_p, (new,), {"shape": parent.shape})
+        return apply(reshape_p, (new,), {"shape": parent.array.shape})
     axes = params["axes"]                                  # permute
     inv = [0] * len(axes)
     for i, a in enumerate(axes):
@@ -384,7 +393,7 @@ def _record_inplace(x: Tensor, op: str, compute) -> Tensor:
         _refresh_view(x)
     old = _wrap(x.xp.asarray(x.array, copy=True), x.xp, x.requires_grad, x.grad_fn)
     out = compute(old)
-    if out.shape != x.shape:
+    if out.array.shape != x.array.shape:
         raise RuntimeError(f"{op}: the result has shape {out.shape} but the tensor being changed in place has "
                            f"shape {x.shape}; an in-place op cannot change a tensor's shape")
     if out.dtype != x.dtype:
@@ -562,7 +571,7 @@ def copy_(x: Tensor, src):
     if isinstance(src, Tensor):
         from .shape import broadcast_to
         try:
-            src = broadcast_to(src.to(dtype=x.dtype), x.shape)
+            src = broadcast_to(src.to(dtype=x.dtype), x.array.shape)
         except ValueError:
             raise RuntimeError(f"copy_: source shape {src.shape} cannot be broadcast to {x.shape}") from None
     if _recording(x, src):
@@ -582,7 +591,7 @@ def inplace_(x: Tensor, name: str, fn) -> Tensor:
     from ..autograd import no_grad
     with no_grad():
         out = fn(x)
-    if out.shape != x.shape:
+    if out.array.shape != x.array.shape:
         raise RuntimeError(f"{name}: the result has shape {out.shape} but the tensor has shape {x.shape}")
     if out.dtype != x.dtype:
         _check_inplace_cast(name, x, out.dtype.kind)

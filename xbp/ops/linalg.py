@@ -31,15 +31,20 @@ def _matmul_vjp(c, g):
 matmul_p = Primitive("matmul", lambda xp, a, b: xp.matmul(a, b), _matmul_vjp, save="in")
 
 
-def matmul(a, b):
+def matmul(input, other, *, out=None):  # noqa: A002 - PyTorch's names
     """Matrix product with NumPy semantics: (..., n, k) @ (..., k, m) -> (..., n, m); 1-D operands
-    are promoted to a row/column and the added dim is removed."""
+    are promoted to a row/column and the added dim is removed. `out`: write the result there."""
+    if out is not None:
+        from ._out import check_out, write_out
+        check_out("matmul", out, input, other)
+        return write_out("matmul", matmul(input, other), out)
+    a, b = input, other
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: 0-d operands are not allowed; use mul")
-    ka = a.shape[-1]
-    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    ka = a.array.shape[-1]
+    kb = b.array.shape[0] if b.ndim == 1 else b.array.shape[-2]
     if ka != kb:
         raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({ka} != {kb})")
     return apply(matmul_p, (a, b))

@@ -1,16 +1,16 @@
 """Reductions. `dim`/`keepdim` (PyTorch) and `axis`/`keepdims` (Array API) are both accepted."""
 from __future__ import annotations
 
-from collections import namedtuple
-
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
-from ._util import dim_index, keepdim_shape, no_grad_op, norm_axis
+from ._util import dim_index, keepdim_shape, no_grad_op, norm_axis, pick_dim, pick_keepdim
 from . import elementwise as E
 
 
 def _axes_kw(x, dim, keepdim, axis, keepdims, op="reduction"):
-    return norm_axis(dim, x.ndim, axis, op), bool(keepdim if keepdims is None else keepdims)
+    if axis is not None or keepdims is not None:
+        dim, keepdim = pick_dim(op, dim, axis), pick_keepdim(op, keepdim, keepdims)
+    return norm_axis(dim, x.ndim, None, op), bool(keepdim)
 
 
 def _spread(c, g):
@@ -123,29 +123,56 @@ def _one_dim(op, dim, ndim):
     return None if dim is None else dim_index(op, dim, ndim)
 
 
-argmax = no_grad_op("argmax", lambda xp, x, dim=None, keepdim=False: xp.argmax(
+_argmax = no_grad_op("argmax", lambda xp, x, dim=None, keepdim=False: xp.argmax(
     x, axis=_one_dim("argmax", dim, x.ndim), keepdims=keepdim))
-argmin = no_grad_op("argmin", lambda xp, x, dim=None, keepdim=False: xp.argmin(
+_argmin = no_grad_op("argmin", lambda xp, x, dim=None, keepdim=False: xp.argmin(
     x, axis=_one_dim("argmin", dim, x.ndim), keepdims=keepdim))
-all = no_grad_op("all", lambda xp, x, dim=None, keepdim=False: xp.all(  # noqa: A001
+_all = no_grad_op("all", lambda xp, x, dim=None, keepdim=False: xp.all(
     x, axis=norm_axis(dim, x.ndim, op="all"), keepdims=keepdim))
-any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(  # noqa: A001
+_any = no_grad_op("any", lambda xp, x, dim=None, keepdim=False: xp.any(
     x, axis=norm_axis(dim, x.ndim, op="any"), keepdims=keepdim))
 
-MaxMin = namedtuple("MaxMin", ["values", "indices"])
+
+def argmax(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A002
+    """Index of the largest element (of the flattened tensor, or along `dim`; first of ties)."""
+    return _argmax(input, dim=pick_dim("argmax", dim, axis), keepdim=pick_keepdim("argmax", keepdim, keepdims))
 
 
-def _at_index_fwd(xp, x, idx, axis):
-    """The entries of x at `idx` (argmax/argmin along `axis`, kept as a size-1 dim), and the
-    one-hot mask of where they were taken from (the VJP's residual)."""
+def argmin(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A002
+    """Index of the smallest element (of the flattened tensor, or along `dim`; first of ties)."""
+    return _argmin(input, dim=pick_dim("argmin", dim, axis), keepdim=pick_keepdim("argmin", keepdim, keepdims))
+
+
+def all(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001,A002
+    """Whether every element (over `dim`, an int or tuple) is true."""
+    return _all(input, dim=pick_dim("all", dim, axis), keepdim=pick_keepdim("all", keepdim, keepdims))
+
+
+def any(input, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001,A002
+    """Whether any element (over `dim`, an int or tuple) is true."""
+    return _any(input, dim=pick_dim("any", dim, axis), keepdim=pick_keepdim("any", keepdim, keepdims))
+
+from .. import return_types as _rt  # noqa: E402  (max/min's named results, as torch.return_types)
+
+MaxMin = _rt.max                      # kept for code that names it
+
+
+def _at_index_fwd(xp, x, idx, axis, keepdims=True):
+    """The entries of x at `idx` (argmax/argmin along `axis`, as a size-1 dim, dropped unless
+    `keepdims`), and the one-hot mask of where they were taken from (the VJP's residual)."""
     n = x.shape[axis]
     iota = xp.reshape(xp.arange(0, n, dtype=idx.dtype), tuple(n if i == axis else 1 for i in range(x.ndim)))
-    return xp.take_along_axis(x, idx, axis=axis), iota == idx
+    v = xp.take_along_axis(x, idx, axis=axis)
+    if not keepdims:      # in the primitive, so max(x, dim) is one node (PyTorch's MaxBackward0)
+        v = xp.reshape(v, v.shape[:axis] + v.shape[axis + 1:])
+    return v, iota == idx
 
 
 def _at_index_vjp(c, g):
     # the whole gradient to the element taken (indices are unique per output: no scatter-add
     # needed); `where`, not a multiply by the mask, so an inf in g leaves no NaN elsewhere
+    if not c.p.get("keepdims", True):
+        g = c.xp.reshape(g, keepdim_shape(c.shapes[0], (c.p["axis"],)))
     return (c.xp.where(c.res, g, 0.0), None)
 
 
@@ -164,30 +191,32 @@ def _extreme_along(name, x, dim, keepdim, arg, prim):
         raise IndexError(f"{name}: dimension {dim} is out of range for a 0-d tensor (use 0 or -1)")
     (d,) = norm_axis(int(dim), x.ndim or 1)
     xs = reshape(x, (1,)) if x.ndim == 0 else x       # PyTorch allows dim 0 (or -1) of a 0-d tensor
-    idx = arg(xs, d, True)
-    values = apply(prim, (xs, idx), {"axis": d})
-    shape = () if x.ndim == 0 else x.shape[:d] + ((1,) if keepdim else ()) + x.shape[d + 1:]
-    if values.shape != shape:
-        values, idx = reshape(values, shape), reshape(idx, shape)
-    return MaxMin(values, idx)
+    idx = arg(xs, d, keepdim=True)
+    keep = bool(keepdim) and x.ndim > 0
+    values = apply(prim, (xs, idx), {"axis": d, "keepdims": keep})
+    if not keep:
+        idx = reshape(idx, values.array.shape)
+    return (_rt.max if name == "max" else _rt.min)(values, idx)
 
 
-def max(x, dim=None, keepdim=False):  # noqa: A001
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
     """``max(x)``: the largest element (gradient shared among ties, as PyTorch);
     ``max(x, dim)``: (values, indices) along `dim`, the gradient going to the index returned.
     With two tensors, ``max(a, b)`` is the elementwise maximum."""
     if isinstance(dim, Tensor):
         return E.maximum(x, dim)
+    dim, keepdim = pick_dim("max", dim, axis), pick_keepdim("max", keepdim, keepdims)
     if dim is None:
         return amax(x)
     return _extreme_along("max", x, dim, keepdim, argmax, max_dim_p)
 
 
-def min(x, dim=None, keepdim=False):  # noqa: A001
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
     """``min(x)``, ``min(x, dim)`` -> (values, indices), or elementwise ``min(a, b)``; gradients
     as for `max`."""
     if isinstance(dim, Tensor):
         return E.minimum(x, dim)
+    dim, keepdim = pick_dim("min", dim, axis), pick_keepdim("min", keepdim, keepdims)
     if dim is None:
         return amin(x)
     return _extreme_along("min", x, dim, keepdim, argmin, min_dim_p)
@@ -198,7 +227,7 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
     if unbiased is not None:
         correction = 1 if unbiased else 0
     axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "var")
-    n = _count(x.shape, axes)
+    n = _count(x.array.shape, axes)
     d = x - mean(x, axes, keepdim=True)
     return sum(d * d, axes, kd) / float(n - correction if n > correction else 0)
 
@@ -217,7 +246,7 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     out = E.log(sum(E.exp(x - m), axes, keepdim=True)) + m
     if not kd:
         from .shape import reshape
-        out = reshape(out, tuple(s for i, s in enumerate(x.shape) if axes is not None and i not in axes))
+        out = reshape(out, tuple(s for i, s in enumerate(x.array.shape) if axes is not None and i not in axes))
     return out
 
 
@@ -263,8 +292,14 @@ def _std_vjp(c, g):
 std_sqrt_p = Primitive("std", lambda xp, v: xp.sqrt(v), _std_vjp, save="out")
 
 
-def norm(x, p=2, dim=None, keepdim=False):
-    """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number)."""
+def norm(x, p=2, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    """Vector p-norm over `dim` (p = 1, 2, inf, -inf, 'fro' or any positive number); `dtype`
+    casts the input first."""
+    dim, keepdim = pick_dim("norm", dim, axis), pick_keepdim("norm", keepdim, keepdims)
+    if dtype is not None:
+        x = x.to(dtype=dtype)
+    if p is None:
+        p = 2
     if p in (2, 2.0, "fro"):
         axes = norm_axis(dim, x.ndim, op="norm")
         return apply(norm2_p, (x,), {"axis": axes, "keepdims": bool(keepdim)})
@@ -294,6 +329,11 @@ def _cumsum_vjp(c, g):
 cumsum_p = Primitive("cumsum", _cumsum_fwd, _cumsum_vjp)
 
 
-def cumsum(x, dim):
-    """Cumulative sum along `dim`."""
+def cumsum(x, dim=None, *, axis=None, dtype=None):
+    """Cumulative sum along `dim` (`dtype` casts the input first, as PyTorch's)."""
+    dim = pick_dim("cumsum", dim, axis)
+    if dim is None:
+        raise TypeError("cumsum(): missing the dim argument (the dim to sum along), e.g. cumsum(x, dim=0)")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     return apply(cumsum_p, (x,), {"axis": norm_axis(dim, x.ndim, op="cumsum")[0]})

@@ -9,7 +9,7 @@ import math
 
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
-from ._util import check_size, dim_index, dim_tuple
+from ._util import check_size, dim_index, dim_tuple, pick_dim
 
 
 def _as_view(out: Tensor, x: Tensor, prim, params) -> Tensor:
@@ -49,7 +49,7 @@ def reshape(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
     shape = _resolve_shape(shape, x.numel())
-    if shape == x.shape:
+    if shape == x.array.shape:
         return x
     p = {"shape": shape}
     return _as_view(apply(reshape_p, (x,), p), x, reshape_p, p)
@@ -65,7 +65,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     s, e = dim_index("flatten", start_dim, x.ndim), dim_index("flatten", end_dim, x.ndim)
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim}")
-    return reshape(x, x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+    return reshape(x, x.array.shape[:s] + (math.prod(x.array.shape[s:e + 1]),) + x.array.shape[e + 1:])
 
 
 def unflatten(x, dim, sizes):
@@ -74,22 +74,26 @@ def unflatten(x, dim, sizes):
     sizes = tuple(check_size("unflatten", v, "sizes") for v in sizes)
     if not sizes:
         raise ValueError("unflatten: sizes must be non-empty")
-    return reshape(x, x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+    return reshape(x, x.array.shape[:dim] + tuple(sizes) + x.array.shape[dim + 1:])
 
 
-def squeeze(x, dim=None):
-    """Drop size-1 dims (all, or those in `dim`)."""
+def squeeze(x, dim=None, *, axis=None):
+    """Drop size-1 dims (all, or those in `dim`: an int or a tuple)."""
+    dim = pick_dim("squeeze", dim, axis)
     if dim is None:
-        axes = tuple(i for i, s in enumerate(x.shape) if s == 1)
+        axes = tuple(i for i, s in enumerate(x.array.shape) if s == 1)
     else:
-        axes = tuple(a for a in dim_tuple("squeeze", dim, x.ndim) if x.ndim and x.shape[a] == 1)
-    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
+        axes = tuple(a for a in dim_tuple("squeeze", dim, x.ndim) if x.ndim and x.array.shape[a] == 1)
+    return reshape(x, tuple(s for i, s in enumerate(x.array.shape) if i not in axes))
 
 
-def unsqueeze(x, dim):
+def unsqueeze(x, dim=None, *, axis=None):
     """Insert a size-1 dim at `dim`."""
+    dim = pick_dim("unsqueeze", dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze(): missing the dim argument (where to insert the new dim)")
     dim = dim_index("unsqueeze", dim, x.ndim + 1)
-    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+    return reshape(x, x.array.shape[:dim] + (1,) + x.array.shape[dim:])
 
 
 def _permute_vjp(c, g):
@@ -146,10 +150,10 @@ broadcast_p = Primitive("expand", lambda xp, x, shape: xp.broadcast_to(x, shape)
 def broadcast_to(x, shape):
     """Broadcast to `shape` (a read-only view)."""
     shape = tuple(check_size("expand", s, "shape entries") for s in shape)
-    if shape == x.shape:
+    if shape == x.array.shape:
         return x
     lead = len(shape) - x.ndim
-    for i, s in enumerate(x.shape):
+    for i, s in enumerate(x.array.shape):
         if s != 1 and s != shape[lead + i]:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}")
     p = {"shape": shape}
@@ -161,7 +165,7 @@ def expand(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
     lead = len(shape) - x.ndim
-    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    shape = tuple(x.array.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     return broadcast_to(x, shape)
 
 
@@ -181,8 +185,14 @@ def _concat_vjp(c, g):
 concat_p = Primitive("concat", lambda xp, *xs, axis: xp.concat(xs, axis=axis), _concat_vjp, passthrough=True)
 
 
-def cat(tensors, dim=0):
-    """Join tensors along an existing dim."""
+def cat(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along an existing dim; `out`: write the result into that tensor."""
+    dim = pick_dim("cat", dim, axis, default=0)
+    if out is not None:
+        from ._out import check_out, write_out
+        tensors = list(tensors)
+        check_out("cat", out, tensors)
+        return write_out("cat", cat(tensors, dim), out)
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of Tensors")
@@ -197,7 +207,7 @@ def cat(tensors, dim=0):
             raise ValueError(f"cat: tensor {i} has {t.ndim} dims, tensor 0 has {nd}")
     axis = dim_index("cat", dim, nd)
     for i, t in enumerate(tensors):
-        if t.shape[:axis] + t.shape[axis + 1:] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+        if t.array.shape[:axis] + t.array.shape[axis + 1:] != tensors[0].array.shape[:axis] + tensors[0].array.shape[axis + 1:]:
             raise ValueError(f"cat: sizes of tensors must match except in dim {dim}: tensor 0 has shape "
                              f"{tensors[0].shape}, tensor {i} has {t.shape}")
     return apply(concat_p, tuple(tensors), {"axis": axis})
@@ -206,25 +216,44 @@ def cat(tensors, dim=0):
 concat = cat
 
 
-def stack(tensors, dim=0):
-    """Join tensors along a new dim."""
+def _stack_vjp(c, g):
+    axis = c.p["axis"]
+    return tuple(g[(slice(None),) * axis + (i, Ellipsis)] if need else None for i, need in enumerate(c.needs))
+
+
+# a primitive of its own (not cat of unsqueezes): one node, PyTorch's StackBackward0
+stack_p = Primitive("stack", lambda xp, *xs, axis: xp.stack(xs, axis=axis), _stack_vjp, passthrough=True)
+
+
+def stack(tensors, dim=0, *, axis=None, out=None):
+    """Join tensors along a new dim; `out`: write the result into that tensor."""
+    dim = pick_dim("stack", dim, axis, default=0)
+    if out is not None:
+        from ._out import check_out, write_out
+        tensors = list(tensors)
+        check_out("stack", out, tensors)
+        return write_out("stack", stack(tensors, dim), out)
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of Tensors")
-    shape0 = tensors[0].shape
+    shape0 = tensors[0].array.shape
     for i, t in enumerate(tensors):
-        if t.shape != shape0:
+        if t.array.shape != shape0:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {shape0}")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"stack: expected Tensors, got {type(t).__name__} at position {i}")
     d = dim_index("stack", dim, tensors[0].ndim + 1)
-    return cat([unsqueeze(t, d) for t in tensors], d)
+    return apply(stack_p, tuple(tensors), {"axis": d})
 
 
-def split(x, split_size_or_sections, dim=0):
+def split(x, split_size_or_sections, dim=0, *, axis=None):
     """Split into pieces of a given size (last may be smaller) or a list of sizes."""
+    dim = pick_dim("split", dim, axis, default=0)
     dim = dim_index("split", dim, x.ndim)
     if x.ndim == 0:
         raise ValueError("split: expected a tensor with at least one dimension")
-    n = x.shape[dim]
+    n = x.array.shape[dim]
     if isinstance(split_size_or_sections, int) or not isinstance(split_size_or_sections, (list, tuple)):
         step = check_size("split", split_size_or_sections, "split_size")
         if step <= 0:
@@ -241,34 +270,39 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(out)
 
 
-def chunk(x, chunks, dim=0):
+def chunk(x, chunks, dim=0, *, axis=None):
     """Split into `chunks` nearly equal pieces."""
+    dim = pick_dim("chunk", dim, axis, default=0)
     chunks = check_size("chunk", chunks, "chunks")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
     dim = dim_index("chunk", dim, x.ndim)
     if x.ndim == 0:
         raise ValueError("chunk: expected a tensor with at least one dimension")
-    n = x.shape[dim]
+    n = x.array.shape[dim]
     if n == 0:
         return (x,)
     return split(x, -(-n // chunks), dim)
 
 
-def unbind(x, dim=0):
+def unbind(x, dim=0, *, axis=None):
     """The slices along `dim`, as a tuple of tensors with that dim removed."""
+    dim = pick_dim("unbind", dim, axis, default=0)
     dim = dim_index("unbind", dim, x.ndim)
     if x.ndim == 0:
         raise ValueError("unbind: expected a tensor with at least one dimension")
-    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.shape[dim]))
+    return tuple(x[(slice(None),) * dim + (i,)] for i in range(x.array.shape[dim]))
 
 
 flip_p = Primitive("flip", lambda xp, x, axis: xp.flip(x, axis=axis),
                    lambda c, g: (c.xp.flip(g, axis=c.p["axis"]),))
 
 
-def flip(x, dims):
-    """Reverse the order of elements along `dims`."""
+def flip(x, dims=None, *, axis=None):
+    """Reverse the order of elements along `dims` (an int or a tuple; `axis` as in the Array API)."""
+    dims = pick_dim("flip", dims, axis, name="dims")
+    if dims is None:
+        raise TypeError("flip(): missing the dims argument (the dims to reverse), e.g. flip(x, (0,))")
     return apply(flip_p, (x,), {"axis": tuple(sorted(dim_tuple("flip", dims, x.ndim)))})
 
 
@@ -277,12 +311,13 @@ roll_p = Primitive("roll", lambda xp, x, shift, axis: xp.roll(x, shift, axis=axi
                                            else -c.p["shift"], axis=c.p["axis"]),))
 
 
-def roll(x, shifts, dims=None):
+def roll(x, shifts, dims=None, *, axis=None):
     """Roll elements along `dims` (flattened when None)."""
+    dims = pick_dim("roll", dims, axis, name="dims")
     if isinstance(shifts, (list, tuple)):
         shifts = tuple(int(s) for s in shifts)
     if dims is None:
-        return reshape(apply(roll_p, (flatten(x),), {"shift": shifts, "axis": None}), x.shape)
+        return reshape(apply(roll_p, (flatten(x),), {"shift": shifts, "axis": None}), x.array.shape)
     if isinstance(dims, (list, tuple)):
         if not isinstance(shifts, tuple) and len(dims) == 1:
             shifts = (int(shifts),)
@@ -310,7 +345,7 @@ def pad(x, pad, mode="constant", value=0.0):
         raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: expected (before, after) pairs for at most {x.ndim} dims, got {pad}")
-    shape = list(x.shape)
+    shape = list(x.array.shape)
     region = [slice(None)] * x.ndim
     for i in range(len(pad) // 2):
         d = x.ndim - 1 - i
@@ -318,7 +353,7 @@ def pad(x, pad, mode="constant", value=0.0):
         if lo < 0 or hi < 0:
             raise ValueError(f"pad: negative padding {pad} is not supported")
         shape[d] += lo + hi
-        region[d] = slice(lo, lo + x.shape[d])
+        region[d] = slice(lo, lo + x.array.shape[d])
     return apply(pad_p, (x,), {"region": tuple(region), "shape": tuple(shape), "value": value})
 
 
@@ -327,17 +362,18 @@ def tile(x, reps):
     reps = tuple(int(r) for r in reps)
     if len(reps) < x.ndim:
         reps = (1,) * (x.ndim - len(reps)) + reps
-    x = reshape(x, (1,) * (len(reps) - x.ndim) + x.shape)
+    x = reshape(x, (1,) * (len(reps) - x.ndim) + x.array.shape)
     inter = []
-    for r, s in zip(reps, x.shape):
+    for r, s in zip(reps, x.array.shape):
         inter += [1, s]
     y = reshape(x, tuple(inter))
-    y = broadcast_to(y, tuple(v for r, s in zip(reps, x.shape) for v in (r, s)))
-    return reshape(y, tuple(r * s for r, s in zip(reps, x.shape)))
+    y = broadcast_to(y, tuple(v for r, s in zip(reps, x.array.shape) for v in (r, s)))
+    return reshape(y, tuple(r * s for r, s in zip(reps, x.array.shape)))
 
 
-def repeat_interleave(x, repeats: int, dim=0):
+def repeat_interleave(x, repeats: int, dim=0, *, axis=None):
     """Repeat each element `repeats` (an int) times along `dim`."""
+    dim = pick_dim("repeat_interleave", dim, axis, default=0)
     repeats = check_size("repeat_interleave", repeats, "repeats")
     if repeats < 0:
         raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
@@ -345,7 +381,7 @@ def repeat_interleave(x, repeats: int, dim=0):
     if x.ndim == 0:
         x = reshape(x, (1,))
     y = unsqueeze(x, dim + 1)
-    shape = list(y.shape)
+    shape = list(y.array.shape)
     shape[dim + 1] = repeats
     y = broadcast_to(y, tuple(shape))
     return flatten(y, dim, dim + 1)
