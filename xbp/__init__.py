@@ -50,6 +50,7 @@ from . import nn  # noqa: E402
 # --- tensor surface: printing, Size, dtypes, random generators ---
 
 # --- device namespace and data pipeline ---
+from . import cuda  # noqa: E402
 
 # --- layers, modules ---
 
