@@ -29,7 +29,7 @@ from .sampler import (
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset", "StackDataset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-    "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "DataLoader", "default_collate",
+    "WeightedRandomSampler", "BatchSampler", "DataLoader", "default_collate",
     "default_convert", "get_worker_info", "WorkerInfo", "load_digits", "SKLEARN_HINT",
 ]
 

@@ -69,7 +69,7 @@ def default_collate(batch):
         return as_tensor(np.stack([np.asarray(a) for a in batch]))
     if isinstance(elem, np.generic):
         if _is_text_dtype(elem.dtype):
-            return list(batch)
+            return batch
         return as_tensor(np.asarray(batch, dtype=elem.dtype))
     if is_device_array(elem):                         # CuPy / strict arrays: stacked on their device
         return _stack_tensors([as_tensor(a) for a in batch])
@@ -80,7 +80,7 @@ def default_collate(batch):
     if isinstance(elem, numbers.Integral):
         return tensor(list(batch), dtype=np.int64)
     if isinstance(elem, (str, bytes)):
-        return list(batch)
+        return batch                                 # as given: a list, or a tuple from a nested zip
     if isinstance(elem, collections.abc.Mapping):
         out = {key: default_collate([d[key] for d in batch]) for key in elem}
         try:
@@ -88,13 +88,13 @@ def default_collate(batch):
         except TypeError:                            # a Mapping type that cannot be built from a dict
             return out
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):          # named tuple
-        return et(*(default_collate(list(s)) for s in zip(*batch)))
+        return et(*(default_collate(s) for s in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         n = len(elem)
         if any(len(e) != n for e in batch):
             raise RuntimeError("default_collate: each element in list of batch should be of equal size, got "
                                f"lengths {[len(e) for e in batch]}")
-        fields = [default_collate(list(s)) for s in zip(*batch)]
+        fields = [default_collate(s) for s in zip(*batch)]
         if isinstance(elem, tuple):
             return fields
         try:
