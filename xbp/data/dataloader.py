@@ -411,8 +411,9 @@ class _MultiProcessIter:
                 q.put(None)
             except (OSError, ValueError):
                 pass
+        deadline = time.monotonic() + 1.0         # idle workers exit at once; a busy one is terminated
         for w in self._workers:
-            w.join(timeout=2.0)
+            w.join(timeout=max(0.0, deadline - time.monotonic()))
         for w in self._workers:
             if w.is_alive():
                 w.terminate()
