@@ -224,12 +224,14 @@ def _split_lengths(n: int, lengths) -> list:
 
 
 def random_split(dataset, lengths, generator=None) -> list:
-    """Split `dataset` at random into non-overlapping `Subset`s of the given lengths.
+    """Split `dataset` at random into non-overlapping `Subset` objects of the given lengths.
 
-    `lengths` are sizes summing to ``len(dataset)``, or fractions summing to 1 (``[0.8, 0.2]``):
-    each split gets ``floor(n * frac)`` samples and the remainder goes one by one to the first
-    splits. `generator`: a ``numpy.random.Generator`` (or an object holding one) for a
-    reproducible split; None draws from xbp's global generator (``xbp.manual_seed``)."""
+    `lengths` holds sizes summing to ``len(dataset)``, or fractions summing to 1, such as
+    ``[0.8, 0.2]``; then each split gets ``floor(n * frac)`` samples and the remainder goes one
+    by one to the first splits, as in PyTorch. `generator` is a ``numpy.random.Generator`` (or an
+    object holding one) for a reproducible split; None draws from xbp's global generator, which
+    ``xbp.manual_seed`` seeds.
+    """
     from .sampler import _host_rng
     sizes = _split_lengths(len(dataset), lengths)
     perm = _host_rng(generator).permutation(sum(sizes)).tolist()
