@@ -135,6 +135,22 @@ def test_random_sampler_validation_matches_torch(kwargs, exc):
         torch.utils.data.RandomSampler(range(3), **kwargs)
 
 
+def test_generator_objects_holding_a_numpy_generator():
+    class Holder:                        # what xbp.Generator on the CPU exposes: .native
+        def __init__(self, seed):
+            self.native = np.random.default_rng(seed)
+
+    a = list(RandomSampler(Range(30), generator=Holder(5)))
+    assert a == list(RandomSampler(Range(30), generator=Holder(5))) and sorted(a) == list(range(30))
+    if hasattr(xbp, "Generator"):
+        g = xbp.Generator().manual_seed(3)
+        b = list(RandomSampler(Range(30), generator=g))
+        assert b == list(RandomSampler(Range(30), generator=xbp.Generator().manual_seed(3)))
+        assert b != list(RandomSampler(Range(30), generator=g))          # the generator advanced
+    with pytest.raises(TypeError, match="generator must be"):
+        list(RandomSampler(Range(3), generator="seed"))
+
+
 def test_subset_random_sampler():
     idx = [10, 3, 8, 21]
     s = SubsetRandomSampler(idx, generator=np.random.default_rng(0))

@@ -342,29 +342,38 @@ _SCRIPT = textwrap.dedent("""
             time.sleep(0.01)
             return os.getpid()
 
+    LOADER = DataLoader(Pids(), batch_size=2, num_workers=2, persistent_workers=True)
+    ITER = iter(LOADER)                  # module globals: still alive when the interpreter exits
     pids = set()
-    for b in DataLoader(Pids(), batch_size=2, num_workers=2, persistent_workers=True):
+    for b in ITER:
         pids.update(b.tolist())
-        if len(pids) == 2 and not os.environ.get("REPORTED"):
+        if len(pids) == 2:
             print(" ".join(map(str, sorted(pids))), flush=True)
-            os.environ["REPORTED"] = "1"
+            if {mode!r} == "exit":
+                sys.exit(0)
+            time.sleep(60)
 """)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_ctrl_c_or_a_killed_main_process_leaves_no_workers(sig):
+@pytest.mark.parametrize("mode", ["ctrl-c", "kill", "exit"])
+def test_ctrl_c_a_killed_main_process_or_exit_leave_no_workers(mode):
     """Ctrl-C goes to the whole process group (the workers ignore it; the main process shuts them
-    down); after SIGKILL of the main process the workers notice their parent is gone and exit."""
-    p = subprocess.Popen([sys.executable, "-c", _SCRIPT.format(root=ROOT)], stdout=subprocess.PIPE,
+    down); after SIGKILL of the main process the workers notice their parent is gone and exit; at
+    a normal exit with a live iterator the exit handler shuts them down."""
+    p = subprocess.Popen([sys.executable, "-c", _SCRIPT.format(root=ROOT, mode=mode)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         line = p.stdout.readline()
         pids = [int(x) for x in line.split()]
         assert len(pids) == 2, (line, p.stderr.read() if p.poll() is not None else "")
-        os.killpg(p.pid, sig) if sig == signal.SIGINT else p.kill()
-        p.wait(timeout=30)
+        if mode == "ctrl-c":
+            os.killpg(p.pid, signal.SIGINT)
+        elif mode == "kill":
+            p.kill()
+        # an uncaught KeyboardInterrupt ends Python by SIGINT (exit status -2)
+        assert p.wait(timeout=30) == {"ctrl-c": -signal.SIGINT, "kill": -signal.SIGKILL, "exit": 0}[mode]
         assert all(_gone(pid, wait=15.0) for pid in pids)
-        if sig == signal.SIGINT:
+        if mode == "ctrl-c":
             assert "KeyboardInterrupt" in p.stderr.read()
     finally:
         if p.poll() is None:

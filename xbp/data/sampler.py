@@ -1,7 +1,7 @@
 """Samplers: which dataset indices a DataLoader visits, and in which order (PyTorch's set).
 
-Random samplers draw on the host with NumPy's PCG64. `generator` may be a
-``numpy.random.Generator`` (or an object that holds one as ``.rng``/``._rng``/``.generator``);
+Random samplers draw on the host with NumPy's PCG64. `generator` may be an ``xbp.Generator`` on
+the CPU or a ``numpy.random.Generator`` (or an object that holds one as ``.native``/``.rng``);
 it is advanced as it is used, so consecutive epochs differ and a re-seeded generator repeats
 them. Without a generator each epoch draws a fresh seed from xbp's global CPU generator, so
 ``xbp.manual_seed(s)`` makes a run reproducible, as ``torch.manual_seed`` does.
@@ -26,12 +26,15 @@ def _host_rng(generator) -> np.random.Generator:
         return np.random.default_rng(int(get_backend("cpu").rng.integers(0, 2 ** 63)))
     if isinstance(generator, np.random.Generator):
         return generator
-    for attr in ("rng", "_rng", "generator", "_generator"):
+    # an xbp.Generator on the CPU holds its NumPy generator as `.native`
+    for attr in ("native", "rng", "_rng", "generator", "_generator"):
         g = getattr(generator, attr, None)
         if isinstance(g, np.random.Generator):
             return g
-    raise TypeError(f"generator must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)) or "
-                    f"None, got {type(generator).__name__}")
+    dev = getattr(generator, "device", None)
+    where = f" (it is on {dev}; samplers draw on the host: use a CPU generator)" if dev is not None else ""
+    raise TypeError(f"generator must be an xbp.Generator on the CPU, a numpy.random.Generator (e.g. "
+                    f"numpy.random.default_rng(0)) or None, got {type(generator).__name__}{where}")
 
 
 def _positive_int(value, name: str, owner: str) -> int:
