@@ -22,7 +22,7 @@ NEEDS_GPU = ["current_device", "synchronize", "get_device_name", "get_device_cap
 @pytest.mark.skipif(cuda_available(), reason="this machine has a GPU")
 def test_truthful_without_a_gpu():
     assert cuda.is_available() is False and xbp.cuda_available() is False
-    assert cuda.device_count() == 0 and cuda.is_initialized() is False
+    assert cuda.device_count() == 0 and cuda.is_initialized() is False and cuda.is_bf16_supported() is False
     cuda.manual_seed(1)                  # no-ops, as in PyTorch: scripts seed and free unconditionally
     cuda.manual_seed_all(1)
     cuda.seed()

@@ -24,7 +24,7 @@ from . import _cuda_runtime as _rt
 from ._backend import DeviceError, _BACKENDS, cuda_available, get_backend
 
 __all__ = [
-    "is_available", "is_initialized", "init", "device_count", "current_device", "set_device",
+    "is_available", "is_bf16_supported", "is_initialized", "init", "device_count", "current_device", "set_device",
     "device", "synchronize", "manual_seed", "manual_seed_all", "seed", "seed_all",
     "get_device_name", "get_device_capability", "get_device_properties",
     "memory_allocated", "max_memory_allocated", "reset_peak_memory_stats", "reset_max_memory_allocated",
@@ -35,6 +35,12 @@ __all__ = [
 def is_available() -> bool:
     """True where CuPy is installed and sees at least one CUDA GPU."""
     return cuda_available()
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """False: xbp has no bfloat16 dtype (NumPy and CuPy have none), so scripts that pick bfloat16
+    when this is True fall back to float16/float32."""
+    return False
 
 
 def is_initialized() -> bool:
