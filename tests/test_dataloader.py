@@ -410,3 +410,33 @@ def test_pin_memory_copies_host_batches_into_pinned_buffers(monkeypatch):
     buffers.clear()
     list(DataLoader(TensorDataset(xbp.tensor(X)), batch_size=2, pin_memory=True, device="cpu"))
     assert buffers == []
+
+
+class UnevenShards(IterableDataset):
+    """Worker w yields w*100 .. w*100 + sizes[w]-1: streams of different lengths."""
+
+    def __init__(self, sizes, info):
+        self.sizes, self.info = sizes, info
+
+    def __iter__(self):
+        w = self.info()
+        wid = 0 if w is None else w.id
+        return iter(range(wid * 100, wid * 100 + self.sizes[wid]))
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")      # torch's note on 3 workers on 2 cores
+@pytest.mark.parametrize("sizes,bs,drop_last", [((5, 2), 2, False), ((1, 6, 3), 2, False), ((4, 0), 3, True),
+                                                ((3, 7), 2, True)])
+def test_uneven_iterable_shards_arrive_as_torch_orders_them(sizes, bs, drop_last):
+    ours = [b.tolist() for b in DataLoader(UnevenShards(sizes, get_worker_info), batch_size=bs,
+                                           num_workers=len(sizes), drop_last=drop_last)]
+    flat = sorted(x for b in ours for x in b)
+    full = sorted(x for w, n in enumerate(sizes) for x in range(w * 100, w * 100 + n))
+    assert flat == full if not drop_last else set(flat) <= set(full)
+    torch = pytest.importorskip("torch")
+    TorchUneven = type("TorchUneven", (torch.utils.data.IterableDataset,), {
+        "__init__": UnevenShards.__init__, "__iter__": UnevenShards.__iter__})
+    theirs = [b.tolist() for b in torch.utils.data.DataLoader(
+        TorchUneven(sizes, torch.utils.data.get_worker_info), batch_size=bs, num_workers=len(sizes),
+        drop_last=drop_last)]
+    assert ours == theirs
