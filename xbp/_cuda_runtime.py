@@ -71,9 +71,14 @@ def synchronize(idx: int) -> None:
 
 def device_properties(idx: int) -> dict:
     """``cupy.cuda.runtime.getDeviceProperties(idx)`` with the name decoded to str."""
-    props = dict(cupy("xbp.cuda.get_device_properties").cuda.runtime.getDeviceProperties(idx))
+    cp = cupy("xbp.cuda.get_device_properties")
+    props = dict(cp.cuda.runtime.getDeviceProperties(idx))
     name = props.get("name", b"")
     props["name"] = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+    if "major" not in props:
+        # Device.compute_capability is "90" for 9.0, "100" for 10.0
+        cc = str(cp.cuda.Device(idx).compute_capability)
+        props["major"], props["minor"] = int(cc[:-1] or 0), int(cc[-1:] or 0)
     return props
 
 
