@@ -135,9 +135,12 @@ def test_generic_dataset_is_collated(device):
 
 def test_batch_size_validation():
     ds, _, _ = _ds()
-    for bad in (0, -1, 2.5, None, True):
+    for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
             DataLoader(ds, batch_size=bad)
+    # batch_size=None is PyTorch's "no automatic batching": one sample at a time, not an error
+    x0, y0 = next(iter(DataLoader(ds, batch_size=None)))
+    assert x0.shape == (3,) and int(y0) == 0
 
 
 def test_load_digits(device):

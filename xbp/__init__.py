@@ -103,6 +103,9 @@ def __getattr__(name):
     raise AttributeError(f"module 'xbp' has no attribute {name!r}")
 
 # --- device namespace and data pipeline ---
+from . import cuda  # noqa: E402
+from . import utils  # noqa: E402
+from .utils import data as _utils_data  # noqa: E402,F401  (so that xbp.utils.data works after import xbp)
 
 # --- layers, modules ---
 
