@@ -18,5 +18,8 @@ from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # noqa: E402
 from .attention import MultiheadAttention, TransformerEncoderLayer  # noqa: E402
 
 # --- layers, modules ---
+from .transformer import (  # noqa: E402
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+)
 
 # --- distributed (nn.parallel) ---
