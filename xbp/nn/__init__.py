@@ -44,5 +44,6 @@ from .padding import (  # noqa: E402
     ZeroPad3d,
 )
 from .fold import Fold, Unfold  # noqa: E402
+from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---
