@@ -716,6 +716,8 @@ class _BackwardHooks:
     def wrap_inputs(self, args):
         from ..autograd import is_grad_enabled
         self.in_mask = tuple(isinstance(a, Tensor) and a.requires_grad and is_grad_enabled() for a in args)
+        # as PyTorch: a floating-point tensor input that needs no gradient shows up in grad_input as zeros
+        zeros_for = tuple(isinstance(a, Tensor) and not m and a.dtype.kind in "fc" for a, m in zip(args, self.in_mask))
         hooked = [a for a, m in zip(args, self.in_mask) if m]
         self.n_in = len(args)
         if not hooked or not self.module.__dict__.get("_backward_hooks"):
@@ -724,8 +726,10 @@ class _BackwardHooks:
         flat = self._join(hooked)
 
         def on_grad(g):
+            from .. import _creation
             gi = iter(self._split(g, shapes))
-            grad_input = tuple(next(gi) if m else None for m in self.in_mask)
+            grad_input = tuple(next(gi) if m else (_creation.zeros(*a.shape, dtype=a.dtype, device=a.device) if z
+                                                   else None) for a, m, z in zip(args, self.in_mask, zeros_for))
             changed = False
             for h in list(self.module._backward_hooks.values()):
                 r = h(self.module, grad_input, self.grad_output)

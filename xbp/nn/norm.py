@@ -19,6 +19,7 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm
 
 class _BatchNorm(Module):
     _ndims = (2, 3)
+    _version = 2         # PyTorch's _NormBase version (num_batches_tracked added), in state_dict metadata
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device=None, dtype=None):
