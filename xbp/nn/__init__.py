@@ -18,5 +18,32 @@ from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # noqa: E402
 from .attention import MultiheadAttention, TransformerEncoderLayer  # noqa: E402
 
 # --- layers, modules ---
+from .transformer import (  # noqa: E402
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+)
+from .activation import (  # noqa: E402
+    CELU, GLU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6, SELU, Softmin,
+    Softshrink, Softsign, Tanhshrink, Threshold,
+)
+from .layers import (  # noqa: E402
+    AlphaDropout, Bilinear, CosineEmbeddingLoss, CosineSimilarity, CTCLoss, Dropout1d, Dropout2d, Dropout3d,
+    GaussianNLLLoss, HingeEmbeddingLoss, MarginRankingLoss, PairwiseDistance, ParameterDict, ParameterList,
+    PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss, Unflatten,
+)
+from .conv import Conv3d, ConvTranspose1d  # noqa: E402
+from .pooling import (  # noqa: E402
+    AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d, MaxPool3d,
+)
+from .norm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm  # noqa: E402
+from .upsampling import (  # noqa: E402
+    PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d,
+)
+from .padding import (  # noqa: E402
+    CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
+    ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+    ZeroPad3d,
+)
+from .fold import Fold, Unfold  # noqa: E402
+from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---

@@ -5,7 +5,9 @@ from __future__ import annotations
 from . import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax",
+           "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Mish", "GLU", "Softsign", "Threshold", "PReLU", "SELU",
+           "CELU", "LogSigmoid", "Tanhshrink", "Softshrink", "Hardshrink", "Softmin"]
 
 
 class ReLU(Module):
@@ -114,6 +116,185 @@ class LogSoftmax(Module):
 
     def forward(self, input):
         return F.log_softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+# --- second wave -----------------------------------------------------------------------------------
+class _Elementwise(Module):
+    """An activation without hyperparameters (beyond PyTorch's ignored `inplace`)."""
+    _fn = ""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return getattr(F, self._fn)(input)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(_Elementwise):
+    """min(max(x, 0), 6)."""
+    _fn = "relu6"
+
+
+class Hardswish(_Elementwise):
+    """x * clamp(x + 3, 0, 6) / 6."""
+    _fn = "hardswish"
+
+
+class Hardsigmoid(_Elementwise):
+    """clamp(x / 6 + 1/2, 0, 1)."""
+    _fn = "hardsigmoid"
+
+
+class Mish(_Elementwise):
+    """x * tanh(softplus(x))."""
+    _fn = "mish"
+
+
+class SELU(_Elementwise):
+    """scale * elu(x, alpha) with PyTorch's self-normalising constants."""
+    _fn = "selu"
+
+
+class _Plain(Module):
+    _fn = ""
+
+    def forward(self, input):
+        return getattr(F, self._fn)(input)
+
+
+class Softsign(_Plain):
+    """x / (1 + |x|)."""
+    _fn = "softsign"
+
+
+class LogSigmoid(_Plain):
+    """log(sigmoid(x))."""
+    _fn = "logsigmoid"
+
+
+class Tanhshrink(_Plain):
+    """x - tanh(x)."""
+    _fn = "tanhshrink"
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if max_val < min_val:
+            raise ValueError(f"Hardtanh: max_val ({max_val}) cannot be less than min_val ({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class GLU(Module):
+    """a * sigmoid(b), a and b the halves of `dim`: (*, 2n, *) -> (*, n, *)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.glu(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Threshold(Module):
+    """x where x > threshold, else value."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, input):
+        return F.threshold(input, self.threshold, self.value)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}"
+
+
+class PReLU(Module):
+    """max(0, x) + a * min(0, x) with a learned slope a: one (num_parameters=1) or one per channel
+    of dim 1; weight (num_parameters,) filled with `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        from .. import _creation
+        from .parameter import Parameter
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = Parameter(_creation.full((num_parameters,), float(init), device=device, dtype=dtype))
+
+    def reset_parameters(self) -> None:
+        from . import init as _init
+        _init.constant_(self.weight, self.init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class CELU(Module):
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1))."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, input):
+        return F.celu(input, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Softshrink(Module):
+    """x - lambd sign(x) where |x| > lambd, else 0."""
+
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, input):
+        return F.softshrink(input, self.lambd)
+
+    def extra_repr(self):
+        return str(self.lambd)
+
+
+class Hardshrink(Softshrink):
+    """x where |x| > lambd, else 0."""
+
+    def forward(self, input):
+        return F.hardshrink(input, self.lambd)
+
+
+class Softmin(Module):
+    """softmax(-x) along dim."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmin(input, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -18,7 +18,7 @@ from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "Conv3d", "ConvTranspose1d"]
 
 
 def _ntuple(v, n, name):
@@ -146,3 +146,45 @@ class ConvTranspose2d(_ConvNd):
             op = tuple(op)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
                                    self.dilation)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out);
+    weight (out, in/groups, kd, kh, kw)."""
+    _dims = 3
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device=device, dtype=dtype)
+
+    def forward(self, input):
+        return F.conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose1d(_ConvNd):
+    """Transposed 1-D convolution: (N, C_in, L) -> (N, C_out, L_out) with L_out = (L - 1) stride
+    - 2 padding + dilation (kernel - 1) + output_padding + 1; weight (in, out/groups, k).
+    `output_size` in forward picks output_padding to reach a given length, as PyTorch."""
+    _dims = 1
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if isinstance(padding, str):
+            raise ValueError("ConvTranspose1d: padding must be an int or a tuple")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device=device, dtype=dtype)
+
+    def forward(self, input, output_size=None):
+        op = self.output_padding[0]
+        if output_size is not None:
+            want = tuple(output_size)[-1]
+            s, d = self.stride[0], self.dilation[0]
+            base = (input.shape[-1] - 1) * s - 2 * self.padding[0] + d * (self.kernel_size[0] - 1) + 1
+            op = want - base
+            if not 0 <= op < max(s, d):
+                raise ValueError(f"ConvTranspose1d: output_size {tuple(output_size)} is not reachable from input "
+                                 f"{input.shape} (sizes {base} to {base + max(s, d) - 1})")
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride[0], self.padding[0], op, self.groups,
+                                  self.dilation[0])

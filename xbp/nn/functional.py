@@ -25,7 +25,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
 from ..ops.conv import conv1d, conv2d, conv_transpose2d  # noqa: F401  (re-exports)
 from ..ops.embedding import embedding as _embedding
-from ..ops.normalization import normalize  # noqa: F401  (re-export)
+from ..ops.normalization import normalize as _normalize_core
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d  # noqa: F401
 from ..ops.recurrence import recurrence
 
@@ -134,7 +134,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if M <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                              f"{input.shape}")
-        y, mean, var = normalize(input, axes, eps)
+        y, mean, var = _normalize_core(input, axes, eps)
         if running_mean is not None or running_var is not None:
             m = float(momentum)
             xp = input.xp
@@ -171,7 +171,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     k = len(normalized_shape)
     if input.shape[input.ndim - k:] != normalized_shape:
         raise ValueError(f"layer_norm: input shape {input.shape} does not end in normalized_shape {normalized_shape}")
-    y, _, _ = normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    y, _, _ = _normalize_core(input, tuple(range(input.ndim - k, input.ndim)), eps)
     if weight is not None:
         y = y * weight
     if bias is not None:
@@ -185,7 +185,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     N, C = input.shape[0], input.shape[1]
     if C % num_groups:
         raise ValueError(f"group_norm: {C} channels are not divisible by num_groups={num_groups}")
-    y, _, _ = normalize(ops.reshape(input, (N, num_groups, -1)), (2,), eps)
+    y, _, _ = _normalize_core(ops.reshape(input, (N, num_groups, -1)), (2,), eps)
     y = ops.reshape(y, input.shape)
     if weight is not None:
         y = y * _channel_view(weight, input.ndim)
@@ -454,3 +454,32 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if unbatched:
         out = out[:, 0, ...]
     return out, weights
+
+
+# --- second wave (layers, modules): more activations, dropout variants, distances, padding modes,
+# resampling, unfold/fold, 1-D/3-D conv and pooling, more losses; PyTorch's F.normalize replaces
+# the internal normalisation core under that name
+from ._functional_layers import (  # noqa: E402  (re-exports)
+    relu6, hardtanh, hardswish, hardsigmoid, mish, glu, softsign, threshold, prelu, selu, celu,
+    logsigmoid, tanhshrink, softshrink, hardshrink, softmin, dropout1d, dropout2d, dropout3d,
+    alpha_dropout, instance_norm, local_response_norm, normalize, cosine_similarity,
+    pairwise_distance, pdist, pad, interpolate, upsample, pixel_shuffle, pixel_unshuffle, unfold,
+    fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
+    adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d
+)
+from ._functional_losses import (  # noqa: E402  (re-exports)
+    cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
+    soft_margin_loss, poisson_nll_loss, gaussian_nll_loss, ctc_loss
+)
+
+__all__ += [
+    "relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "glu", "softsign", "threshold",
+    "prelu", "selu", "celu", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "softmin",
+    "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "instance_norm", "local_response_norm",
+    "normalize", "cosine_similarity", "pairwise_distance", "pdist", "pad", "interpolate",
+    "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear", "conv3d",
+    "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "cosine_embedding_loss", "margin_ranking_loss",
+    "triplet_margin_loss", "hinge_embedding_loss", "soft_margin_loss", "poisson_nll_loss",
+    "gaussian_nll_loss", "ctc_loss"
+]

@@ -54,33 +54,114 @@ class Module:
         d["_modules"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
+        d["_hooks_with_kwargs"] = set()
+        d["_backward_hooks"] = OrderedDict()
+        d["_backward_pre_hooks"] = OrderedDict()
+        d["_state_dict_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, ...) "
                                   "in your Module subclass")
 
     def __call__(self, *args, **kwargs):
-        if not self._forward_pre_hooks and not self._forward_hooks:
+        d = self.__dict__
+        if not (self._forward_pre_hooks or self._forward_hooks or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks")):
             return self.forward(*args, **kwargs)
-        for h in list(self._forward_pre_hooks.values()):
-            r = h(self, args)
-            if r is not None:
-                args = r if isinstance(r, tuple) else (r,)
+        kw_hooks = d.get("_hooks_with_kwargs", ())
+        for hid, h in list(self._forward_pre_hooks.items()):
+            if hid in kw_hooks:
+                r = h(self, args, kwargs)
+                if r is not None:
+                    if not (isinstance(r, tuple) and len(r) == 2):
+                        raise RuntimeError("forward pre-hook registered with_kwargs must return None or a tuple "
+                                           f"(new_args, new_kwargs), got {type(r).__name__}")
+                    args, kwargs = r
+                    args = args if isinstance(args, tuple) else (args,)
+            else:
+                r = h(self, args)
+                if r is not None:
+                    args = r if isinstance(r, tuple) else (r,)
+        bw = _BackwardHooks(self) if (d.get("_backward_hooks") or d.get("_backward_pre_hooks")) else None
+        if bw is not None:
+            args = bw.wrap_inputs(args)
         out = self.forward(*args, **kwargs)
-        for h in list(self._forward_hooks.values()):
-            r = h(self, args, out)
+        for hid, h in list(self._forward_hooks.items()):
+            r = h(self, args, kwargs, out) if hid in kw_hooks else h(self, args, out)
             if r is not None:
                 out = r
+        if bw is not None:
+            out = bw.wrap_outputs(out)
         return out
 
     # --- hooks ---------------------------------------------------------------------------------
-    def register_forward_pre_hook(self, hook):
-        """``hook(module, args) -> None | new args``, called before forward. Returns a handle."""
-        return _Handle(self._forward_pre_hooks, hook)
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """``hook(module, args) -> None | new args`` (with_kwargs: ``hook(module, args, kwargs) ->
+        None | (new_args, new_kwargs)``), called before forward; prepend puts it first. Returns a
+        handle with ``.remove()``."""
+        return _Handle(self._forward_pre_hooks, hook, prepend, self._kw_set() if with_kwargs else None)
 
-    def register_forward_hook(self, hook):
-        """``hook(module, args, output) -> None | new output``, called after forward."""
-        return _Handle(self._forward_hooks, hook)
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """``hook(module, args, output) -> None | new output`` (with_kwargs: ``hook(module, args,
+        kwargs, output)``), called after forward. `always_call` is accepted (hooks run only when
+        forward returns)."""
+        return _Handle(self._forward_hooks, hook, prepend, self._kw_set() if with_kwargs else None)
+
+    def _kw_set(self):
+        return self.__dict__.setdefault("_hooks_with_kwargs", set())
+
+    def _registry(self, name):
+        return self.__dict__.setdefault(name, OrderedDict())
+
+    def register_full_backward_hook(self, hook, prepend: bool = False):
+        """``hook(module, grad_input, grad_output) -> None | new grad_input``, called once the
+        gradients with respect to the module's positional tensor inputs are computed (tuples, None
+        where an input is not a tensor or needs no gradient). A returned tuple replaces grad_input.
+        Inputs and outputs pass through an identity (as in PyTorch), so forward returns new tensor
+        objects; all hooked tensors of one call must share a dtype."""
+        return _Handle(self._registry("_backward_hooks"), hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False):
+        """``hook(module, grad_output) -> None | new grad_output``, called when the gradients with
+        respect to the module's outputs are known, before they flow into the module."""
+        return _Handle(self._registry("_backward_pre_hooks"), hook, prepend)
+
+    def register_backward_hook(self, hook):
+        """PyTorch's deprecated module backward hook; here the same as register_full_backward_hook."""
+        return self.register_full_backward_hook(hook)
+
+    def _register_state_dict_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata) -> None | new state_dict``, called
+        after this module's entries (and its children's) are in state_dict."""
+        return _Handle(self._registry("_state_dict_hooks"), hook)
+
+    register_state_dict_post_hook = _register_state_dict_hook
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)``, called before this module's state_dict entries."""
+        return _Handle(self._registry("_state_dict_pre_hooks"), hook)
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)``, called before loading; it may edit state_dict (a copy of the
+        caller's) in place, e.g. to rename keys, and append to the three lists."""
+        return _Handle(self._registry("_load_state_dict_pre_hooks"), hook)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module: bool = False):
+        """PyTorch's private form: ``hook(state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` (module first when with_module)."""
+        if with_module:
+            return self.register_load_state_dict_pre_hook(hook)
+        return self.register_load_state_dict_pre_hook(lambda m, *a: hook(*a))
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys)``, called after loading; it may remove entries from
+        incompatible_keys.missing_keys / unexpected_keys in place before strict checks them."""
+        return _Handle(self._registry("_load_state_dict_post_hooks"), hook)
 
     # --- registration --------------------------------------------------------------------------
     def _check_init(self):
@@ -255,22 +336,50 @@ class Module:
             yield b
 
     # --- state dict ----------------------------------------------------------------------------
-    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
+    _version: int = 1
+
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An ordered dict name -> Tensor of every parameter and persistent buffer (PyTorch's
-        keys and order: each module's parameters, then its buffers, then its children's).
-        Values share data with the module (detached, unless `keep_vars`)."""
+        keys and order: each module's parameters, then its buffers, then its extra state
+        ("_extra_state", when get_extra_state is overridden), then its children's). Values share
+        data with the module (detached, unless `keep_vars`). As PyTorch, ``_metadata`` maps each
+        module prefix to {"version": ...}; state-dict hooks run per module."""
+        if args:     # PyTorch's deprecated positional (destination, prefix, keep_vars)
+            destination, prefix, keep_vars = (tuple(args) + (destination, prefix, keep_vars)[len(args):])[:3]
         if destination is None:
             destination = OrderedDict()
+            destination._metadata = OrderedDict()
+        d = self.__dict__
+        for h in list(d.get("_state_dict_pre_hooks", {}).values()):
+            h(self, prefix, keep_vars)
+        local_metadata = dict(version=self._version)
+        if hasattr(destination, "_metadata"):
+            destination._metadata[prefix[:-1]] = local_metadata
         for name, p in self._parameters.items():
             if p is not None:
                 destination[prefix + name] = p if keep_vars else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent:
                 destination[prefix + name] = b if keep_vars else b.detach()
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + "_extra_state"] = self.get_extra_state()
         for name, m in self._modules.items():
             if m is not None:
-                m.state_dict(destination, prefix + name + ".", keep_vars)
+                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for h in list(d.get("_state_dict_hooks", {}).values()):
+            r = h(self, destination, prefix, local_metadata)
+            if r is not None:
+                destination = r
         return destination
+
+    def get_extra_state(self):
+        """Override (with set_extra_state) to save non-tensor state under "_extra_state"."""
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called: "
+                           "override get_extra_state together with set_extra_state")
+
+    def set_extra_state(self, state) -> None:
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called: "
+                           "override set_extra_state together with get_extra_state")
 
     def _state_entries(self):
         """name -> (owning module, registry, attribute) for everything state_dict() holds."""
@@ -292,9 +401,28 @@ class Module:
         Every problem is collected first and reported together in one RuntimeError: shape
         mismatches always, missing and unexpected keys when `strict`. Nothing is copied when an
         error is raised. Returns (missing_keys, unexpected_keys)."""
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        mods = list(self.named_modules(remove_duplicate=False))
+        hook_missing, hook_unexpected, hook_errors = [], [], []
+        if any(m.__dict__.get("_load_state_dict_pre_hooks") for _, m in mods):
+            metadata = getattr(state_dict, "_metadata", None)
+            state_dict = OrderedDict(state_dict)       # the hooks edit a copy, as PyTorch
+            for mp, m in mods:
+                pre = mp + "." if mp else ""
+                local = {} if metadata is None else metadata.get(mp, {})
+                for h in list(m.__dict__.get("_load_state_dict_pre_hooks", {}).values()):
+                    h(m, state_dict, pre, local, strict, hook_missing, hook_unexpected, hook_errors)
+        extra = OrderedDict()
+        for mp, m in mods:
+            if type(m).get_extra_state is not Module.get_extra_state:
+                extra[(mp + "." if mp else "") + "_extra_state"] = m
         own = self._state_entries()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
+        missing = [k for k in own if k not in state_dict] + [k for k in extra if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own and k not in extra]
+        missing += [k for k in hook_missing if k not in missing]
+        unexpected += [k for k in hook_unexpected if k not in unexpected]
+        post_hooks = [(m, h) for _, m in mods for h in m.__dict__.get("_load_state_dict_post_hooks", {}).values()]
         mismatched, pairs = [], []
         for k, dst in own.items():
             if k not in state_dict:
@@ -306,18 +434,40 @@ class Module:
                                   f"the shape in current model is {dst.shape}.")
             else:
                 pairs.append((dst, src))
-        errors = list(mismatched)
-        if strict:
-            if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-        if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        errors = list(hook_errors) + mismatched
+
+        def strict_errors():
+            out = list(errors)
+            if strict:
+                if unexpected:
+                    out.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
+                if missing:
+                    out.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+            return out
+
+        def fail(errs):
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errs))
+
+        # without post hooks nothing is copied when an error is raised; post hooks may clear missing or
+        # unexpected keys, so with them the values are copied first and strictness judged after (PyTorch)
+        if not post_hooks and strict_errors():
+            fail(strict_errors())
+        if post_hooks and errors:
+            fail(strict_errors())
         with no_grad():
             for dst, src in pairs:
                 dst.copy_(_as_source(src, dst))
-        return _IncompatibleKeys(missing, unexpected)
+        for k, m in extra.items():
+            if k in state_dict:
+                m.set_extra_state(state_dict[k])
+        result = _IncompatibleKeys(missing, unexpected)
+        for m, h in post_hooks:
+            r = h(m, result)
+            if r is not None:
+                raise RuntimeError("load_state_dict post hooks must return None (edit incompatible_keys in place)")
+        if post_hooks and strict_errors():
+            fail(strict_errors())
+        return result
 
     # --- modes and gradients -------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
@@ -397,6 +547,47 @@ class Module:
     def half(self) -> "Module":
         return self.to(dtype=np.float16)
 
+    def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
+        """Give every parameter and buffer fresh uninitialised storage of its shape and dtype on
+        `device` (the current default device when None), in place; values are NOT kept (PyTorch's
+        way to materialise a model before loading or initialising it)."""
+        dst = get_backend(device)
+        mods = self.modules() if recurse else [self]
+        seen = set()
+        with no_grad():
+            for m in mods:
+                for t in list(m._parameters.values()) + list(m._buffers.values()):
+                    if t is None or id(t) in seen:
+                        continue
+                    seen.add(id(t))
+                    t.array = dst.empty(t.array.shape, dtype=dst.dtype(t.dtype))
+                    t.xp = dst
+                    t.grad = None
+                    t._version[0] += 1
+        return self
+
+    def _apply(self, fn, recurse: bool = True) -> "Module":
+        """Replace every parameter's and buffer's data by ``fn(tensor)`` (same objects kept), as
+        PyTorch's Module._apply that .to(), .float() etc. are built on."""
+        if recurse:
+            for m in self.children():
+                m._apply(fn)
+        with no_grad():
+            for reg in (self._parameters, self._buffers):
+                for t in reg.values():
+                    if t is None:
+                        continue
+                    new = fn(t)
+                    if new is not t:
+                        t.array = new.array
+                        t.xp = new.xp
+                        t._version[0] += 1
+        return self
+
+    def share_memory(self) -> "Module":
+        """A no-op kept for PyTorch compatibility (there is no shared-memory process pool)."""
+        return self
+
     # --- printing ------------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """The text inside this module's parentheses in repr (override in layers)."""
@@ -468,16 +659,133 @@ def _as_source(src, dst: Tensor) -> Tensor:
 
 
 class _Handle:
+    """What register_*_hook returns: ``.remove()`` (also as a context manager, as PyTorch's
+    RemovableHandle)."""
     _next = [0]
 
-    def __init__(self, registry, hook):
+    def __init__(self, registry, hook, prepend=False, kw_set=None):
         self.registry = registry
         self.id = _Handle._next[0]
         _Handle._next[0] += 1
         registry[self.id] = hook
+        if prepend:
+            registry.move_to_end(self.id, last=False)
+        self.kw_set = kw_set
+        if kw_set is not None:
+            kw_set.add(self.id)
 
     def remove(self):
         self.registry.pop(self.id, None)
+        if self.kw_set is not None:
+            self.kw_set.discard(self.id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class _BackwardHooks:
+    """One module call's full backward hooks. The tensor inputs that need gradients are
+    concatenated (flattened) into one tensor and split back before forward, and likewise the
+    outputs after it: a tensor hook on each concatenation sees every input's (or output's)
+    gradient at once, so grad_input / grad_output are complete tuples and may be replaced."""
+
+    def __init__(self, module):
+        self.module = module
+        self.grad_output = None
+        self.n_in = 0
+        self.in_mask = ()
+
+    @staticmethod
+    def _join(tensors):
+        from .. import ops
+        dtypes = {t.dtype for t in tensors}
+        if len(dtypes) > 1:
+            raise TypeError(f"backward hooks: the hooked tensors of one call must share a dtype, got {sorted(map(str, dtypes))}")
+        return ops.cat([ops.reshape(t, (-1,)) for t in tensors])
+
+    @staticmethod
+    def _split(flat, shapes):
+        from .. import ops
+        sizes = [int(np.prod(s)) for s in shapes]
+        parts = ops.split(flat, sizes) if len(sizes) > 1 else [flat]
+        return [ops.reshape(p, s) for p, s in zip(parts, shapes)]
+
+    def wrap_inputs(self, args):
+        from ..autograd import is_grad_enabled
+        self.in_mask = tuple(isinstance(a, Tensor) and a.requires_grad and is_grad_enabled() for a in args)
+        # as PyTorch: a floating-point tensor input that needs no gradient shows up in grad_input as zeros
+        zeros_for = tuple(isinstance(a, Tensor) and not m and a.dtype.kind in "fc" for a, m in zip(args, self.in_mask))
+        hooked = [a for a, m in zip(args, self.in_mask) if m]
+        self.n_in = len(args)
+        if not hooked or not self.module.__dict__.get("_backward_hooks"):
+            return args
+        shapes = [a.shape for a in hooked]
+        flat = self._join(hooked)
+
+        def on_grad(g):
+            from .. import _creation
+            gi = iter(self._split(g, shapes))
+            grad_input = tuple(next(gi) if m else (_creation.zeros(*a.shape, dtype=a.dtype, device=a.device) if z
+                                                   else None) for a, m, z in zip(args, self.in_mask, zeros_for))
+            changed = False
+            for h in list(self.module._backward_hooks.values()):
+                r = h(self.module, grad_input, self.grad_output)
+                if r is not None:
+                    r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+                    if len(r) != len(grad_input):
+                        raise RuntimeError(f"backward hook returned {len(r)} gradients for {len(grad_input)} inputs")
+                    grad_input, changed = r, True
+            if changed:
+                return self._join([gx for gx, m in zip(grad_input, self.in_mask) if m])
+            return None
+
+        flat.register_hook(on_grad)
+        pieces = iter(self._split(flat, shapes))
+        return tuple(next(pieces) if m else a for a, m in zip(args, self.in_mask))
+
+    def wrap_outputs(self, out):
+        single = isinstance(out, Tensor)
+        outs = (out,) if single else tuple(out) if isinstance(out, (tuple, list)) else None
+        if outs is None:
+            return out
+        mask = [isinstance(o, Tensor) and o.requires_grad for o in outs]
+        hooked = [o for o, m in zip(outs, mask) if m]
+        if not hooked:
+            return out
+        shapes = [o.shape for o in hooked]
+        flat = self._join(hooked)
+        module = self.module
+
+        def on_grad(g):
+            gi = iter(self._split(g, shapes))
+            grad_output = tuple(next(gi) if m else None for m in mask)
+            changed = False
+            for h in list(module.__dict__.get("_backward_pre_hooks", {}).values()):
+                r = h(module, grad_output)
+                if r is not None:
+                    r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+                    if len(r) != len(grad_output):
+                        raise RuntimeError(f"backward pre-hook returned {len(r)} gradients for {len(grad_output)} "
+                                           "outputs")
+                    grad_output, changed = r, True
+            self.grad_output = grad_output
+            if not any(self.in_mask) and module.__dict__.get("_backward_hooks"):
+                for h in list(module._backward_hooks.values()):     # no input needs a gradient
+                    h(module, (None,) * max(self.n_in, 1), grad_output)
+            if changed:
+                return self._join([go for go, m in zip(grad_output, mask) if m])
+            return None
+
+        flat.register_hook(on_grad)
+        pieces = iter(self._split(flat, shapes))
+        new = tuple(next(pieces) if m else o for o, m in zip(outs, mask))
+        if single:
+            return new[0]
+        return type(out)(new) if isinstance(out, tuple) and type(out) is tuple else (list(new) if isinstance(out, list)
+                                                                                    else type(out)(*new))
 
 
 # module calls are what xbp.viz's group_by_module groups by; _debug (below nn) is told, not importing nn

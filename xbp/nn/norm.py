@@ -13,11 +13,13 @@ from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+           "LocalResponseNorm"]
 
 
 class _BatchNorm(Module):
     _ndims = (2, 3)
+    _version = 2         # PyTorch's _NormBase version (num_batches_tracked added), in state_dict metadata
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device=None, dtype=None):
@@ -135,3 +137,58 @@ class GroupNorm(Module):
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """PyTorch's _InstanceNorm: the _BatchNorm layout (weight, bias, running_mean, running_var,
+    num_batches_tracked), but affine and track_running_stats default to False and statistics are
+    per (sample, channel) over the spatial dims."""
+    _spatial = 1
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
+
+    def forward(self, input):
+        n = self._spatial
+        if input.ndim not in (n + 1, n + 2):
+            raise ValueError(f"{type(self).__name__}: expected a {n + 1}-D (unbatched) or {n + 2}-D input, got "
+                             f"shape {input.shape}")
+        unbatched = input.ndim == n + 1
+        x = input[None, ...] if unbatched else input
+        if x.shape[1] != self.num_features and self.affine:
+            raise ValueError(f"{type(self).__name__}: expected input with {self.num_features} channels (dim "
+                             f"{0 if unbatched else 1}), got shape {input.shape}")
+        y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training or not self.track_running_stats,
+                            self.momentum if self.momentum is not None else 0.0, self.eps)
+        return y[0, ...] if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance norm of (N, C, L) or (C, L): each (sample, channel) normalised over L."""
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance norm of (N, C, H, W) or (C, H, W): each (sample, channel) normalised over H, W."""
+    _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance norm of (N, C, D, H, W) or (C, D, H, W)."""
+    _spatial = 3
+
+
+class LocalResponseNorm(Module):
+    """x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta: (N, C, *) -> same."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

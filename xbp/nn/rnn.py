@@ -80,6 +80,9 @@ class _RNNBase(Module):
         return [getattr(self, n) for n in self._flat_weights_names]
 
     def forward(self, input, hx=None):
+        from .utils.rnn import PackedSequence
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         unbatched = input.ndim == 2
         if input.ndim not in (2, 3):
             raise ValueError(f"{type(self).__name__}: expected a 2-D (unbatched) or 3-D input, got {input.shape}")
@@ -104,6 +107,50 @@ class _RNNBase(Module):
             out = out[0, ...] if self.batch_first else out[:, 0, ...]
             state = tuple(s[:, 0, ...] for s in state) if isinstance(state, tuple) else state[:, 0, ...]
         return out, state
+
+    def _forward_packed(self, packed, hx):
+        """A PackedSequence input: (PackedSequence output with the input's layout, h_n (and c_n) in
+        the original batch order), as PyTorch. Sequences of equal length run together as one batch,
+        so every sequence starts and ends (in both directions) at its own first and last step."""
+        import numpy as np
+        from .utils.rnn import _repack_like, pad_packed_sequence
+        padded, lengths = pad_packed_sequence(packed)              # (T, B, I), original batch order
+        lens = np.asarray(lengths.numpy())
+        T, B = padded.shape[0], padded.shape[1]
+        if padded.shape[-1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}: input has {padded.shape[-1]} features, expected {self.input_size}")
+        lstm = self.mode == "LSTM"
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        wants = ((LD, B, self.proj_size or self.hidden_size), (LD, B, self.hidden_size))
+        for h, want in zip(hx if isinstance(hx, tuple) else (hx,), wants):
+            if h is not None and h.shape != want:
+                raise ValueError(f"{type(self).__name__}: initial state has shape {h.shape}, expected {want}")
+        f = lstm_projected if self.proj_size else functools.partial(F.rnn, self.mode)
+
+        def rows(t, idx):
+            return ops.index_select(t, 1, _creation.tensor(idx, device=padded.device))
+
+        outs, states, order = [], [], []
+        for L in sorted(set(lens.tolist()), reverse=True):
+            idx = np.nonzero(lens == L)[0].astype(np.int64)
+            x = rows(padded[0:L], idx)
+            h = None if hx is None else (tuple(rows(s, idx) for s in hx) if lstm else rows(hx, idx))
+            out, st = f(x, h, self._flat_weights, self.num_layers, self.bias, self.dropout, self.training,
+                        self.bidirectional, False)
+            if L < T:
+                out = ops.cat([out, _creation.zeros(T - L, *out.shape[1:], dtype=out.dtype, device=out.device)], 0)
+            outs.append(out)
+            states.append(st)
+            order.append(idx)
+        inv = np.empty(B, dtype=np.int64)
+        inv[np.concatenate(order)] = np.arange(B)
+
+        def gather(parts):
+            return rows(ops.cat(parts, 1) if len(parts) > 1 else parts[0], inv)
+
+        out_padded = gather(outs)
+        state = (gather([s[0] for s in states]), gather([s[1] for s in states])) if lstm else gather(states)
+        return _repack_like(out_padded, packed), state
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"

@@ -1,4 +1,5 @@
-"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_`` (PyTorch's ``torch.nn.utils``).
+"""PyTorch's ``torch.nn.utils``: gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``),
+``parameters_to_vector`` / ``vector_to_parameters``, and ``rnn`` (padding and packing sequences).
 
 Gradient arrays may be shared between tensors (the engine hands one array to several leaves
 where it can), so clipping rebinds ``p.grad`` to a new tensor instead of writing into the array.
@@ -7,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from .._tensor import Tensor, _wrap
+from ..._tensor import Tensor, _wrap
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn"]
 
 
 def _grads(parameters):
@@ -29,18 +30,19 @@ def _norm_pow(xp, g, p):
     return xp.sum(xp.abs(g) ** p)
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale all gradients together so that their joint `norm_type`-norm is at most `max_norm`.
 
     Returns the joint norm before clipping as a 0-d Tensor on the first gradient's device (no
     host synchronisation, unless ``error_if_nonfinite=True``, which reads it to check it).
-    The scale is ``min(1, max_norm / (total_norm + 1e-6))``, as in PyTorch."""
+    The scale is ``min(1, max_norm / (total_norm + 1e-6))``, as in PyTorch. `foreach` is accepted
+    for PyTorch compatibility (the per-tensor loop is the only implementation)."""
     params = _grads(parameters)
     max_norm, p = float(max_norm), float(norm_type)
     if p <= 0.0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
     if not params:
-        from .._creation import tensor
+        from ..._creation import tensor
         return tensor(0.0)
     xp = params[0].xp
     total = None
@@ -72,10 +74,52 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return _wrap(total, xp)
 
 
-def clip_grad_value_(parameters, clip_value) -> None:
+def _clip_grad_value(parameters, clip_value) -> None:
     """Clamp every gradient element into ``[-clip_value, clip_value]``."""
     v = float(clip_value)
     if v < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
     for q in _grads(parameters):
         q.grad = _wrap(q.xp.clip(q.grad.array, min=-v, max=v), q.xp)
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]``."""
+    return _clip_grad_value(parameters, clip_value)
+
+
+def parameters_to_vector(parameters):
+    """Concatenate the parameters, each flattened, into one 1-D tensor (differentiable), all on one
+    device."""
+    from ... import ops
+    params = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
+    if not params:
+        raise ValueError("parameters_to_vector: got no parameters")
+    dev = params[0].device
+    for p in params:
+        if p.device != dev:
+            raise TypeError(f"parameters_to_vector: found parameters on {dev} and {p.device}; move them to one device")
+    return ops.cat([ops.reshape(p, (-1,)) for p in params])
+
+
+def vector_to_parameters(vec, parameters) -> None:
+    """Copy consecutive slices of the 1-D `vec` into the parameters (in place, without recording),
+    the inverse of parameters_to_vector."""
+    from ...autograd import no_grad
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"vector_to_parameters: expected vec to be a Tensor, but got {type(vec).__name__}")
+    if vec.ndim != 1:
+        raise ValueError(f"vector_to_parameters: vec must be 1-D, got shape {vec.shape}")
+    params = list(parameters) if not isinstance(parameters, Tensor) else [parameters]
+    total = sum(p.numel() for p in params)
+    if total != vec.shape[0]:
+        raise ValueError(f"vector_to_parameters: vec has {vec.shape[0]} elements, the parameters {total}")
+    i = 0
+    with no_grad():
+        for p in params:
+            n = p.numel()
+            p.copy_(vec.detach()[i:i + n].reshape(p.shape))
+            i += n
+
+
+from . import rnn  # noqa: E402

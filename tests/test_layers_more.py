@@ -1,0 +1,296 @@
+"""The second wave of layers and functions against PyTorch 2.13 (values and input gradients, on
+every device): activations, distances, padding modes, interpolate, pixel shuffle, unfold/fold,
+Bilinear, Conv3d, ConvTranspose1d, 1-D/3-D and adaptive pools, instance and local-response norm,
+the new losses and CTC; modules with PyTorch's state-dict layout; dropout variants' structure;
+gradcheck in float64 for the composites with index maps (padding, resampling, CTC)."""
+import numpy as np
+import pytest
+
+import xbp
+import xbp.nn as nn
+import xbp.nn.functional as F
+from xbp.autograd import gradcheck
+
+from conftest import to_np
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def _check(device, fx, ft, arrays, atol=1e-10, ints=()):
+    """fx on xbp tensors and ft on torch tensors of the same float64 arrays: outputs and the
+    gradients of a random weighting of them agree."""
+    xs = [xbp.tensor(a, device=device, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    yx, yt = fx(*xs), ft(*ts)
+    np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=atol, rtol=1e-7)
+    w = np.random.default_rng(99).standard_normal(tuple(yt.shape))
+    (yx * xbp.tensor(w, device=device)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(to_np(x.grad), t.grad.numpy(), atol=atol, rtol=1e-6)
+
+
+R = np.random.default_rng(0)
+X4 = R.standard_normal((2, 4, 5, 3))
+
+ACTIVATIONS = ["relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "softsign", "selu", "logsigmoid",
+               "tanhshrink", "softshrink", "hardshrink"]
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activations(device, name):
+    _check(device, getattr(F, name), getattr(TF, name), [X4], atol=1e-7)
+
+
+def test_parameterised_activations(device):
+    _check(device, lambda a: F.celu(a, 0.7), lambda a: TF.celu(a, 0.7), [X4], atol=1e-7)
+    _check(device, lambda a: F.glu(a, 1), lambda a: TF.glu(a, 1), [X4])
+    _check(device, lambda a: F.threshold(a, 0.1, -2.0), lambda a: TF.threshold(a, 0.1, -2.0), [X4])
+    _check(device, F.prelu, TF.prelu, [X4, R.standard_normal(4)])
+    _check(device, lambda a: F.softmin(a, 1), lambda a: TF.softmin(a, 1), [X4])
+    with pytest.raises(RuntimeError, match="even"):
+        F.glu(xbp.randn(3, 5, device=device))
+
+
+def test_distances(device):
+    _check(device, lambda a: F.normalize(a, dim=2), lambda a: TF.normalize(a, dim=2), [X4])
+    _check(device, lambda a: F.normalize(a, p=1, dim=-1), lambda a: TF.normalize(a, p=1, dim=-1), [X4])
+    _check(device, F.cosine_similarity, TF.cosine_similarity, [X4, R.standard_normal((1, 4, 5, 3))])
+    _check(device, F.pairwise_distance, TF.pairwise_distance, [X4[0, 0], X4[1, 0]])
+    _check(device, lambda a, b: F.pairwise_distance(a, b, 3.0, keepdim=True),
+           lambda a, b: TF.pairwise_distance(a, b, 3.0, keepdim=True), [X4[0, 0], X4[1, 0]])
+    _check(device, F.pdist, TF.pdist, [X4[0, 0]])
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "constant"])
+def test_pad_modes(device, mode):
+    kw = {"value": 2.5} if mode == "constant" else {}
+    _check(device, lambda a: F.pad(a, (1, 2, 2, 1), mode, **kw), lambda a: TF.pad(a, (1, 2, 2, 1), mode=mode, **kw),
+           [X4])
+    if mode == "reflect":
+        with pytest.raises(ValueError, match="less than"):
+            F.pad(xbp.randn(1, 2, 3, device=device), (3, 0), "reflect")
+
+
+@pytest.mark.parametrize("kw", [dict(size=(7, 2)), dict(scale_factor=2), dict(scale_factor=1.7)])
+@pytest.mark.parametrize("mode,ac", [("nearest", None), ("nearest-exact", None), ("bilinear", False),
+                                     ("bilinear", True)])
+def test_interpolate(device, kw, mode, ac):
+    _check(device, lambda a: F.interpolate(a, mode=mode, align_corners=ac, **kw),
+           lambda a: TF.interpolate(a, mode=mode, align_corners=ac, **kw), [X4[:, :2]])
+
+
+def test_interpolate_linear_trilinear_and_upsample_modules(device):
+    _check(device, lambda a: F.interpolate(a, scale_factor=2.5, mode="linear"),
+           lambda a: TF.interpolate(a, scale_factor=2.5, mode="linear"), [X4[0]])
+    _check(device, lambda a: F.interpolate(a, size=(3, 4, 5), mode="trilinear", align_corners=True),
+           lambda a: TF.interpolate(a, size=(3, 4, 5), mode="trilinear", align_corners=True), [X4[None][:, :, :2]])
+    for xm, tm in [(nn.Upsample(scale_factor=2, mode="bilinear"), torch.nn.Upsample(scale_factor=2, mode="bilinear")),
+                   (nn.UpsamplingBilinear2d(size=(3, 7)), torch.nn.UpsamplingBilinear2d(size=(3, 7))),
+                   (nn.UpsamplingNearest2d(scale_factor=3), torch.nn.UpsamplingNearest2d(scale_factor=3))]:
+        _check(device, xm, tm, [X4[:1, :2]])
+    with pytest.raises(ValueError, match="align_corners"):
+        F.interpolate(xbp.randn(1, 1, 2, 2, device=device), scale_factor=2, align_corners=True)
+
+
+def test_pixel_shuffle_unfold_fold(device):
+    _check(device, nn.PixelShuffle(2), torch.nn.PixelShuffle(2), [R.standard_normal((2, 8, 3, 2))])
+    _check(device, nn.PixelUnshuffle(2), torch.nn.PixelUnshuffle(2), [R.standard_normal((2, 2, 4, 6))])
+    _check(device, nn.Unfold((2, 3), dilation=(1, 2), padding=1, stride=(2, 1)),
+           torch.nn.Unfold((2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), [X4])
+    _check(device, nn.Fold((5, 6), (2, 2), padding=1, stride=2), torch.nn.Fold((5, 6), (2, 2), padding=1, stride=2),
+           [R.standard_normal((2, 12, 12))])
+
+
+def test_conv_and_pool_variants(device):
+    _check(device, lambda a, w, b: F.conv3d(a, w, b, stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 1, 2),
+                                            groups=2),
+           lambda a, w, b: TF.conv3d(a, w, b, stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 1, 2), groups=2),
+           [R.standard_normal((2, 4, 4, 3, 5)), R.standard_normal((4, 2, 3, 2, 2)), R.standard_normal(4)], atol=1e-9)
+    _check(device, lambda a, w, b: F.conv_transpose1d(a, w, b, stride=2, padding=1, output_padding=1, dilation=2),
+           lambda a, w, b: TF.conv_transpose1d(a, w, b, stride=2, padding=1, output_padding=1, dilation=2),
+           [R.standard_normal((2, 4, 5)), R.standard_normal((4, 3, 3)), R.standard_normal(3)], atol=1e-9)
+    x3 = X4[0]
+    _check(device, nn.MaxPool1d(3, 2, 1), torch.nn.MaxPool1d(3, 2, 1), [x3])
+    _check(device, nn.AvgPool1d(3, 2, 1, count_include_pad=False), torch.nn.AvgPool1d(3, 2, 1, count_include_pad=False),
+           [x3])
+    _check(device, nn.AdaptiveAvgPool1d(2), torch.nn.AdaptiveAvgPool1d(2), [x3])
+    _check(device, nn.AdaptiveMaxPool1d(2), torch.nn.AdaptiveMaxPool1d(2), [x3])
+    _check(device, nn.AdaptiveMaxPool2d((3, 2)), torch.nn.AdaptiveMaxPool2d((3, 2)), [X4])
+    _check(device, nn.MaxPool3d((2, 3, 2), (1, 2, 1), (1, 1, 0)), torch.nn.MaxPool3d((2, 3, 2), (1, 2, 1), (1, 1, 0)),
+           [R.standard_normal((1, 2, 3, 5, 4))])
+
+
+def _copy_module(tm, xm, device):
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    xm.double().load_state_dict(sd)
+    return xm.to(device)
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.Conv3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2, dtype=torch_or_none(m)),
+    lambda m: m.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1, dtype=torch_or_none(m)),
+    lambda m: m.PReLU(4, dtype=torch_or_none(m)),
+    lambda m: m.InstanceNorm1d(4, affine=True, dtype=torch_or_none(m)),
+    lambda m: m.LocalResponseNorm(3, alpha=0.2),
+])
+def test_modules_with_pytorch_weights(device, make):
+    torch.manual_seed(0)
+    tm = make(torch.nn).double()
+    xm = _copy_module(tm, make(nn), device)
+    shape = {"Conv3d": (2, 4, 3, 5, 4)}.get(type(tm).__name__, (2, 4, 6))
+    _check(device, xm, tm, [R.standard_normal(shape)], atol=1e-9)
+    if type(tm).__name__ != "LocalResponseNorm":
+        p = dict(xm.named_parameters())
+        for name, tp in tm.named_parameters():
+            np.testing.assert_allclose(to_np(p[name].grad), tp.grad.numpy(), atol=1e-9, err_msg=name)
+
+
+def torch_or_none(m):
+    return torch.float64 if m is torch.nn else None
+
+
+def test_bilinear_module(device):
+    torch.manual_seed(1)
+    tm = torch.nn.Bilinear(3, 4, 2).double()
+    xm = _copy_module(tm, nn.Bilinear(3, 4, 2), device)
+    _check(device, xm, tm, [R.standard_normal((5, 3)), R.standard_normal((5, 4))])
+    assert repr(xm) == repr(tm)
+
+
+def test_instance_norm_running_stats(device):
+    tm = torch.nn.InstanceNorm2d(3, affine=True, track_running_stats=True).double()
+    xm = nn.InstanceNorm2d(3, affine=True, track_running_stats=True, dtype=np.float64, device=device)
+    x = R.standard_normal((2, 3, 4, 5))
+    tm(torch.tensor(x))
+    xm(xbp.tensor(x, device=device))
+    np.testing.assert_allclose(to_np(xm.running_mean), tm.running_mean.numpy(), atol=1e-12)
+    np.testing.assert_allclose(to_np(xm.running_var), tm.running_var.numpy(), atol=1e-12)
+    tm.eval()
+    xm.eval()
+    _check(device, xm, tm, [x])
+    # unbatched (C, H, W)
+    _check(device, xm, tm, [x[0]])
+
+
+def test_unflatten_and_parameter_containers(device):
+    x = xbp.randn(2, 12, device=device)
+    assert nn.Unflatten(1, (3, 4))(x).shape == (2, 3, 4)
+    pl = nn.ParameterList([xbp.randn(2, device=device), nn.Parameter(xbp.randn(3, device=device))])
+    pl.append(xbp.zeros(1, device=device))
+    assert len(pl) == 3 and all(isinstance(p, nn.Parameter) for p in pl)
+    assert list(pl.state_dict()) == list(torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(1))] * 3)
+                                         .state_dict()) == ["0", "1", "2"]
+    pd = nn.ParameterDict({"a": xbp.randn(2, device=device)})
+    pd["b"] = xbp.ones(3, device=device)
+    assert list(pd.keys()) == ["a", "b"] and "b" in pd and isinstance(pd["b"], nn.Parameter)
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pl, self.pd = pl, pd
+
+    assert [n for n, _ in Holder().named_parameters()] == ["pl.0", "pl.1", "pl.2", "pd.a", "pd.b"]
+
+
+def test_dropout_variants_structure(device):
+    x = xbp.ones(4, 6, 3, 2, device=device)
+    y = to_np(F.dropout2d(x, 0.5, True))
+    per_channel = y.reshape(4, 6, -1)
+    assert np.all((per_channel == 0).all(-1) | (per_channel == 2.0).all(-1))       # whole channels
+    assert 0 < (per_channel[..., 0] == 0).sum() < 24
+    y1 = to_np(nn.Dropout1d(0.5)(xbp.ones(3, 5, 4, device=device)))
+    assert np.all((y1 == 0).all(-1) | (y1 == 2.0).all(-1))
+    m = nn.Dropout2d(0.5).eval()
+    assert m(x) is x
+    # alpha dropout: kept values a*x + b', dropped a*(-alpha') + b'  (PyTorch's constants)
+    p, alpha = 0.3, 1.7580993408473766
+    a = 1.0 / np.sqrt((alpha * alpha * p + 1) * (1 - p))
+    xv = np.random.default_rng(3).standard_normal((50, 20))
+    ya = to_np(nn.AlphaDropout(p)(xbp.tensor(xv, device=device)))
+    kept = np.isclose(ya, a * xv + alpha * a * p)
+    dropped = np.isclose(ya, -alpha * a + alpha * a * p)
+    assert np.all(kept | dropped) and 0.2 < dropped.mean() < 0.4
+    assert nn.AlphaDropout(p).eval()(xbp.tensor(xv, device=device)) is not None
+
+
+def test_losses(device):
+    t1 = np.array([1.0, -1.0, 1.0])
+    a, b, c = R.standard_normal((3, 4)), R.standard_normal((3, 4)), R.standard_normal((3, 4))
+    T = lambda v: xbp.tensor(v, device=device)  # noqa: E731
+    _check(device, lambda u, v: nn.CosineEmbeddingLoss(0.1)(u, v, T(t1)),
+           lambda u, v: torch.nn.CosineEmbeddingLoss(0.1)(u, v, torch.tensor(t1)), [a, b])
+    _check(device, lambda u, v: nn.MarginRankingLoss(0.2, reduction="sum")(u, v, T(t1)),
+           lambda u, v: torch.nn.MarginRankingLoss(0.2, reduction="sum")(u, v, torch.tensor(t1)), [a[:, 0], b[:, 0]])
+    _check(device, nn.TripletMarginLoss(swap=True, reduction="none"),
+           torch.nn.TripletMarginLoss(swap=True, reduction="none"), [a, b, c])
+    _check(device, nn.TripletMarginLoss(p=1.0, margin=2.0), torch.nn.TripletMarginLoss(p=1.0, margin=2.0), [a, b, c])
+    _check(device, lambda u: nn.HingeEmbeddingLoss()(u, T(t1)), lambda u: torch.nn.HingeEmbeddingLoss()(u, torch.tensor(t1)),
+           [a[:, 0]])
+    _check(device, lambda u: nn.SoftMarginLoss()(u, T(t1)), lambda u: torch.nn.SoftMarginLoss()(u, torch.tensor(t1)),
+           [a[:, 0]])
+    tp = R.poisson(2.0, (3, 4)).astype(np.float64)
+    _check(device, lambda u: nn.PoissonNLLLoss(full=True)(u, T(tp)),
+           lambda u: torch.nn.PoissonNLLLoss(full=True)(u, torch.tensor(tp)), [a])
+    _check(device, lambda u: nn.PoissonNLLLoss(log_input=False, reduction="sum")(u, T(tp)),
+           lambda u: torch.nn.PoissonNLLLoss(log_input=False, reduction="sum")(u, torch.tensor(tp)),
+           [np.abs(a) + 0.1])
+    var = np.abs(b) + 0.1
+    var[0, 0] = 1e-9                                     # clamped at eps, gradient still flows
+    _check(device, lambda u, v: nn.GaussianNLLLoss(full=True)(u, T(tp), v),
+           lambda u, v: torch.nn.GaussianNLLLoss(full=True)(u, torch.tensor(tp), v), [a, var], atol=1e-8)
+    _check(device, lambda u, v: nn.GaussianNLLLoss(reduction="none")(u, T(tp), v),
+           lambda u, v: torch.nn.GaussianNLLLoss(reduction="none")(u, torch.tensor(tp), v), [a, var[:, :1]])
+    with pytest.raises(ValueError, match="negative"):
+        F.gaussian_nll_loss(T(a), T(tp), T(-var))
+    assert nn.MSELoss(size_average=False).reduction == "sum"        # PyTorch's legacy arguments
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ctc_matches_pytorch_through_log_softmax(device, reduction):
+    # PyTorch's CTC gradient with respect to log_probs is exp(lp) - posterior (valid only through a
+    # log_softmax); the exact one is -posterior. Through log_softmax both agree: compare there.
+    T_, C = 6, 5
+    tg = np.array([[1, 2, 2], [3, 1, 0], [4, 0, 0]])
+    il, tl = np.array([6, 5, 3]), np.array([3, 2, 1])
+    _check(device, lambda z: nn.CTCLoss(reduction=reduction)(F.log_softmax(z, 2), xbp.tensor(tg, device=device),
+                                                             xbp.tensor(il, device=device),
+                                                             xbp.tensor(tl, device=device)),
+           lambda z: torch.nn.CTCLoss(reduction=reduction)(TF.log_softmax(z, 2), torch.tensor(tg), torch.tensor(il),
+                                                           torch.tensor(tl)),
+           [R.standard_normal((T_, 3, C))])
+
+
+def test_ctc_concatenated_targets_blank_and_infinity(device):
+    T_, C = 6, 5
+    flat = np.array([1, 0, 0, 3, 1, 4])                                # blank = 2
+    il, tl = (6, 5, 3), (3, 2, 1)
+    _check(device, lambda z: F.ctc_loss(F.log_softmax(z, 2), xbp.tensor(flat, device=device), il, tl, blank=2,
+                                        reduction="none"),
+           lambda z: TF.ctc_loss(TF.log_softmax(z, 2), torch.tensor(flat), il, tl, blank=2, reduction="none"),
+           [R.standard_normal((T_, 3, C))])
+    tg = np.array([[1, 1, 1, 1], [1, 2, 0, 0]])                        # 4 repeats need 7 frames: impossible
+    z = R.standard_normal((4, 2, C))
+    lp = F.log_softmax(xbp.tensor(z, device=device), 2)
+    loss = to_np(F.ctc_loss(lp, xbp.tensor(tg, device=device), (4, 3), (4, 0), reduction="none"))
+    want = TF.ctc_loss(TF.log_softmax(torch.tensor(z), 2), torch.tensor(tg), (4, 3), (4, 0), reduction="none")
+    np.testing.assert_allclose(loss, want.numpy(), atol=1e-10)
+    assert np.isinf(loss[0])
+    _check(device, lambda u: F.ctc_loss(F.log_softmax(u, 2), xbp.tensor(tg, device=device), (4, 3), (4, 0),
+                                        zero_infinity=True),
+           lambda u: TF.ctc_loss(TF.log_softmax(u, 2), torch.tensor(tg), (4, 3), (4, 0), zero_infinity=True), [z])
+    with pytest.raises(ValueError, match="blank"):
+        F.ctc_loss(lp[:, :1], xbp.tensor(np.array([[0, 1]]), device=device), (4,), (2,))
+
+
+def test_gradcheck_composites(device):
+    def t(shape, seed):
+        return xbp.tensor(np.random.default_rng(seed).standard_normal(shape), device=device, requires_grad=True)
+    assert gradcheck(lambda a: F.pad(a, (2, 1, 1, 2), "reflect"), (t((1, 1, 3, 4), 1),))
+    assert gradcheck(lambda a: F.interpolate(a, scale_factor=1.5, mode="bilinear", align_corners=False),
+                     (t((1, 1, 3, 3), 2),))
+    lp_raw = t((4, 1, 3), 3)
+    assert gradcheck(lambda z: F.ctc_loss(z, xbp.tensor(np.array([[1, 2]]), device=device), (4,), (2,)), (lp_raw,))
+    assert gradcheck(lambda a, b: F.cosine_similarity(a, b), (t((2, 3), 4), t((2, 3), 5)))
