@@ -243,13 +243,13 @@ def main(argv=None) -> float:
     args = parse_args(argv)
     device = _cli.use_device(args.device)      # before anything is built: --device beats XBP_DEVICE
     _cli.prepare_out_dir(args.out)             # a bad --out fails now, not after the training
+    ck = load_resume_checkpoint(args) if args.resume else None      # (and a bad --resume)
     try:
         (x_train, y_train), (x_test, y_test) = load_digits(test_size=0.2, seed=0, device="cpu")
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2)
 
-    ck = load_resume_checkpoint(args) if args.resume else None
     xbp.manual_seed(args.seed)
     model = make_mlp(64, args.hidden, args.depth, 10).to(device)
     opt = make_optimizer(args.optimizer, model.parameters(), args.lr)
