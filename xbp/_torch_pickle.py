@@ -17,6 +17,7 @@ refused.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import pickle
@@ -330,6 +331,12 @@ class _Unpickler(pickle.Unpickler):
         self._persistent = persistent_load
 
     def find_class(self, module, name):
+        # protocol 2 names Python 3's modules by their Python 2 names (__builtin__.eval): map them back,
+        # as the stock unpickler does, so the check (and the message) sees the real name
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         obj = _ALLOWED.get((module, name))
         if obj is None:
             raise TorchFileError(

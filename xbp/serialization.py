@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
 import os
@@ -462,6 +463,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
         stn, missing = None, e
     try:
         if hasattr(f, "read"):
+            if isinstance(f, io.TextIOBase):
+                raise TypeError("xbp.load: the file object must be opened in binary mode ('rb'), not text mode")
             data = f.read()
             path = getattr(f, "name", "<file object>")
             if not isinstance(data, (bytes, bytearray, memoryview)):
