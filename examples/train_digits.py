@@ -37,6 +37,7 @@ import xbp  # noqa: E402
 import xbp.nn as nn  # noqa: E402
 import xbp.nn.functional as F  # noqa: E402
 from xbp.data import DataLoader, TensorDataset, load_digits  # noqa: E402
+from xbp.serialization import CheckpointError  # noqa: E402
 import _cli  # noqa: E402
 
 try:
@@ -212,7 +213,7 @@ def load_resume_checkpoint(args):
         ck = xbp.load(args.resume, map_location="cpu")
     except FileNotFoundError:
         _cli.fail(f"--resume {args.resume!r}: no such file")
-    except xbp.CheckpointError as e:
+    except CheckpointError as e:
         _cli.fail(f"--resume: {e}")
     if not isinstance(ck, dict) or not {"model", "optimizer", "config", "epoch", "loader"} <= set(ck):
         _cli.fail(f"--resume {args.resume!r} is not a train_digits.py checkpoint (it has no model, optimizer, "

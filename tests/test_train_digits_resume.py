@@ -98,6 +98,10 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, run):
     r = run("--resume", ck, "--out", out)
     assert r.returncode == 2 and "already finished epoch 3 of 3" in r.stderr
     bad = os.path.join(out, "bad.safetensors")
+    with open(bad, "wb") as f:
+        f.write(b"\x00" * 40)
+    r = run("--resume", bad, "--out", out)
+    assert r.returncode == 2 and "--resume: xbp.load" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     xbp.save({"model": {}}, bad)
     r = run("--resume", bad, "--out", out)
     assert r.returncode == 2 and "not a train_digits.py checkpoint" in r.stderr
