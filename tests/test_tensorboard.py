@@ -52,10 +52,10 @@ def test_scalars_histograms_text_and_graph_read_back(tmp_path, device):
     scal = {(v.tag, s): v.simple_value for f, s, v in vals if v.HasField("simple_value")}
     assert scal[("loss", 0)] == 1.0 and scal[("loss", 1)] == 0.5 and abs(scal[("loss", 2)] - 1 / 3) < 1e-7
     assert scal[("lr", 7)] == 0.5
-    # add_scalars: one event file per curve, in <main_tag>_<name>/
-    groups = {f.split(os.sep)[0]: v.simple_value for f, s, v in vals if v.tag == "acc" and s == 3}
-    assert groups.keys() == {"acc_train", "acc_test"}
-    assert abs(groups["acc_train"] - 0.9) < 1e-7 and abs(groups["acc_test"] - 0.8) < 1e-7
+    # add_scalars: one event file per curve, in <main_tag>/<name>/
+    groups = {os.path.dirname(f): v.simple_value for f, s, v in vals if v.tag == "acc" and s == 3}
+    assert groups.keys() == {os.path.join("acc", "train"), os.path.join("acc", "test")}
+    assert abs(groups[os.path.join("acc", "train")] - 0.9) < 1e-7 and abs(groups[os.path.join("acc", "test")] - 0.8) < 1e-7
     h = next(v.histo for f, s, v in vals if v.tag == "w")
     a = np.arange(12) / 4
     assert h.num == 12 and h.min == 0.0 and h.max == a.max() and abs(h.sum - a.sum()) < 1e-9
