@@ -99,10 +99,14 @@ def test_files_of_other_formats_say_what_they_are(tmp_path):
         load(_file_with_header(tmp_path, h, b"\x00" * 4))
 
 
-def test_a_real_torch_save_file_is_named(tmp_path):
+def test_a_real_torch_save_file_loads_and_a_broken_one_is_named(tmp_path):
+    # torch.save files are read by the restricted unpickler (tests/test_serialization_torch.py);
+    # one that cannot be read says it looks like a torch.save file
     torch = pytest.importorskip("torch")
     q = tmp_path / "model.pt"
     torch.save({"w": torch.ones(2)}, q)
+    assert load(q)["w"].tolist() == [1.0, 1.0]
+    q.write_bytes(q.read_bytes()[:60])
     with pytest.raises(CheckpointError, match="torch.save"):
         load(q)
 

@@ -1,7 +1,7 @@
 """Adagrad (Duchi et al.), with learning-rate decay and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation_flags
 
 __all__ = ["Adagrad", "adagrad_update"]
 
@@ -35,9 +35,11 @@ class Adagrad(Optimizer):
     _float_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10, *, maximize=False):
+                 eps=1e-10, *, maximize=False,
+                 foreach=None, fused=None, capturable=False, differentiable=False):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
+                        **implementation_flags('Adagrad', foreach, fused, capturable, differentiable))
         super().__init__(params, defaults)
 
     def _validate(self, g):

@@ -1,7 +1,7 @@
 """Adam (with AMSGrad and L2 weight decay) and AdamW (decoupled weight decay)."""
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation_flags
 
 __all__ = ["Adam", "AdamW", "adam_update"]
 
@@ -40,6 +40,28 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, l
     param -= step_size * (exp_avg / denom)
 
 
+def normalize_betas(group: dict) -> None:
+    """``group["betas"]`` as a tuple of two Python floats (for every Adam-like algorithm)."""
+    b = tuple(group["betas"])
+    if len(b) != 2:
+        raise ValueError(f"Invalid betas: {group['betas']} (expected two numbers)")
+    group["betas"] = (float(b[0]), float(b[1]))
+
+
+def validate_adam_family(g: dict) -> None:
+    """PyTorch's checks for lr, eps, betas and weight_decay (NaN fails every comparison; inf lr,
+    eps and weight_decay are refused earlier, in `Optimizer._normalize_group`)."""
+    if g["lr"] < 0.0:
+        raise ValueError(f"Invalid learning rate: {g['lr']} (must be >= 0)")
+    if g["eps"] < 0.0:
+        raise ValueError(f"Invalid epsilon value: {g['eps']} (must be >= 0)")
+    for i, b in enumerate(g["betas"]):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b} (must be in [0, 1))")
+    if g["weight_decay"] < 0.0:
+        raise ValueError(f"Invalid weight_decay value: {g['weight_decay']} (must be >= 0)")
+
+
 class Adam(Optimizer):
     """``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, maximize=False)``
 
@@ -51,28 +73,18 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, foreach=None, fused=None, capturable=False, differentiable=False):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize)
+                        maximize=maximize, **implementation_flags(type(self).__name__, foreach, fused,
+                                                                  capturable, differentiable))
         super().__init__(params, defaults)
 
     def _normalize_group(self, group):
-        b = tuple(group["betas"])
-        if len(b) != 2:
-            raise ValueError(f"Invalid betas: {group['betas']} (expected two numbers)")
-        group["betas"] = (float(b[0]), float(b[1]))
+        normalize_betas(group)
         super()._normalize_group(group)
 
     def _validate(self, g):
-        if g["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {g['lr']} (must be >= 0)")
-        if g["eps"] < 0.0:
-            raise ValueError(f"Invalid epsilon value: {g['eps']} (must be >= 0)")
-        for i, b in enumerate(g["betas"]):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {b} (must be in [0, 1))")
-        if g["weight_decay"] < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {g['weight_decay']} (must be >= 0)")
+        validate_adam_family(g)
 
     def _step_group(self, group):
         lr = float(group["lr"])
@@ -113,6 +125,7 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+                 amsgrad=False, *, maximize=False, foreach=None, fused=None, capturable=False, differentiable=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+                         amsgrad=amsgrad, maximize=maximize, foreach=foreach, fused=fused,
+                         capturable=capturable, differentiable=differentiable)

@@ -18,7 +18,8 @@ from collections import Counter
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR",
-           "LinearLR", "OneCycleLR", "ReduceLROnPlateau"]
+           "LinearLR", "OneCycleLR", "ReduceLROnPlateau", "ConstantLR", "PolynomialLR",
+           "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler"]
 
 
 def _check_optimizer(optimizer):
@@ -79,6 +80,18 @@ class LRScheduler:
     def step(self, epoch=None) -> None:
         """Advance one epoch (or jump to `epoch`, using the closed form where there is one)."""
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _initial_step(self) -> None:
+        """Set the lrs of epoch 0 again (SequentialLR starting a scheduler at its milestone)."""
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def _update_lr(self, epoch=None) -> None:
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -461,3 +474,300 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the lr by `factor` for the first `total_iters` epochs, then restore it:
+    ``base_lr * (factor if epoch < total_iters else 1)``."""
+
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1):
+        factor = _check_number("ConstantLR", "factor", factor, low=0.0, strict_low=True)
+        if factor > 1.0:
+            # (PyTorch also takes 0, then divides by it at total_iters)
+            raise ValueError(f"ConstantLR: factor must be in (0, 1], got {factor}")
+        self.factor = factor
+        self.total_iters = _check_count("ConstantLR", "total_iters", total_iters, low=0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base_lr in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the lr to 0 over `total_iters` epochs: ``base_lr * (1 - min(epoch, total_iters) /
+    total_iters) ** power`` (computed recursively, as PyTorch does)."""
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        self.total_iters = _check_count("PolynomialLR", "total_iters", total_iters, low=1)
+        self.power = _check_number("PolynomialLR", "power", power, low=0.0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        f = ((1.0 - self.last_epoch / self.total_iters) / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [lr * f for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter): ``eta_min + (base_lr - eta_min) * (1 + cos(pi T_cur / T_i)) / 2``
+    where `T_cur` counts epochs since the last restart and the period `T_i` starts at `T_0` and is
+    multiplied by `T_mult` at each restart. ``step(epoch)`` takes fractional epochs (per batch:
+    ``step(epoch + i / iters)``)."""
+
+    def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
+        self.T_0 = _check_count("CosineAnnealingWarmRestarts", "T_0", T_0, low=1)
+        self.T_i = self.T_0
+        self.T_mult = _check_count("CosineAnnealingWarmRestarts", "T_mult", T_mult, low=1)
+        self.eta_min = _check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min, low=0.0)
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        lo = self.eta_min
+        return [lo + (b - lo) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2 for b in self.base_lrs]
+
+    def step(self, epoch=None) -> None:
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            epoch = _check_number("CosineAnnealingWarmRestarts", "epoch", epoch, low=0.0)
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self._step_count += 1
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith), stepped once per batch: the lr goes from `base_lr` up to
+    `max_lr` in `step_size_up` steps and back in `step_size_down` (default: the same), its
+    amplitude scaled per `mode`: "triangular" (constant), "triangular2" (halved each cycle),
+    "exp_range" (``gamma ** iteration``), or a custom ``scale_fn(x)`` with `scale_mode` "cycle" or
+    "iterations". With `cycle_momentum`, momentum (Adam's beta1) cycles the opposite way between
+    `max_momentum` and `base_momentum`."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up: int = 2000, step_size_down=None,
+                 mode: str = "triangular", gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9, last_epoch: int = -1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        base_lrs = [_check_number("CyclicLR", "base_lr", v, low=0.0) for v in _per_group("base_lr", optimizer, base_lr)]
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = [_check_number("CyclicLR", "max_lr", v, low=0.0) for v in _per_group("max_lr", optimizer, max_lr)]
+        up = _check_number("CyclicLR", "step_size_up", step_size_up, low=0.0, strict_low=True)
+        down = up if step_size_down is None else _check_number("CyclicLR", "step_size_down", step_size_down,
+                                                               low=0.0, strict_low=True)
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode {mode!r} is invalid and scale_fn is None; use 'triangular', "
+                             "'triangular2', 'exp_range' or pass scale_fn")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"CyclicLR: scale_fn must be callable, got {type(scale_fn).__name__}")
+        self.mode = mode
+        self.gamma = _check_number("CyclicLR", "gamma", gamma, low=0.0, strict_low=True)
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = [_check_number("CyclicLR", "base_momentum", v, low=0.0)
+                                   for v in _per_group("base_momentum", optimizer, base_momentum)]
+            self.max_momentums = [_check_number("CyclicLR", "max_momentum", v, low=0.0)
+                                  for v in _per_group("max_momentum", optimizer, max_momentum)]
+            if last_epoch == -1:
+                for mm, bm, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups):
+                    self._set_momentum(group, mm)
+                    group["max_momentum"] = mm
+                    group["base_momentum"] = bm
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _set_momentum(self, group, m):
+        if self.use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def _init_scale_fn(self):
+        if self._scale_fn_custom is not None:
+            return
+        if self.mode in ("triangular", "triangular2"):
+            self.scale_mode = "cycle"
+        elif self.mode == "exp_range":
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x) -> float:
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        scale_factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        arg = cycle if self.scale_mode == "cycle" else self.last_epoch
+        lrs = [b + ((m - b) * scale_factor) * self.scale_fn(arg) for b, m in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, bm, mm in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                self._set_momentum(group, mm - ((mm - bm) * scale_factor) * self.scale_fn(arg))
+        return lrs
+
+    def state_dict(self):
+        sd = super().state_dict()
+        fn = sd.pop("_scale_fn_custom")
+        sd["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        fn = state_dict.pop("_scale_fn_custom", None)
+        custom = self._scale_fn_custom
+        super().load_state_dict(state_dict)
+        self._scale_fn_custom = custom         # the function itself is never in a state dict
+        if fn is not None and custom is not None:
+            custom.__dict__.update(fn)
+        self._init_scale_fn()
+
+
+def _check_children(name, optimizer, schedulers):
+    schedulers = list(schedulers)
+    if not schedulers:
+        raise ValueError(f"{name} expects at least one scheduler, but got none")
+    for i, sch in enumerate(schedulers):
+        if not hasattr(sch, "optimizer"):
+            raise TypeError(f"{name}: the scheduler at index {i} ({type(sch).__name__}) has no `optimizer` attribute")
+        if isinstance(sch, ReduceLROnPlateau):
+            raise ValueError(f"{name} does not support ReduceLROnPlateau (its step needs a metric), but got one "
+                             f"at index {i}; step it separately")
+        if sch.optimizer is not optimizer:
+            raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but the scheduler "
+                             f"{type(sch).__name__} at index {i} has another one")
+    return schedulers
+
+
+class _Composite(LRScheduler):
+    """State dicts of schedulers made of schedulers: their own numbers plus each child's."""
+
+    def state_dict(self):
+        sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return sd
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        children = state_dict.pop("_schedulers")
+        if len(children) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state dict has {len(children)} "
+                             f"scheduler(s), this one {len(self._schedulers)}")
+        self.__dict__.update(state_dict)
+        for s, sd in zip(self._schedulers, children):
+            s.load_state_dict(sd)
+
+
+class SequentialLR(_Composite):
+    """Run `schedulers` one after another, switching at the epochs in `milestones` (one fewer
+    than the schedulers); each starts from its own epoch 0 at its milestone."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        _check_optimizer(optimizer)
+        schedulers = _check_children("SequentialLR", optimizer, schedulers)
+        milestones = [_check_count("SequentialLR", "milestones", m, low=0) for m in milestones]
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, but got {len(schedulers)} "
+                             f"schedulers and {len(milestones)} milestones")
+        if milestones != sorted(milestones):
+            raise ValueError(f"SequentialLR: milestones must be increasing, got {milestones}")
+        self._schedulers = schedulers
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        self._step_count = 0
+        # undo the steps the children took when they were built, and restart the first one
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self._recursive_undo()
+        idx = bisect_right(self._milestones, 0)
+        self._schedulers[idx]._initial_step()
+        self._last_lr = schedulers[idx].get_last_lr()
+
+    def _recursive_undo(self, sched=None):
+        scheds = self if sched is None else sched
+        if hasattr(scheds, "_schedulers"):
+            for s in scheds._schedulers:
+                self._recursive_undo(s)
+        elif hasattr(scheds, "last_epoch"):
+            scheds.last_epoch -= 1
+
+    def step(self) -> None:
+        self._step_count += 1
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Step every scheduler in `schedulers` at each ``step()`` (their factors multiply, since each
+    updates the lr from its current value)."""
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got none")
+        optimizer = optimizer if optimizer is not None else getattr(schedulers[0], "optimizer", None)
+        _check_optimizer(optimizer)
+        self._schedulers = _check_children("ChainedScheduler", optimizer, schedulers)
+        self.optimizer = optimizer
+        self._step_count = 0
+        self._last_lr = self._current_lrs()
+
+    def step(self) -> None:
+        self._step_count += 1
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = self._current_lrs()

@@ -18,9 +18,32 @@ from collections import defaultdict
 
 from .._tensor import Tensor, _wrap
 from .._primitive import GRAD_STATE
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "implementation_flags"]
+
+# PyTorch's implementation switches. xbp has one implementation per algorithm (a pure array
+# function per parameter), so foreach/fused/capturable choose nothing and are accepted for
+# compatibility; they are kept in the param groups as PyTorch keeps them.
+IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def implementation_flags(name: str, foreach=None, fused=None, capturable=False, differentiable=False) -> dict:
+    """Check PyTorch's ``foreach=``/``fused=``/``capturable=``/``differentiable=`` keywords for
+    optimizer `name` and return them as defaults entries.
+
+    foreach, fused and capturable select a kernel strategy in PyTorch and leave the maths as it is,
+    so any bool (or None) is accepted. ``differentiable=True`` asks for autograd through the update
+    itself, which xbp's in-place update does not record: refused rather than silently ignored."""
+    for key, v in (("foreach", foreach), ("fused", fused), ("capturable", capturable),
+                   ("differentiable", differentiable)):
+        if v is not None and not isinstance(v, bool):
+            raise TypeError(f"{name}: {key} must be True, False or None, got {type(v).__name__} ({v!r})")
+    if differentiable:
+        raise NotImplementedError(f"{name}(differentiable=True): xbp's optimizer steps update the parameters in "
+                                  "place without recording a graph, so they cannot be differentiated; use "
+                                  "differentiable=False (the default) or write the update with xbp ops")
+    return {"foreach": foreach, "fused": fused, "capturable": bool(capturable), "differentiable": False}
 
 
 class _Required:
@@ -194,7 +217,7 @@ class Optimizer:
                              "(from Optimizer.state_dict()), got "
                              f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}")
         saved_groups = state_dict["param_groups"]
-        mine = set(self.defaults)
+        mine = set(self.defaults) - set(IMPL_KEYS)     # files from before these keys existed still load
         for gi, sg in enumerate(saved_groups):
             keys = set(sg) - {"params", "initial_lr"}
             if not mine <= keys:
@@ -217,7 +240,7 @@ class Optimizer:
             p = lookup.get(int(k))
             if p is None:
                 raise ValueError(f"loaded state dict has state for parameter {k}, which no group lists")
-            new_state[p] = {name: _cast_state(v, p, name, int(k)) for name, v in s.items()}
+            new_state[p] = {name: self._cast_state(v, p, name, int(k)) for name, v in s.items()}
         new_groups = []
         for g, sg in zip(self.param_groups, saved_groups):
             ng = {**g, **{k: v for k, v in sg.items() if k != "params"}, "params": g["params"]}
@@ -226,14 +249,28 @@ class Optimizer:
         self.state = new_state
         self.param_groups = new_groups
 
+    # names of per-parameter state that PyTorch keeps as 0-d tensors and xbp as Python floats
+    _scalar_state: tuple = ()
+    # whether tensor state has the parameter's shape (LBFGS keeps flat vectors instead)
+    _state_shaped = True
 
-def _cast_state(v, p: Tensor, name: str, index: int):
-    """A copy of a saved state value for parameter `p`: tensors onto p's device (floats in p's dtype)."""
-    if not isinstance(v, Tensor):
-        return v
-    if name == "step" and v.ndim == 0:      # a step count saved as a 0-d tensor (PyTorch does)
-        return int(v.item())
-    if v.ndim and v.shape != p.shape:
+    def _cast_state(self, v, p: Tensor, name: str, index: int):
+        """A copy of a saved state value for parameter `p`: tensors onto p's device (floats in p's
+        dtype); PyTorch's 0-d step counts and scalar state become Python numbers."""
+        if isinstance(v, (list, tuple)):
+            return type(v)(self._cast_state(x, p, name, index) for x in v)
+        if not isinstance(v, Tensor):
+            return v
+        if v.ndim == 0 and name == "step":      # a step count saved as a 0-d tensor (PyTorch does)
+            return int(v.item())
+        if v.ndim == 0 and name in self._scalar_state:
+            return float(v.item())
+        return _cast_state(v, p, name, index, shaped=self._state_shaped)
+
+
+def _cast_state(v, p: Tensor, name: str, index: int, shaped: bool = True):
+    """A copy of saved state tensor `v` for parameter `p`: onto p's device, floats in p's dtype."""
+    if shaped and v.ndim and v.shape != p.shape:
         raise ValueError(f"load_state_dict: state '{name}' of parameter {index} has shape {v.shape}, "
                          f"but the parameter has shape {p.shape}; the state dict is from a different model")
     xp = p.xp

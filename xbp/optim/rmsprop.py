@@ -1,7 +1,7 @@
 """RMSprop (Hinton), optionally centered and with momentum."""
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, implementation_flags
 
 __all__ = ["RMSprop", "rmsprop_update"]
 
@@ -47,9 +47,11 @@ class RMSprop(Optimizer):
     _float_keys = ("lr", "alpha", "eps", "weight_decay", "momentum")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False):
+                 centered=False, *, maximize=False,
+                 foreach=None, fused=None, capturable=False, differentiable=False):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+                        centered=centered, maximize=maximize,
+                        **implementation_flags('RMSprop', foreach, fused, capturable, differentiable))
         super().__init__(params, defaults)
 
     def _validate(self, g):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .._tensor import _wrap
-from .optimizer import Optimizer, required
+from .optimizer import Optimizer, implementation_flags, required
 
 __all__ = ["SGD", "sgd_update"]
 
@@ -42,9 +42,10 @@ class SGD(Optimizer):
     _float_keys = ("lr", "momentum", "dampening", "weight_decay")
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+                 nesterov=False, *, maximize=False, foreach=None, fused=None, capturable=False, differentiable=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize,
+                        **implementation_flags('SGD', foreach, fused, capturable, differentiable))
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)

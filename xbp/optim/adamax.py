@@ -1,0 +1,67 @@
+"""Adamax (Kingma & Ba): Adam with the infinity norm in place of the second moment."""
+from __future__ import annotations
+
+from .adam import normalize_betas, validate_adam_family
+from .optimizer import Optimizer, implementation_flags
+
+__all__ = ["Adamax", "adamax_update"]
+
+
+def adamax_update(xp, param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, eps, weight_decay=0.0,
+                  maximize=False):
+    """One Adamax step on arrays, PyTorch's formula, in place on `param`, `exp_avg`, `exp_inf`::
+
+        g = -grad if maximize else grad
+        g = g + weight_decay * param
+        m += (1 - beta1) * (g - m)
+        u = maximum(beta2 * u, |g| + eps)
+        param -= lr / (1 - beta1**t) * m / u
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0.0:
+        g = g + weight_decay * param
+    exp_avg += (1.0 - beta1) * (g - exp_avg)
+    exp_inf *= beta2
+    exp_inf[...] = xp.maximum(exp_inf, xp.abs(g) + eps)
+    clr = lr / (1.0 - beta1 ** step)
+    param -= clr * (exp_avg / exp_inf)
+
+
+class Adamax(Optimizer):
+    """``Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False,
+    foreach=None, capturable=False, differentiable=False)``
+
+    The same trajectory as ``torch.optim.Adamax``. State per parameter: ``step``, ``exp_avg``,
+    ``exp_inf``."""
+
+    _float_keys = ("lr", "eps", "weight_decay")
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, foreach=None, *,
+                 maximize=False, fused=None, capturable=False, differentiable=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                        **implementation_flags("Adamax", foreach, fused, capturable, differentiable))
+        super().__init__(params, defaults)
+
+    def _normalize_group(self, group):
+        normalize_betas(group)
+        super()._normalize_group(group)
+
+    def _validate(self, g):
+        validate_adam_family(g)
+
+    def _step_group(self, group):
+        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            st = self.state[p]
+            if not st:
+                st["step"] = 0
+                st["exp_avg"] = self._zeros_state(p)
+                st["exp_inf"] = self._zeros_state(p)
+            st["step"] += 1
+            adamax_update(p.xp, p.array, g.array, st["exp_avg"].array, st["exp_inf"].array, step=st["step"],
+                          lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd, maximize=group["maximize"])
+            p._version[0] += 1
