@@ -56,5 +56,6 @@ from . import nn  # noqa: E402
 # --- optimizers, schedulers, I/O ---
 
 # --- distributed ---
+from . import distributed  # noqa: E402  (torch.distributed's names; the backends import mpi4py/CuPy lazily)
 
 # --- compile ---

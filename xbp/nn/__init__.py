@@ -20,3 +20,4 @@ from .attention import MultiheadAttention, TransformerEncoderLayer  # noqa: E402
 # --- layers, modules ---
 
 # --- distributed (nn.parallel) ---
+from . import parallel  # noqa: E402  (DistributedDataParallel)
