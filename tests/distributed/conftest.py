@@ -1,0 +1,51 @@
+"""Tests that run inside an MPI job: ``mpiexec -n 2 python -m pytest tests/distributed`` (the
+driver tests/test_distributed.py launches them; XBP_DIST_TESTS=1 enables collection, so the
+normal single-process suite skips this folder).
+
+Every rank runs the same tests in the same order; a test that fails on one rank aborts the whole
+job (its peers would otherwise wait forever in the next collective), after printing the failure
+under that rank's name."""
+import os
+import sys
+
+import pytest
+
+if os.environ.get("XBP_DIST_TESTS") != "1":
+    collect_ignore_glob = ["*.py"]
+else:
+    import xbp.distributed as dist
+
+    def pytest_configure(config):
+        if not dist.is_initialized():
+            dist.init_process_group("mpi")
+
+    def pytest_runtest_logreport(report):
+        if report.failed:
+            r = dist.get_rank()
+            sys.stderr.write(f"\n[rank {r}] FAILED {report.nodeid} ({report.when})\n{report.longreprtext}\n")
+            sys.stderr.flush()
+            from xbp.distributed import _mpi
+            _mpi.abort(3)
+
+
+@pytest.fixture
+def world():
+    return dist.get_rank(), dist.get_world_size()
+
+
+_NCCL_GROUP = []
+
+
+@pytest.fixture(params=["cpu", "strict", "cuda"])
+def dev_group(request):
+    """(device, group) pairs: cpu and strict tensors over the default MPI group; cuda tensors
+    over an NCCL group (skipped with the reason where there is no GPU or no NCCL)."""
+    if request.param != "cuda":
+        return request.param, None
+    from xbp.distributed import _nccl
+    reason = _nccl.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    if not _NCCL_GROUP:
+        _NCCL_GROUP.append(dist.new_group(backend="nccl"))
+    return "cuda", _NCCL_GROUP[0]
