@@ -127,8 +127,10 @@ class DistributedDataParallel(Module):
         self._grad_hooks = [_engine.register_post_accumulate_grad_hook(p, self._hook(i))
                        for i, p in enumerate(self._params)]
         self._reset()
-        # statistics for the benchmark: seconds waiting at the end of backward, buckets launched early
+        # statistics (benchmark, tests): seconds spent in the end-of-backward wait, and how many
+        # buckets started their all-reduce from a gradient hook, i.e. while backward was still running
         self.comm_wait_s = 0.0
+        self.buckets_launched_early = 0
 
     # --- setup ---
     def _check_same_model(self, named):
@@ -196,11 +198,12 @@ class DistributedDataParallel(Module):
             b = self._bucket_of[i]
             b.ready += 1
             if b.ready == len(b.params):
-                self._launch_ready()
+                self.buckets_launched_early += self._launch_ready()
         return hook
 
-    def _launch_ready(self):
+    def _launch_ready(self) -> int:
         bs = self._buckets
+        first = self._next
         while self._next < len(bs) and bs[self._next].ready == len(bs[self._next].params):
             self._launch(bs[self._next])
             self._next += 1
@@ -208,6 +211,7 @@ class DistributedDataParallel(Module):
         for b in bs[:self._next]:
             if b.work is not None:
                 b.work.is_completed()
+        return self._next - first
 
     def _launch(self, b):
         dist = _dist()
