@@ -150,3 +150,20 @@ def test_package_imports_without_mpi4py_loaded():
             "else:\n    raise SystemExit('get_rank without a group did not raise')")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_train_digits_ddp_example_on_2_ranks(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("safetensors")
+    p, _ = _mpiexec(2, [str(ROOT / "examples" / "train_digits_ddp.py"), "--epochs", "2", "--out", str(tmp_path)],
+                    timeout=180)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stdout.count("epoch   2/2") == 1              # rank 0 alone logs
+    assert "weights identical on all 2 ranks: True" in p.stdout
+    import xbp
+    state = xbp.load(str(tmp_path / "digits_mlp_ddp.safetensors"))
+    assert state["world_size"] == 2 and set(state["model"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    acc = float(p.stdout.rsplit("final test accuracy:", 1)[1].split()[0])
+    assert acc > 0.85
