@@ -153,12 +153,11 @@ def main():
         for k in rs[0]["ms"]:
             vals = [v for r in rs for v in r["ms"][k]]
             res[n][k] = (statistics.median(vals), min(vals), max(vals))
-    N = args.ranks
     base = res[1]["plain"][0]
     print(f"\nMLP {'-'.join(map(str, WIDTHS))}, {ROWS} rows/rank, float32, SGD; gradient "
           f"{runs[1][0]['grad_mb']:.2f} MB in {runs[1][0]['buckets']} buckets; {args.rounds} rounds x "
           f"{args.blocks} blocks x {args.steps} steps; ms per step, median [min-max]")
-    print(f"| ranks | plain | ddp | ddp_sync (no overlap) | all-reduce alone | DDP wait at end | rows/s (ddp) | scaling | overlap |")
+    print("| ranks | plain | ddp | ddp_sync (no overlap) | all-reduce alone | DDP wait at end | rows/s (ddp) | scaling | overlap |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in runs:
         r = res[n]
