@@ -124,7 +124,7 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
     trace = TRACE[0]
     anomaly = ANOMALY[0]
     plain = not create_graph and accumulate_into is None
-    post_acc = POST_ACCUMULATE
+    post_acc = POST_ACCUMULATE if POST_ACCUMULATE else None    # one length check per backward
     _DEPTH[0] += 1
     done = False
     try:
@@ -147,7 +147,7 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                         t.grad = _wrap(g, t.xp)
                     else:
                         _accumulate(n, g, was_aliased, create_graph, accumulate_into)
-                    if post_acc and n in post_acc:
+                    if post_acc is not None and n in post_acc:
                         _post_accumulate(n, accumulate_into)
                 continue
             if g is None:            # nothing flowed here (every consumer's VJP returned None)

@@ -178,3 +178,21 @@ def test_state_dict_has_the_module_keys(world):
     other = DDP(mlp(4))
     other.load_state_dict(prefixed)                   # PyTorch-style keys load too
     assert_same(params_np(other.module), params_np(model), tol=0)
+
+
+def test_rewrapping_a_model_reduces_once(world):
+    import gc
+    import weakref
+    rank, size = world
+    X, Y = batch(size, seed=9)
+    model = mlp(11)
+    first = DDP(model)
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None                            # the hooks on the parameters do not keep it alive
+    ddp = DDP(model)
+    ref = mlp(11)
+    loss_fn(ddp(shard(X, rank)), shard(Y, rank)).backward()
+    loss_fn(ref(xbp.tensor(X)), xbp.tensor(Y)).backward()
+    assert_same([p.grad.numpy() for p in model.parameters()], [p.grad.numpy() for p in ref.parameters()])

@@ -37,9 +37,13 @@ def available() -> bool:
 
 
 def unavailable_reason() -> str:
+    """Why NCCL cannot run here ('' when it can)."""
+    import importlib.util
     from .._backend import cuda_available
+    if importlib.util.find_spec("cupy") is None:
+        return "nccl: CuPy is not installed (CPU-only machine); the NCCL tests run on a GPU machine"
     if not cuda_available():
-        return "nccl: no GPU visible to CuPy on this machine"
+        return "nccl: CuPy is installed but sees no GPU on this machine"
     try:
         _nccl()
     except Exception as e:

@@ -16,6 +16,7 @@ How the overlap works (PyTorch's reducer, in small):
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -57,6 +58,19 @@ def _groups(tensors):
     for t in tensors:
         out.setdefault((str(t.device), str(t.dtype)), []).append(t)
     return list(out.values())
+
+
+def _hook(ref, i):
+    def hook(p):
+        ddp = ref()
+        if ddp is not None:
+            ddp._ready(i)
+    return hook
+
+
+def _remove_all(handles):
+    for h in handles:
+        h.remove()
 
 
 class _Bucket:
@@ -124,8 +138,11 @@ class DistributedDataParallel(Module):
         for b in self._buckets:
             for i in b.params:
                 self._bucket_of[i] = b
-        self._grad_hooks = [_engine.register_post_accumulate_grad_hook(p, self._hook(i))
-                       for i, p in enumerate(self._params)]
+        # the hooks hold this wrapper weakly (they live on the parameters, which outlive it) and
+        # are removed when it is collected, so re-wrapping a model never reduces twice
+        me = weakref.ref(self)
+        handles = [_engine.register_post_accumulate_grad_hook(p, _hook(me, i)) for i, p in enumerate(self._params)]
+        weakref.finalize(self, _remove_all, handles)
         self._reset()
         # statistics (benchmark, tests): seconds spent in the end-of-backward wait, and how many
         # buckets started their all-reduce from a gradient hook, i.e. while backward was still running
@@ -184,22 +201,21 @@ class DistributedDataParallel(Module):
             b.ready, b.work, b.flat = 0, None, None
 
     # --- backward ---
-    def _hook(self, i):
-        def hook(p):
-            if not self.require_backward_grad_sync:
-                return
-            if not self._queued:
-                _engine.queue_callback(self._finish)
-                self._queued = True
-            if i in self._seen:
-                raise RuntimeError(f"DistributedDataParallel: parameter {self._names[i]} got a gradient twice in one "
-                                   "backward pass (a second backward through the same forward); run a new forward")
-            self._seen.add(i)
-            b = self._bucket_of[i]
-            b.ready += 1
-            if b.ready == len(b.params):
-                self.buckets_launched_early += self._launch_ready()
-        return hook
+    def _ready(self, i):
+        """Parameter i's gradient is accumulated (a post-accumulate-grad hook)."""
+        if not self.require_backward_grad_sync:
+            return
+        if not self._queued:
+            _engine.queue_callback(self._finish)
+            self._queued = True
+        if i in self._seen:
+            raise RuntimeError(f"DistributedDataParallel: parameter {self._names[i]} got a gradient twice in one "
+                               "backward pass (a second backward through the same forward); run a new forward")
+        self._seen.add(i)
+        b = self._bucket_of[i]
+        b.ready += 1
+        if b.ready == len(b.params):
+            self.buckets_launched_early += self._launch_ready()
 
     def _launch_ready(self) -> int:
         bs = self._buckets
