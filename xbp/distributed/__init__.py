@@ -183,8 +183,9 @@ def init_process_group(backend=None, init_method=None, world_size: int = -1, ran
         backend: "mpi", "nccl" or None (NCCL when a GPU and CuPy's NCCL are present, else MPI).
         init_method: only None, "env://" or "mpi://" (the launcher tells each process its rank).
         world_size, rank: -1 (from the launcher), or values that must match the launcher's.
-        timeout: seconds or timedelta; `Work.wait` and NCCL operations give up after it
-            (default 30 minutes, as PyTorch).
+        timeout: seconds or timedelta (default 30 minutes, as PyTorch): how long an NCCL
+            operation may take before its communicator is aborted. On MPI a dead peer ends the
+            job through the abort instead; ``Work.wait(timeout=...)`` limits one wait.
         device_id: for NCCL, the GPU index of this rank (default: local rank modulo the GPU count).
     """
     if _STATE["pg"] is not None:
