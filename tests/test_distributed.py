@@ -60,6 +60,21 @@ def test_collectives_on_3_ranks():
     _pytest_under_mpi(3, ["test_dist_collectives.py"])
 
 
+def _nccl_skip_reason():
+    from xbp.distributed import _nccl
+    return _mpi_skip_reason() or _nccl.unavailable_reason() or None
+
+
+@pytest.mark.skipif(_nccl_skip_reason() is not None, reason=_nccl_skip_reason() or "")
+def test_nccl_on_1_rank():
+    """On a GPU machine: the cuda cases (an NCCL communicator of one rank) of both suites."""
+    p, _ = _mpiexec(1, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "cuda",
+                        str(DIST_TESTS / "test_dist_collectives.py"), str(DIST_TESTS / "test_dist_ddp.py")],
+                    timeout=240)
+    assert p.returncode == 0, f"rc {p.returncode}:\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
+    assert " passed" in p.stdout
+
+
 @needs_mpi
 def test_a_crashing_rank_ends_the_job():
     p, took = _mpiexec(2, [str(DIST_TESTS / "crash_rank.py")], timeout=60)

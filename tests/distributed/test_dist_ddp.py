@@ -40,12 +40,12 @@ def loss_fn(out, y):
     return ((out - y) ** 2).mean()
 
 
-@pytest.mark.parametrize("device", ["cpu", "strict"])
-def test_ddp_matches_single_process_with_momentum(device, world):
+def test_ddp_matches_single_process_with_momentum(dev_group, world):
+    device, group = dev_group                      # cuda: over an NCCL group
     rank, size = world
     X, Y = batch(size)
     model = mlp(100 + rank, device)                 # different on each rank: DDP broadcasts rank 0's
-    ddp = DDP(model, bucket_cap_mb=0.001)            # ~1 KB buckets: several, launched in backward
+    ddp = DDP(model, bucket_cap_mb=0.001, process_group=group)   # ~1 KB buckets: several, launched in backward
     assert ddp.module is model and len(ddp._buckets) > 1
     opt = xbp.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     ref = mlp(100, device)
@@ -62,11 +62,11 @@ def test_ddp_matches_single_process_with_momentum(device, world):
     assert ddp.buckets_launched_early > 0            # communication started before backward ended
     # identical on every rank, bit for bit
     flat = np.concatenate([a.ravel() for a in params_np(model)])
-    mine = xbp.tensor(flat)
+    mine = xbp.tensor(flat, device=device)
     lo, hi = mine.clone(), mine.clone()
-    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
-    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
-    assert np.array_equal(lo.numpy(), hi.numpy())
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN, group=group)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX, group=group)
+    assert np.array_equal(lo.to("cpu").numpy(), hi.to("cpu").numpy())
 
 
 def test_no_sync_accumulates_then_averages(world):

@@ -72,8 +72,9 @@ class NCCLComm:
         nccl = _nccl()
         if device_id is None:
             device_id = _local_rank(mpicomm) % cupy.cuda.runtime.getDeviceCount()
-        elif not isinstance(device_id, int):
-            device_id = int(getattr(device_id, "index", None) or str(device_id).rsplit(":", 1)[-1])
+        elif not isinstance(device_id, int):          # "cuda", "cuda:1", xbp.device(...)
+            text = str(device_id)
+            device_id = int(text.rsplit(":", 1)[1]) if ":" in text else 0
         cupy.cuda.Device(device_id).use()
         uid = nccl.get_unique_id() if mpicomm.rank == 0 else None
         uid = mpicomm.c.bcast(uid, root=0)

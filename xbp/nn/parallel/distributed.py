@@ -131,6 +131,7 @@ class DistributedDataParallel(Module):
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
+        self._device = self._params[0].device if self._params else "cpu"
         self._check_same_model(named)
         self._sync_from_rank0([p for p in module.parameters()] + list(module.buffers()))
         self._buckets = self._make_buckets()
@@ -157,7 +158,7 @@ class DistributedDataParallel(Module):
         import xbp
         import zlib
         sig = zlib.crc32(repr([(n, tuple(p.shape), str(p.dtype)) for n, p in named]).encode())
-        t = xbp.tensor([sig, -sig], dtype=xbp.int64)
+        t = xbp.tensor([sig, -sig], dtype=xbp.int64, device=self._device)   # NCCL needs device tensors
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.process_group)
         if int(t[0].item()) != sig or int(-t[1].item()) != sig:
             raise RuntimeError(f"DistributedDataParallel: rank {dist.get_rank()}'s model has different parameter "
@@ -263,9 +264,9 @@ class DistributedDataParallel(Module):
                 import xbp
                 if had_grad is None:
                     had_grad = np.ones(len(params), dtype=np.uint8)
-                used = xbp.from_numpy(had_grad)
+                used = xbp.tensor(had_grad, device=self._device)
                 dist.all_reduce(used, op=dist.ReduceOp.MAX, group=self.process_group)
-                used = used.numpy()
+                used = used.to("cpu").numpy()
             for b in self._buckets:
                 b.work.wait()
                 xp = b.flat.xp
