@@ -31,8 +31,8 @@ needs_mpi = pytest.mark.skipif(_mpi_skip_reason() is not None, reason=_mpi_skip_
 
 def _env():
     env = dict(os.environ)
-    env.update(XBP_DIST_TESTS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(DIST_TESTS), env.get("PYTHONPATH", "")]))
     return env
 
 
@@ -43,21 +43,23 @@ def _mpiexec(n, args, timeout):
     return p, time.monotonic() - t0
 
 
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mpi_plugin", "-x"]
+
+
 def _pytest_under_mpi(n, files):
-    p, _ = _mpiexec(n, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"] + [str(DIST_TESTS / f) for f in files],
-                    timeout=240)
+    p, _ = _mpiexec(n, PYTEST + [str(DIST_TESTS / f) for f in files], timeout=240)
     assert p.returncode == 0, f"mpiexec -n {n} pytest failed (rc {p.returncode}):\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
     assert " passed" in p.stdout
 
 
 @needs_mpi
 def test_collectives_and_ddp_on_2_ranks():
-    _pytest_under_mpi(2, ["test_dist_collectives.py", "test_dist_ddp.py"])
+    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py"])
 
 
 @needs_mpi
 def test_collectives_on_3_ranks():
-    _pytest_under_mpi(3, ["test_dist_collectives.py"])
+    _pytest_under_mpi(3, ["mpi_collectives.py"])
 
 
 def _nccl_skip_reason():
@@ -68,8 +70,7 @@ def _nccl_skip_reason():
 @pytest.mark.skipif(_nccl_skip_reason() is not None, reason=_nccl_skip_reason() or "")
 def test_nccl_on_1_rank():
     """On a GPU machine: the cuda cases (an NCCL communicator of one rank) of both suites."""
-    p, _ = _mpiexec(1, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "cuda",
-                        str(DIST_TESTS / "test_dist_collectives.py"), str(DIST_TESTS / "test_dist_ddp.py")],
+    p, _ = _mpiexec(1, PYTEST + ["-k", "cuda", str(DIST_TESTS / "mpi_collectives.py"), str(DIST_TESTS / "mpi_ddp.py")],
                     timeout=240)
     assert p.returncode == 0, f"rc {p.returncode}:\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
     assert " passed" in p.stdout

@@ -24,6 +24,7 @@ Example (run with ``mpiexec -n 2 python script.py``)::
 """
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 
@@ -203,10 +204,19 @@ def init_process_group(backend=None, init_method=None, world_size: int = -1, ran
         from . import _nccl
         backend = "nccl" if _nccl.available() else "mpi"
     backend = str(backend).lower()
+    if backend == "gloo":
+        raise ValueError("init_process_group: 'gloo' is PyTorch's own CPU transport; xbp's CPU backend is "
+                         "'mpi' (pass backend='mpi' or None, and launch with mpiexec -n N)")
     if backend not in ("mpi", "nccl"):
         raise ValueError(f"init_process_group: backend {backend!r} is not available; xbp has 'mpi' "
                          "(mpi4py: pip install mpi4py mpich) and 'nccl' (GPUs, through CuPy)")
     world = _mpi.world()
+    env_size = os.environ.get("WORLD_SIZE")
+    if env_size and env_size.isdigit() and int(env_size) != world.size:
+        # torchrun-style environment, but MPI started a different number of processes
+        raise RuntimeError(f"init_process_group: WORLD_SIZE={env_size} in the environment but the MPI launcher "
+                           f"started {world.size} process(es); xbp takes ranks from MPI: launch with "
+                           f"mpiexec -n {env_size} (torchrun is not supported)")
     if world_size not in (-1, None) and int(world_size) != world.size:
         raise ValueError(f"init_process_group: world_size={world_size} but the launcher started "
                          f"{world.size} processes; pass -1 or launch with mpiexec -n {world_size}")

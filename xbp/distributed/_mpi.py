@@ -144,7 +144,7 @@ class MPIComm:
 
     def _done_reduce(self, h, op, a=None):
         a = h.buf if a is None else a
-        if op == "avg":
+        if op == "avg" and self.size > 1:
             if h.shared:
                 a /= self.size
             else:

@@ -1,5 +1,6 @@
 """Collectives against NumPy: every rank can rebuild every other rank's input from its seed, so
-the expected result is NumPy's reduction of the stacked inputs, computed here."""
+the expected result is NumPy's reduction of the stacked inputs, computed here.
+Run under mpiexec by tests/test_distributed.py (see mpi_plugin.py)."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """DistributedDataParallel: k steps on each rank's shard equal single-process training on the
-concatenated batch (float64, 1e-10). Each rank computes the single-process reference itself."""
+concatenated batch (float64, 1e-10). Each rank computes the single-process reference itself.
+Run under mpiexec by tests/test_distributed.py (see mpi_plugin.py)."""
 import numpy as np
 import pytest
 

@@ -1,31 +1,32 @@
-"""Tests that run inside an MPI job: ``mpiexec -n 2 python -m pytest tests/distributed`` (the
-driver tests/test_distributed.py launches them; XBP_DIST_TESTS=1 enables collection, so the
-normal single-process suite skips this folder).
+"""pytest plugin for the tests that run inside an MPI job:
+
+    mpiexec -n 2 python -m pytest -p mpi_plugin tests/distributed/mpi_collectives.py tests/distributed/mpi_ddp.py
+
+(with tests/distributed on PYTHONPATH; tests/test_distributed.py launches exactly this). The files
+are named mpi_*.py, not test_*.py, so the normal single-process suite never collects them.
 
 Every rank runs the same tests in the same order; a test that fails on one rank aborts the whole
 job (its peers would otherwise wait forever in the next collective), after printing the failure
 under that rank's name."""
-import os
 import sys
 
 import pytest
 
-if os.environ.get("XBP_DIST_TESTS") != "1":
-    collect_ignore_glob = ["*.py"]
-else:
-    import xbp.distributed as dist
+import xbp.distributed as dist
 
-    def pytest_configure(config):
-        if not dist.is_initialized():
-            dist.init_process_group("mpi")
 
-    def pytest_runtest_logreport(report):
-        if report.failed:
-            r = dist.get_rank()
-            sys.stderr.write(f"\n[rank {r}] FAILED {report.nodeid} ({report.when})\n{report.longreprtext}\n")
-            sys.stderr.flush()
-            from xbp.distributed import _mpi
-            _mpi.abort(3)
+def pytest_configure(config):
+    if not dist.is_initialized():
+        dist.init_process_group("mpi")
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        r = dist.get_rank()
+        sys.stderr.write(f"\n[rank {r}] FAILED {report.nodeid} ({report.when})\n{report.longreprtext}\n")
+        sys.stderr.flush()
+        from xbp.distributed import _mpi
+        _mpi.abort(3)
 
 
 @pytest.fixture
