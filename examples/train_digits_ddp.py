@@ -71,18 +71,19 @@ def main(argv=None) -> float:
     args = parse_args(argv)
     device = _cli.use_device(args.device)
     backend = args.backend or ("nccl" if str(device).startswith("cuda") else "mpi")
-    dist.init_process_group(backend)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if backend == "nccl":
-        device = f"cuda:{dist._default_group().comm.device_id}"
-    log = print if rank == 0 else (lambda *a, **k: None)
-    if rank == 0:
-        _cli.prepare_out_dir(args.out)
+    # every check that can fail runs on every rank BEFORE the process group exists: a rank that
+    # exits alone later would leave its peers waiting in a collective
+    _cli.prepare_out_dir(args.out)
     try:
         (x_train, y_train), (x_test, y_test) = load_digits(test_size=0.2, seed=0, device="cpu")
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2)
+    dist.init_process_group(backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if backend == "nccl":
+        device = f"cuda:{dist._default_group().comm.device_id}"
+    log = print if rank == 0 else (lambda *a, **k: None)
     xn, yn = x_train.numpy(), y_train.numpy()
     x_test, y_test = x_test.to(device), y_test.to(device)
 
