@@ -112,6 +112,7 @@ from .utils import data as _utils_data  # noqa: E402,F401  (so that xbp.utils.da
 # --- optimizers, schedulers, I/O ---
 
 # --- distributed ---
+from . import distributed  # noqa: E402  (torch.distributed's names; the backends import mpi4py/CuPy lazily)
 
 # --- compile ---
 

@@ -17,6 +17,11 @@ from ._primitive import Accumulate, GRAD_STATE, ANOMALY, Node, edge
 from ._tensor import Tensor, _wrap
 
 TRACE = [None]   # set by xbp.autograd.trace() to a recorder of each visited node
+# Accumulate node -> [fn(tensor)]: called after a gradient was added into that leaf's ``.grad``
+# (PyTorch's post-accumulate-grad hooks; DistributedDataParallel launches its bucket all-reduces here).
+POST_ACCUMULATE = weakref.WeakKeyDictionary()
+_CALLBACKS: list = []   # queue_callback(): run once when the outermost running backward finishes
+_DEPTH = [0]
 
 
 def unbroadcast(xp, g, shape):
@@ -119,6 +124,9 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
     trace = TRACE[0]
     anomaly = ANOMALY[0]
     plain = not create_graph and accumulate_into is None
+    post_acc = POST_ACCUMULATE if POST_ACCUMULATE else None    # one length check per backward
+    _DEPTH[0] += 1
+    done = False
     try:
         while ready:
             n = ready.pop()
@@ -139,6 +147,8 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
                         t.grad = _wrap(g, t.xp)
                     else:
                         _accumulate(n, g, was_aliased, create_graph, accumulate_into)
+                    if post_acc is not None and n in post_acc:
+                        _post_accumulate(n, accumulate_into)
                 continue
             if g is None:            # nothing flowed here (every consumer's VJP returned None)
                 _release(n, deps, ready)
@@ -182,8 +192,47 @@ def run_backward(roots, retain_graph=False, create_graph=False, capture=None, ac
             if not retain_graph and (n.ins is not None or n.out is not None or n.res is not None):
                 n.ins = n.out = n.res = None
                 n.freed = True
+        done = True
     finally:
         state.enabled = prev_mode
+        _DEPTH[0] -= 1
+        if _DEPTH[0] == 0 and _CALLBACKS:
+            _run_callbacks(done)
+
+
+def queue_callback(fn):
+    """Run ``fn()`` once when the backward pass now running finishes (PyTorch's
+    ``Variable._execution_engine.queue_callback``); dropped if that backward raises."""
+    if _DEPTH[0] == 0:
+        raise RuntimeError("queue_callback() outside a backward pass: call it from a gradient hook")
+    _CALLBACKS.append(fn)
+
+
+def _run_callbacks(ok):
+    cbs = list(_CALLBACKS)
+    _CALLBACKS.clear()
+    if ok:
+        for fn in cbs:
+            fn()
+
+
+def register_post_accumulate_grad_hook(t: Tensor, fn):
+    """Call ``fn(t)`` each time backward has added a gradient into leaf `t`'s ``.grad`` (PyTorch's
+    ``Tensor.register_post_accumulate_grad_hook``). Returns a handle with ``.remove()``."""
+    if t.grad_fn is not None or not t.requires_grad:
+        raise RuntimeError("post-accumulate-grad hooks go on leaf tensors that require grad")
+    hooks = POST_ACCUMULATE.setdefault(edge(t), [])
+    hooks.append(fn)
+    from ._tensor import _HookHandle
+    return _HookHandle(hooks, fn)
+
+
+def _post_accumulate(acc: Accumulate, only):
+    t = acc.tensor
+    if t is None or (only is not None and t not in only):
+        return
+    for h in list(POST_ACCUMULATE[acc]):
+        h(t)
 
 
 def _modified_in_place(n: Node, now: int, saved: int):

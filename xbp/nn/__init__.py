@@ -47,3 +47,4 @@ from .fold import Fold, Unfold  # noqa: E402
 from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---
+from . import parallel  # noqa: E402  (DistributedDataParallel)

@@ -1,0 +1,185 @@
+"""xbp.distributed: the multi-process tests run under ``mpiexec`` in a subprocess (collectives
+on 2 and 3 ranks, DDP on 2, a crashing rank); DistributedSampler is tested here in-process.
+The MPI tests skip, with the reason, where mpi4py or mpiexec is missing (pip install mpi4py mpich)."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xbp.distributed.sampler import DistributedSampler
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST_TESTS = ROOT / "tests" / "distributed"
+
+
+def _mpi_skip_reason():
+    if importlib.util.find_spec("mpi4py") is None:
+        return "mpi: mpi4py is not installed (pip install mpi4py mpich, or pip install -e '.[mpi]')"
+    if shutil.which("mpiexec") is None:
+        return "mpi: no mpiexec on PATH (pip install mpich provides one)"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(_mpi_skip_reason() is not None, reason=_mpi_skip_reason() or "")
+
+
+def _env():
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(DIST_TESTS), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _mpiexec(n, args, timeout):
+    cmd = ["mpiexec", "-n", str(n), sys.executable] + args
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return p, time.monotonic() - t0
+
+
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mpi_plugin", "-x"]
+
+
+def _pytest_under_mpi(n, files):
+    p, _ = _mpiexec(n, PYTEST + [str(DIST_TESTS / f) for f in files], timeout=240)
+    assert p.returncode == 0, f"mpiexec -n {n} pytest failed (rc {p.returncode}):\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
+    assert " passed" in p.stdout
+
+
+@needs_mpi
+def test_collectives_and_ddp_on_2_ranks():
+    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py"])
+
+
+@needs_mpi
+def test_collectives_on_3_ranks():
+    _pytest_under_mpi(3, ["mpi_collectives.py"])
+
+
+def _nccl_skip_reason():
+    from xbp.distributed import _nccl
+    return _mpi_skip_reason() or _nccl.unavailable_reason() or None
+
+
+@pytest.mark.skipif(_nccl_skip_reason() is not None, reason=_nccl_skip_reason() or "")
+def test_nccl_on_1_rank():
+    """On a GPU machine: the cuda cases (an NCCL communicator of one rank) of both suites."""
+    p, _ = _mpiexec(1, PYTEST + ["-k", "cuda", str(DIST_TESTS / "mpi_collectives.py"), str(DIST_TESTS / "mpi_ddp.py")],
+                    timeout=240)
+    assert p.returncode == 0, f"rc {p.returncode}:\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
+    assert " passed" in p.stdout
+
+
+@needs_mpi
+def test_a_crashing_rank_ends_the_job():
+    p, took = _mpiexec(2, [str(DIST_TESTS / "crash_rank.py")], timeout=60)
+    assert p.returncode != 0
+    assert took < 30, f"the job took {took:.1f} s to end after a rank crashed"
+    assert "rank 1 of 2 failed" in p.stderr and "deliberate failure on rank 1" in p.stderr
+    assert "got past the collective" not in p.stderr
+
+
+# --- DistributedSampler (no MPI needed) --------------------------------------------------------
+@pytest.mark.parametrize("n,replicas", [(10, 3), (9, 3), (2, 4), (17, 2), (1, 1)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_sampler_covers_with_padding(n, replicas, shuffle):
+    parts = [list(DistributedSampler(range(n), replicas, r, shuffle=shuffle, seed=3)) for r in range(replicas)]
+    size = -(-n // replicas)                       # ceil: PyTorch pads by repeating the start
+    assert all(len(p) == size for p in parts)
+    assert all(len(s) == size for s in (DistributedSampler(range(n), replicas, r) for r in range(replicas)))
+    everything = sorted(i for p in parts for i in p)
+    assert set(everything) == set(range(n))        # covering
+    assert len(everything) == size * replicas
+    if n % replicas == 0:                          # no padding: disjoint
+        assert len(set(everything)) == n
+    if not shuffle:                                # rank r takes r, r + R, r + 2R, ... of the padded order
+        padded = (list(range(n)) * (size * replicas // n + 1))[:size * replicas]
+        for r in range(replicas):
+            assert parts[r] == padded[r::replicas]
+
+
+@pytest.mark.parametrize("n,replicas", [(10, 3), (9, 3), (11, 4)])
+def test_sampler_drop_last_is_disjoint(n, replicas):
+    parts = [list(DistributedSampler(range(n), replicas, r, drop_last=True)) for r in range(replicas)]
+    assert all(len(p) == n // replicas for p in parts)
+    flat = [i for p in parts for i in p]
+    assert len(set(flat)) == len(flat) == (n // replicas) * replicas
+
+
+def test_sampler_is_epoch_seeded():
+    a = DistributedSampler(range(50), 2, 0, seed=1)
+    b = DistributedSampler(range(50), 2, 0, seed=1)
+    e0 = list(a)
+    assert list(b) == e0                           # same seed and epoch: same order on every process
+    a.set_epoch(1)
+    e1 = list(a)
+    assert e1 != e0                                # a new permutation each epoch
+    b.set_epoch(1)
+    assert list(b) == e1
+    other = DistributedSampler(range(50), 2, 1, seed=1)
+    other.set_epoch(1)
+    assert not set(e1) & set(other)               # disjoint across ranks within the epoch
+    assert list(DistributedSampler(range(50), 2, 0, seed=2)) != e0
+    assert list(DistributedSampler(range(50), 2, 0, shuffle=False)) == list(range(0, 50, 2))
+
+
+def test_sampler_matches_pytorch_without_shuffle():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DistributedSampler as TorchSampler
+    for n, R, drop in [(10, 3, False), (10, 3, True), (2, 4, False), (13, 5, False)]:
+        for r in range(R):
+            ours = list(DistributedSampler(range(n), R, r, shuffle=False, drop_last=drop))
+            theirs = list(TorchSampler(range(n), R, r, shuffle=False, drop_last=drop))
+            assert ours == theirs, (n, R, r, drop)
+            assert len(DistributedSampler(range(n), R, r, drop_last=drop)) == len(TorchSampler(range(n), R, r, drop_last=drop))
+    del torch
+
+
+def test_sampler_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="invalid rank 3"):
+        DistributedSampler(range(4), 3, 3)
+    with pytest.raises(ValueError, match="num_replicas"):
+        DistributedSampler(range(4), 0, 0)
+    with pytest.raises(TypeError, match="rank"):
+        DistributedSampler(range(4), 2, 1.0)
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        DistributedSampler(range(4))
+
+
+def test_sampler_indices_array():
+    s = DistributedSampler(range(7), 2, 1, shuffle=False)
+    idx = s.indices()
+    assert idx.dtype == np.int64 and idx.tolist() == [1, 3, 5, 0]
+
+
+def test_package_imports_without_mpi4py_loaded():
+    code = ("import sys, xbp, xbp.distributed, xbp.distributed.sampler, xbp.nn.parallel; "
+            "assert 'mpi4py' not in sys.modules; assert not xbp.distributed.is_initialized(); "
+            "import xbp.distributed as d\n"
+            "try:\n    d.get_rank()\nexcept RuntimeError as e:\n    assert 'init_process_group' in str(e)\n"
+            "else:\n    raise SystemExit('get_rank without a group did not raise')")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_train_digits_ddp_example_on_2_ranks(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("safetensors")
+    p, _ = _mpiexec(2, [str(ROOT / "examples" / "train_digits_ddp.py"), "--epochs", "2", "--out", str(tmp_path)],
+                    timeout=180)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stdout.count("epoch   2/2") == 1              # rank 0 alone logs
+    assert "weights identical on all 2 ranks: True" in p.stdout
+    import xbp
+    state = xbp.load(str(tmp_path / "digits_mlp_ddp.safetensors"))
+    assert state["world_size"] == 2 and set(state["model"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    acc = float(p.stdout.rsplit("final test accuracy:", 1)[1].split()[0])
+    assert acc > 0.85
