@@ -115,5 +115,6 @@ from .utils import data as _utils_data  # noqa: E402,F401  (so that xbp.utils.da
 from . import distributed  # noqa: E402  (torch.distributed's names; the backends import mpi4py/CuPy lazily)
 
 # --- compile ---
+from ._compile import CompileError, compile  # noqa: E402,F401,A004
 
 from . import array_api  # noqa: E402,F401  (the Array API namespace of xbp tensors)
