@@ -31,8 +31,9 @@ TWO_OVER_SQRT_PI = 2.0 / SQRT_PI
 # --- the namespace a VJP computes in -----------------------------------------------------------------
 class _GradNamespace:
     """Under ``create_graph`` VJPs receive Tensors and the tensor namespace, which has only the
-    core's functions; this adds the differentiable ones defined here (cosh for sinh's VJP,
-    polygamma for digamma's, ...), so each VJP body serves every order of differentiation."""
+    core's functions; this adds the differentiable ones defined here (cosh for sinh's VJP, trunc
+    for fmod's, cumulative_prod for cumprod's), so each VJP body serves every order of
+    differentiation."""
 
     def __init__(self, base):
         self._base = base
