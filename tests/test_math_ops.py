@@ -576,6 +576,20 @@ def test_multinomial_is_seeded_and_validates(device):
         xbp.multinomial(xbp.tensor([1, 2], device=device), 1)
 
 
+def test_multinomial_generator_draws_from_its_own_stream(device):
+    if not hasattr(xbp, "Generator"):
+        pytest.skip("xbp.Generator is not in this build (tensor-surface work area)")
+    p = xbp.tensor([0.1, 0.2, 0.3, 0.4], device=device)
+    xbp.manual_seed(3)
+    plain = xbp.multinomial(p, 8, True).tolist()
+    xbp.manual_seed(3)
+    g1 = xbp.Generator(device=device).manual_seed(9)
+    a = xbp.multinomial(p, 8, True, generator=g1).tolist() + xbp.multinomial(p, 3, generator=g1).tolist()
+    assert xbp.multinomial(p, 8, True).tolist() == plain       # the default stream was not used
+    g2 = xbp.Generator(device=device).manual_seed(9)
+    assert xbp.multinomial(p, 8, True, generator=g2).tolist() + p.multinomial(3, generator=g2).tolist() == a
+
+
 def test_multinomial_large_rows_use_the_search_path(device):
     xbp.manual_seed(11)
     w = np.ones((3, 2000))

@@ -31,8 +31,9 @@ TWO_OVER_SQRT_PI = 2.0 / SQRT_PI
 # --- the namespace a VJP computes in -----------------------------------------------------------------
 class _GradNamespace:
     """Under ``create_graph`` VJPs receive Tensors and the tensor namespace, which has only the
-    core's functions; this adds the differentiable ones defined here (cosh for sinh's VJP,
-    polygamma for digamma's, ...), so each VJP body serves every order of differentiation."""
+    core's functions; this adds the differentiable ones defined here (cosh for sinh's VJP, trunc
+    for fmod's, cumulative_prod for cumprod's), so each VJP body serves every order of
+    differentiation."""
 
     def __init__(self, base):
         self._base = base
@@ -601,8 +602,8 @@ def _cot_derivative_poly(n):
 def _polygamma_work(xp, n, x):
     """psi^(n)(x) (n = 0: digamma) in the work dtype.
 
-    x >= 1/2: recurrence psi^(n)(x) = psi^(n)(x + 1) + (-1)^(n+1) n! / x^(n+1), applied until
-    z = x + k >= 10 + n, then the asymptotic expansion at z (8 Bernoulli terms: below 1e-16 there).
+    x >= 1/2: recurrence psi^(n)(x) = psi^(n)(x + 1) + (-1)^(n+1) n! / x^(n+1), applied 10 + n
+    times, then the asymptotic expansion at z = x + 10 + n (8 Bernoulli terms: below 1e-16 there).
     x < 1/2: the reflection psi^(n)(x) = (-1)^n psi^(n)(1 - x) - pi^(n+1) Q_n(cot(pi x)), with the
     cotangent taken of the exactly reduced x - round(x). Poles at 0, -1, -2, ...: digamma is -inf at
     +0 and NaN at the negative integers, psi^(n) is (-1)^(n+1) inf (PyTorch's values)."""
@@ -610,14 +611,13 @@ def _polygamma_work(xp, n, x):
     fin = xp.isfinite(x)
     xr = xp.where(left, 1.0 - x, x)
     xr = xp.where(fin, xr, 1.0)
-    target = 10.0 + n
-    z = xr
-    acc = xp.zeros_like(xr)
-    for _ in range(int(target) + 1):
-        m = z < target
-        zs = xp.where(m, z, 1.0)
-        acc = acc + xp.where(m, (1.0 / zs) if n == 0 else zs ** -(n + 1.0), 0.0)
-        z = xp.where(m, z + 1.0, z)
+    # every element is shifted by the same 10 + n steps (xr >= 1/2, so z >= 10.5 + n): no masks,
+    # and for large x the extra terms are simply small
+    acc = 0.0
+    for k in range(10 + n):
+        r = 1.0 / (xr + float(k))
+        acc = acc + (r if n == 0 else r ** (n + 1.0))
+    z = xr + float(10 + n)
     inv = 1.0 / z
     inv2 = inv * inv
     if n == 0:

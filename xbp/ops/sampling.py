@@ -26,9 +26,6 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     positive sum). Returns int64 indices of shape (num_samples,) or (rows, num_samples).
     Without replacement, num_samples <= the number of positive weights in each row, and the
     indices of a row are distinct. Not differentiable (indices)."""
-    if generator is not None:
-        raise NotImplementedError("multinomial: generator= is not supported yet; seed the device's "
-                                  "stream with xbp.manual_seed(...) instead")
     if out is not None:
         raise NotImplementedError("multinomial: out= is not supported; use the returned tensor")
     if not isinstance(input, Tensor):
@@ -65,9 +62,9 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
             raise RuntimeError(f"multinomial: a row has only {int(summary[2])} categories with positive weight, "
                                f"fewer than num_samples = {k}, so {k} samples without replacement are impossible")
     if replacement:
-        idx = _with_replacement(xp, w, total, k, wd)
+        idx = _with_replacement(xp, w, total, k, wd, generator)
     else:
-        u = xp.random_uniform((rows, n), _np_dtype(xp, wd))
+        u = _uniform(xp, (rows, n), _np_dtype(xp, wd), generator)
         e = -xp.log1p(-u)                                             # Exp(1), finite (u < 1)
         keys = xp.where(w > 0, e / xp.where(w > 0, w, 1.0), float("inf"))
         idx = xp.argsort(keys, axis=-1, stable=True)[:, :k]
@@ -81,13 +78,26 @@ def _np_dtype(xp, native):
     return xp.canonical(native)
 
 
-def _with_replacement(xp, w, total, k, wd):
+def _uniform(xp, shape, dtype, generator):
+    """U[0, 1) draws from the device's default stream, or from `generator` (an xbp.Generator of
+    that device: xbp/_random.py, where this branch has it)."""
+    if generator is None:
+        return xp.random_uniform(shape, dtype)
+    try:
+        from .._random import native_rng
+    except ImportError:
+        raise NotImplementedError("multinomial: generator= needs xbp.Generator (xbp/_random.py), which "
+                                  "this build lacks; seed the device's stream with xbp.manual_seed") from None
+    return xp.random_uniform(shape, dtype, rng=native_rng(generator, xp, "multinomial"))
+
+
+def _with_replacement(xp, w, total, k, wd, generator):
     rows, n = w.shape
     cdf = xp.cumulative_sum(w, axis=-1) / total
     # the last entry exactly 1.0 (the sum's rounding could leave 1 - ulp, then u could pass it)
     last = xp.arange(0, n, dtype=xp.int64) == n - 1
     cdf = xp.where(last, 1.0, cdf)
-    u = xp.random_uniform((rows, k), _np_dtype(xp, wd))
+    u = _uniform(xp, (rows, k), _np_dtype(xp, wd), generator)
     if rows * k * n <= _DENSE_LIMIT:
         hits = xp.expand_dims(cdf, axis=1) <= xp.expand_dims(u, axis=2)
         return xp.sum(xp.astype(hits, xp.int64), axis=-1)
