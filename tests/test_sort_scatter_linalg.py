@@ -529,3 +529,37 @@ def test_nanquantile_tri_indices_block_diag(device):
     backward_both(y, ty, device)
     for a_, b_ in zip(xs, ts):
         close(a_.grad, b_.grad)
+
+
+def _cofactors(a):
+    n = a.shape[0]
+    c = np.zeros_like(a)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, 0), j, 1)
+            c[i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return c
+
+
+def test_det_gradient_of_singular_matrices_is_the_cofactor_matrix(device):
+    # d det / dA = cof(A), also for a singular A of rank n-1 (PyTorch 2.13 returns 0 for this one;
+    # det(A + eps E_00) = 4 eps shows the cofactor is right)
+    a = np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]], [[1.0, 2.0, 0.0], [3.0, 1.0, 1.0], [0.0, 1.0, 2.0]]])
+    x = xbp.tensor(a, device=device, requires_grad=True)
+    xbp.linalg.det(x).sum().backward()
+    for k in range(2):
+        np.testing.assert_allclose(x.grad.numpy()[k], _cofactors(a[k]), atol=1e-12)
+    eps = 1e-7
+    bumped = a[0].copy()
+    bumped[0, 0] += eps
+    assert abs((np.linalg.det(bumped) - np.linalg.det(a[0])) / eps - 4.0) < 1e-5
+
+
+def test_singular_and_indefinite_inputs_get_errors_naming_the_op(device):
+    s = xbp.tensor(np.array([[1.0, 2.0], [2.0, 4.0]]), device=device)
+    with pytest.raises(RuntimeError, match="inv: the matrix .* is singular"):
+        xbp.linalg.inv(s)
+    with pytest.raises(RuntimeError, match="solve: the matrix .* is singular"):
+        xbp.linalg.solve(s, s)
+    with pytest.raises(RuntimeError, match="cholesky: .* not symmetric positive-definite"):
+        xbp.linalg.cholesky(-xbp.eye(2, dtype=xbp.float64, device=device))

@@ -41,6 +41,20 @@ def backend_linalg(op, xp):
     return la
 
 
+def _call(op, xp, fn, *args, what="singular", **kw):
+    """fn(*args) from the backend's linalg, its LinAlgError re-raised naming the op and the fix."""
+    try:
+        return getattr(backend_linalg(op, xp), fn)(*args, **kw)
+    except Exception as e:  # noqa: BLE001 - each backend has its own LinAlgError class
+        if type(e).__name__ != "LinAlgError":
+            raise
+        shapes = ", ".join(str(tuple(a.shape)) for a in args if hasattr(a, "shape"))
+        hint = {"singular": "the matrix (or one in the batch) is singular; check its rank, or use "
+                            "xbp.linalg.pinv / lstsq",
+                "pd": "the matrix (or one in the batch) is not symmetric positive-definite"}[what]
+        raise RuntimeError(f"{op}: {hint} (input shape {shapes}; backend: {e})") from None
+
+
 def _tensor_vjp(body):
     """A VJP written on Tensors: plain backward wraps the arrays (and unwraps the results)."""
     def vjp(c, g):
@@ -53,7 +67,7 @@ def _tensor_vjp(body):
                 return None
             if isinstance(a, tuple):
                 return tuple(w(e) for e in a)
-            return _wrap(a, xp) if xp.is_array(a) else a
+            return _wrap(a, xp) if xp.is_array(a) or isinstance(a, np.generic) else a
         out = body(c, _wrap(g, xp), w(c.ins), w(c.out), w(c.res))
         return tuple(None if r is None else r.array for r in out)
     return vjp
@@ -102,9 +116,32 @@ def _ex(x, *axes):
 # --- det / slogdet ---------------------------------------------------------------------------------
 @_tensor_vjp
 def _det_vjp(c, g, ins, out, res):
-    # d det(A) = det(A) tr(A^-1 dA): gA = g det(A) A^-T
+    # d det(A) = tr(adj(A) dA): gA = g adj(A)^T, with adj(A) = det(A) A^-1 when A is invertible;
+    # with a singular matrix in the batch, adj(A) = det(U) det(V) V diag(prod_{j!=i} s_j) U^T from
+    # the SVD A = U S V^T (finite, as PyTorch's; first order only there)
     (a,) = ins
-    return (_ex(g * out, -1, -1) * _T(inv(a)),)
+    xp = a.xp
+    s = backend_linalg("det", xp).svdvals(a.detach().array)
+    n = a.shape[-1]
+    # invertible to working precision: the inverse is accurate (and differentiable once more)
+    if n == 0 or bool(xp.all(s[..., -1] > s[..., 0] * (n * float(np.finfo(a.dtype).eps) * 1e3))):
+        return (_ex(g * out, -1, -1) * _T(inv(a)),)
+    return (_ex(g, -1, -1) * _T(_adjugate(a.detach())),)
+
+
+def _adjugate(a):
+    from .reduce import prod
+    from .shape import unsqueeze
+    u, s, vh = svd(a, full_matrices=False)
+    n = s.shape[-1]
+    others = []
+    for i in range(n):       # prod_{j != i} s_j without dividing by a zero singular value
+        keep = [j for j in range(n) if j != i]
+        others.append(prod(s[..., keep], -1) if keep else s[..., 0] * 0 + 1)
+    from .shape import stack
+    p = stack(others, -1)
+    sign = det(u) * det(_T(vh))
+    return unsqueeze(unsqueeze(sign, -1), -1) * _mm(_T(vh) * _ex(p, -2), _T(u))
 
 
 det_p = Primitive("det", lambda xp, a: backend_linalg("det", xp).det(a), _det_vjp, save="in,out")
@@ -150,7 +187,7 @@ def _inv_vjp(c, g, ins, out, res):
     return (-_mm(_mm(it, g), it),)
 
 
-inv_p = Primitive("inv", lambda xp, a: backend_linalg("inv", xp).inv(a), _inv_vjp, save="out")
+inv_p = Primitive("inv", lambda xp, a: _call("inv", xp, "inv", a), _inv_vjp, save="out")
 
 
 def inv(A):
@@ -170,7 +207,7 @@ def _solve_vjp(c, g, ins, out, res):
     return (-_mm(gb, _T(out)) if c.needs[0] else None, gb)
 
 
-solve_p = Primitive("solve", lambda xp, a, b: backend_linalg("solve", xp).solve(a, b), _solve_vjp, save="in,out")
+solve_p = Primitive("solve", lambda xp, a, b: _call("solve", xp, "solve", a, b), _solve_vjp, save="in,out")
 
 
 def solve(A, B, *, left=True):
@@ -212,7 +249,7 @@ def _cholesky_vjp(c, g, ins, out, res):
     return (_T(solve(_T(L), _T(s))),)        # (L^-T (L^-T P)^T)^T = L^-T P L^-1
 
 
-cholesky_p = Primitive("cholesky", lambda xp, a: backend_linalg("cholesky", xp).cholesky(a), _cholesky_vjp,
+cholesky_p = Primitive("cholesky", lambda xp, a: _call("cholesky", xp, "cholesky", a, what="pd"), _cholesky_vjp,
                        save="out")
 
 
