@@ -141,6 +141,12 @@ def _np_block_diag(*ms):
     return out
 
 
+def _np_expm(a):
+    # eigen-decomposition reference (random matrices are diagonalisable), independent of xbp's series
+    w, v = np.linalg.eig(a)
+    return np.real(v @ (np.exp(w)[..., None] * np.linalg.inv(v)))
+
+
 def _spd(a):
     return a @ a.mT + 3.0 * xbp.eye(a.shape[-1], dtype=a.dtype, device=a.device)
 
@@ -512,6 +518,8 @@ SPECS = [
     OpSpec("cond_fro", lambda a: xbp.linalg.cond(a, "fro"), lambda a: np.linalg.cond(a, "fro"), [(3, 3)]),
     OpSpec("solve_triangular", lambda a, b: xbp.linalg.solve_triangular(a, b, upper=False),
            lambda a, b: np.linalg.solve(np.tril(a), b), [((3, 3), (3, 2))], domain=[(0.5, 1.5), (-1, 1)]),
+    OpSpec("matrix_exp", xbp.matrix_exp, lambda a: _np_expm(a), [(2, 2), (2, 3, 3)], domain=(-2, 2), atol=1e-12,
+           rtol=1e-12),
     OpSpec("multi_dot", lambda a, b, c: xbp.linalg.multi_dot([a, b, c]), lambda a, b, c: a @ b @ c,
            [((3,), (3, 2), (2, 2))]),
     # --- no gradient ---

@@ -410,6 +410,7 @@ LINALG = {
                                                                       unitriangular=True), (3, 3)),
     "lstsq": (lambda L, a: L.lstsq(a, a[..., :2] ** 2).solution, (4, 3)),
     "cond": (lambda L, a: L.cond(a), (3, 3)),
+    "matrix_exp": (lambda L, a: L.matrix_exp(a * 3.0), (2, 3, 3)),
 }
 
 

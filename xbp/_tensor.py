@@ -522,6 +522,7 @@ class Tensor:
     def svd(self, some=True, compute_uv=True): return _ops.legacy_svd(self, some, compute_uv)
     def pinverse(self, rcond=1e-15): return _ops.pinverse(self, rcond)
     def matrix_power(self, n): return _ops.matrix_power(self, n)
+    def matrix_exp(self): return _ops.matrix_exp(self)
 
     # --- tensor surface: conversions, printing, aliases ---
 

@@ -38,8 +38,8 @@ from .scatter import (  # noqa: F401,E402
     masked_scatter_, scatter, scatter_, scatter_add, scatter_add_, scatter_reduce, scatter_reduce_,
 )
 from .decompositions import (  # noqa: F401,E402
-    cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_power, pinv,
-    pinverse, slogdet, solve, svdvals,
+    cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_exp, matrix_power,
+    pinv, pinverse, slogdet, solve, svdvals,
 )
 
 # --- tensor surface ---

@@ -721,3 +721,29 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
     out = cholesky(A, upper=upper)
     xp = A.xp
     return namedtuple("CholeskyEx", ["L", "info"])(out, _wrap(xp.zeros(A.shape[:-2], dtype=xp.dtype(np.dtype("int32"))), xp))
+
+
+def matrix_exp(A):
+    """exp(A) of square matrices (..., n, n) by scaling and squaring: exp(A) = exp(A / 2^s)^(2^s)
+    with s chosen so that |A / 2^s|_1 <= 1/2, and an order-18 Taylor polynomial (Horner) for the
+    scaled matrix (truncation below 1e-21 there). Composed of matmuls, so differentiable to any
+    order."""
+    from .._creation import eye
+    _square("matrix_exp", A)
+    xp = A.xp
+    n = A.shape[-1]
+    if n == 0 or A.numel() == 0:
+        return A * 1
+    a = A.detach().array
+    norm1 = float(xp.to_numpy(xp.max(xp.sum(xp.abs(a), axis=-2)))) if n else 0.0
+    s = max(0, int(np.ceil(np.log2(norm1 / 0.5)))) if norm1 > 0.5 else 0
+    if not np.isfinite(norm1):
+        raise RuntimeError("matrix_exp: the input has inf or NaN entries")
+    b = A * (0.5 ** s) if s else A
+    ident = eye(n, dtype=A.dtype, device=xp)
+    e = ident
+    for k in range(18, 0, -1):
+        e = ident + _mm(b, e) * (1.0 / k)
+    for _ in range(s):
+        e = _mm(e, e)
+    return e
