@@ -564,3 +564,40 @@ def test_singular_and_indefinite_inputs_get_errors_naming_the_op(device):
         xbp.linalg.solve(s, s)
     with pytest.raises(RuntimeError, match="cholesky: .* not symmetric positive-definite"):
         xbp.linalg.cholesky(-xbp.eye(2, dtype=xbp.float64, device=device))
+
+
+def _program(T, X, Y, labels, device=None):
+    """One PyTorch-style program, run unchanged with T = torch or T = xbp: k-nearest-neighbour votes
+    (cdist, topk, gather, mode), a segment mean (scatter_reduce), a Gaussian log-likelihood
+    (cholesky, solve_triangular, diagonal) and a robust scale (median, quantile). Returns a scalar
+    loss and the votes."""
+    kw = {} if T is torch else {"device": device}
+    d = T.cdist(X, Y)                                            # (n, m)
+    near = d.topk(3, dim=1, largest=False)
+    votes = T.gather(labels.expand(X.shape[0], -1), 1, near.indices).mode(dim=1).values
+    counts = T.zeros(3, dtype=X.dtype, **kw).scatter_add(0, labels, T.ones(labels.shape[0], dtype=X.dtype, **kw))
+    centroid = T.zeros(3, Y.shape[1], dtype=X.dtype, **kw).scatter_reduce(
+        0, labels[:, None].expand(-1, Y.shape[1]), Y, reduce="mean", include_self=False)
+    cov = Y.mT @ Y / Y.shape[0] + 0.5 * T.eye(Y.shape[1], dtype=X.dtype, **kw)
+    L = T.linalg.cholesky(cov)
+    z = T.linalg.solve_triangular(L, (X - centroid[0]).mT, upper=False)
+    loglik = -0.5 * (z * z).sum() - X.shape[0] * T.log(T.diagonal(L)).sum()
+    scale = (X - X.median(dim=0).values).abs().quantile(0.75, dim=0).sum()
+    loss = -loglik + near.values.sum() + scale + (centroid * counts[:, None]).sum() + T.linalg.det(cov).log()
+    return loss, votes
+
+
+def test_a_pytorch_program_runs_unchanged_with_the_same_results(device):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(5, 2)), rng.normal(size=(6, 2))
+    lab = np.array([0, 1, 2, 1, 0, 2])
+    x, t = both(X, device)
+    y, ty = both(Y, device)
+    loss, votes = _program(xbp, x, y, xbp.tensor(lab, device=device), device)
+    tloss, tvotes = _program(torch, t, ty, torch.tensor(lab))
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-10)
+    np.testing.assert_array_equal(votes.numpy(), tvotes.numpy())
+    loss.backward()
+    tloss.backward()
+    close(x.grad, t.grad, rtol=1e-9, atol=1e-12)
+    close(y.grad, ty.grad, rtol=1e-9, atol=1e-12)
