@@ -1,17 +1,20 @@
 """Linear algebra through the Array API `linalg` extension: det, slogdet, inv, solve, cholesky,
-qr, svd, svdvals, eigh, eigvalsh, and the norms and helpers built on them.
+qr, svd, svdvals, eigh, eigvalsh, and what is built on them (norms, pinv, lstsq, cond,
+solve_triangular, matrix_power, matrix_exp, matrix_rank).
 
 Forward calls the backend's ``xp.linalg`` (NumPy, CuPy, array-api-strict all have it); a backend
-without it gets a clear error. Each VJP is the standard one, written once on Tensors: in a plain
+without it gets a clear error, and the backend's LinAlgError (singular, not positive-definite)
+is re-raised naming the op. Each VJP is the standard one, written once on Tensors: in a plain
 backward the arrays are wrapped as constant Tensors (grad mode is off there), under
 ``create_graph=True`` the same body runs on the graph, so second derivatives work.
 
 Decompositions with several outputs (qr, svd, eigh) are one primitive whose output packs them
 along a last dim; the public function slices them apart (differentiable views), so backward sees
 all their gradients at once. Limits, as PyTorch's: the svd/eigh gradients need distinct singular
-values/eigenvalues (repeated ones give inf/NaN unless the loss ignores the vectors), and the
-loss must not depend on the sign (phase) of the vectors; det's gradient needs an invertible
-matrix; qr's gradient needs m >= n (or mode='r' is not differentiable).
+values/eigenvalues when the loss depends on the vectors (repeated ones give inf/NaN), and the
+loss must not depend on the sign of the vectors; qr's gradient needs m >= n; mode='r' and
+'complete' with m > n are not differentiable. det's gradient is the cofactor matrix, also for
+singular matrices (there through the SVD adjugate, first order only).
 """
 from __future__ import annotations
 

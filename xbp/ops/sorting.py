@@ -1,5 +1,5 @@
-"""Sorting and searching: sort, argsort, msort, topk, kthvalue, median, nanmedian, quantile, mode,
-unique, nonzero, argwhere, searchsorted, bucketize.
+"""Sorting and searching: sort, argsort, msort, topk, kthvalue, median, nanmedian, quantile,
+nanquantile, mode, unique, nonzero, argwhere, searchsorted, bucketize.
 
 The values these return are gathered from the input at the indices they return (the `gather`
 primitive), so they are differentiable to any order and the gradient goes to the element whose
