@@ -126,6 +126,12 @@ def _np_scatter_reduce(a, dim, index, src, f, include_self):
     return out
 
 
+def _np_add_at(a, key, v):
+    out = a.copy()
+    np.add.at(out, key, v)
+    return out
+
+
 def _np_index_add(a, dim, index, src):
     out = np.moveaxis(a.copy(), dim, 0)
     np.add.at(out, index, np.moveaxis(src, dim, 0))
@@ -479,6 +485,13 @@ SPECS = [
            lambda a: _np_setitem(a, (slice(None), [0, 2]), 1.5), [(2, 3)]),
     OpSpec("index_fill_tensor_value", lambda a, v: xbp.index_fill(a, 0, _itensor([1], a), v),
            lambda a, v: _np_setitem(a, ([1],), v), [((2, 3), ())]),
+    OpSpec("index_put_accumulate", lambda a, v: a.index_put((_itensor([0, 1, 0], a), _itensor([2, 0, 2], a)), v,
+                                                           accumulate=True),
+           lambda a, v: _np_add_at(a, (np.array([0, 1, 0]), np.array([2, 0, 2])), v), [((2, 3), (3,)), ((2, 3), ())]),
+    OpSpec("index_put", lambda a, v: xbp.index_put(a, (_itensor([1, 0], a),), v),
+           lambda a, v: _np_setitem(a, ([1, 0],), v), [((2, 3), (3,)), ((2, 3), (2, 3))]),
+    OpSpec("take", lambda a: xbp.take(a, _itensor([[5, 0], [-1, 2]], a)), lambda a: a.reshape(-1)[[[5, 0], [-1, 2]]],
+           [(2, 3), NC((3, 2))]),
     OpSpec("masked_scatter", lambda a, s: a.masked_scatter(_btensor([[True, False, True], [False, True, False]], a), s),
            lambda a, s: _np_setitem(a, (np.array([[True, False, True], [False, True, False]]),), s.reshape(-1)[:3]),
            [((2, 3), (4,)), ((2, 3), (3, 1))]),

@@ -601,3 +601,35 @@ def test_a_pytorch_program_runs_unchanged_with_the_same_results(device):
     tloss.backward()
     close(x.grad, t.grad, rtol=1e-9, atol=1e-12)
     close(y.grad, ty.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_take_put_match_torch(device, accumulate):
+    rng = np.random.default_rng(0)
+    a, v = rng.normal(size=(3, 4)), rng.normal(size=(3,))
+    i0, i1 = np.array([0, 2, 0]), np.array([1, 3, 2])          # repeats only with accumulate below
+    if accumulate:
+        i1 = np.array([1, 3, 1])
+    x, t = both(a, device)
+    vx, vt = both(v, device)
+    y = x.index_put((xbp.tensor(i0, device=device), xbp.tensor(i1, device=device)), vx, accumulate=accumulate)
+    ty = t.index_put((torch.tensor(i0), torch.tensor(i1)), vt, accumulate=accumulate)
+    close(y, ty)
+    backward_both(y, ty, device)
+    close(x.grad, t.grad)
+    close(vx.grad, vt.grad)
+    idx = np.array([[0, -1], [5, 5]])
+    x, t = both(a, device)
+    y, ty = xbp.take(x, xbp.tensor(idx, device=device)), torch.take(t, torch.tensor(idx))
+    close(y, ty)
+    backward_both(y, ty, device)
+    close(x.grad, t.grad)
+    src = rng.normal(size=(2, 2))
+    uidx = idx if accumulate else np.array([[0, -1], [5, 6]])
+    got = xbp.tensor(a, device=device).put(xbp.tensor(uidx, device=device), xbp.tensor(src, device=device),
+                                           accumulate=accumulate)
+    close(got, torch.tensor(a).put(torch.tensor(uidx), torch.tensor(src), accumulate=accumulate))
+    with pytest.raises(IndexError, match="take"):
+        xbp.take(xbp.tensor(a, device=device), xbp.tensor([12], device=device))
+    with pytest.raises(IndexError, match="index"):
+        x.detach().index_put((xbp.tensor([3], device=device),), vx.detach()[:1])

@@ -34,8 +34,9 @@ from .matrix import (  # noqa: F401,E402
     dot, inner, kron, mm, mv, narrow, trace, tril, tril_indices, triu, triu_indices, vdot,
 )
 from .scatter import (  # noqa: F401,E402
-    index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, masked_scatter,
-    masked_scatter_, scatter, scatter_, scatter_add, scatter_add_, scatter_reduce, scatter_reduce_,
+    index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, index_put, index_put_,
+    masked_scatter, masked_scatter_, put, put_, scatter, scatter_, scatter_add, scatter_add_,
+    scatter_reduce, scatter_reduce_, take,
 )
 from .decompositions import (  # noqa: F401,E402
     cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_exp, matrix_power,
