@@ -233,9 +233,15 @@ def solve(A, B, *, left=True):
     if B.ndim < 2 or B.shape[-2] != n:
         raise RuntimeError(f"solve: A of shape {A.shape} needs B of shape (..., {n}, k) or (..., {n}), got {B.shape}")
     try:
-        np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        batch = tuple(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]))
     except ValueError:
         raise RuntimeError(f"solve: the batch dims of A {A.shape} and B {B.shape} do not broadcast") from None
+    # broadcast the batch dims here (not every backend's solve does; the engine sums the gradients back)
+    from .shape import broadcast_to
+    if A.shape[:-2] != batch:
+        A = broadcast_to(A, batch + A.shape[-2:])
+    if B.shape[:-2] != batch:
+        B = broadcast_to(B, batch + B.shape[-2:])
     return apply(solve_p, (A, B))
 
 
