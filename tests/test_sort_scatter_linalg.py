@@ -633,3 +633,20 @@ def test_index_put_take_put_match_torch(device, accumulate):
         xbp.take(xbp.tensor(a, device=device), xbp.tensor([12], device=device))
     with pytest.raises(IndexError, match="index"):
         x.detach().index_put((xbp.tensor([3], device=device),), vx.detach()[:1])
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_solve_and_inverse_match_torch(device, upper):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 3, 2))
+    x, t = both(a, device)
+    bx, bt = both(b, device)
+    L, tL = xbp.linalg.cholesky(_spd(x), upper=upper), torch.linalg.cholesky(_spd(t), upper=upper)
+    ys = [xbp.cholesky_solve(bx, L, upper=upper), L.cholesky_inverse(upper=upper)]
+    tys = [torch.cholesky_solve(bt, tL, upper=upper), torch.cholesky_inverse(tL, upper=upper)]
+    for y, ty in zip(ys, tys):
+        close(y, ty, rtol=1e-10, atol=1e-12)
+    _weighted(ys, device).backward()
+    _weighted(tys).backward()
+    close(x.grad, t.grad, rtol=1e-8, atol=1e-12)
+    close(bx.grad, bt.grad, rtol=1e-8, atol=1e-12)

@@ -523,6 +523,8 @@ class Tensor:
     def slogdet(self): return _ops.slogdet(self)
     def inverse(self): return _ops.inverse(self)
     def cholesky(self, upper=False): return _ops.cholesky(self, upper=upper)
+    def cholesky_solve(self, L, upper=False): return _ops.cholesky_solve(self, L, upper)
+    def cholesky_inverse(self, upper=False): return _ops.cholesky_inverse(self, upper)
     def qr(self, some=True): return _ops.legacy_qr(self, some)
     def svd(self, some=True, compute_uv=True): return _ops.legacy_svd(self, some, compute_uv)
     def pinverse(self, rcond=1e-15): return _ops.pinverse(self, rcond)

@@ -39,7 +39,7 @@ from .scatter import (  # noqa: F401,E402
     scatter_reduce, scatter_reduce_, take,
 )
 from .decompositions import (  # noqa: F401,E402
-    cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_exp, matrix_power,
+    cholesky, cholesky_inverse, cholesky_solve, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_exp, matrix_power,
     pinv, pinverse, slogdet, solve, svdvals,
 )
 

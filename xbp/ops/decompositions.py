@@ -756,3 +756,20 @@ def matrix_exp(A):
     for _ in range(s):
         e = _mm(e, e)
     return e
+
+
+def cholesky_solve(B, L, upper=False):
+    """X with A X = B given A's Cholesky factor L (A = L L^T; upper=True: A = U^T U with U = L):
+    two triangular solves. B (..., n, k), L (..., n, n)."""
+    Lo = _T(L) if upper else L
+    y = solve_triangular(Lo, B, upper=False)
+    return solve_triangular(_T(Lo), y, upper=True)
+
+
+def cholesky_inverse(L, upper=False):
+    """inv(A) from A's Cholesky factor (A = L L^T, or U^T U with upper=True)."""
+    from .._creation import eye
+    from .shape import broadcast_to
+    _square("cholesky_inverse", L)
+    ident = broadcast_to(eye(L.shape[-1], dtype=L.dtype, device=L.xp), L.shape)
+    return cholesky_solve(ident, L, upper)
