@@ -650,3 +650,16 @@ def test_cholesky_solve_and_inverse_match_torch(device, upper):
     _weighted(tys).backward()
     close(x.grad, t.grad, rtol=1e-8, atol=1e-12)
     close(bx.grad, bt.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_unique_consecutive_matches_torch(device):
+    a = np.array([[1, 1, 2, 2, 2, 3, 1, 1], [0, 0, 2, 2, 2, 3, 1, 1]])
+    x, t = xbp.tensor(a, device=device), torch.tensor(a)
+    for dim in (None, 1):
+        got = x.unique_consecutive(return_inverse=True, return_counts=True, dim=dim)
+        want = t.unique_consecutive(return_inverse=True, return_counts=True, dim=dim)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+    np.testing.assert_array_equal(xbp.unique_consecutive(x).numpy(), torch.unique_consecutive(t).numpy())
+    np.testing.assert_array_equal(xbp.unique(x, sorted=True, return_counts=True)[1].numpy(),
+                                  torch.unique(t, return_counts=True)[1].numpy())

@@ -471,6 +471,7 @@ class Tensor:
     def nanquantile(self, q, dim=None, keepdim=False, **kw): return _ops.nanquantile(self, q, dim, keepdim, **kw)
     def mode(self, dim=-1, keepdim=False, **kw): return _ops.mode(self, dim, keepdim, **kw)
     def unique(self, *args, **kw): return _ops.unique(self, *args, **kw)
+    def unique_consecutive(self, *args, **kw): return _ops.unique_consecutive(self, *args, **kw)
     def nonzero(self, *, as_tuple=False): return _ops.nonzero(self, as_tuple=as_tuple)
     def argwhere(self): return _ops.argwhere(self)
     def tril(self, diagonal=0): return _ops.tril(self, diagonal)

@@ -27,7 +27,7 @@ from ._tensor_ns import tensor_namespace  # noqa: F401
 # --- sorting, indexing, scatter and linear algebra ---
 from .sorting import (  # noqa: F401,E402
     argsort, argwhere, bucketize, kthvalue, median, mode, msort, nanmedian, nanquantile, nonzero,
-    quantile, searchsorted, sort, topk, unique,
+    quantile, searchsorted, sort, topk, unique, unique_consecutive,
 )
 from .matrix import (  # noqa: F401,E402
     addbmm, addmm, addmv, addr, baddbmm, block_diag, bmm, cdist, cross, diag, diag_embed, diagonal,
