@@ -663,3 +663,19 @@ def test_unique_consecutive_matches_torch(device):
     np.testing.assert_array_equal(xbp.unique_consecutive(x).numpy(), torch.unique_consecutive(t).numpy())
     np.testing.assert_array_equal(xbp.unique(x, sorted=True, return_counts=True)[1].numpy(),
                                   torch.unique(t, return_counts=True)[1].numpy())
+
+
+def test_searchsorted_sorter_and_scalar_values(device):
+    seq = np.array([5.0, 1.0, 3.0, 2.0])
+    sorter = np.argsort(seq, kind="stable")
+    vals = np.array([[2.5, 0.0, 5.0]])
+    got = xbp.searchsorted(xbp.tensor(seq, device=device), xbp.tensor(vals, device=device),
+                           sorter=xbp.tensor(sorter, device=device), side="right")
+    want = torch.searchsorted(torch.tensor(seq), torch.tensor(vals), sorter=torch.tensor(sorter), side="right")
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    b = xbp.tensor([1.0, 2.0, 4.0], device=device)
+    assert xbp.bucketize(3.0, b).item() == torch.bucketize(3.0, torch.tensor([1.0, 2.0, 4.0])).item() == 2
+    with pytest.raises(RuntimeError, match="bucketize"):
+        xbp.bucketize(xbp.tensor([1.0], device=device), xbp.tensor([[1.0]], device=device))
+    with pytest.raises(RuntimeError, match="contradict"):
+        xbp.searchsorted(b, b, right=True, side="left")
