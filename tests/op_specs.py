@@ -169,6 +169,12 @@ def _np_scatter_reduce(a, dim, index, src, f, include_self):
     return out
 
 
+def _np_add_at(a, key, v):
+    out = a.copy()
+    np.add.at(out, key, v)
+    return out
+
+
 def _np_index_add(a, dim, index, src):
     out = np.moveaxis(a.copy(), dim, 0)
     np.add.at(out, index, np.moveaxis(src, dim, 0))
@@ -182,6 +188,12 @@ def _np_block_diag(*ms):
         out[r:r + m.shape[0], c:c + m.shape[1]] = m
         r, c = r + m.shape[0], c + m.shape[1]
     return out
+
+
+def _np_expm(a):
+    # eigen-decomposition reference (random matrices are diagonalisable), independent of xbp's series
+    w, v = np.linalg.eig(a)
+    return np.real(v @ (np.exp(w)[..., None] * np.linalg.inv(v)))
 
 
 def _spd(a):
@@ -595,6 +607,13 @@ SPECS = [
            lambda a: _np_setitem(a, (slice(None), [0, 2]), 1.5), [(2, 3)]),
     OpSpec("index_fill_tensor_value", lambda a, v: xbp.index_fill(a, 0, _itensor([1], a), v),
            lambda a, v: _np_setitem(a, ([1],), v), [((2, 3), ())]),
+    OpSpec("index_put_accumulate", lambda a, v: a.index_put((_itensor([0, 1, 0], a), _itensor([2, 0, 2], a)), v,
+                                                           accumulate=True),
+           lambda a, v: _np_add_at(a, (np.array([0, 1, 0]), np.array([2, 0, 2])), v), [((2, 3), (3,)), ((2, 3), ())]),
+    OpSpec("index_put", lambda a, v: xbp.index_put(a, (_itensor([1, 0], a),), v),
+           lambda a, v: _np_setitem(a, ([1, 0],), v), [((2, 3), (3,)), ((2, 3), (2, 3))]),
+    OpSpec("take", lambda a: xbp.take(a, _itensor([[5, 0], [-1, 2]], a)), lambda a: a.reshape(-1)[[[5, 0], [-1, 2]]],
+           [(2, 3), NC((3, 2))]),
     OpSpec("masked_scatter", lambda a, s: a.masked_scatter(_btensor([[True, False, True], [False, True, False]], a), s),
            lambda a, s: _np_setitem(a, (np.array([[True, False, True], [False, True, False]]),), s.reshape(-1)[:3]),
            [((2, 3), (4,)), ((2, 3), (3, 1))]),
@@ -634,6 +653,8 @@ SPECS = [
     OpSpec("cond_fro", lambda a: xbp.linalg.cond(a, "fro"), lambda a: np.linalg.cond(a, "fro"), [(3, 3)]),
     OpSpec("solve_triangular", lambda a, b: xbp.linalg.solve_triangular(a, b, upper=False),
            lambda a, b: np.linalg.solve(np.tril(a), b), [((3, 3), (3, 2))], domain=[(0.5, 1.5), (-1, 1)]),
+    OpSpec("matrix_exp", xbp.matrix_exp, lambda a: _np_expm(a), [(2, 2), (2, 3, 3)], domain=(-2, 2), atol=1e-12,
+           rtol=1e-12),
     OpSpec("multi_dot", lambda a, b, c: xbp.linalg.multi_dot([a, b, c]), lambda a, b, c: a @ b @ c,
            [((3,), (3, 2), (2, 2))]),
     # --- no gradient ---

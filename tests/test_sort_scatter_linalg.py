@@ -410,6 +410,7 @@ LINALG = {
                                                                       unitriangular=True), (3, 3)),
     "lstsq": (lambda L, a: L.lstsq(a, a[..., :2] ** 2).solution, (4, 3)),
     "cond": (lambda L, a: L.cond(a), (3, 3)),
+    "matrix_exp": (lambda L, a: L.matrix_exp(a * 3.0), (2, 3, 3)),
 }
 
 
@@ -529,3 +530,152 @@ def test_nanquantile_tri_indices_block_diag(device):
     backward_both(y, ty, device)
     for a_, b_ in zip(xs, ts):
         close(a_.grad, b_.grad)
+
+
+def _cofactors(a):
+    n = a.shape[0]
+    c = np.zeros_like(a)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, 0), j, 1)
+            c[i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return c
+
+
+def test_det_gradient_of_singular_matrices_is_the_cofactor_matrix(device):
+    # d det / dA = cof(A), also for a singular A of rank n-1 (PyTorch 2.13 returns 0 for this one;
+    # det(A + eps E_00) = 4 eps shows the cofactor is right)
+    a = np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]], [[1.0, 2.0, 0.0], [3.0, 1.0, 1.0], [0.0, 1.0, 2.0]]])
+    x = xbp.tensor(a, device=device, requires_grad=True)
+    xbp.linalg.det(x).sum().backward()
+    for k in range(2):
+        np.testing.assert_allclose(x.grad.numpy()[k], _cofactors(a[k]), atol=1e-12)
+    eps = 1e-7
+    bumped = a[0].copy()
+    bumped[0, 0] += eps
+    assert abs((np.linalg.det(bumped) - np.linalg.det(a[0])) / eps - 4.0) < 1e-5
+
+
+def test_singular_and_indefinite_inputs_get_errors_naming_the_op(device):
+    s = xbp.tensor(np.array([[1.0, 2.0], [2.0, 4.0]]), device=device)
+    with pytest.raises(RuntimeError, match="inv: the matrix .* is singular"):
+        xbp.linalg.inv(s)
+    with pytest.raises(RuntimeError, match="solve: the matrix .* is singular"):
+        xbp.linalg.solve(s, s)
+    with pytest.raises(RuntimeError, match="cholesky: .* not symmetric positive-definite"):
+        xbp.linalg.cholesky(-xbp.eye(2, dtype=xbp.float64, device=device))
+
+
+def _program(T, X, Y, labels, device=None):
+    """One PyTorch-style program, run unchanged with T = torch or T = xbp: k-nearest-neighbour votes
+    (cdist, topk, gather, mode), a segment mean (scatter_reduce), a Gaussian log-likelihood
+    (cholesky, solve_triangular, diagonal) and a robust scale (median, quantile). Returns a scalar
+    loss and the votes."""
+    kw = {} if T is torch else {"device": device}
+    d = T.cdist(X, Y)                                            # (n, m)
+    near = d.topk(3, dim=1, largest=False)
+    votes = T.gather(labels.expand(X.shape[0], -1), 1, near.indices).mode(dim=1).values
+    counts = T.zeros(3, dtype=X.dtype, **kw).scatter_add(0, labels, T.ones(labels.shape[0], dtype=X.dtype, **kw))
+    centroid = T.zeros(3, Y.shape[1], dtype=X.dtype, **kw).scatter_reduce(
+        0, labels[:, None].expand(-1, Y.shape[1]), Y, reduce="mean", include_self=False)
+    cov = Y.mT @ Y / Y.shape[0] + 0.5 * T.eye(Y.shape[1], dtype=X.dtype, **kw)
+    L = T.linalg.cholesky(cov)
+    z = T.linalg.solve_triangular(L, (X - centroid[0]).mT, upper=False)
+    loglik = -0.5 * (z * z).sum() - X.shape[0] * T.log(T.diagonal(L)).sum()
+    scale = (X - X.median(dim=0).values).abs().quantile(0.75, dim=0).sum()
+    loss = -loglik + near.values.sum() + scale + (centroid * counts[:, None]).sum() + T.linalg.det(cov).log()
+    return loss, votes
+
+
+def test_a_pytorch_program_runs_unchanged_with_the_same_results(device):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(5, 2)), rng.normal(size=(6, 2))
+    lab = np.array([0, 1, 2, 1, 0, 2])
+    x, t = both(X, device)
+    y, ty = both(Y, device)
+    loss, votes = _program(xbp, x, y, xbp.tensor(lab, device=device), device)
+    tloss, tvotes = _program(torch, t, ty, torch.tensor(lab))
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-10)
+    np.testing.assert_array_equal(votes.numpy(), tvotes.numpy())
+    loss.backward()
+    tloss.backward()
+    close(x.grad, t.grad, rtol=1e-9, atol=1e-12)
+    close(y.grad, ty.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_take_put_match_torch(device, accumulate):
+    rng = np.random.default_rng(0)
+    a, v = rng.normal(size=(3, 4)), rng.normal(size=(3,))
+    i0, i1 = np.array([0, 2, 0]), np.array([1, 3, 2])          # repeats only with accumulate below
+    if accumulate:
+        i1 = np.array([1, 3, 1])
+    x, t = both(a, device)
+    vx, vt = both(v, device)
+    y = x.index_put((xbp.tensor(i0, device=device), xbp.tensor(i1, device=device)), vx, accumulate=accumulate)
+    ty = t.index_put((torch.tensor(i0), torch.tensor(i1)), vt, accumulate=accumulate)
+    close(y, ty)
+    backward_both(y, ty, device)
+    close(x.grad, t.grad)
+    close(vx.grad, vt.grad)
+    idx = np.array([[0, -1], [5, 5]])
+    x, t = both(a, device)
+    y, ty = xbp.take(x, xbp.tensor(idx, device=device)), torch.take(t, torch.tensor(idx))
+    close(y, ty)
+    backward_both(y, ty, device)
+    close(x.grad, t.grad)
+    src = rng.normal(size=(2, 2))
+    uidx = idx if accumulate else np.array([[0, -1], [5, 6]])
+    got = xbp.tensor(a, device=device).put(xbp.tensor(uidx, device=device), xbp.tensor(src, device=device),
+                                           accumulate=accumulate)
+    close(got, torch.tensor(a).put(torch.tensor(uidx), torch.tensor(src), accumulate=accumulate))
+    with pytest.raises(IndexError, match="take"):
+        xbp.take(xbp.tensor(a, device=device), xbp.tensor([12], device=device))
+    with pytest.raises(IndexError, match="index"):
+        x.detach().index_put((xbp.tensor([3], device=device),), vx.detach()[:1])
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_solve_and_inverse_match_torch(device, upper):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 3, 2))
+    x, t = both(a, device)
+    bx, bt = both(b, device)
+    L, tL = xbp.linalg.cholesky(_spd(x), upper=upper), torch.linalg.cholesky(_spd(t), upper=upper)
+    ys = [xbp.cholesky_solve(bx, L, upper=upper), L.cholesky_inverse(upper=upper)]
+    tys = [torch.cholesky_solve(bt, tL, upper=upper), torch.cholesky_inverse(tL, upper=upper)]
+    for y, ty in zip(ys, tys):
+        close(y, ty, rtol=1e-10, atol=1e-12)
+    _weighted(ys, device).backward()
+    _weighted(tys).backward()
+    close(x.grad, t.grad, rtol=1e-8, atol=1e-12)
+    close(bx.grad, bt.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_unique_consecutive_matches_torch(device):
+    a = np.array([[1, 1, 2, 2, 2, 3, 1, 1], [0, 0, 2, 2, 2, 3, 1, 1]])
+    x, t = xbp.tensor(a, device=device), torch.tensor(a)
+    for dim in (None, 1):
+        got = x.unique_consecutive(return_inverse=True, return_counts=True, dim=dim)
+        want = t.unique_consecutive(return_inverse=True, return_counts=True, dim=dim)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+    np.testing.assert_array_equal(xbp.unique_consecutive(x).numpy(), torch.unique_consecutive(t).numpy())
+    np.testing.assert_array_equal(xbp.unique(x, sorted=True, return_counts=True)[1].numpy(),
+                                  torch.unique(t, return_counts=True)[1].numpy())
+
+
+def test_searchsorted_sorter_and_scalar_values(device):
+    seq = np.array([5.0, 1.0, 3.0, 2.0])
+    sorter = np.argsort(seq, kind="stable")
+    vals = np.array([[2.5, 0.0, 5.0]])
+    got = xbp.searchsorted(xbp.tensor(seq, device=device), xbp.tensor(vals, device=device),
+                           sorter=xbp.tensor(sorter, device=device), side="right")
+    want = torch.searchsorted(torch.tensor(seq), torch.tensor(vals), sorter=torch.tensor(sorter), side="right")
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    b = xbp.tensor([1.0, 2.0, 4.0], device=device)
+    assert xbp.bucketize(3.0, b).item() == torch.bucketize(3.0, torch.tensor([1.0, 2.0, 4.0])).item() == 2
+    with pytest.raises(RuntimeError, match="bucketize"):
+        xbp.bucketize(xbp.tensor([1.0], device=device), xbp.tensor([[1.0]], device=device))
+    with pytest.raises(RuntimeError, match="contradict"):
+        xbp.searchsorted(b, b, right=True, side="left")

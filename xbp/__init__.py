@@ -54,10 +54,10 @@ from .ops import (  # noqa: E402
 from .ops import (  # noqa: E402,F401
     addbmm, addmm, addmv, addr, argsort, argwhere, baddbmm, block_diag, bmm, bucketize, cdist,
     cholesky, cross, det, diag, diag_embed, diagonal, dot, index_add, index_copy, index_fill, inner,
-    inverse, kron, kthvalue, logdet, masked_scatter, matrix_power, median, mm, mode, msort, mv,
+    inverse, kron, kthvalue, logdet, masked_scatter, matrix_exp, matrix_power, median, mm, mode, msort, mv,
     nanmedian, nanquantile, narrow, nonzero, pinverse, quantile, scatter, scatter_add, scatter_reduce,
     searchsorted, slogdet, solve, sort, topk, trace, tril, tril_indices, triu, triu_indices, unique,
-    vdot,
+    vdot, index_put, put, take, cholesky_inverse, cholesky_solve, unique_consecutive,
 )
 from .ops import legacy_qr as qr, legacy_svd as svd  # noqa: E402,F401  (torch.qr / torch.svd spellings)
 from . import linalg  # noqa: E402,F401

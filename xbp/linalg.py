@@ -6,16 +6,18 @@ invertible matrices for det/inv/solve, m >= n for qr).
 """
 from .ops.decompositions import (  # noqa: F401
     EighResult, LstsqResult, QRResult, SlogdetResult, SVDResult, cholesky, cholesky_ex, cond, det, eigh,
-    eigvalsh, inv, inv_ex, lstsq, matrix_norm, matrix_power, matrix_rank, multi_dot, norm, pinv, qr,
+    eigvalsh, inv, inv_ex, lstsq, matrix_exp, matrix_norm, matrix_power, matrix_rank, multi_dot, norm, pinv, qr,
     slogdet, solve, solve_triangular, svd, svdvals, vecdot, vector_norm,
 )
 from .ops.linalg import matmul  # noqa: F401
 from .ops import matrix as _matrix
 
 __all__ = [
-    "cholesky", "cholesky_ex", "cond", "cross", "inv_ex", "lstsq", "solve_triangular", "LstsqResult", "det", "diagonal", "eigh", "eigvalsh", "inv", "matmul", "matrix_norm",
-    "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd",
-    "svdvals", "vecdot", "vector_norm", "EighResult", "QRResult", "SlogdetResult", "SVDResult",
+    "EighResult", "LstsqResult", "QRResult", "SVDResult", "SlogdetResult", "cholesky",
+    "cholesky_ex", "cond", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "inv_ex",
+    "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
+    "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
+    "vector_norm",
 ]
 
 

@@ -37,19 +37,20 @@ from .typename import half, tensor_type  # noqa: F401
 # --- sorting, indexing, scatter and linear algebra ---
 from .sorting import (  # noqa: F401,E402
     argsort, argwhere, bucketize, kthvalue, median, mode, msort, nanmedian, nanquantile, nonzero,
-    quantile, searchsorted, sort, topk, unique,
+    quantile, searchsorted, sort, topk, unique, unique_consecutive,
 )
 from .matrix import (  # noqa: F401,E402
     addbmm, addmm, addmv, addr, baddbmm, block_diag, bmm, cdist, cross, diag, diag_embed, diagonal,
     dot, inner, kron, mm, mv, narrow, trace, tril, tril_indices, triu, triu_indices, vdot,
 )
 from .scatter import (  # noqa: F401,E402
-    index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, masked_scatter,
-    masked_scatter_, scatter, scatter_, scatter_add, scatter_add_, scatter_reduce, scatter_reduce_,
+    index_add, index_add_, index_copy, index_copy_, index_fill, index_fill_, index_put, index_put_,
+    masked_scatter, masked_scatter_, put, put_, scatter, scatter_, scatter_add, scatter_add_,
+    scatter_reduce, scatter_reduce_, take,
 )
 from .decompositions import (  # noqa: F401,E402
-    cholesky, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_power, pinv,
-    pinverse, slogdet, solve, svdvals,
+    cholesky, cholesky_inverse, cholesky_solve, det, eigh, eigvalsh, inv, inverse, legacy_qr, legacy_svd, logdet, matrix_exp, matrix_power,
+    pinv, pinverse, slogdet, solve, svdvals,
 )
 
 # --- tensor surface ---

@@ -1,17 +1,20 @@
 """Linear algebra through the Array API `linalg` extension: det, slogdet, inv, solve, cholesky,
-qr, svd, svdvals, eigh, eigvalsh, and the norms and helpers built on them.
+qr, svd, svdvals, eigh, eigvalsh, and what is built on them (norms, pinv, lstsq, cond,
+solve_triangular, matrix_power, matrix_exp, matrix_rank).
 
 Forward calls the backend's ``xp.linalg`` (NumPy, CuPy, array-api-strict all have it); a backend
-without it gets a clear error. Each VJP is the standard one, written once on Tensors: in a plain
+without it gets a clear error, and the backend's LinAlgError (singular, not positive-definite)
+is re-raised naming the op. Each VJP is the standard one, written once on Tensors: in a plain
 backward the arrays are wrapped as constant Tensors (grad mode is off there), under
 ``create_graph=True`` the same body runs on the graph, so second derivatives work.
 
 Decompositions with several outputs (qr, svd, eigh) are one primitive whose output packs them
 along a last dim; the public function slices them apart (differentiable views), so backward sees
 all their gradients at once. Limits, as PyTorch's: the svd/eigh gradients need distinct singular
-values/eigenvalues (repeated ones give inf/NaN unless the loss ignores the vectors), and the
-loss must not depend on the sign (phase) of the vectors; det's gradient needs an invertible
-matrix; qr's gradient needs m >= n (or mode='r' is not differentiable).
+values/eigenvalues when the loss depends on the vectors (repeated ones give inf/NaN), and the
+loss must not depend on the sign of the vectors; qr's gradient needs m >= n; mode='r' and
+'complete' with m > n are not differentiable. det's gradient is the cofactor matrix, also for
+singular matrices (there through the SVD adjugate, first order only).
 """
 from __future__ import annotations
 
@@ -41,6 +44,20 @@ def backend_linalg(op, xp):
     return la
 
 
+def _call(op, xp, fn, *args, what="singular", **kw):
+    """fn(*args) from the backend's linalg, its LinAlgError re-raised naming the op and the fix."""
+    try:
+        return getattr(backend_linalg(op, xp), fn)(*args, **kw)
+    except Exception as e:  # noqa: BLE001 - each backend has its own LinAlgError class
+        if type(e).__name__ != "LinAlgError":
+            raise
+        shapes = ", ".join(str(tuple(a.shape)) for a in args if hasattr(a, "shape"))
+        hint = {"singular": "the matrix (or one in the batch) is singular; check its rank, or use "
+                            "xbp.linalg.pinv / lstsq",
+                "pd": "the matrix (or one in the batch) is not symmetric positive-definite"}[what]
+        raise RuntimeError(f"{op}: {hint} (input shape {shapes}; backend: {e})") from None
+
+
 def _tensor_vjp(body):
     """A VJP written on Tensors: plain backward wraps the arrays (and unwraps the results)."""
     def vjp(c, g):
@@ -53,7 +70,7 @@ def _tensor_vjp(body):
                 return None
             if isinstance(a, tuple):
                 return tuple(w(e) for e in a)
-            return _wrap(a, xp) if xp.is_array(a) else a
+            return _wrap(a, xp) if xp.is_array(a) or isinstance(a, np.generic) else a
         out = body(c, _wrap(g, xp), w(c.ins), w(c.out), w(c.res))
         return tuple(None if r is None else r.array for r in out)
     return vjp
@@ -102,9 +119,32 @@ def _ex(x, *axes):
 # --- det / slogdet ---------------------------------------------------------------------------------
 @_tensor_vjp
 def _det_vjp(c, g, ins, out, res):
-    # d det(A) = det(A) tr(A^-1 dA): gA = g det(A) A^-T
+    # d det(A) = tr(adj(A) dA): gA = g adj(A)^T, with adj(A) = det(A) A^-1 when A is invertible;
+    # with a singular matrix in the batch, adj(A) = det(U) det(V) V diag(prod_{j!=i} s_j) U^T from
+    # the SVD A = U S V^T (finite, as PyTorch's; first order only there)
     (a,) = ins
-    return (_ex(g * out, -1, -1) * _T(inv(a)),)
+    xp = a.xp
+    s = backend_linalg("det", xp).svdvals(a.detach().array)
+    n = a.shape[-1]
+    # invertible to working precision: the inverse is accurate (and differentiable once more)
+    if n == 0 or bool(xp.all(s[..., -1] > s[..., 0] * (n * float(np.finfo(a.dtype).eps) * 1e3))):
+        return (_ex(g * out, -1, -1) * _T(inv(a)),)
+    return (_ex(g, -1, -1) * _T(_adjugate(a.detach())),)
+
+
+def _adjugate(a):
+    from .reduce import prod
+    from .shape import unsqueeze
+    u, s, vh = svd(a, full_matrices=False)
+    n = s.shape[-1]
+    others = []
+    for i in range(n):       # prod_{j != i} s_j without dividing by a zero singular value
+        keep = [j for j in range(n) if j != i]
+        others.append(prod(s[..., keep], -1) if keep else s[..., 0] * 0 + 1)
+    from .shape import stack
+    p = stack(others, -1)
+    sign = det(u) * det(_T(vh))
+    return unsqueeze(unsqueeze(sign, -1), -1) * _mm(_T(vh) * _ex(p, -2), _T(u))
 
 
 det_p = Primitive("det", lambda xp, a: backend_linalg("det", xp).det(a), _det_vjp, save="in,out")
@@ -150,7 +190,7 @@ def _inv_vjp(c, g, ins, out, res):
     return (-_mm(_mm(it, g), it),)
 
 
-inv_p = Primitive("inv", lambda xp, a: backend_linalg("inv", xp).inv(a), _inv_vjp, save="out")
+inv_p = Primitive("inv", lambda xp, a: _call("inv", xp, "inv", a), _inv_vjp, save="out")
 
 
 def inv(A):
@@ -170,7 +210,7 @@ def _solve_vjp(c, g, ins, out, res):
     return (-_mm(gb, _T(out)) if c.needs[0] else None, gb)
 
 
-solve_p = Primitive("solve", lambda xp, a, b: backend_linalg("solve", xp).solve(a, b), _solve_vjp, save="in,out")
+solve_p = Primitive("solve", lambda xp, a, b: _call("solve", xp, "solve", a, b), _solve_vjp, save="in,out")
 
 
 def solve(A, B, *, left=True):
@@ -193,9 +233,15 @@ def solve(A, B, *, left=True):
     if B.ndim < 2 or B.shape[-2] != n:
         raise RuntimeError(f"solve: A of shape {A.shape} needs B of shape (..., {n}, k) or (..., {n}), got {B.shape}")
     try:
-        np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        batch = tuple(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]))
     except ValueError:
         raise RuntimeError(f"solve: the batch dims of A {A.shape} and B {B.shape} do not broadcast") from None
+    # broadcast the batch dims here (not every backend's solve does; the engine sums the gradients back)
+    from .shape import broadcast_to
+    if A.shape[:-2] != batch:
+        A = broadcast_to(A, batch + A.shape[-2:])
+    if B.shape[:-2] != batch:
+        B = broadcast_to(B, batch + B.shape[-2:])
     return apply(solve_p, (A, B))
 
 
@@ -212,7 +258,7 @@ def _cholesky_vjp(c, g, ins, out, res):
     return (_T(solve(_T(L), _T(s))),)        # (L^-T (L^-T P)^T)^T = L^-T P L^-1
 
 
-cholesky_p = Primitive("cholesky", lambda xp, a: backend_linalg("cholesky", xp).cholesky(a), _cholesky_vjp,
+cholesky_p = Primitive("cholesky", lambda xp, a: _call("cholesky", xp, "cholesky", a, what="pd"), _cholesky_vjp,
                        save="out")
 
 
@@ -684,3 +730,46 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
     out = cholesky(A, upper=upper)
     xp = A.xp
     return namedtuple("CholeskyEx", ["L", "info"])(out, _wrap(xp.zeros(A.shape[:-2], dtype=xp.dtype(np.dtype("int32"))), xp))
+
+
+def matrix_exp(A):
+    """exp(A) of square matrices (..., n, n) by scaling and squaring: exp(A) = exp(A / 2^s)^(2^s)
+    with s chosen so that |A / 2^s|_1 <= 1/2, and an order-18 Taylor polynomial (Horner) for the
+    scaled matrix (truncation below 1e-21 there). Composed of matmuls, so differentiable to any
+    order."""
+    from .._creation import eye
+    _square("matrix_exp", A)
+    xp = A.xp
+    n = A.shape[-1]
+    if n == 0 or A.numel() == 0:
+        return A * 1
+    a = A.detach().array
+    norm1 = float(xp.to_numpy(xp.max(xp.sum(xp.abs(a), axis=-2)))) if n else 0.0
+    s = max(0, int(np.ceil(np.log2(norm1 / 0.5)))) if norm1 > 0.5 else 0
+    if not np.isfinite(norm1):
+        raise RuntimeError("matrix_exp: the input has inf or NaN entries")
+    b = A * (0.5 ** s) if s else A
+    ident = eye(n, dtype=A.dtype, device=xp)
+    e = ident
+    for k in range(18, 0, -1):
+        e = ident + _mm(b, e) * (1.0 / k)
+    for _ in range(s):
+        e = _mm(e, e)
+    return e
+
+
+def cholesky_solve(B, L, upper=False):
+    """X with A X = B given A's Cholesky factor L (A = L L^T; upper=True: A = U^T U with U = L):
+    two triangular solves. B (..., n, k), L (..., n, n)."""
+    Lo = _T(L) if upper else L
+    y = solve_triangular(Lo, B, upper=False)
+    return solve_triangular(_T(Lo), y, upper=True)
+
+
+def cholesky_inverse(L, upper=False):
+    """inv(A) from A's Cholesky factor (A = L L^T, or U^T U with upper=True)."""
+    from .._creation import eye
+    from .shape import broadcast_to
+    _square("cholesky_inverse", L)
+    ident = broadcast_to(eye(L.shape[-1], dtype=L.dtype, device=L.xp), L.shape)
+    return cholesky_solve(ident, L, upper)

@@ -447,3 +447,93 @@ def index_fill_(input, dim, index, value):  # noqa: A002
 def masked_scatter_(input, mask, source):  # noqa: A002
     """In-place `masked_scatter` (recorded on the graph; bumps the version counter)."""
     return inplace_(input, "masked_scatter_", lambda t: masked_scatter(t, mask, source))
+
+
+# --- index_put / take / put: advanced-index and flat-position forms -----------------------------------
+def _flat_positions(op, x, indices):
+    """Flat positions (int64 array, the indexed shape) named by a tuple of index tensors (integer or
+    bool), as x[indices] would select them; bounds checked."""
+    from .index import _normalize_key
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"{op}: indices must be a tuple of tensors, got {type(indices).__name__}")
+    for t in indices:
+        if t is not None and (not isinstance(t, Tensor) or t.dtype.kind not in "iub"):
+            raise TypeError(f"{op}: each index must be an integer or bool tensor, got "
+                            f"{t.dtype if isinstance(t, Tensor) else type(t).__name__}")
+    key, _, advanced = _normalize_key(x, tuple(slice(None) if t is None else t for t in indices))
+    if not advanced:
+        raise TypeError(f"{op}: needs at least one index tensor")
+    return x.xp.astype(x.xp.index_positions(x.shape, key), _i64(x.xp))
+
+
+def _put_flat(op, x, pos, values, accumulate):
+    from .elementwise import where
+    from .shape import broadcast_to, reshape
+    xp = x.xp
+    if not isinstance(values, Tensor):
+        from .._creation import tensor
+        values = tensor(values, dtype=x.dtype, device=xp)
+    if values.dtype != x.dtype:
+        raise RuntimeError(f"{op}: values dtype {values.dtype} differs from the input's {x.dtype}; "
+                           "convert with .to(x.dtype)")
+    try:
+        vals = reshape(broadcast_to(values, tuple(pos.shape)), (-1,))
+    except ValueError:
+        raise RuntimeError(f"{op}: values of shape {values.shape} cannot be broadcast to the indexed shape "
+                           f"{tuple(pos.shape)}") from None
+    flat = xp.reshape(pos, (-1,))
+    n = x.numel()
+    if accumulate:
+        return x + reshape(index_add_rows(n, _wrap(flat, xp), vals), x.shape)
+    placed, hit = _place(n, flat, vals, _winners(xp, flat))
+    return where(_wrap(xp.reshape(hit, x.shape), xp), reshape(placed, x.shape), x)
+
+
+def index_put(input, indices, values, accumulate=False):  # noqa: A002
+    """input with ``input[indices] = values`` (accumulate=False; for a repeated position the last
+    value wins) or ``+= values`` (accumulate=True: repeats add up). indices: a tuple of integer/bool
+    tensors as in advanced indexing (None for a full slice); values broadcast to the indexed shape."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"index_put: input must be an xbp.Tensor, got {type(input).__name__}")
+    return _put_flat("index_put", input, _flat_positions("index_put", input, indices), values, accumulate)
+
+
+def index_put_(input, indices, values, accumulate=False):  # noqa: A002
+    """In-place `index_put` (recorded on the graph; bumps the version counter)."""
+    return inplace_(input, "index_put_", lambda t: index_put(t, indices, values, accumulate))
+
+
+def _flat_index(op, x, index):
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got "
+                        f"{index.dtype if isinstance(index, Tensor) else type(index).__name__}")
+    n = x.numel()
+    if index.numel():
+        x.xp.check_index_range(index.array, n, f"{op} (input of {n} elements)")
+    # negative positions count from the end, as PyTorch's take/put allow
+    a = index.array
+    return x.xp.astype(x.xp.where(a < 0, a + n, a), _i64(x.xp))
+
+
+def take(input, index):  # noqa: A002
+    """input treated as 1-D (row-major) and read at `index` (any shape; negative counts from the
+    end) -> index's shape. Differentiable (the gradient scatter-adds back)."""
+    from .shape import reshape
+    pos = _flat_index("take", input, index)
+    flat = reshape(input, (-1,))
+    out = apply(take_rows_p, (flat, _wrap(input.xp.reshape(pos, (-1,)), input.xp)))
+    return reshape(out, index.shape)
+
+
+def put(input, index, source, accumulate=False):  # noqa: A002
+    """input treated as 1-D with source's entries written at `index` (or added, accumulate=True)."""
+    from .shape import reshape
+    pos = _flat_index("put", input, index)
+    if not isinstance(source, Tensor) or source.numel() != index.numel():
+        raise RuntimeError(f"put: source must be a tensor with as many elements as index ({index.numel()})")
+    return _put_flat("put", input, pos, reshape(source, index.shape), accumulate)
+
+
+def put_(input, index, source, accumulate=False):  # noqa: A002
+    """In-place `put` (recorded on the graph; bumps the version counter)."""
+    return inplace_(input, "put_", lambda t: put(t, index, source, accumulate))

@@ -1,5 +1,5 @@
-"""Sorting and searching: sort, argsort, msort, topk, kthvalue, median, nanmedian, quantile, mode,
-unique, nonzero, argwhere, searchsorted, bucketize.
+"""Sorting and searching: sort, argsort, msort, topk, kthvalue, median, nanmedian, quantile,
+nanquantile, mode, unique, nonzero, argwhere, searchsorted, bucketize.
 
 The values these return are gathered from the input at the indices they return (the `gather`
 primitive), so they are differentiable to any order and the gradient goes to the element whose
@@ -371,7 +371,6 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     (output, inverse?, counts?) when either extra is asked for."""
     _tensor_arg("unique", x)
     xp = x.xp
-    i64 = _i64(xp)
     if dim is not None:
         d = dim_index("unique", dim, x.ndim)
         # distinct slices: a lexicographic comparison of whole slices, done on a host copy
@@ -384,23 +383,51 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
             res.append(_wrap(xp.from_numpy(cnt.astype(np.int64)), xp))
         return res[0] if len(res) == 1 else tuple(res)
     flat = xp.reshape(x.array, (-1,))
-    n = flat.shape[0]
     order = _argsort_array(xp, flat, 0, False)
-    s = xp.take(flat, order, axis=0)
-    if n:
-        new = xp.concat([xp.ones((1,), dtype=xp.bool), s[1:] != s[:-1]])
-    else:
-        new = xp.zeros((0,), dtype=xp.bool)
-    values = s[new]
-    res = [_wrap(values, xp)]
+    return _runs(x, xp.take(flat, order, axis=0), order, return_inverse, return_counts)
+
+
+def _runs(x, s, order, return_inverse, return_counts):
+    """The runs of equal neighbours in the 1-D array s (x's entries in the given order, or None for
+    x's own order): first values, and optionally each entry's run (x's shape) and the run lengths."""
+    xp = x.xp
+    i64 = _i64(xp)
+    n = s.shape[0]
+    new = xp.concat([xp.ones((1,), dtype=xp.bool), s[1:] != s[:-1]]) if n else xp.zeros((0,), dtype=xp.bool)
+    res = [_wrap(s[new], xp)]
     if return_inverse:
         group = xp.cumulative_sum(xp.astype(new, i64)) - 1
-        inverse = xp.take(group, xp.argsort(order, stable=True), axis=0)
-        res.append(_wrap(xp.reshape(inverse, x.shape), xp))
+        if order is not None:
+            group = xp.take(group, xp.argsort(order, stable=True), axis=0)
+        res.append(_wrap(xp.reshape(group, x.shape), xp))
     if return_counts:
         starts = xp.nonzero(new)[0]
         ends = xp.concat([starts[1:], xp.asarray([n], dtype=starts.dtype)]) if n else starts
         res.append(_wrap(xp.astype(ends - starts, i64), xp))
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+@dim_aliases
+def unique_consecutive(x, return_inverse=False, return_counts=False, dim=None):
+    """Collapse runs of equal neighbours (in row-major order, or of equal slices along `dim`):
+    output, and optionally inverse (x's shape; len along dim) and counts. No gradient."""
+    _tensor_arg("unique_consecutive", x)
+    xp = x.xp
+    if dim is None:
+        return _runs(x, xp.reshape(x.array, (-1,)), None, return_inverse, return_counts)
+    d = dim_index("unique_consecutive", dim, x.ndim)
+    host = np.moveaxis(xp.to_numpy(x.array), d, 0)          # slices compared on a host copy
+    n = host.shape[0]
+    flat = host.reshape(n, -1)
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = np.any(flat[1:] != flat[:-1], axis=1)
+    res = [_wrap(xp.from_numpy(np.ascontiguousarray(np.moveaxis(host[new], 0, d))), xp)]
+    if return_inverse:
+        res.append(_wrap(xp.from_numpy(np.cumsum(new).astype(np.int64) - 1), xp))
+    if return_counts:
+        starts = np.flatnonzero(new)
+        res.append(_wrap(xp.from_numpy(np.diff(np.append(starts, n)).astype(np.int64)), xp))
     return res[0] if len(res) == 1 else tuple(res)
 
 
