@@ -478,3 +478,25 @@ def test_saved_output_makes_no_reference_cycle(device):
     (saved,) = y.grad_fn.res.saved_tensors
     assert saved.grad_fn is y.grad_fn and saved._version is y._version
     np.testing.assert_allclose(to_np(saved), np.exp(a), rtol=1e-12)
+
+
+def test_multi_output_saving_outputs_double_backward(device):
+    class Exps(Function):
+        @staticmethod
+        def forward(ctx, x):
+            y1, y2 = x.exp(), (x * 2).exp()
+            ctx.save_for_backward(y1, y2)
+            return y1, y2
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            y1, y2 = ctx.saved_tensors
+            return g1 * y1 + g2 * 2 * y2
+
+    x, a = rand((3,), device)
+    y1, y2 = Exps.apply(x)
+    (g,) = xbp.grad((y1 + y2).sum(), x, create_graph=True)
+    np.testing.assert_allclose(to_np(g), np.exp(a) + 2 * np.exp(2 * a), rtol=1e-12)
+    (h,) = xbp.grad(g.sum(), x)
+    np.testing.assert_allclose(to_np(h), np.exp(a) + 4 * np.exp(2 * a), rtol=1e-12)
+    assert gradgradcheck(Exps.apply, (x,))

@@ -27,9 +27,11 @@ trace, create_graph). Nothing here is a second engine.
 - ``backward`` always sees Tensors: in a plain backward they are wrapped arrays and grad mode is
   off; under ``create_graph=True`` they are the graph's Tensors and grad mode is on, so a
   ``backward`` written with xbp ops is itself differentiable (double backward).
-- Saved tensors are the Tensor objects themselves (inputs keep their graph, outputs get this node
-  as grad_fn). Their version counters are recorded when forward returns and compared when
-  ``ctx.saved_tensors`` is read: a saved tensor changed in place since raises RuntimeError.
+- Saved inputs (and other tensors) are kept as the Tensor objects, with their graph; saved
+  outputs are kept as (array, version counter, weak reference to this node) and rebuilt on this
+  node when read, as PyTorch's SavedVariable does, so no reference cycle keeps them alive. Version
+  counters are recorded when forward returns and compared when ``ctx.saved_tensors`` is read: a
+  saved tensor changed in place since raises RuntimeError.
 - The ctx is the node's residual, so the engine drops it (and the saved tensors) after backward
   unless ``retain_graph``; a second backward then raises the engine's usual error.
 """
