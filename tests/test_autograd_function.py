@@ -119,7 +119,7 @@ def test_exp_closed_form_gradcheck_and_double_backward(device):
     Exp = make_exp(Function)
     x, a = rand((3,), device)
     y = Exp.apply(x)
-    assert y.grad_fn is not None and y.grad_fn.name == "ExpBackward"
+    assert y.grad_fn is not None and y.grad_fn.name() == "ExpBackward"     # PyTorch's node name
     np.testing.assert_allclose(to_np(y), np.exp(a), rtol=1e-12)
     y.sum().backward()
     np.testing.assert_allclose(to_np(x.grad), np.exp(a), rtol=1e-12)
@@ -144,11 +144,12 @@ def test_multi_output_nontensor_arg_kwargs_match_torch(device):
     x, a = rand((5,), device, seed=1)
     w, b = rand((5,), device, seed=2)
     p, q = S.apply(x, w, 2, scale=3.0)
-    assert p.grad_fn is not q.grad_fn          # one selector node per output
+    assert p.grad_fn is not q.grad_fn          # one selector node per output, named as the function
     (p.sum() * 2 + (q * q).sum()).backward()
     xt = torch.tensor(a, requires_grad=True)
     wt = torch.tensor(b, requires_grad=True)
     pt, qt = St.apply(xt, wt, 2, scale=3.0)
+    assert p.grad_fn.name() == q.grad_fn.name() == pt.grad_fn.name() == "ScaledSplitBackward"
     (pt.sum() * 2 + (qt * qt).sum()).backward()
     np.testing.assert_allclose(to_np(p), pt.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(to_np(q), qt.detach().numpy(), rtol=1e-12)
@@ -238,7 +239,7 @@ def test_mark_dirty_matches_torch(device):
     x, a = rand((3,), device)
     h = x * 3                                  # a non-leaf: in-place on it is allowed
     out = D.apply(h)
-    assert out is h and h.grad_fn.name == "Double_Backward"
+    assert out is h and h.grad_fn.name() == "Double_Backward"
     np.testing.assert_allclose(to_np(h), 6 * a)
     (out * out).sum().backward()
     xt = torch.tensor(a, requires_grad=True)

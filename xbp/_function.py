@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import weakref
 
-from ._primitive import GRAD_STATE, Primitive, _EMPTY, _new_node, _refresh_view, edge
+from ._primitive import GRAD_STATE, Node, Primitive, _EMPTY, _new_node, _refresh_view, edge
 from ._tensor import Tensor, _wrap
 
 __all__ = ["Function", "FunctionCtx", "BackwardCFunction", "once_differentiable"]
@@ -276,8 +276,23 @@ def _select_prim(cls) -> Primitive:
 _TOKEN_SHAPE = ((),)
 
 
+class _FunctionNode(Node):
+    """A Node of this module (a Function's node, an output selector, a once_differentiable
+    guard): the engine treats it as any Node; only its PyTorch-facing name differs."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        """PyTorch's name for a custom Function's node, the class name plus "Backward"
+        (``ExpBackward``), on the function's node and on each of its outputs' selectors."""
+        if self.prim.vjp is _select_vjp:
+            return self.parents[0].prim.name
+        return self.prim.name
+
+
 def _plain_node(prim, xp, params, res, parents, shapes):
     n = _new_node(prim, xp, params, res, tuple(parents), tuple(p is not None for p in parents), tuple(shapes))
+    n.__class__ = _FunctionNode          # same slots: only the methods change
     n.ins = None
     n.out = None
     n.versions = ()
