@@ -501,3 +501,19 @@ def test_multi_output_saving_outputs_double_backward(device):
     (h,) = xbp.grad(g.sum(), x)
     np.testing.assert_allclose(to_np(h), np.exp(a) + 4 * np.exp(2 * a), rtol=1e-12)
     assert gradgradcheck(Exps.apply, (x,))
+
+
+def test_gradient_dtype_is_cast_to_the_inputs(device):
+    class Up(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.to(xbp.float64) * 2           # a float64 gradient for a float32 input
+
+    x, a = rand((3,), device, dtype=np.float32)
+    Up.apply(x).sum().backward()
+    assert x.grad.dtype == xbp.float32
+    np.testing.assert_array_equal(to_np(x.grad), np.full(3, 2.0, dtype=np.float32))
