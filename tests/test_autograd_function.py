@@ -119,7 +119,7 @@ def test_exp_closed_form_gradcheck_and_double_backward(device):
     Exp = make_exp(Function)
     x, a = rand((3,), device)
     y = Exp.apply(x)
-    assert y.grad_fn is not None and y.grad_fn.name == "ExpBackward"
+    assert y.grad_fn is not None and y.grad_fn.name() == "ExpBackward"     # PyTorch's node name
     np.testing.assert_allclose(to_np(y), np.exp(a), rtol=1e-12)
     y.sum().backward()
     np.testing.assert_allclose(to_np(x.grad), np.exp(a), rtol=1e-12)
@@ -144,11 +144,12 @@ def test_multi_output_nontensor_arg_kwargs_match_torch(device):
     x, a = rand((5,), device, seed=1)
     w, b = rand((5,), device, seed=2)
     p, q = S.apply(x, w, 2, scale=3.0)
-    assert p.grad_fn is not q.grad_fn          # one selector node per output
+    assert p.grad_fn is not q.grad_fn          # one selector node per output, named as the function
     (p.sum() * 2 + (q * q).sum()).backward()
     xt = torch.tensor(a, requires_grad=True)
     wt = torch.tensor(b, requires_grad=True)
     pt, qt = St.apply(xt, wt, 2, scale=3.0)
+    assert p.grad_fn.name() == q.grad_fn.name() == pt.grad_fn.name() == "ScaledSplitBackward"
     (pt.sum() * 2 + (qt * qt).sum()).backward()
     np.testing.assert_allclose(to_np(p), pt.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(to_np(q), qt.detach().numpy(), rtol=1e-12)
@@ -238,7 +239,7 @@ def test_mark_dirty_matches_torch(device):
     x, a = rand((3,), device)
     h = x * 3                                  # a non-leaf: in-place on it is allowed
     out = D.apply(h)
-    assert out is h and h.grad_fn.name == "Double_Backward"
+    assert out is h and h.grad_fn.name() == "Double_Backward"
     np.testing.assert_allclose(to_np(h), 6 * a)
     (out * out).sum().backward()
     xt = torch.tensor(a, requires_grad=True)
@@ -478,3 +479,41 @@ def test_saved_output_makes_no_reference_cycle(device):
     (saved,) = y.grad_fn.res.saved_tensors
     assert saved.grad_fn is y.grad_fn and saved._version is y._version
     np.testing.assert_allclose(to_np(saved), np.exp(a), rtol=1e-12)
+
+
+def test_multi_output_saving_outputs_double_backward(device):
+    class Exps(Function):
+        @staticmethod
+        def forward(ctx, x):
+            y1, y2 = x.exp(), (x * 2).exp()
+            ctx.save_for_backward(y1, y2)
+            return y1, y2
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            y1, y2 = ctx.saved_tensors
+            return g1 * y1 + g2 * 2 * y2
+
+    x, a = rand((3,), device)
+    y1, y2 = Exps.apply(x)
+    (g,) = xbp.grad((y1 + y2).sum(), x, create_graph=True)
+    np.testing.assert_allclose(to_np(g), np.exp(a) + 2 * np.exp(2 * a), rtol=1e-12)
+    (h,) = xbp.grad(g.sum(), x)
+    np.testing.assert_allclose(to_np(h), np.exp(a) + 4 * np.exp(2 * a), rtol=1e-12)
+    assert gradgradcheck(Exps.apply, (x,))
+
+
+def test_gradient_dtype_is_cast_to_the_inputs(device):
+    class Up(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.to(xbp.float64) * 2           # a float64 gradient for a float32 input
+
+    x, a = rand((3,), device, dtype=np.float32)
+    Up.apply(x).sum().backward()
+    assert x.grad.dtype == xbp.float32
+    np.testing.assert_array_equal(to_np(x.grad), np.full(3, 2.0, dtype=np.float32))

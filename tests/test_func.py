@@ -437,3 +437,13 @@ def test_stack_module_state_ensemble_with_vmap_matches_torch(device):
     close(params["bias"].grad, np.full((3, 2), 2.0))
     with pytest.raises(NotImplementedError, match="randomness='same'"):
         F.vmap(lambda t: t, randomness="same")
+
+
+def test_hessians_are_differentiable_again(device):
+    """Third derivatives through both hessians, against finite differences."""
+    a = np.array([0.3, -0.8, 1.1])
+    quartic = lambda u: (u ** 4 * u.sin()).sum()             # noqa: E731
+    assert gradcheck(lambda t: AF.hessian(quartic, t, create_graph=True), (T(a, device, True),))
+    assert gradcheck(lambda t: F.hessian(quartic)(t), (T(a, device, True),))
+    H = AF.hessian(quartic, T(a, device, True))
+    assert not H.requires_grad                              # create_graph=False: detached

@@ -27,9 +27,11 @@ trace, create_graph). Nothing here is a second engine.
 - ``backward`` always sees Tensors: in a plain backward they are wrapped arrays and grad mode is
   off; under ``create_graph=True`` they are the graph's Tensors and grad mode is on, so a
   ``backward`` written with xbp ops is itself differentiable (double backward).
-- Saved tensors are the Tensor objects themselves (inputs keep their graph, outputs get this node
-  as grad_fn). Their version counters are recorded when forward returns and compared when
-  ``ctx.saved_tensors`` is read: a saved tensor changed in place since raises RuntimeError.
+- Saved inputs (and other tensors) are kept as the Tensor objects, with their graph; saved
+  outputs are kept as (array, version counter, weak reference to this node) and rebuilt on this
+  node when read, as PyTorch's SavedVariable does, so no reference cycle keeps them alive. Version
+  counters are recorded when forward returns and compared when ``ctx.saved_tensors`` is read: a
+  saved tensor changed in place since raises RuntimeError.
 - The ctx is the node's residual, so the engine drops it (and the saved tensors) after backward
   unless ``retain_graph``; a second backward then raises the engine's usual error.
 """
@@ -38,7 +40,7 @@ from __future__ import annotations
 import functools
 import weakref
 
-from ._primitive import GRAD_STATE, Primitive, _EMPTY, _new_node, _refresh_view, edge
+from ._primitive import GRAD_STATE, Node, Primitive, _EMPTY, _new_node, _refresh_view, edge
 from ._tensor import Tensor, _wrap
 
 __all__ = ["Function", "FunctionCtx", "BackwardCFunction", "once_differentiable"]
@@ -274,8 +276,23 @@ def _select_prim(cls) -> Primitive:
 _TOKEN_SHAPE = ((),)
 
 
+class _FunctionNode(Node):
+    """A Node of this module (a Function's node, an output selector, a once_differentiable
+    guard): the engine treats it as any Node; only its PyTorch-facing name differs."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        """PyTorch's name for a custom Function's node, the class name plus "Backward"
+        (``ExpBackward``), on the function's node and on each of its outputs' selectors."""
+        if self.prim.vjp is _select_vjp:
+            return self.parents[0].prim.name
+        return self.prim.name
+
+
 def _plain_node(prim, xp, params, res, parents, shapes):
     n = _new_node(prim, xp, params, res, tuple(parents), tuple(p is not None for p in parents), tuple(shapes))
+    n.__class__ = _FunctionNode          # same slots: only the methods change
     n.ins = None
     n.out = None
     n.versions = ()
