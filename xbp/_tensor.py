@@ -294,14 +294,14 @@ class Tensor:
             yield self[i]
 
     # --- arithmetic (no maths here: every operator calls an op) ---------------------------------------
-    def __add__(self, o): return _ops.add(self, o)
-    def __radd__(self, o): return _ops.add(o, self)
-    def __sub__(self, o): return _ops.sub(self, o)
-    def __rsub__(self, o): return _ops.sub(o, self)
-    def __mul__(self, o): return _ops.mul(self, o)
-    def __rmul__(self, o): return _ops.mul(o, self)
-    def __truediv__(self, o): return _ops.div(self, o)
-    def __rtruediv__(self, o): return _ops.div(o, self)
+    def __add__(self, o): return _elementwise._add(self, o)
+    def __radd__(self, o): return _elementwise._add(o, self)
+    def __sub__(self, o): return _elementwise._sub(self, o)
+    def __rsub__(self, o): return _elementwise._sub(o, self)
+    def __mul__(self, o): return _elementwise._mul(self, o)
+    def __rmul__(self, o): return _elementwise._mul(o, self)
+    def __truediv__(self, o): return _elementwise._div(self, o)
+    def __rtruediv__(self, o): return _elementwise._div(o, self)
     def __floordiv__(self, o): return _ops.floor_divide(self, o)
     def __rfloordiv__(self, o): return _ops.floor_divide(o, self)
     def __mod__(self, o): return _ops.remainder(self, o)
@@ -554,4 +554,5 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor; Tensor's methods call ops at run time)
+from .ops import elementwise as _elementwise  # noqa: E402  (the operators' two-argument bodies)
 from . import _engine  # noqa: E402
