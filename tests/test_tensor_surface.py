@@ -110,6 +110,11 @@ def test_size_is_a_tuple_that_prints_like_torch(device):
     assert x.size(-1) == t.size(-1) == 5 and x.size(0) == 3
     with pytest.raises(IndexError):
         x.size(3)
+    with pytest.raises(IndexError) as theirs:
+        torch.zeros(()).size(0)
+    with pytest.raises(IndexError, match="no dimensions"):
+        xbp.zeros((), device=device).size(0)
+    assert "no dimensions" in str(theirs.value)
     assert pickle.loads(pickle.dumps(s)) == s and type(pickle.loads(pickle.dumps(s))) is xbp.Size
     assert xbp.Size([2, 3]) == (2, 3) and xbp.zeros(xbp.Size([2, 3]), device=device).shape == (2, 3)
     assert f"{s}" == "(3, 4, 5)"                         # f-strings keep the tuple (error messages)
@@ -149,6 +154,11 @@ ALIAS_CASES = {
     "index_select": (lambda m, x: m.index_select(x, axis=1, index=m.tensor([2, 0], device=x.device)),
                      lambda x: torch.index_select(x, 1, torch.tensor([2, 0]))),
     "repeat_interleave": (lambda m, x: m.repeat_interleave(x, 2, axis=1), lambda x: torch.repeat_interleave(x, 2, 1)),
+    "swapaxes": (lambda m, x: m.swapaxes(x, axis0=0, axis1=1), lambda x: torch.swapaxes(x, axis0=0, axis1=1)),
+    "transpose": (lambda m, x: m.transpose(x, dim0=1, dim1=0), lambda x: torch.transpose(x, dim0=1, dim1=0)),
+    "mean dtype": (lambda m, x: m.mean(x, 1, dtype=m.float64), lambda x: torch.mean(x, 1, dtype=torch.float64)),
+    "prod dtype": (lambda m, x: m.prod(x, axis=0, dtype=m.float64), lambda x: torch.prod(x, 0, dtype=torch.float64)),
+    "cumsum dtype": (lambda m, x: m.cumsum(x, axis=0, dtype=m.float64), lambda x: torch.cumsum(x, 0, dtype=torch.float64)),
     # Tensor methods
     "T.max": (lambda m, x: x.max(axis=0).values, lambda x: x.max(0).values),
     "T.argmax": (lambda m, x: x.argmax(axis=1), lambda x: x.argmax(1)),
@@ -169,6 +179,7 @@ def test_keyword_aliases_match_torch(name, device):
     x, t = _pair((3, 4), device)
     out, expected = mine(xbp, x), ref(t)
     assert tuple(out.shape) == tuple(expected.shape)
+    assert out.dtype == np.dtype(str(expected.dtype).split(".")[1])
     if expected.dtype == torch.bool or not expected.is_floating_point():
         assert to_np(out).tolist() == expected.numpy().tolist()
     else:

@@ -102,8 +102,10 @@ class Tensor:
         from the end; out of range is an IndexError)."""
         if dim is None:
             return _new_tuple(Size, self.array.shape)
+        if self.array.ndim == 0:
+            raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
         from .ops._util import dim_index
-        return self.array.shape[dim_index("size", dim, self.array.ndim)] if self.array.ndim else 1
+        return self.array.shape[dim_index("size", dim, self.array.ndim)]
 
     def numel(self) -> int:
         n = 1
@@ -351,7 +353,7 @@ class Tensor:
     @property
     def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
     @property
-    def mT(self): return _ops.swapaxes(self, -1, -2)
+    def mT(self): return _ops.transpose(self, -1, -2)
 
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
@@ -402,8 +404,9 @@ class Tensor:
     def view_as(self, other): return _ops.reshape(self, other.shape)
     def reshape_as(self, other): return _ops.reshape(self, other.shape)
     def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
-    def transpose(self, d0, d1): return _ops.swapaxes(self, d0, d1)
-    def swapaxes(self, d0, d1): return _ops.swapaxes(self, d0, d1)
+    def transpose(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
+    def swapaxes(self, axis0, axis1): return _ops.transpose(self, axis0, axis1)
+    def swapdims(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
     def permute(self, *dims): return _ops.permute(self, _shape_args(dims))
     def expand(self, *shape): return _ops.expand(self, _shape_args(shape))
     def expand_as(self, other): return _ops.expand(self, other.shape)

@@ -120,8 +120,9 @@ def permute(x, *dims):
     return _as_view(apply(permute_p, (x,), p), x, permute_p, p)
 
 
-def swapaxes(x, dim0, dim1):
-    """Swap two dims (PyTorch's transpose)."""
+def transpose(x, dim0, dim1):
+    """Swap two dims (PyTorch's transpose; `swapdims`, and `swapaxes` with PyTorch's
+    `axis0`/`axis1` names)."""
     axes = list(range(x.ndim))
     d0, d1 = dim_index("transpose", dim0, x.ndim), dim_index("transpose", dim1, x.ndim)
     if x.ndim == 0:
@@ -130,8 +131,15 @@ def swapaxes(x, dim0, dim1):
     return permute(x, axes)
 
 
-transpose = swapaxes
-swapdims = swapaxes
+swapdims = transpose
+
+
+def swapaxes(x, axis0=None, axis1=None, *, dim0=None, dim1=None):
+    """`transpose` under NumPy's name: ``swapaxes(x, axis0, axis1)`` (``dim0=``/``dim1=`` too)."""
+    axis0, axis1 = pick_dim("swapaxes", dim0, axis0), pick_dim("swapaxes", dim1, axis1)
+    if axis0 is None or axis1 is None:
+        raise TypeError("swapaxes(): needs the two dims to swap, e.g. swapaxes(x, 0, 1)")
+    return transpose(x, axis0, axis1)
 
 
 def movedim(x, source, destination):
