@@ -486,3 +486,40 @@ def test_pytorch_style_script_prints_the_same(device):
     finally:
         xbp.set_default_device(old)
     assert lines["xbp"] == [s.replace("torch.", "xbp.") for s in lines["torch"]]
+
+
+# --- conversions and legacy types -----------------------------------------------------------------
+LEGACY = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor", "CharTensor",
+          "ByteTensor", "BoolTensor"]
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_legacy_types_match_torch(name):
+    mine, theirs = getattr(xbp, name), getattr(torch, name)
+    for args in ([[1, 0, 3]], [[[1.0, 2.0]]], [2, 3]):
+        x, t = mine(*args), theirs(*args)
+        assert x.dtype == np.dtype(str(t.dtype).split(".")[1]) and tuple(x.shape) == tuple(t.shape)
+        if isinstance(args[0], list):
+            assert to_np(x).tolist() == t.tolist()
+        assert isinstance(x, mine) and not isinstance(x, xbp.FloatTensor if name != "FloatTensor" else xbp.LongTensor)
+        assert x.type() == t.type().replace("torch.", "xbp.")
+
+
+def test_conversion_methods_match_torch(device):
+    x, t = _pair((2, 3), device)
+    for method in ("half", "float", "double", "long", "int", "short", "char", "byte", "bool"):
+        if device == "strict" and method == "half":
+            continue
+        got, ref = getattr(x, method)(), getattr(t, method)()
+        assert got.dtype == np.dtype(str(ref.dtype).split(".")[1]), method
+        np.testing.assert_allclose(to_np(got).astype(np.float64), ref.numpy().astype(np.float64), rtol=1e-3)
+    assert x.type(xbp.float64).dtype == xbp.float64 and x.type("torch.LongTensor").dtype == xbp.int64
+    assert x.type(xbp.IntTensor).dtype == xbp.int32
+    assert (x.element_size(), x.itemsize, x.nbytes, x.nelement(), x.ndimension()) == \
+        (t.element_size(), t.itemsize, t.nbytes, t.nelement(), t.ndimension())
+    assert x.is_cuda == (device == "cuda") and x.is_cpu == (device == "cpu") and x.is_contiguous()
+    assert (float(x[0, 1]) in x) and (123.0 not in x) and (float(t[0, 1]) in t)
+    # type() keeps gradients flowing, like .to(dtype)
+    xr = xbp.tensor(to_np(x), device=device, requires_grad=True)
+    xr.type(xbp.float64).sum().backward()
+    assert xr.grad.dtype == xbp.float32 and float(xr.grad.sum()) == 6.0

@@ -472,6 +472,61 @@ class Tensor:
     # --- sorting, indexing, scatter and linear algebra ---
 
     # --- tensor surface: conversions, printing, aliases ---
+    def half(self): return self.to(dtype=np.float16)
+    def char(self): return self.to(dtype=np.int8)
+    def byte(self): return self.to(dtype=np.uint8)
+    def short(self): return self.to(dtype=np.int16)
+    def cfloat(self): return self.to(dtype=np.complex64)
+    def cdouble(self): return self.to(dtype=np.complex128)
+
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """``t.type()``: the legacy type name ('xbp.FloatTensor'); ``t.type(dtype)``: `t` converted
+        to a dtype or a legacy type (``xbp.LongTensor``, 'torch.LongTensor'), differentiably."""
+        from ._legacy_types import legacy_dtype, type_name
+        if dtype is None:
+            return type_name(self)
+        dt = legacy_dtype(dtype)
+        to_cuda = isinstance(dtype, str) and ".cuda." in dtype
+        out = self.to(dtype=dtype if dt is None else dt)
+        return out.to("cuda") if to_cuda and out.device.type != "cuda" else out
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.xp.device.type == "cuda"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.xp.device == "cpu"
+
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel() * self.dtype.itemsize
+
+    def nelement(self) -> int:
+        return self.numel()
+
+    def ndimension(self) -> int:
+        return self.array.ndim
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        # xbp has no strides at its surface: every tensor reads as contiguous (contiguous() is a no-op)
+        return True
+
+    def __contains__(self, element):
+        """``v in t``: whether any element equals `v` (a number or a broadcastable tensor)."""
+        return bool(_ops.any(_ops.eq(self, element)).item())
+
     def uniform_(self, from_=0.0, to=1.0, *, generator=None):
         """Fill in place with samples from U(from_, to) (from `generator`, an xbp.Generator, if given)."""
         return self.copy_(_random_fill(self, "uniform_", generator, from_, to))
