@@ -523,3 +523,20 @@ def test_conversion_methods_match_torch(device):
     xr = xbp.tensor(to_np(x), device=device, requires_grad=True)
     xr.type(xbp.float64).sum().backward()
     assert xr.grad.dtype == xbp.float32 and float(xr.grad.sum()) == 6.0
+
+
+def test_default_generator_is_the_cpu_stream():
+    g = xbp.manual_seed(21)
+    assert g is xbp.default_generator is xbp.random.default_generator
+    assert torch.manual_seed(21) is torch.default_generator                 # the same protocol
+    assert g.initial_seed() == xbp.initial_seed() == 21 == torch.initial_seed()
+    a = xbp.rand(3).tolist()
+    assert xbp.get_rng_state().tolist() == g.get_state().tolist()
+    g.manual_seed(21)
+    assert xbp.rand(3).tolist() == a
+    g.manual_seed(21)
+    assert xbp.rand(3, generator=g).tolist() == a                          # drawing from it is the default stream
+    s = g.get_state()
+    b = xbp.rand(2).tolist()
+    g.set_state(s)
+    assert xbp.rand(2).tolist() == b
