@@ -48,9 +48,19 @@ NODE_CASES = {
     "to double": lambda m, a, b, v: a.double(), "gelu": lambda m, a, b, v: m.nn.functional.gelu(a),
     "cross_entropy": lambda m, a, b, v: m.nn.functional.cross_entropy(a, m.tensor([0, 1, 2])),
     "cumsum": lambda m, a, b, v: a.cumsum(0), "flip": lambda m, a, b, v: a.flip(0),
+    "layer_norm": lambda m, a, b, v: m.nn.functional.layer_norm(a, (3,)),
+    "batch_norm": lambda m, a, b, v: m.nn.functional.batch_norm(a, None, None, training=True),
+    "index_select": lambda m, a, b, v: m.index_select(a, 0, m.tensor([2, 0])),
+    "index": lambda m, a, b, v: a[m.tensor([2, 0])], "stack": lambda m, a, b, v: m.stack([a, b], 1),
+    "embedding": lambda m, a, b, v: m.nn.functional.embedding(m.tensor([[0, 2]]), a),
+    "conv2d": lambda m, a, b, v: m.nn.functional.conv2d(a.reshape(1, 1, 3, 3), b.reshape(1, 1, 3, 3)),
+    "max_pool2d": lambda m, a, b, v: m.nn.functional.max_pool2d(a.reshape(1, 1, 3, 3), 2),
+    "bce_logits none": lambda m, a, b, v: m.nn.functional.binary_cross_entropy_with_logits(
+        a, b.detach().sigmoid(), reduction="none"),
 }
 # Functions xbp composes from several primitives show their last primitive's node (logsumexp
-# ends in a reshape: ViewBackward0; mse_loss in MeanBackward0), where PyTorch has one node.
+# ends in a reshape: ViewBackward0; mse_loss and the reduced BCE losses in MeanBackward0), where
+# PyTorch has one node.
 
 
 @pytest.mark.parametrize("name", list(NODE_CASES))
