@@ -134,11 +134,8 @@ def transpose(x, dim0, dim1):
 swapdims = transpose
 
 
-def swapaxes(x, axis0=None, axis1=None, *, dim0=None, dim1=None):
-    """`transpose` under NumPy's name: ``swapaxes(x, axis0, axis1)`` (``dim0=``/``dim1=`` too)."""
-    axis0, axis1 = pick_dim("swapaxes", dim0, axis0), pick_dim("swapaxes", dim1, axis1)
-    if axis0 is None or axis1 is None:
-        raise TypeError("swapaxes(): needs the two dims to swap, e.g. swapaxes(x, 0, 1)")
+def swapaxes(x, axis0, axis1):
+    """`transpose` under NumPy's name, with PyTorch's argument names for it (`axis0`, `axis1`)."""
     return transpose(x, axis0, axis1)
 
 
