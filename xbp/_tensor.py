@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
-from ._size import Size
-
-_new_tuple = tuple.__new__
+from ._size import _CACHE as _SIZES, Size, as_size
 
 _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
 
@@ -62,7 +60,9 @@ class Tensor:
     def shape(self) -> "Size":
         """The shape as an `xbp.Size` (a tuple); built here, on access, so ops (which read
         ``x.array.shape``) never pay for it."""
-        return _new_tuple(Size, self.array.shape)
+        s = self.array.shape
+        r = _SIZES.get(s)
+        return r if r is not None else as_size(s)
 
     @property
     def ndim(self) -> int:
@@ -101,7 +101,7 @@ class Tensor:
         """``size()``: the shape (an `xbp.Size`); ``size(dim)``: one entry (negative dims count
         from the end; out of range is an IndexError)."""
         if dim is None:
-            return _new_tuple(Size, self.array.shape)
+            return as_size(self.array.shape)
         if self.array.ndim == 0:
             raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
         from .ops._util import dim_index
