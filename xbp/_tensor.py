@@ -528,7 +528,8 @@ class Tensor:
         return bool(_ops.any(_ops.eq(self, element)).item())
 
     def uniform_(self, from_=0.0, to=1.0, *, generator=None):
-        """Fill in place with samples from U(from_, to) (from `generator`, an xbp.Generator, if given)."""
+        """Fill in place with uniform samples in [``from_``, ``to``) (from `generator`, an
+        xbp.Generator, if given)."""
         return self.copy_(_random_fill(self, "uniform_", generator, from_, to))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
