@@ -672,6 +672,18 @@ SPECS = [
            grad=False, float32_ok=False),
 
     # --- tensor surface ----------------------------------------------------------------------------
+    OpSpec("add_alpha", lambda a, b: xbp.add(a, b, alpha=-2.5), lambda a, b: a - 2.5 * b, BINARY),
+    OpSpec("sub_alpha_kw", lambda a, b: xbp.sub(input=a, other=b, alpha=0.5), lambda a, b: a - 0.5 * b,
+           [((2, 3), (3,))]),
+    OpSpec("matmul_kw", lambda a, b: xbp.matmul(input=a, other=b), lambda a, b: a @ b, [((2, 3), (3, 2))]),
+    OpSpec("stack_axis_neg", lambda a, b: xbp.stack([a, b], axis=-1), lambda a, b: np.stack([a, b], -1),
+           [((2, 3), (2, 3)), (NC((2, 3)), (2, 3))]),
+    OpSpec("max_axis_3d", lambda a: a.max(axis=2).values, lambda a: a.max(2), [(2, 3, 2)], smooth=False),
+    OpSpec("softmax_axis", lambda a: xbp.softmax(a, axis=0), lambda a: _softmax(a, 0), [(2, 3), NC((3, 2))]),
+    OpSpec("cumsum_axis", lambda a: xbp.cumsum(a, axis=-1), lambda a: np.cumsum(a, -1), [(2, 3)]),
+    OpSpec("sum_axis_keepdims", lambda a: a.sum(axis=(0, 2), keepdims=True), lambda a: a.sum((0, 2), keepdims=True),
+           [(2, 3, 2)]),
+    OpSpec("swapaxes_axis", lambda a: xbp.swapaxes(a, axis0=0, axis1=2), lambda a: np.swapaxes(a, 0, 2), [(2, 3, 2)]),
 ]
 
 SPEC_BY_NAME = {s.name: s for s in SPECS}

@@ -11,7 +11,8 @@ import pytest
 import xbp
 import xbp.nn.functional as F
 
-DIM_PARAMS = ("dim", "dims", "axis", "dim0", "dim1", "start_dim", "end_dim", "source", "destination")
+DIM_PARAMS = ("dim", "dims", "axis", "dim0", "dim1", "axis0", "axis1", "start_dim", "end_dim", "source",
+              "destination")
 
 
 def _dim_params(name, params):

@@ -183,3 +183,15 @@ def test_return_types_print_like_torch(on_default):
         assert type(mine).__name__ == type(theirs).__name__
         values, indices = mine
         assert values is mine.values and indices is mine.indices
+
+
+def test_summarised_print_moves_only_the_edges(device):
+    """A large tensor's repr reads only the printed edges off the device: the reduction there
+    gives the same elements as PyTorch's summarised data (computed here with NumPy)."""
+    from xbp._printing import edges
+    a = np.arange(40 * 5 * 9, dtype=np.float32).reshape(40, 5, 9)
+    t = xbp.tensor(a, device=device)
+    got = t.xp.to_numpy(edges(t.xp, t.array, 3))
+    idx = [np.r_[0:3, n - 3:n] if n > 6 else np.arange(n) for n in a.shape]
+    np.testing.assert_array_equal(got, a[np.ix_(*idx)])
+    assert got.shape == (6, 5, 6)

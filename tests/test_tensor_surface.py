@@ -48,9 +48,19 @@ NODE_CASES = {
     "to double": lambda m, a, b, v: a.double(), "gelu": lambda m, a, b, v: m.nn.functional.gelu(a),
     "cross_entropy": lambda m, a, b, v: m.nn.functional.cross_entropy(a, m.tensor([0, 1, 2])),
     "cumsum": lambda m, a, b, v: a.cumsum(0), "flip": lambda m, a, b, v: a.flip(0),
+    "layer_norm": lambda m, a, b, v: m.nn.functional.layer_norm(a, (3,)),
+    "batch_norm": lambda m, a, b, v: m.nn.functional.batch_norm(a, None, None, training=True),
+    "index_select": lambda m, a, b, v: m.index_select(a, 0, m.tensor([2, 0])),
+    "index": lambda m, a, b, v: a[m.tensor([2, 0])], "stack": lambda m, a, b, v: m.stack([a, b], 1),
+    "embedding": lambda m, a, b, v: m.nn.functional.embedding(m.tensor([[0, 2]]), a),
+    "conv2d": lambda m, a, b, v: m.nn.functional.conv2d(a.reshape(1, 1, 3, 3), b.reshape(1, 1, 3, 3)),
+    "max_pool2d": lambda m, a, b, v: m.nn.functional.max_pool2d(a.reshape(1, 1, 3, 3), 2),
+    "bce_logits none": lambda m, a, b, v: m.nn.functional.binary_cross_entropy_with_logits(
+        a, b.detach().sigmoid(), reduction="none"),
 }
 # Functions xbp composes from several primitives show their last primitive's node (logsumexp
-# ends in a reshape: ViewBackward0; mse_loss in MeanBackward0), where PyTorch has one node.
+# ends in a reshape: ViewBackward0; mse_loss and the reduced BCE losses in MeanBackward0), where
+# PyTorch has one node.
 
 
 @pytest.mark.parametrize("name", list(NODE_CASES))
@@ -110,6 +120,11 @@ def test_size_is_a_tuple_that_prints_like_torch(device):
     assert x.size(-1) == t.size(-1) == 5 and x.size(0) == 3
     with pytest.raises(IndexError):
         x.size(3)
+    with pytest.raises(IndexError) as theirs:
+        torch.zeros(()).size(0)
+    with pytest.raises(IndexError, match="no dimensions"):
+        xbp.zeros((), device=device).size(0)
+    assert "no dimensions" in str(theirs.value)
     assert pickle.loads(pickle.dumps(s)) == s and type(pickle.loads(pickle.dumps(s))) is xbp.Size
     assert xbp.Size([2, 3]) == (2, 3) and xbp.zeros(xbp.Size([2, 3]), device=device).shape == (2, 3)
     assert f"{s}" == "(3, 4, 5)"                         # f-strings keep the tuple (error messages)
@@ -149,6 +164,11 @@ ALIAS_CASES = {
     "index_select": (lambda m, x: m.index_select(x, axis=1, index=m.tensor([2, 0], device=x.device)),
                      lambda x: torch.index_select(x, 1, torch.tensor([2, 0]))),
     "repeat_interleave": (lambda m, x: m.repeat_interleave(x, 2, axis=1), lambda x: torch.repeat_interleave(x, 2, 1)),
+    "swapaxes": (lambda m, x: m.swapaxes(x, axis0=0, axis1=1), lambda x: torch.swapaxes(x, axis0=0, axis1=1)),
+    "transpose": (lambda m, x: m.transpose(x, dim0=1, dim1=0), lambda x: torch.transpose(x, dim0=1, dim1=0)),
+    "mean dtype": (lambda m, x: m.mean(x, 1, dtype=m.float64), lambda x: torch.mean(x, 1, dtype=torch.float64)),
+    "prod dtype": (lambda m, x: m.prod(x, axis=0, dtype=m.float64), lambda x: torch.prod(x, 0, dtype=torch.float64)),
+    "cumsum dtype": (lambda m, x: m.cumsum(x, axis=0, dtype=m.float64), lambda x: torch.cumsum(x, 0, dtype=torch.float64)),
     # Tensor methods
     "T.max": (lambda m, x: x.max(axis=0).values, lambda x: x.max(0).values),
     "T.argmax": (lambda m, x: x.argmax(axis=1), lambda x: x.argmax(1)),
@@ -169,6 +189,7 @@ def test_keyword_aliases_match_torch(name, device):
     x, t = _pair((3, 4), device)
     out, expected = mine(xbp, x), ref(t)
     assert tuple(out.shape) == tuple(expected.shape)
+    assert out.dtype == np.dtype(str(expected.dtype).split(".")[1])
     if expected.dtype == torch.bool or not expected.is_floating_point():
         assert to_np(out).tolist() == expected.numpy().tolist()
     else:
@@ -217,6 +238,10 @@ OUT_CASES = {
     "pow": (lambda m, a, b, o: m.pow(m.abs(a), 2.0, out=o), lambda a, b, o: torch.pow(a.abs(), 2.0, out=o), (2, 3)),
     "exp": (lambda m, a, b, o: m.exp(a, out=o), lambda a, b, o: torch.exp(a, out=o), (2, 3)),
     "maximum": (lambda m, a, b, o: m.maximum(a, b, out=o), lambda a, b, o: torch.maximum(a, b, out=o), (2, 3)),
+    "clamp": (lambda m, a, b, o: m.clamp(a, -0.5, 0.5, out=o), lambda a, b, o: torch.clamp(a, -0.5, 0.5, out=o), (2, 3)),
+    "where": (lambda m, a, b, o: m.where(a > b, a, b, out=o), lambda a, b, o: torch.where(a > b, a, b, out=o), (2, 3)),
+    "floor": (lambda m, a, b, o: m.floor(a * 3, out=o), lambda a, b, o: torch.floor(a * 3, out=o), (2, 3)),
+    "gt into float": (lambda m, a, b, o: m.gt(a, b, out=o), lambda a, b, o: torch.gt(a, b, out=o), (2, 3)),
     "matmul": (lambda m, a, b, o: m.matmul(a, b.T, out=o), lambda a, b, o: torch.matmul(a, b.T, out=o), (2, 2)),
     "cat": (lambda m, a, b, o: m.cat([a, b], 0, out=o), lambda a, b, o: torch.cat([a, b], 0, out=o), (4, 3)),
     "stack": (lambda m, a, b, o: m.stack([a, b], 1, out=o), lambda a, b, o: torch.stack([a, b], 1, out=o), (2, 2, 3)),
@@ -475,3 +500,57 @@ def test_pytorch_style_script_prints_the_same(device):
     finally:
         xbp.set_default_device(old)
     assert lines["xbp"] == [s.replace("torch.", "xbp.") for s in lines["torch"]]
+
+
+# --- conversions and legacy types -----------------------------------------------------------------
+LEGACY = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor", "CharTensor",
+          "ByteTensor", "BoolTensor"]
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_legacy_types_match_torch(name):
+    mine, theirs = getattr(xbp, name), getattr(torch, name)
+    for args in ([[1, 0, 3]], [[[1.0, 2.0]]], [2, 3]):
+        x, t = mine(*args), theirs(*args)
+        assert x.dtype == np.dtype(str(t.dtype).split(".")[1]) and tuple(x.shape) == tuple(t.shape)
+        if isinstance(args[0], list):
+            assert to_np(x).tolist() == t.tolist()
+        assert isinstance(x, mine) and not isinstance(x, xbp.FloatTensor if name != "FloatTensor" else xbp.LongTensor)
+        assert x.type() == t.type().replace("torch.", "xbp.")
+
+
+def test_conversion_methods_match_torch(device):
+    x, t = _pair((2, 3), device)
+    for method in ("half", "float", "double", "long", "int", "short", "char", "byte", "bool"):
+        if device == "strict" and method == "half":
+            continue
+        got, ref = getattr(x, method)(), getattr(t, method)()
+        assert got.dtype == np.dtype(str(ref.dtype).split(".")[1]), method
+        np.testing.assert_allclose(to_np(got).astype(np.float64), ref.numpy().astype(np.float64), rtol=1e-3)
+    assert x.type(xbp.float64).dtype == xbp.float64 and x.type("torch.LongTensor").dtype == xbp.int64
+    assert x.type(xbp.IntTensor).dtype == xbp.int32
+    assert (x.element_size(), x.itemsize, x.nbytes, x.nelement(), x.ndimension()) == \
+        (t.element_size(), t.itemsize, t.nbytes, t.nelement(), t.ndimension())
+    assert x.is_cuda == (device == "cuda") and x.is_cpu == (device == "cpu") and x.is_contiguous()
+    assert (float(x[0, 1]) in x) and (123.0 not in x) and (float(t[0, 1]) in t)
+    # type() keeps gradients flowing, like .to(dtype)
+    xr = xbp.tensor(to_np(x), device=device, requires_grad=True)
+    xr.type(xbp.float64).sum().backward()
+    assert xr.grad.dtype == xbp.float32 and float(xr.grad.sum()) == 6.0
+
+
+def test_default_generator_is_the_cpu_stream():
+    g = xbp.manual_seed(21)
+    assert g is xbp.default_generator is xbp.random.default_generator
+    assert torch.manual_seed(21) is torch.default_generator                 # the same protocol
+    assert g.initial_seed() == xbp.initial_seed() == 21 == torch.initial_seed()
+    a = xbp.rand(3).tolist()
+    assert xbp.get_rng_state().tolist() == g.get_state().tolist()
+    g.manual_seed(21)
+    assert xbp.rand(3).tolist() == a
+    g.manual_seed(21)
+    assert xbp.rand(3, generator=g).tolist() == a                          # drawing from it is the default stream
+    s = g.get_state()
+    b = xbp.rand(2).tolist()
+    g.set_state(s)
+    assert xbp.rand(2).tolist() == b

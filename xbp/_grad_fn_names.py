@@ -24,8 +24,8 @@ _FIXED = {
     "binary_cross_entropy_with_logits": "BinaryCrossEntropyWithLogitsBackward0",
     "conv2d": "ConvolutionBackward0", "conv_transpose2d": "ConvolutionBackward0",
     "max_pool2d": "MaxPool2DWithIndicesBackward0", "avg_pool2d": "AvgPool2DBackward0",
-    "max_unpool2d": "MaxUnpool2DBackward0", "normalize": "NativeLayerNormBackward0",
-    "embedding": "EmbeddingBackward0", "setitem": "CopySlices", "take_rows": "EmbeddingBackward0",
+    "max_unpool2d": "MaxUnpool2DBackward0",
+    "embedding": "EmbeddingBackward0", "setitem": "CopySlices", "take_rows": "IndexSelectBackward0",
     "leaky_relu": "LeakyReluBackward0", "gelu": "GeluBackward0", "silu": "SiluBackward0",
     "softplus": "SoftplusBackward0", "log_softmax": "LogSoftmaxBackward0",
 }
@@ -69,6 +69,11 @@ def _getitem(n):
     return "SliceBackward0"
 
 
+def _normalize(n):
+    # one primitive serves layer_norm (trailing dims) and batch_norm (dim 0 and the spatial dims)
+    return "NativeBatchNormBackward0" if 0 in tuple(n.p.get("axes", ())) else "NativeLayerNormBackward0"
+
+
 def _sub(n):
     # 2 - x is PyTorch's rsub
     return "RsubBackward1" if n.shapes[0] is None else "SubBackward0"
@@ -79,6 +84,7 @@ _RULES = {
     "amax": lambda n: "AmaxBackward0", "amin": lambda n: "AminBackward0",
     "max": lambda n: "MaxBackward0", "min": lambda n: "MinBackward0",
     "matmul": _matmul, "linear": _linear, "pow": _pow, "getitem": _getitem, "sub": _sub,
+    "normalize": _normalize,
 }
 
 

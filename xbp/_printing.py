@@ -146,7 +146,7 @@ def _complex_str(v, f1, f2) -> str:
     return real + imag if imag[0] in "+-" else real + "+" + imag
 
 
-def _vector_str(a, indent, summarize, f1, f2):
+def _vector_str(a, n, indent, summarize, f1, f2):
     opts = PRINT_OPTS
     element_length = f1.max_width + 2
     if f2 is not None:
@@ -156,7 +156,7 @@ def _vector_str(a, indent, summarize, f1, f2):
     e = opts.edgeitems
     if summarize and not e:
         data = ["..."]
-    elif summarize and a.shape[0] > 2 * e:
+    elif summarize and n > 2 * e:
         data = [fmt(v) for v in a[:e].tolist()] + [" ..."] + [fmt(v) for v in a[-e:].tolist()]
     else:
         data = [fmt(v) for v in a.tolist()]
@@ -164,20 +164,23 @@ def _vector_str(a, indent, summarize, f1, f2):
     return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
 
 
-def _str_with_formatter(a, indent, summarize, f1, f2=None):
-    if a.ndim == 0:
+def _str_with_formatter(a, shape, indent, summarize, f1, f2=None):
+    """`a` holds the printed elements of a tensor of `shape`: all of them, or (summarising) the
+    first and last `edgeitems` along each longer dim."""
+    if not shape:
         v = a.item()
         return f1.format(v) if f2 is None else _complex_str(v, f1, f2)
-    if a.ndim == 1:
-        return _vector_str(a, indent, summarize, f1, f2)
+    if len(shape) == 1:
+        return _vector_str(a, shape[0], indent, summarize, f1, f2)
     e = PRINT_OPTS.edgeitems
-    n = a.shape[0]
+    n, inner = shape[0], shape[1:]
     if summarize and n > 2 * e:
-        slices = ([_str_with_formatter(a[i], indent + 1, summarize, f1, f2) for i in range(e)] + ["..."]
-                  + [_str_with_formatter(a[i], indent + 1, summarize, f1, f2) for i in range(n - e, n)])
+        m = a.shape[0]
+        slices = ([_str_with_formatter(a[i], inner, indent + 1, summarize, f1, f2) for i in range(e)] + ["..."]
+                  + [_str_with_formatter(a[i], inner, indent + 1, summarize, f1, f2) for i in range(m - e, m)])
     else:
-        slices = [_str_with_formatter(a[i], indent + 1, summarize, f1, f2) for i in range(n)]
-    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
+        slices = [_str_with_formatter(a[i], inner, indent + 1, summarize, f1, f2) for i in range(n)]
+    return "[" + ("," + "\n" * (len(shape) - 1) + " " * (indent + 1)).join(slices) + "]"
 
 
 def _summarized(a: np.ndarray) -> np.ndarray:
@@ -194,17 +197,30 @@ def _summarized(a: np.ndarray) -> np.ndarray:
     return np.stack([_summarized(a[i]) for i in rows])
 
 
-def tensor_str(a: np.ndarray, indent: int) -> str:
-    """The bracketed body of a tensor's repr (PyTorch's `_tensor_str`), from a host array."""
-    if a.size == 0:
+def edges(xp, x, e: int):
+    """The first and last `e` entries along every dim longer than 2e, on the device (so printing
+    a large GPU tensor copies only what is shown): the same elements as `_summarized`."""
+    for d, n in enumerate(x.shape):
+        if n > 2 * e:
+            head = (slice(None),) * d
+            x = xp.concat([x[head + (slice(0, e), Ellipsis)], x[head + (slice(n - e, n), Ellipsis)]], axis=d)
+    return x
+
+
+def tensor_str(a: np.ndarray, indent: int, shape=None) -> str:
+    """The bracketed body of a tensor's repr (PyTorch's `_tensor_str`), from a host array: the
+    whole tensor, or for a summarised print of a tensor of `shape`, its `edges`."""
+    shape = tuple(a.shape) if shape is None else tuple(shape)
+    if math.prod(shape) == 0:
         return "[]"
-    summarize = a.size > PRINT_OPTS.threshold
+    summarize = math.prod(shape) > PRINT_OPTS.threshold
     if a.dtype == np.float16:
         a = a.astype(np.float32)          # same values; formatting reads Python floats anyway
+    # the values that choose the notation and width: the printed ones (a itself once reduced)
+    part = _summarized(a) if summarize and tuple(a.shape) == shape else a
     if a.dtype.kind == "c":
-        part = _summarized(a) if summarize else a
-        return _str_with_formatter(a, indent, summarize, _Formatter(part.real), _Formatter(part.imag))
-    return _str_with_formatter(a, indent, summarize, _Formatter(_summarized(a) if summarize else a))
+        return _str_with_formatter(a, shape, indent, summarize, _Formatter(part.real), _Formatter(part.imag))
+    return _str_with_formatter(a, shape, indent, summarize, _Formatter(part))
 
 
 def _add_suffixes(s: str, suffixes, indent: int) -> str:
@@ -238,24 +254,28 @@ def tensor_repr(t, prefix: str = "tensor(") -> str:
     suffixes = []
     if t.device != get_default_device():
         suffixes.append(f"device='{t.device}'")
-    a = t.xp.to_numpy(t.array)
+    arr, shape = t.array, tuple(t.array.shape)
+    e = PRINT_OPTS.edgeitems
+    if e and math.prod(shape) > PRINT_OPTS.threshold:
+        arr = edges(t.xp, arr, e)
+    a = t.xp.to_numpy(arr)
     a = a if isinstance(a, np.ndarray) else np.asarray(a)
     dt = a.dtype
     default_float = DEFAULT_FLOAT[0]
     default_complex = np.dtype("complex128") if default_float == np.float64 else np.dtype("complex64")
     has_default_dtype = dt in (default_float, default_complex, np.dtype("int64"), np.dtype("bool"))
     if a.size == 0:
-        if a.ndim != 1:
-            suffixes.append(_size_str(a.shape))
+        if len(shape) != 1:
+            suffixes.append(_size_str(shape))
         if dt != default_float:
             suffixes.append("dtype=" + dtype_name(dt))
         body = "[]"
     else:
         if not PRINT_OPTS.edgeitems:
-            suffixes.append(_size_str(a.shape))
+            suffixes.append(_size_str(shape))
         if not has_default_dtype:
             suffixes.append("dtype=" + dtype_name(dt))
-        body = tensor_str(a, indent)
+        body = tensor_str(a, indent, shape)
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t.requires_grad:

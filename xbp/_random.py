@@ -95,10 +95,39 @@ def _state_bytes(state, op):
     return a
 
 
+class _DefaultStream(Generator):
+    """A device's default stream (the one `manual_seed` seeds) seen as a Generator, like
+    `torch.default_generator`: seeding or restoring it changes what ``xbp.rand(...)`` draws."""
+
+    __slots__ = ()
+
+    def __init__(self, device="cpu"):
+        super().__init__(device)
+        self._initial_seed = None
+
+    @property
+    def native(self):
+        return self._backend.rng
+
+    def manual_seed(self, seed) -> "Generator":
+        self._initial_seed = _check_seed(seed)
+        self._backend.seed(self._initial_seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return _backend._SEED[0] if self._initial_seed is None else self._initial_seed
+
+    def __repr__(self):
+        return f"<xbp default generator device='{self.device}'>"
+
+
+default_generator = _DefaultStream("cpu")
+
+
 def native_rng(generator, backend, op):
     """The native generator a creation function on `backend` draws from: None (the device's own
     stream) without a generator; the generator's, checked to be on that device."""
-    if generator is None:
+    if generator is None or generator is default_generator and backend is default_generator._backend:
         return None
     if not isinstance(generator, Generator):
         raise TypeError(f"{op}: generator must be an xbp.Generator, got {type(generator).__name__}")
@@ -126,15 +155,18 @@ def initial_seed() -> int:
     return _backend._SEED[0]
 
 
-def manual_seed(seed) -> None:
-    """Seed the default stream of every device (reproducible on each device)."""
+def manual_seed(seed) -> Generator:
+    """Seed the default stream of every device (reproducible on each device); returns
+    `default_generator` (the CPU's stream), as `torch.manual_seed` does."""
     _backend.manual_seed(_check_seed(seed))
+    default_generator._initial_seed = None
+    return default_generator
 
 
 def seed() -> int:
     """Seed every device's default stream from the operating system's entropy; returns the seed."""
     s = int.from_bytes(os.urandom(8), "little") >> 1
-    _backend.manual_seed(s)
+    manual_seed(s)
     return s
 
 

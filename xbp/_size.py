@@ -62,6 +62,15 @@ class Size(tuple):
         return (Size, (tuple(self),))
 
 
+_CACHE: dict = {}          # shape tuple -> its Size (immutable, so shared); a program uses few shapes
+
+
 def as_size(shape) -> Size:
-    """A backend shape tuple as a Size, without re-checking its entries."""
-    return tuple.__new__(Size, shape)
+    """A backend shape tuple as a Size, without re-checking its entries (cached: a dict lookup
+    costs half of building one)."""
+    r = _CACHE.get(shape)
+    if r is None:
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        r = _CACHE[shape] = tuple.__new__(Size, shape)
+    return r

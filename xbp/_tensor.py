@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
-from ._size import Size
-
-_new_tuple = tuple.__new__
+from ._size import _CACHE as _SIZES, Size, as_size
 
 _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.generic))
 
@@ -62,7 +60,9 @@ class Tensor:
     def shape(self) -> "Size":
         """The shape as an `xbp.Size` (a tuple); built here, on access, so ops (which read
         ``x.array.shape``) never pay for it."""
-        return _new_tuple(Size, self.array.shape)
+        s = self.array.shape
+        r = _SIZES.get(s)
+        return r if r is not None else as_size(s)
 
     @property
     def ndim(self) -> int:
@@ -101,9 +101,11 @@ class Tensor:
         """``size()``: the shape (an `xbp.Size`); ``size(dim)``: one entry (negative dims count
         from the end; out of range is an IndexError)."""
         if dim is None:
-            return _new_tuple(Size, self.array.shape)
+            return as_size(self.array.shape)
+        if self.array.ndim == 0:
+            raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
         from .ops._util import dim_index
-        return self.array.shape[dim_index("size", dim, self.array.ndim)] if self.array.ndim else 1
+        return self.array.shape[dim_index("size", dim, self.array.ndim)]
 
     def numel(self) -> int:
         n = 1
@@ -297,14 +299,14 @@ class Tensor:
             yield self[i]
 
     # --- arithmetic (no maths here: every operator calls an op) ---------------------------------------
-    def __add__(self, o): return _ops.add(self, o)
-    def __radd__(self, o): return _ops.add(o, self)
-    def __sub__(self, o): return _ops.sub(self, o)
-    def __rsub__(self, o): return _ops.sub(o, self)
-    def __mul__(self, o): return _ops.mul(self, o)
-    def __rmul__(self, o): return _ops.mul(o, self)
-    def __truediv__(self, o): return _ops.div(self, o)
-    def __rtruediv__(self, o): return _ops.div(o, self)
+    def __add__(self, o): return _elementwise._add(self, o)
+    def __radd__(self, o): return _elementwise._add(o, self)
+    def __sub__(self, o): return _elementwise._sub(self, o)
+    def __rsub__(self, o): return _elementwise._sub(o, self)
+    def __mul__(self, o): return _elementwise._mul(self, o)
+    def __rmul__(self, o): return _elementwise._mul(o, self)
+    def __truediv__(self, o): return _elementwise._div(self, o)
+    def __rtruediv__(self, o): return _elementwise._div(o, self)
     def __floordiv__(self, o): return _ops.floor_divide(self, o)
     def __rfloordiv__(self, o): return _ops.floor_divide(o, self)
     def __mod__(self, o): return _ops.remainder(self, o)
@@ -363,7 +365,7 @@ class Tensor:
     @property
     def T(self): return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
     @property
-    def mT(self): return _ops.swapaxes(self, -1, -2)
+    def mT(self): return _ops.transpose(self, -1, -2)
 
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
@@ -414,8 +416,9 @@ class Tensor:
     def view_as(self, other): return _ops.reshape(self, other.shape)
     def reshape_as(self, other): return _ops.reshape(self, other.shape)
     def flatten(self, start_dim=0, end_dim=-1): return _ops.flatten(self, start_dim, end_dim)
-    def transpose(self, d0, d1): return _ops.swapaxes(self, d0, d1)
-    def swapaxes(self, d0, d1): return _ops.swapaxes(self, d0, d1)
+    def transpose(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
+    def swapaxes(self, axis0, axis1): return _ops.transpose(self, axis0, axis1)
+    def swapdims(self, dim0, dim1): return _ops.transpose(self, dim0, dim1)
     def permute(self, *dims): return _ops.permute(self, _shape_args(dims))
     def expand(self, *shape): return _ops.expand(self, _shape_args(shape))
     def expand_as(self, other): return _ops.expand(self, other.shape)
@@ -630,8 +633,64 @@ class Tensor:
     def matrix_exp(self): return _ops.matrix_exp(self)
 
     # --- tensor surface: conversions, printing, aliases ---
+    def half(self): return self.to(dtype=np.float16)
+    def char(self): return self.to(dtype=np.int8)
+    def byte(self): return self.to(dtype=np.uint8)
+    def short(self): return self.to(dtype=np.int16)
+    def cfloat(self): return self.to(dtype=np.complex64)
+    def cdouble(self): return self.to(dtype=np.complex128)
+
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """``t.type()``: the legacy type name ('xbp.FloatTensor'); ``t.type(dtype)``: `t` converted
+        to a dtype or a legacy type (``xbp.LongTensor``, 'torch.LongTensor'), differentiably."""
+        from ._legacy_types import legacy_dtype, type_name
+        if dtype is None:
+            return type_name(self)
+        dt = legacy_dtype(dtype)
+        to_cuda = isinstance(dtype, str) and ".cuda." in dtype
+        out = self.to(dtype=dtype if dt is None else dt)
+        return out.to("cuda") if to_cuda and out.device.type != "cuda" else out
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.xp.device.type == "cuda"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.xp.device == "cpu"
+
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel() * self.dtype.itemsize
+
+    def nelement(self) -> int:
+        return self.numel()
+
+    def ndimension(self) -> int:
+        return self.array.ndim
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        # xbp has no strides at its surface: every tensor reads as contiguous (contiguous() is a no-op)
+        return True
+
+    def __contains__(self, element):
+        """``v in t``: whether any element equals `v` (a number or a broadcastable tensor)."""
+        return bool(_ops.any(_ops.eq(self, element)).item())
+
     def uniform_(self, from_=0.0, to=1.0, *, generator=None):
-        """Fill in place with samples from U(from_, to) (from `generator`, an xbp.Generator, if given)."""
+        """Fill in place with uniform samples in [``from_``, ``to``) (from `generator`, an
+        xbp.Generator, if given)."""
         return self.copy_(_random_fill(self, "uniform_", generator, from_, to))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
@@ -757,4 +816,5 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor; Tensor's methods call ops at run time)
+from .ops import elementwise as _elementwise  # noqa: E402  (the operators' two-argument bodies)
 from . import _engine  # noqa: E402

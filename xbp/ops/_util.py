@@ -27,7 +27,11 @@ def unpack(name, args):
 
 def no_grad_op(name, f):
     """An op with no gradient (comparisons, sign, argmax, ...): its output never requires grad."""
-    def op(*args, **kw):
+    def op(*args, out=None, **kw):
+        if out is not None:                 # PyTorch's out=: the result written into `out`
+            from ._out import check_out, write_out
+            check_out(name, out)
+            return write_out(name, op(*args, **kw), out)
         xp, arrays = unpack(name, args)
         return _wrap(f(xp, *arrays, **kw), xp)
     op.__name__ = name

@@ -131,37 +131,49 @@ def _with_out(op, compute, out, *inputs):
     return write_out(op, compute(), out)
 
 
+# The Tensor operators call these two-argument bodies directly (x + y never pays for the keyword
+# handling of the public functions below).
+def _add(a, b):
+    if _same_float(a, b):
+        return apply2(add_p, a, b)
+    return apply(add_p, _promote(a, b))
+
+
+def _sub(a, b):
+    if _same_float(a, b):
+        return apply2(sub_p, a, b)
+    return apply(sub_p, _promote(a, b))
+
+
+def _mul(a, b):
+    if _same_float(a, b):
+        return apply2(mul_p, a, b)
+    return apply(mul_p, _promote(a, b))
+
+
 def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
     """input + alpha * other (broadcasting); `out`: write the result into that tensor."""
-    if out is not None or alpha != 1:
-        if alpha != 1:
-            other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-        if out is not None:
-            return _with_out("add", lambda: add(input, other), out, input, other)
-    if _same_float(input, other):
-        return apply2(add_p, input, other)
-    return apply(add_p, _promote(input, other))
+    if alpha != 1:
+        other = _mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    if out is not None:
+        return _with_out("add", lambda: _add(input, other), out, input, other)
+    return _add(input, other)
 
 
 def sub(input, other, *, alpha=1, out=None):  # noqa: A002
     """input - alpha * other (broadcasting); `out`: write the result into that tensor."""
-    if out is not None or alpha != 1:
-        if alpha != 1:
-            other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-        if out is not None:
-            return _with_out("sub", lambda: sub(input, other), out, input, other)
-    if _same_float(input, other):
-        return apply2(sub_p, input, other)
-    return apply(sub_p, _promote(input, other))
+    if alpha != 1:
+        other = _mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    if out is not None:
+        return _with_out("sub", lambda: _sub(input, other), out, input, other)
+    return _sub(input, other)
 
 
 def mul(input, other, *, out=None):  # noqa: A002
     """input * other (broadcasting); `out`: write the result into that tensor."""
     if out is not None:
-        return _with_out("mul", lambda: mul(input, other), out, input, other)
-    if _same_float(input, other):
-        return apply2(mul_p, input, other)
-    return apply(mul_p, _promote(input, other))
+        return _with_out("mul", lambda: _mul(input, other), out, input, other)
+    return _mul(input, other)
 
 
 _trunc = no_grad_op("trunc", lambda xp, x: xp.trunc(x))
@@ -183,7 +195,10 @@ def div(input, other, *, rounding_mode=None, out=None):  # noqa: A002
         if _int_like(input) and _int_like(other):
             return _trunc_div_int(*_promote(input, other))
         return _trunc(div(input, other).detach())
-    a, b = input, other
+    return _div(input, other)
+
+
+def _div(a, b):
     if _same_float(a, b):
         return apply2(div_p, a, b)
     if _int_like(a) and _int_like(b):

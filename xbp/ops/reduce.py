@@ -93,17 +93,21 @@ def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):  #
     return apply(sum_p, (x,), {"axis": axes, "keepdims": kd})
 
 
-def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """Mean over `dim` (int, tuple or None for all)."""
+def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    """Mean over `dim` (int, tuple or None for all); `dtype` casts the input first."""
     axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "mean")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point tensor, got dtype {x.dtype}; use x.float().mean()")
     return apply(mean_p, (x,), {"axis": axes, "keepdims": kd})
 
 
-def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """Product over `dim`."""
+def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    """Product over `dim`; `dtype` casts the input first."""
     axes, kd = _axes_kw(x, dim, keepdim, axis, keepdims, "prod")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
     return apply(prod_p, (x,), {"axis": axes, "keepdims": kd})
 
 

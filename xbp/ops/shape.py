@@ -120,8 +120,9 @@ def permute(x, *dims):
     return _as_view(apply(permute_p, (x,), p), x, permute_p, p)
 
 
-def swapaxes(x, dim0, dim1):
-    """Swap two dims (PyTorch's transpose)."""
+def transpose(x, dim0, dim1):
+    """Swap two dims (PyTorch's transpose; `swapdims`, and `swapaxes` with PyTorch's
+    `axis0`/`axis1` names)."""
     axes = list(range(x.ndim))
     d0, d1 = dim_index("transpose", dim0, x.ndim), dim_index("transpose", dim1, x.ndim)
     if x.ndim == 0:
@@ -130,8 +131,12 @@ def swapaxes(x, dim0, dim1):
     return permute(x, axes)
 
 
-transpose = swapaxes
-swapdims = swapaxes
+swapdims = transpose
+
+
+def swapaxes(x, axis0, axis1):
+    """`transpose` under NumPy's name, with PyTorch's argument names for it (`axis0`, `axis1`)."""
+    return transpose(x, axis0, axis1)
 
 
 def movedim(x, source, destination):
