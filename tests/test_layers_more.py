@@ -1,7 +1,7 @@
 """The second wave of layers and functions against PyTorch 2.13 (values and input gradients, on
 every device): activations, distances, padding modes, interpolate, pixel shuffle, unfold/fold,
 Bilinear, Conv3d, ConvTranspose1d, 1-D/3-D and adaptive pools, instance and local-response norm,
-the new losses and CTC; modules with PyTorch's state-dict layout; dropout variants' structure;
+the new losses and CTC, grid_sample and affine_grid; modules with PyTorch's state-dict layout; dropout variants' structure;
 gradcheck in float64 for the composites with index maps (padding, resampling, CTC)."""
 import numpy as np
 import pytest
@@ -294,3 +294,20 @@ def test_gradcheck_composites(device):
     lp_raw = t((4, 1, 3), 3)
     assert gradcheck(lambda z: F.ctc_loss(z, xbp.tensor(np.array([[1, 2]]), device=device), (4,), (2,)), (lp_raw,))
     assert gradcheck(lambda a, b: F.cosine_similarity(a, b), (t((2, 3), 4), t((2, 3), 5)))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample(device, mode, padding_mode, align_corners):
+    x = R.standard_normal((1, 2, 3, 4))
+    g = np.random.default_rng(5).uniform(-1.3, 1.3, (1, 2, 3, 2))           # some points outside
+    _check(device, lambda a, b: F.grid_sample(a, b, mode, padding_mode, align_corners),
+           lambda a, b: TF.grid_sample(a, b, mode, padding_mode, align_corners), [x, g], atol=1e-12)
+
+
+def test_affine_grid(device):
+    th = R.standard_normal((2, 2, 3))
+    for ac in (False, True):
+        _check(device, lambda t: F.affine_grid(t, (2, 1, 3, 4), align_corners=ac),
+               lambda t: TF.affine_grid(t, (2, 1, 3, 4), align_corners=ac), [th])

@@ -29,7 +29,7 @@ __all__ = [
     "instance_norm", "local_response_norm", "normalize", "cosine_similarity", "pairwise_distance", "pdist",
     "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear",
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
-    "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
 ]
 
 
@@ -671,3 +671,88 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
         raise NotImplementedError("adaptive_max_pool1d: return_indices is not supported")
     L = input.shape[-1]
     return ops.stack([ops.amax(input[..., a:b], -1) for a, b in _adaptive_bins(L, _single(output_size))], -1)
+
+
+# --- grid sampling ----------------------------------------------------------------------------------
+def _reflect(coord, twice_low, twice_high):
+    """PyTorch's reflect_coordinates: fold `coord` into [twice_low / 2, twice_high / 2] by mirroring."""
+    if twice_low == twice_high:
+        return coord * 0.0
+    lo = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    c = ops.abs(coord - lo)
+    flips = ops.floor(c.detach() * (1.0 / span))
+    extra = c - flips * span                       # fmod for non-negative c, differentiable in c
+    even = ops.remainder(flips, 2.0) == 0.0
+    return ops.where(even, extra + lo, (span - extra) + lo)
+
+
+def _source_coord(g, size, padding_mode, align_corners):
+    x = ((g + 1.0) * 0.5) * (size - 1) if align_corners else ((g + 1.0) * size - 1.0) * 0.5
+    if padding_mode == "border":
+        x = ops.clamp(x, 0.0, float(size - 1))
+    elif padding_mode == "reflection":
+        x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
+        x = ops.clamp(x, 0.0, float(size - 1))
+    return x
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):  # noqa: A002
+    """Sample input (N, C, H, W) at the points of grid (N, Ho, Wo, 2) -> (N, C, Ho, Wo).
+
+    grid[..., 0] is x (width) and grid[..., 1] is y (height), normalised to [-1, 1]: -1 and 1 are
+    the centres of the corner pixels with align_corners, their outer edges without (the default).
+    mode 'bilinear' (differentiable in input and grid) or 'nearest' (round half to even, as
+    PyTorch); padding_mode 'zeros', 'border' or 'reflection' for points outside."""
+    if mode not in ("bilinear", "nearest"):
+        raise NotImplementedError(f"grid_sample: mode {mode!r} is not supported; use 'bilinear' or 'nearest'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', got {padding_mode!r}")
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise ValueError(f"grid_sample: expected input (N, C, H, W) and grid (N, Ho, Wo, 2) with the same N, got "
+                         f"{input.shape} and {grid.shape} (5-D volumetric sampling is not supported)")
+    ac = bool(align_corners)
+    N, C, H, W = input.shape
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    ix = _source_coord(grid[..., 0], W, padding_mode, ac)
+    iy = _source_coord(grid[..., 1], H, padding_mode, ac)
+    flat = ops.reshape(input, (N, C, H * W))
+
+    def tap(yi, xi):
+        """input at integer (yi, xi) (N, Ho, Wo) float tensors, 0 outside: (N, C, Ho, Wo)."""
+        valid = (xi >= 0.0) & (xi <= W - 1.0) & (yi >= 0.0) & (yi <= H - 1.0)
+        lin = ops.clamp(yi, 0.0, H - 1.0) * W + ops.clamp(xi, 0.0, W - 1.0)
+        idx = ops.astype(ops.reshape(lin, (N, 1, Ho * Wo)), np.int64)
+        v = ops.gather(flat, 2, ops.broadcast_to(idx, (N, C, Ho * Wo)))
+        v = ops.reshape(v, (N, C, Ho, Wo))
+        return ops.where(ops.unsqueeze(valid, 1), v, 0.0)
+
+    if mode == "nearest":
+        return tap(ops.round(iy.detach()), ops.round(ix.detach()))
+    x0, y0 = ops.floor(ix.detach()), ops.floor(iy.detach())
+    wx1, wy1 = ix - x0, iy - y0
+    wx0, wy0 = 1.0 - wx1, 1.0 - wy1
+    u = lambda t: ops.unsqueeze(t, 1)  # noqa: E731
+    return (tap(y0, x0) * u(wy0 * wx0) + tap(y0, x0 + 1.0) * u(wy0 * wx1)
+            + tap(y0 + 1.0, x0) * u(wy1 * wx0) + tap(y0 + 1.0, x0 + 1.0) * u(wy1 * wx1))
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid of 2-D affine maps: theta (N, 2, 3), size (N, C, H, W) -> (N, H, W, 2),
+    grid = theta @ (x, y, 1) over the normalised pixel centres (PyTorch's convention)."""
+    if len(size) != 4:
+        raise NotImplementedError(f"affine_grid: only 4-D sizes (N, C, H, W) are supported, got {tuple(size)}")
+    N, _, H, W = (int(v) for v in size)
+    if theta.shape != (N, 2, 3):
+        raise ValueError(f"affine_grid: expected theta of shape ({N}, 2, 3) for size {tuple(size)}, got {theta.shape}")
+
+    def lin(n):
+        if n <= 1:
+            return np.zeros(max(n, 0))
+        v = np.linspace(-1.0, 1.0, n)
+        return v if align_corners else v * (n - 1) / n
+
+    xs, ys = np.meshgrid(lin(W), lin(H))
+    base = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(1, H * W, 3).astype(theta.dtype)
+    b = _creation.tensor(base, device=theta.device)
+    return ops.reshape(ops.matmul(b, ops.swapaxes(theta, 1, 2)), (N, H, W, 2))
