@@ -241,7 +241,8 @@ class Linear(Module):
 
     def forward(self, input):
         p = self._parameters        # direct: attribute lookup through Module.__getattr__ costs ~1 µs
-        return F.linear(input, p["weight"], p["bias"])
+        # a parametrized weight (nn.utils.parametrize) is a property, no longer in _parameters
+        return F.linear(input, p["weight"] if "weight" in p else self.weight, p["bias"])
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
