@@ -30,6 +30,7 @@ __all__ = [
     "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear",
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
+    "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu",
 ]
 
 
@@ -756,3 +757,95 @@ def affine_grid(theta, size, align_corners=None):
     base = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(1, H * W, 3).astype(theta.dtype)
     b = _creation.tensor(base, device=theta.device)
     return ops.reshape(ops.matmul(b, ops.swapaxes(theta, 1, 2)), (N, H, W, 2))
+
+
+# --- more: RMS norm, 3-D average pooling, power-average pooling, channel shuffle, RReLU ------------
+def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
+    """x / sqrt(mean(x^2 over the last len(normalized_shape) dims) + eps) * weight; eps defaults
+    to the dtype's machine epsilon, as PyTorch."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(v) for v in normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k:]) != normalized_shape:
+        raise ValueError(f"rms_norm: input shape {input.shape} does not end in normalized_shape {normalized_shape}")
+    e = float(np.finfo(input.dtype).eps) if eps is None else float(eps)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    y = input * ops.rsqrt(ops.mean(input * input, axes, keepdim=True) + e)
+    return y * weight if weight is not None else y
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over (kd, kh, kw) windows: (N, C, D, H, W) or unbatched -> (N, C, Do, Ho, Wo): 2-D window
+    sums of each depth slice, summed over the kd depth offsets, over PyTorch's divisor."""
+    if ceil_mode:
+        raise NotImplementedError("avg_pool3d: ceil_mode is not supported")
+    unb = input.ndim == 4
+    x = ops.unsqueeze(input, 0) if unb else input
+    if x.ndim != 5:
+        raise ValueError(f"avg_pool3d: expected input (N, C, D, H, W) or (C, D, H, W), got {input.shape}")
+    k = _triple(kernel_size, "kernel_size")
+    st = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _triple(stride, "stride")
+    pd = _triple(padding, "padding")
+
+    def window_sums(t):
+        if pd[0]:
+            t = ops.pad(t, (0, 0, 0, 0, pd[0], pd[0]))
+        N, C, D, H, W = t.shape
+        planes = avg_pool2d(ops.reshape(t, (N, C * D, H, W)), k[1:], st[1:], pd[1:], False, True, 1)
+        planes = ops.reshape(planes, (N, C, D) + tuple(planes.shape[2:]))
+        Do = (D - k[0]) // st[0] + 1
+        out = None
+        for i in range(k[0]):
+            part = planes[:, :, i:i + st[0] * (Do - 1) + 1:st[0], :, :]
+            out = part if out is None else out + part
+        return out
+
+    sums = window_sums(x)
+    if divisor_override:
+        y = sums * (1.0 / float(divisor_override))
+    elif count_include_pad:
+        y = sums * (1.0 / math.prod(k))
+    else:
+        ones = _creation.ones(1, 1, *x.shape[2:], dtype=x.dtype, device=x.device)
+        y = sums / window_sums(ones)
+    return y[0, ...] if unb else y
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """(sum over windows of x^p)^(1/p) along the last dim, as PyTorch (sign(s) relu(|s|)^(1/p))."""
+    k = _single(kernel_size)
+    s = avg_pool1d(input ** float(norm_type), k, stride, 0, ceil_mode) * float(k)
+    return ops.sign(s) * ops.relu(ops.abs(s)) ** (1.0 / float(norm_type))
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """(sum over (kh, kw) windows of x^p)^(1/p)."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    s = avg_pool2d(input ** float(norm_type), (kh, kw), stride if stride is not None else (kh, kw), 0,
+                   ceil_mode) * float(kh * kw)
+    return ops.sign(s) * ops.relu(ops.abs(s)) ** (1.0 / float(norm_type))
+
+
+def channel_shuffle(input, groups):  # noqa: A002
+    """(N, g * c, *) -> (N, c * g, *): channel i of group j moves to position i * g + j."""
+    g = check_size("channel_shuffle", groups, "groups")
+    N, C = input.shape[0], input.shape[1]
+    if C % g:
+        raise ValueError(f"channel_shuffle: number of channels ({C}) must be divisible by groups ({g})")
+    rest = tuple(input.shape[2:])
+    y = ops.reshape(input, (N, g, C // g) + rest)
+    return ops.reshape(ops.swapaxes(y, 1, 2), (N, C) + rest)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  # noqa: A002
+    """Randomized leaky ReLU: negative values times a slope drawn from U(lower, upper) per element
+    in training; the fixed slope (lower + upper) / 2 otherwise."""
+    lower, upper = float(lower), float(upper)
+    if not training:
+        return ops.leaky_relu(input, (lower + upper) / 2)
+    _float_tensor("rrelu", input)
+    xp = input.xp
+    a = _wrap(xp.random_uniform(input.shape, input.dtype, lower, upper), xp)
+    return ops.where(input >= 0.0, input, input * a)
