@@ -357,3 +357,9 @@ def test_third_wave_losses(device):
     _check(device, nn.TripletMarginWithDistanceLoss(distance_function=dist, swap=True),
            torch.nn.TripletMarginWithDistanceLoss(distance_function=tdist, swap=True), [a, b, c])
     _check(device, nn.TripletMarginWithDistanceLoss(), torch.nn.TripletMarginWithDistanceLoss(), [a, b, c])
+
+
+def test_adaptive_3d(device):
+    x = R.standard_normal((1, 2, 5, 3, 4))
+    _check(device, nn.AdaptiveAvgPool3d((2, 3, 3)), torch.nn.AdaptiveAvgPool3d((2, 3, 3)), [x])
+    _check(device, nn.AdaptiveMaxPool3d((3, None, 2)), torch.nn.AdaptiveMaxPool3d((3, None, 2)), [x])

@@ -30,7 +30,8 @@ __all__ = [
     "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear",
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
-    "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu",
+    "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
+    "adaptive_max_pool3d",
 ]
 
 
@@ -74,9 +75,9 @@ def mish(input, inplace=False):  # noqa: A002
     return input * ops.tanh(ops.softplus(input))
 
 
-def glu(input, dim=-1):  # noqa: A002
+def glu(input, dim=-1, *, axis=None):  # noqa: A002
     """Gated linear unit: a * sigmoid(b) where a, b are the two halves of `dim` (even size)."""
-    d = dim_index("glu", dim, input.ndim)
+    d = dim_index("glu", dim if axis is None else axis, input.ndim)
     n = input.shape[d]
     if n % 2:
         raise RuntimeError(f"glu: halving dimension must be even, but dimension {dim} is size {n}")
@@ -149,10 +150,10 @@ def hardshrink(input, lambd=0.5):  # noqa: A002
     return ops.where(ops.abs(input) > float(lambd), input, 0.0)
 
 
-def softmin(input, dim=None):  # noqa: A002
+def softmin(input, dim=None, *, axis=None):  # noqa: A002
     """softmax(-x) along `dim`."""
     from .functional import softmax
-    return softmax(-input, dim)
+    return softmax(-input, dim if axis is None else axis)
 
 
 # --- dropout variants -----------------------------------------------------------------------------
@@ -270,20 +271,20 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):  # noqa: A00
     return input / div ** float(beta)
 
 
-def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):  # noqa: A002
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None, *, axis=None):  # noqa: A002
     """x / max(||x||_p, eps) along `dim` (PyTorch's F.normalize)."""
     if out is not None:
         raise NotImplementedError("normalize: out= is not supported")
-    d = dim_index("normalize", dim, input.ndim)
+    d = dim_index("normalize", dim if axis is None else axis, input.ndim)
     n = ops.norm(input, p, d, keepdim=True)
     return input / ops.clamp(n, min=float(eps))
 
 
-def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+def cosine_similarity(x1, x2, dim=1, eps=1e-8, *, axis=None):
     """sum(x1 * x2) / (max(||x1||, eps) max(||x2||, eps)) along `dim`, after broadcasting."""
     shape = np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
     x1, x2 = ops.broadcast_to(x1, shape), ops.broadcast_to(x2, shape)
-    d = dim_index("cosine_similarity", dim, len(shape))
+    d = dim_index("cosine_similarity", dim if axis is None else axis, len(shape))
     n1 = ops.clamp(ops.norm(x1, 2, d, keepdim=True), min=float(eps))
     n2 = ops.clamp(ops.norm(x2, 2, d, keepdim=True), min=float(eps))
     return ops.sum((x1 / n1) * (x2 / n2), d)
@@ -849,3 +850,41 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  
     xp = input.xp
     a = _wrap(xp.random_uniform(input.shape, input.dtype, lower, upper), xp)
     return ops.where(input >= 0.0, input, input * a)
+
+
+def _adaptive_along(x, axis, n_out, reduce):
+    """Adaptive pooling along one axis: output i reduces PyTorch's bin i of that axis. A box
+    mean (or max) is the mean (max) of means (maxima) along each axis, so N-D adaptive pooling is
+    this, once per spatial axis."""
+    n = x.shape[axis]
+    parts = []
+    for a, b in _adaptive_bins(n, n_out):
+        sl = [slice(None)] * x.ndim
+        sl[axis] = slice(a, b)
+        parts.append(reduce(x[tuple(sl)], axis))
+    return ops.stack(parts, axis)
+
+
+def _adaptive_3d(name, input, output_size, reduce):
+    if input.ndim not in (4, 5):
+        raise ValueError(f"{name}: expected input (N, C, D, H, W) or (C, D, H, W), got {input.shape}")
+    sizes = tuple(output_size) if isinstance(output_size, (list, tuple)) else (output_size,) * 3
+    if len(sizes) != 3:
+        raise ValueError(f"{name}: output_size must be an int or a triple, got {output_size}")
+    y = input
+    for i, o in enumerate(sizes):
+        axis = input.ndim - 3 + i
+        y = _adaptive_along(y, axis, input.shape[axis] if o is None else int(o), reduce)
+    return y
+
+
+def adaptive_avg_pool3d(input, output_size):  # noqa: A002
+    """Mean over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+    return _adaptive_3d("adaptive_avg_pool3d", input, output_size, lambda t, ax: ops.mean(t, ax))
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
+    return _adaptive_3d("adaptive_max_pool3d", input, output_size, lambda t, ax: ops.amax(t, ax))

@@ -7,7 +7,8 @@ from ..ops._util import check_size
 from .module import Module
 
 __all__ = ["MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool3d", "AvgPool1d",
-           "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AvgPool3d", "LPPool1d", "LPPool2d"]
+           "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AvgPool3d", "LPPool1d", "LPPool2d",
+           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
 
 
 class MaxPool2d(Module):
@@ -190,3 +191,15 @@ class LPPool1d(Module):
 class LPPool2d(LPPool1d):
     """(sum over (kh, kw) windows of x^p)^(1/p): (N, C, H, W) -> (N, C, H_out, W_out)."""
     _fn = "lp_pool2d"
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPool):
+    """Max over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+    _fn = "adaptive_max_pool3d"
+
+
+class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
+    """Mean over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+
+    def forward(self, input):
+        return F.adaptive_avg_pool3d(input, self.output_size)

@@ -3,10 +3,17 @@ batchnorm, instancenorm, normalization, loss, container, dropout, rnn, transform
 distance, padding, pixelshuffle, upsampling, fold, channelshuffle, utils), each re-exporting the xbp
 classes, so code written as ``from torch.nn.modules.loss import _Loss`` works with xbp. Every module
 class is also here."""
-from . import module, linear, activation, conv, pooling, batchnorm, instancenorm, normalization, loss, container, dropout  # noqa: F401
-from . import rnn, transformer, sparse, flatten, distance, padding, pixelshuffle, upsampling, fold, channelshuffle, utils  # noqa: F401
+from . import (  # noqa: F401
+    module, linear, activation, conv, pooling, batchnorm, instancenorm, normalization, loss, container,
+    dropout,
+)
+from . import (  # noqa: F401
+    rnn, transformer, sparse, flatten, distance, padding, pixelshuffle, upsampling, fold,
+    channelshuffle, utils,
+)
 from .. import (  # noqa: F401  (every layer class, as torch.nn.modules has them)
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AlphaDropout, AvgPool1d,
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d, AlphaDropout, AvgPool1d,
     AvgPool2d, AvgPool3d, BCELoss, BCEWithLogitsLoss, BatchNorm1d, BatchNorm2d, BatchNorm3d, Bilinear,
     CELU, CTCLoss, ChannelShuffle, CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d,
     ConstantPad2d, ConstantPad3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
@@ -27,7 +34,8 @@ from .. import (  # noqa: F401  (every layer class, as torch.nn.modules has them
 )
 
 __all__ = [
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AlphaDropout",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AlphaDropout",
     "AvgPool1d", "AvgPool2d", "AvgPool3d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
     "BatchNorm3d", "Bilinear", "CELU", "CTCLoss", "ChannelShuffle", "CircularPad1d", "CircularPad2d",
     "CircularPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "Conv1d", "Conv2d", "Conv3d",
