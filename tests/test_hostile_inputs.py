@@ -89,6 +89,8 @@ def _args(name, f, x, bad_param, bad):
             kw[p.name] = 1
         elif p.name in _FILLS:                     # sorting, scatter and matrix functions
             kw[p.name] = _FILLS[p.name](x)
+        elif p.name == "x2":                       # a second operand of x's shape (cosine_similarity)
+            kw[p.name] = x
         elif p.default is inspect.Parameter.empty:
             raise AssertionError(f"test does not know how to fill {name}({p.name})")
     if short == "unflatten" and bad_param == "dim":

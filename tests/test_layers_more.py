@@ -1,7 +1,7 @@
 """The second wave of layers and functions against PyTorch 2.13 (values and input gradients, on
 every device): activations, distances, padding modes, interpolate, pixel shuffle, unfold/fold,
 Bilinear, Conv3d, ConvTranspose1d, 1-D/3-D and adaptive pools, instance and local-response norm,
-the new losses and CTC; modules with PyTorch's state-dict layout; dropout variants' structure;
+the new losses and CTC, grid_sample and affine_grid; modules with PyTorch's state-dict layout; dropout variants' structure;
 gradcheck in float64 for the composites with index maps (padding, resampling, CTC)."""
 import numpy as np
 import pytest
@@ -28,6 +28,9 @@ def _check(device, fx, ft, arrays, atol=1e-10, ints=()):
     (yx * xbp.tensor(w, device=device)).sum().backward()
     (yt * torch.tensor(w)).sum().backward()
     for x, t in zip(xs, ts):
+        if x.grad is None:           # no path from this input (e.g. the grid of nearest sampling)
+            assert not t.grad.numpy().any()
+            continue
         np.testing.assert_allclose(to_np(x.grad), t.grad.numpy(), atol=atol, rtol=1e-6)
 
 
@@ -294,3 +297,69 @@ def test_gradcheck_composites(device):
     lp_raw = t((4, 1, 3), 3)
     assert gradcheck(lambda z: F.ctc_loss(z, xbp.tensor(np.array([[1, 2]]), device=device), (4,), (2,)), (lp_raw,))
     assert gradcheck(lambda a, b: F.cosine_similarity(a, b), (t((2, 3), 4), t((2, 3), 5)))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample(device, mode, padding_mode, align_corners):
+    x = R.standard_normal((1, 2, 3, 4))
+    g = np.random.default_rng(5).uniform(-1.3, 1.3, (1, 2, 3, 2))           # some points outside
+    _check(device, lambda a, b: F.grid_sample(a, b, mode, padding_mode, align_corners),
+           lambda a, b: TF.grid_sample(a, b, mode, padding_mode, align_corners), [x, g], atol=1e-12)
+
+
+def test_affine_grid(device):
+    th = R.standard_normal((2, 2, 3))
+    for ac in (False, True):
+        _check(device, lambda t: F.affine_grid(t, (2, 1, 3, 4), align_corners=ac),
+               lambda t: TF.affine_grid(t, (2, 1, 3, 4), align_corners=ac), [th])
+
+
+def test_third_wave_layers(device):
+    x5 = R.standard_normal((1, 2, 4, 5, 4))
+    for kw in [dict(), dict(stride=(1, 2, 1), padding=(1, 0, 1)), dict(padding=1, count_include_pad=False),
+               dict(divisor_override=3)]:
+        _check(device, nn.AvgPool3d((2, 3, 2), **kw), torch.nn.AvgPool3d((2, 3, 2), **kw), [x5])
+    _check(device, nn.LPPool1d(2, 3, 2), torch.nn.LPPool1d(2, 3, 2), [X4[0]])
+    _check(device, nn.LPPool2d(3, (2, 2)), torch.nn.LPPool2d(3, (2, 2)), [np.abs(X4) + 0.1])
+    _check(device, nn.ChannelShuffle(2), torch.nn.ChannelShuffle(2), [X4])
+    _check(device, nn.Softmax2d(), torch.nn.Softmax2d(), [X4])
+    _check(device, nn.RReLU().eval(), torch.nn.RReLU().eval(), [X4])
+    y = to_np(nn.RReLU(0.1, 0.3)(xbp.tensor(-np.ones((200,)), device=device)))
+    assert np.all((y <= -0.1) & (y >= -0.3)) and y.std() > 0.03
+    torch.manual_seed(0)
+    tm = torch.nn.RMSNorm((5, 3)).double()
+    xm = _copy_module(tm, nn.RMSNorm((5, 3)), device)
+    _check(device, xm, tm, [X4])
+    _check(device, lambda a: F.rms_norm(a, 3, eps=0.1), lambda a: TF.rms_norm(a, (3,), eps=0.1), [X4])
+    tb = torch.nn.BatchNorm3d(2).double()
+    xb = _copy_module(tb, nn.BatchNorm3d(2), device)
+    _check(device, xb, tb, [x5])
+    np.testing.assert_allclose(to_np(xb.running_var), tb.running_var.numpy(), atol=1e-12)
+
+
+def test_third_wave_losses(device):
+    a, b, c = R.standard_normal((3, 4)), R.standard_normal((3, 4)), R.standard_normal((3, 4))
+    T = lambda v: xbp.tensor(v, device=device)  # noqa: E731
+    tgt = (R.random((3, 4)) > 0.5).astype(np.float64)
+    w = R.uniform(0.5, 1.5, 4)
+    _check(device, lambda u: nn.MultiLabelSoftMarginLoss(weight=T(w))(u, T(tgt)),
+           lambda u: torch.nn.MultiLabelSoftMarginLoss(weight=torch.tensor(w))(u, torch.tensor(tgt)), [a])
+    cls = np.array([1, 3, 0])
+    for kw in [dict(), dict(p=2, margin=0.5), dict(reduction="none")]:
+        _check(device, lambda u: nn.MultiMarginLoss(**kw)(u, T(cls)),
+               lambda u: torch.nn.MultiMarginLoss(**kw)(u, torch.tensor(cls)), [a])
+    _check(device, lambda u: nn.MultiMarginLoss(weight=T(w))(u, T(cls)),
+           lambda u: torch.nn.MultiMarginLoss(weight=torch.tensor(w))(u, torch.tensor(cls)), [a])
+    dist = lambda u, v: 1.0 - F.cosine_similarity(u, v)  # noqa: E731
+    tdist = lambda u, v: 1.0 - TF.cosine_similarity(u, v)  # noqa: E731
+    _check(device, nn.TripletMarginWithDistanceLoss(distance_function=dist, swap=True),
+           torch.nn.TripletMarginWithDistanceLoss(distance_function=tdist, swap=True), [a, b, c])
+    _check(device, nn.TripletMarginWithDistanceLoss(), torch.nn.TripletMarginWithDistanceLoss(), [a, b, c])
+
+
+def test_adaptive_3d(device):
+    x = R.standard_normal((1, 2, 5, 3, 4))
+    _check(device, nn.AdaptiveAvgPool3d((2, 3, 3)), torch.nn.AdaptiveAvgPool3d((2, 3, 3)), [x])
+    _check(device, nn.AdaptiveMaxPool3d((3, None, 2)), torch.nn.AdaptiveMaxPool3d((3, None, 2)), [x])

@@ -23,18 +23,22 @@ from .transformer import (  # noqa: E402
 )
 from .activation import (  # noqa: E402
     CELU, GLU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6, SELU, Softmin,
-    Softshrink, Softsign, Tanhshrink, Threshold,
+    Softshrink, Softsign, Tanhshrink, Threshold, Softmax2d, RReLU,
 )
 from .layers import (  # noqa: E402
     AlphaDropout, Bilinear, CosineEmbeddingLoss, CosineSimilarity, CTCLoss, Dropout1d, Dropout2d, Dropout3d,
     GaussianNLLLoss, HingeEmbeddingLoss, MarginRankingLoss, PairwiseDistance, ParameterDict, ParameterList,
-    PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss, Unflatten,
+    PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss, Unflatten, ChannelShuffle, MultiLabelSoftMarginLoss,
+    MultiMarginLoss, TripletMarginWithDistanceLoss,
 )
 from .conv import Conv3d, ConvTranspose1d  # noqa: E402
 from .pooling import (  # noqa: E402
-    AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d, MaxPool3d,
+    AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d, MaxPool3d, AvgPool3d, LPPool1d,
+    LPPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d,
 )
-from .norm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm  # noqa: E402
+from .norm import (  # noqa: E402
+    BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm, RMSNorm,
+)
 from .upsampling import (  # noqa: E402
     PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d,
 )

@@ -29,7 +29,9 @@ __all__ = [
     "instance_norm", "local_response_norm", "normalize", "cosine_similarity", "pairwise_distance", "pdist",
     "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear",
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
-    "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
+    "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
+    "adaptive_max_pool3d",
 ]
 
 
@@ -73,9 +75,9 @@ def mish(input, inplace=False):  # noqa: A002
     return input * ops.tanh(ops.softplus(input))
 
 
-def glu(input, dim=-1):  # noqa: A002
+def glu(input, dim=-1, *, axis=None):  # noqa: A002
     """Gated linear unit: a * sigmoid(b) where a, b are the two halves of `dim` (even size)."""
-    d = dim_index("glu", dim, input.ndim)
+    d = dim_index("glu", dim if axis is None else axis, input.ndim)
     n = input.shape[d]
     if n % 2:
         raise RuntimeError(f"glu: halving dimension must be even, but dimension {dim} is size {n}")
@@ -148,10 +150,10 @@ def hardshrink(input, lambd=0.5):  # noqa: A002
     return ops.where(ops.abs(input) > float(lambd), input, 0.0)
 
 
-def softmin(input, dim=None):  # noqa: A002
+def softmin(input, dim=None, *, axis=None):  # noqa: A002
     """softmax(-x) along `dim`."""
     from .functional import softmax
-    return softmax(-input, dim)
+    return softmax(-input, dim if axis is None else axis)
 
 
 # --- dropout variants -----------------------------------------------------------------------------
@@ -269,20 +271,20 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):  # noqa: A00
     return input / div ** float(beta)
 
 
-def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):  # noqa: A002
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None, *, axis=None):  # noqa: A002
     """x / max(||x||_p, eps) along `dim` (PyTorch's F.normalize)."""
     if out is not None:
         raise NotImplementedError("normalize: out= is not supported")
-    d = dim_index("normalize", dim, input.ndim)
+    d = dim_index("normalize", dim if axis is None else axis, input.ndim)
     n = ops.norm(input, p, d, keepdim=True)
     return input / ops.clamp(n, min=float(eps))
 
 
-def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+def cosine_similarity(x1, x2, dim=1, eps=1e-8, *, axis=None):
     """sum(x1 * x2) / (max(||x1||, eps) max(||x2||, eps)) along `dim`, after broadcasting."""
     shape = np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape))
     x1, x2 = ops.broadcast_to(x1, shape), ops.broadcast_to(x2, shape)
-    d = dim_index("cosine_similarity", dim, len(shape))
+    d = dim_index("cosine_similarity", dim if axis is None else axis, len(shape))
     n1 = ops.clamp(ops.norm(x1, 2, d, keepdim=True), min=float(eps))
     n2 = ops.clamp(ops.norm(x2, 2, d, keepdim=True), min=float(eps))
     return ops.sum((x1 / n1) * (x2 / n2), d)
@@ -671,3 +673,218 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):  # noqa: A002
         raise NotImplementedError("adaptive_max_pool1d: return_indices is not supported")
     L = input.shape[-1]
     return ops.stack([ops.amax(input[..., a:b], -1) for a, b in _adaptive_bins(L, _single(output_size))], -1)
+
+
+# --- grid sampling ----------------------------------------------------------------------------------
+def _reflect(coord, twice_low, twice_high):
+    """PyTorch's reflect_coordinates: fold `coord` into [twice_low / 2, twice_high / 2] by mirroring."""
+    if twice_low == twice_high:
+        return coord * 0.0
+    lo = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    c = ops.abs(coord - lo)
+    flips = ops.floor(c.detach() * (1.0 / span))
+    extra = c - flips * span                       # fmod for non-negative c, differentiable in c
+    even = ops.remainder(flips, 2.0) == 0.0
+    return ops.where(even, extra + lo, (span - extra) + lo)
+
+
+def _source_coord(g, size, padding_mode, align_corners):
+    x = ((g + 1.0) * 0.5) * (size - 1) if align_corners else ((g + 1.0) * size - 1.0) * 0.5
+    if padding_mode == "border":
+        x = ops.clamp(x, 0.0, float(size - 1))
+    elif padding_mode == "reflection":
+        x = _reflect(x, 0, 2 * (size - 1)) if align_corners else _reflect(x, -1, 2 * size - 1)
+        x = ops.clamp(x, 0.0, float(size - 1))
+    return x
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):  # noqa: A002
+    """Sample input (N, C, H, W) at the points of grid (N, Ho, Wo, 2) -> (N, C, Ho, Wo).
+
+    grid[..., 0] is x (width) and grid[..., 1] is y (height), normalised to [-1, 1]: -1 and 1 are
+    the centres of the corner pixels with align_corners, their outer edges without (the default).
+    mode 'bilinear' (differentiable in input and grid) or 'nearest' (round half to even, as
+    PyTorch); padding_mode 'zeros', 'border' or 'reflection' for points outside."""
+    if mode not in ("bilinear", "nearest"):
+        raise NotImplementedError(f"grid_sample: mode {mode!r} is not supported; use 'bilinear' or 'nearest'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', got {padding_mode!r}")
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise ValueError(f"grid_sample: expected input (N, C, H, W) and grid (N, Ho, Wo, 2) with the same N, got "
+                         f"{input.shape} and {grid.shape} (5-D volumetric sampling is not supported)")
+    ac = bool(align_corners)
+    N, C, H, W = input.shape
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    ix = _source_coord(grid[..., 0], W, padding_mode, ac)
+    iy = _source_coord(grid[..., 1], H, padding_mode, ac)
+    flat = ops.reshape(input, (N, C, H * W))
+
+    def tap(yi, xi):
+        """input at integer (yi, xi) (N, Ho, Wo) float tensors, 0 outside: (N, C, Ho, Wo)."""
+        valid = (xi >= 0.0) & (xi <= W - 1.0) & (yi >= 0.0) & (yi <= H - 1.0)
+        lin = ops.clamp(yi, 0.0, H - 1.0) * W + ops.clamp(xi, 0.0, W - 1.0)
+        idx = ops.astype(ops.reshape(lin, (N, 1, Ho * Wo)), np.int64)
+        v = ops.gather(flat, 2, ops.broadcast_to(idx, (N, C, Ho * Wo)))
+        v = ops.reshape(v, (N, C, Ho, Wo))
+        return ops.where(ops.unsqueeze(valid, 1), v, 0.0)
+
+    if mode == "nearest":
+        return tap(ops.round(iy.detach()), ops.round(ix.detach()))
+    x0, y0 = ops.floor(ix.detach()), ops.floor(iy.detach())
+    wx1, wy1 = ix - x0, iy - y0
+    wx0, wy0 = 1.0 - wx1, 1.0 - wy1
+    u = lambda t: ops.unsqueeze(t, 1)  # noqa: E731
+    return (tap(y0, x0) * u(wy0 * wx0) + tap(y0, x0 + 1.0) * u(wy0 * wx1)
+            + tap(y0 + 1.0, x0) * u(wy1 * wx0) + tap(y0 + 1.0, x0 + 1.0) * u(wy1 * wx1))
+
+
+def affine_grid(theta, size, align_corners=None):
+    """The sampling grid of 2-D affine maps: theta (N, 2, 3), size (N, C, H, W) -> (N, H, W, 2),
+    grid = theta @ (x, y, 1) over the normalised pixel centres (PyTorch's convention)."""
+    if len(size) != 4:
+        raise NotImplementedError(f"affine_grid: only 4-D sizes (N, C, H, W) are supported, got {tuple(size)}")
+    N, _, H, W = (int(v) for v in size)
+    if theta.shape != (N, 2, 3):
+        raise ValueError(f"affine_grid: expected theta of shape ({N}, 2, 3) for size {tuple(size)}, got {theta.shape}")
+
+    def lin(n):
+        if n <= 1:
+            return np.zeros(max(n, 0))
+        v = np.linspace(-1.0, 1.0, n)
+        return v if align_corners else v * (n - 1) / n
+
+    xs, ys = np.meshgrid(lin(W), lin(H))
+    base = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(1, H * W, 3).astype(theta.dtype)
+    b = _creation.tensor(base, device=theta.device)
+    return ops.reshape(ops.matmul(b, ops.swapaxes(theta, 1, 2)), (N, H, W, 2))
+
+
+# --- more: RMS norm, 3-D average pooling, power-average pooling, channel shuffle, RReLU ------------
+def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
+    """x / sqrt(mean(x^2 over the last len(normalized_shape) dims) + eps) * weight; eps defaults
+    to the dtype's machine epsilon, as PyTorch."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(int(v) for v in normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k:]) != normalized_shape:
+        raise ValueError(f"rms_norm: input shape {input.shape} does not end in normalized_shape {normalized_shape}")
+    e = float(np.finfo(input.dtype).eps) if eps is None else float(eps)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    y = input * ops.rsqrt(ops.mean(input * input, axes, keepdim=True) + e)
+    return y * weight if weight is not None else y
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,  # noqa: A002
+               divisor_override=None):
+    """Mean over (kd, kh, kw) windows: (N, C, D, H, W) or unbatched -> (N, C, Do, Ho, Wo): 2-D window
+    sums of each depth slice, summed over the kd depth offsets, over PyTorch's divisor."""
+    if ceil_mode:
+        raise NotImplementedError("avg_pool3d: ceil_mode is not supported")
+    unb = input.ndim == 4
+    x = ops.unsqueeze(input, 0) if unb else input
+    if x.ndim != 5:
+        raise ValueError(f"avg_pool3d: expected input (N, C, D, H, W) or (C, D, H, W), got {input.shape}")
+    k = _triple(kernel_size, "kernel_size")
+    st = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _triple(stride, "stride")
+    pd = _triple(padding, "padding")
+
+    def window_sums(t):
+        if pd[0]:
+            t = ops.pad(t, (0, 0, 0, 0, pd[0], pd[0]))
+        N, C, D, H, W = t.shape
+        planes = avg_pool2d(ops.reshape(t, (N, C * D, H, W)), k[1:], st[1:], pd[1:], False, True, 1)
+        planes = ops.reshape(planes, (N, C, D) + tuple(planes.shape[2:]))
+        Do = (D - k[0]) // st[0] + 1
+        out = None
+        for i in range(k[0]):
+            part = planes[:, :, i:i + st[0] * (Do - 1) + 1:st[0], :, :]
+            out = part if out is None else out + part
+        return out
+
+    sums = window_sums(x)
+    if divisor_override:
+        y = sums * (1.0 / float(divisor_override))
+    elif count_include_pad:
+        y = sums * (1.0 / math.prod(k))
+    else:
+        ones = _creation.ones(1, 1, *x.shape[2:], dtype=x.dtype, device=x.device)
+        y = sums / window_sums(ones)
+    return y[0, ...] if unb else y
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """(sum over windows of x^p)^(1/p) along the last dim, as PyTorch (sign(s) relu(|s|)^(1/p))."""
+    k = _single(kernel_size)
+    s = avg_pool1d(input ** float(norm_type), k, stride, 0, ceil_mode) * float(k)
+    return ops.sign(s) * ops.relu(ops.abs(s)) ** (1.0 / float(norm_type))
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):  # noqa: A002
+    """(sum over (kh, kw) windows of x^p)^(1/p)."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    s = avg_pool2d(input ** float(norm_type), (kh, kw), stride if stride is not None else (kh, kw), 0,
+                   ceil_mode) * float(kh * kw)
+    return ops.sign(s) * ops.relu(ops.abs(s)) ** (1.0 / float(norm_type))
+
+
+def channel_shuffle(input, groups):  # noqa: A002
+    """(N, g * c, *) -> (N, c * g, *): channel i of group j moves to position i * g + j."""
+    g = check_size("channel_shuffle", groups, "groups")
+    N, C = input.shape[0], input.shape[1]
+    if C % g:
+        raise ValueError(f"channel_shuffle: number of channels ({C}) must be divisible by groups ({g})")
+    rest = tuple(input.shape[2:])
+    y = ops.reshape(input, (N, g, C // g) + rest)
+    return ops.reshape(ops.swapaxes(y, 1, 2), (N, C) + rest)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):  # noqa: A002
+    """Randomized leaky ReLU: negative values times a slope drawn from U(lower, upper) per element
+    in training; the fixed slope (lower + upper) / 2 otherwise."""
+    lower, upper = float(lower), float(upper)
+    if not training:
+        return ops.leaky_relu(input, (lower + upper) / 2)
+    _float_tensor("rrelu", input)
+    xp = input.xp
+    a = _wrap(xp.random_uniform(input.shape, input.dtype, lower, upper), xp)
+    return ops.where(input >= 0.0, input, input * a)
+
+
+def _adaptive_along(x, axis, n_out, reduce):
+    """Adaptive pooling along one axis: output i reduces PyTorch's bin i of that axis. A box
+    mean (or max) is the mean (max) of means (maxima) along each axis, so N-D adaptive pooling is
+    this, once per spatial axis."""
+    n = x.shape[axis]
+    parts = []
+    for a, b in _adaptive_bins(n, n_out):
+        sl = [slice(None)] * x.ndim
+        sl[axis] = slice(a, b)
+        parts.append(reduce(x[tuple(sl)], axis))
+    return ops.stack(parts, axis)
+
+
+def _adaptive_3d(name, input, output_size, reduce):
+    if input.ndim not in (4, 5):
+        raise ValueError(f"{name}: expected input (N, C, D, H, W) or (C, D, H, W), got {input.shape}")
+    sizes = tuple(output_size) if isinstance(output_size, (list, tuple)) else (output_size,) * 3
+    if len(sizes) != 3:
+        raise ValueError(f"{name}: output_size must be an int or a triple, got {output_size}")
+    y = input
+    for i, o in enumerate(sizes):
+        axis = input.ndim - 3 + i
+        y = _adaptive_along(y, axis, input.shape[axis] if o is None else int(o), reduce)
+    return y
+
+
+def adaptive_avg_pool3d(input, output_size):  # noqa: A002
+    """Mean over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+    return _adaptive_3d("adaptive_avg_pool3d", input, output_size, lambda t, ax: ops.mean(t, ax))
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
+    """Max over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
+    return _adaptive_3d("adaptive_max_pool3d", input, output_size, lambda t, ax: ops.amax(t, ax))

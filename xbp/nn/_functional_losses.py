@@ -17,7 +17,8 @@ from ._functional_layers import pairwise_distance
 
 __all__ = [
     "cosine_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "hinge_embedding_loss",
-    "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss",
+    "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "multilabel_soft_margin_loss",
+    "multi_margin_loss", "triplet_margin_with_distance_loss",
 ]
 
 
@@ -236,3 +237,52 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     elif unbatched:
         loss = loss[0]
     return loss
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,  # noqa: A002
+                                reduction="mean"):
+    """-mean over classes of (t log sigmoid(x) + (1 - t) log sigmoid(-x)) (times weight per class),
+    one value per sample (N, C) -> (N,), then the reduction."""
+    reduction = _legacy_reduction("multilabel_soft_margin_loss", size_average, reduce, reduction)
+    loss = -(target * -ops.softplus(-input) + (1.0 - target) * -ops.softplus(input))
+    if weight is not None:
+        loss = loss * weight
+    loss = ops.mean(loss, input.ndim - 1)
+    return _reduce(loss, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,  # noqa: A002
+                      reduction="mean"):
+    """Multi-class hinge: sum over i != y of max(0, margin - x[y] + x[i])^p (times weight[y]) / C,
+    input (N, C) or (C,), target (N,) class ids."""
+    reduction = _legacy_reduction("multi_margin_loss", size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
+    x = ops.unsqueeze(input, 0) if input.ndim == 1 else input
+    t = ops.reshape(target, (-1,))
+    N, C = x.shape
+    idx = ops.reshape(t, (N, 1))
+    xy = ops.gather(x, 1, idx)                                              # (N, 1)
+    h = ops.clamp(float(margin) - xy + x, min=0.0)
+    if p == 2:
+        h = h * h
+    if weight is not None:
+        h = h * ops.reshape(ops.index_select(weight, 0, t), (N, 1))
+    others = _creation.tensor(np.arange(C)[None, :], device=x.device) != idx   # drop i == y
+    loss = ops.sum(ops.where(others, h, 0.0), 1) * (1.0 / C)
+    if input.ndim == 1:
+        loss = loss[0] if reduction == "none" else loss
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0,
+                                      swap=False, reduction="mean"):
+    """max(d(a, p) - d(a, n) + margin, 0) with any distance function (pairwise_distance by default)."""
+    _check_reduction("triplet_margin_with_distance_loss", reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be greater than 0, got {margin}")
+    d = distance_function if distance_function is not None else pairwise_distance
+    d_pos, d_neg = d(anchor, positive), d(anchor, negative)
+    if swap:
+        d_neg = ops.minimum(d_neg, d(positive, negative))
+    return _reduce(ops.clamp(d_pos - d_neg + float(margin), min=0.0), reduction)

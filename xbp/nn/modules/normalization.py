@@ -1,4 +1,4 @@
-"""torch.nn.modules.normalization: LayerNorm, GroupNorm, LocalResponseNorm."""
-from ..norm import GroupNorm, LayerNorm, LocalResponseNorm  # noqa: F401
+"""torch.nn.modules.normalization: LayerNorm, GroupNorm, LocalResponseNorm, RMSNorm."""
+from ..norm import GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm  # noqa: F401
 
-__all__ = ["LayerNorm", "GroupNorm", "LocalResponseNorm"]
+__all__ = ["LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm"]

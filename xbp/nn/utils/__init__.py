@@ -10,7 +10,8 @@ import math
 
 from ..._tensor import Tensor, _wrap
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize",
+           "parametrizations"]
 
 
 def _grads(parameters):
@@ -122,4 +123,5 @@ def vector_to_parameters(vec, parameters) -> None:
             i += n
 
 
-from . import rnn  # noqa: E402
+from . import rnn, parametrize, parametrizations  # noqa: E402
+from .parametrizations import spectral_norm, weight_norm  # noqa: E402,F401
