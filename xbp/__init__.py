@@ -54,6 +54,8 @@ from . import nn  # noqa: E402
 # --- layers, modules ---
 
 # --- optimizers, schedulers, I/O ---
+from . import onnx  # noqa: E402,F401  (xbp.onnx.export; the onnx package is imported only when exporting)
+from .serialization import CheckpointError  # noqa: E402,F401
 
 # --- distributed ---
 
