@@ -69,11 +69,12 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
     from . import nn
     kind = type(m).__name__
     where = path or "the model"
-    yt = None
     if isinstance(m, nn.Sequential):
         for i, child in enumerate(m):
             x, xt = _emit(b, child, x, xt, f"{path}.{i}" if path else str(i))
         return x, xt
+    if kind in ("Softmax", "LogSoftmax") and m.dim is None:
+        raise ValueError(f"xbp.onnx.export: {kind} at {where} has dim=None; give it a dim")
     yt = m(xt)
     dtype = np.dtype(xt.dtype) if kind != "Embedding" else np.dtype(m.weight.dtype)
 
@@ -121,8 +122,6 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
         else:
             y = b.node("Div", [b.node("Softplus", [b.node("Mul", [x, c("beta", m.beta)])]), c("beta", m.beta)])
     elif kind in ("Softmax", "LogSoftmax"):
-        if m.dim is None:
-            raise ValueError(f"xbp.onnx.export: {kind} at {where} has dim=None; give it a dim")
         y = b.node(kind, [x], axis=int(m.dim))
     elif kind in ("Conv1d", "Conv2d"):
         n = 1 if kind == "Conv1d" else 2
