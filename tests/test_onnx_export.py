@@ -118,3 +118,25 @@ def test_what_cannot_be_exported_is_refused_by_name(tmp_path):
     with pytest.raises(TypeError, match="one Tensor"):
         xbp.onnx.export(nn.ReLU(), (xbp.zeros(1), xbp.zeros(1)), tmp_path / "r.onnx")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind,kw", [("LSTM", {}), ("LSTM", dict(num_layers=2, bidirectional=True, batch_first=True)),
+                                     ("GRU", dict(num_layers=2)), ("GRU", dict(bidirectional=True, batch_first=True)),
+                                     ("RNN", dict(nonlinearity="relu", num_layers=2)), ("RNN", dict(bias=False))])
+def test_recurrent_layers_match_onnxruntime(kind, kw, tmp_path):
+    xbp.manual_seed(0)
+    model = getattr(nn, kind)(4, 5, **kw)
+    T, B = 6, 3
+    shape = (B, T, 4) if kw.get("batch_first") else (T, B, 4)
+    x = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    p = tmp_path / "r.onnx"
+    names = ["out", "h_n", "c_n"] if kind == "LSTM" else ["out", "h_n"]
+    xbp.onnx.export(model, xbp.tensor(x), p, output_names=names)
+    with xbp.no_grad():
+        want = model(xbp.tensor(x))
+    want = [want[0], *want[1]] if kind == "LSTM" else list(want)
+    sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})
+    assert [o.name for o in sess.get_outputs()] == names
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-5)

@@ -7,7 +7,8 @@ The exporter walks the module tree, not the ops: a model is a layer xbp knows or
 (nested freely) of them, and each becomes the ONNX nodes of its inference-mode forward. Layers:
 Linear, Identity, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU (exact and tanh), SiLU, Sigmoid,
 Tanh, Softplus, Softmax, LogSoftmax, Conv1d, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
-BatchNorm1d/2d, LayerNorm and Embedding. Anything else (a module with its own forward, an RNN,
+BatchNorm1d/2d, LayerNorm, Embedding, and RNN/LSTM/GRU (any layers, directions, batch_first; zero
+initial states; outputs ``output, h_n[, c_n]``). Anything else (a module with its own forward,
 attention) is refused with an error naming it. The example input is run through each layer in
 eval mode, which checks the model and gives every intermediate shape.
 """
@@ -22,7 +23,7 @@ __all__ = ["export", "INSTALL_HINT", "SUPPORTED"]
 INSTALL_HINT = "xbp.onnx.export needs the onnx package: pip install onnx (or pip install 'xbp[onnx]')"
 SUPPORTED = ("Sequential", "Linear", "Identity", "Dropout", "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU",
              "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
-             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding")
+             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU")
 
 
 def _onnx():
@@ -71,6 +72,9 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
     where = path or "the model"
     if isinstance(m, nn.Sequential):
         for i, child in enumerate(m):
+            if not isinstance(x, str):
+                raise NotImplementedError(f"xbp.onnx.export: layer {path + '.' if path else ''}{i - 1} returns a "
+                                          "tuple, which only the model's last layer may do")
             x, xt = _emit(b, child, x, xt, f"{path}.{i}" if path else str(i))
         return x, xt
     if kind in ("Softmax", "LogSoftmax") and m.dim is None:
@@ -188,11 +192,73 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
         if getattr(m, "max_norm", None) is not None:
             raise NotImplementedError(f"xbp.onnx.export: Embedding(max_norm=...) at {where} renormalises rows")
         y = b.node("Gather", [b.const(f"{path}.weight", _np(m.weight)), x], axis=0)
+    elif kind in ("RNN", "LSTM", "GRU"):
+        return _emit_rnn(b, m, x, xt, path, where), yt
     else:
         raise NotImplementedError(
             f"xbp.onnx.export: cannot export {kind} at {where}: the exporter knows {', '.join(SUPPORTED)}; "
             "write the model as a Sequential of those (a module with its own forward cannot be walked)")
     return y, yt
+
+
+# PyTorch's gate order -> ONNX's: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) -> (z, r, h)
+_GATES = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN": (0,)}
+
+
+def _emit_rnn(b: _Builder, m, x: str, xt, path: str, where: str):
+    """ONNX RNN/LSTM/GRU nodes, one per layer (both directions in one node). Returns the names of
+    (output, h_n) or (output, (h_n, c_n)), PyTorch's layout; the initial states are zeros."""
+    kind = type(m).__name__
+    if getattr(m, "proj_size", 0):
+        raise NotImplementedError(f"xbp.onnx.export: LSTM(proj_size=...) at {where}")
+    H, L = m.hidden_size, m.num_layers
+    D = 2 if m.bidirectional else 1
+    order = _GATES[kind]
+
+    def gates(a):
+        return np.concatenate([a[i * H:(i + 1) * H] for i in order], axis=0)
+
+    cur = b.node("Transpose", [x], perm=[1, 0, 2]) if m.batch_first else x      # (T, B, input)
+    hs, cs = [], []
+    for layer in range(L):
+        Ws, Rs, Bs = [], [], []
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            w_ih, w_hh = _np(getattr(m, "weight_ih" + sfx)), _np(getattr(m, "weight_hh" + sfx))
+            Ws.append(gates(w_ih))
+            Rs.append(gates(w_hh))
+            if m.bias:
+                Bs.append(np.concatenate([gates(_np(getattr(m, "bias_ih" + sfx))),
+                                          gates(_np(getattr(m, "bias_hh" + sfx)))]))
+            else:
+                Bs.append(np.zeros(2 * len(order) * H, dtype=w_ih.dtype))
+        attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
+        if kind == "GRU":
+            attrs["linear_before_reset"] = 1          # PyTorch's n = tanh(W x + b + r * (R h + b_R))
+        if kind == "RNN":
+            attrs["activations"] = ["Relu" if m.nonlinearity == "relu" else "Tanh"] * D
+        names = [b.name(f"{path}.y"), b.name(f"{path}.h")] + ([b.name(f"{path}.c")] if kind == "LSTM" else [])
+        b.nodes.append(b.onnx.helper.make_node(
+            kind, [cur, b.const(f"{path}.W{layer}", np.stack(Ws)), b.const(f"{path}.R{layer}", np.stack(Rs)),
+                   b.const(f"{path}.B{layer}", np.stack(Bs))], names, **attrs))
+        # Y is (T, D, B, H): PyTorch's output is (T, B, D * H)
+        y = b.node("Transpose", [names[0]], perm=[0, 2, 1, 3])
+        cur = b.node("Reshape", [y, b.const("shape", np.array([0, 0, -1], np.int64))])
+        hs.append(names[1])
+        if kind == "LSTM":
+            cs.append(names[2])
+    out = b.node("Transpose", [cur], perm=[1, 0, 2]) if m.batch_first else b.node("Identity", [cur])
+    h_n = b.node("Concat", hs, axis=0) if L > 1 else b.node("Identity", hs)
+    if kind != "LSTM":
+        return (out, h_n)
+    c_n = b.node("Concat", cs, axis=0) if L > 1 else b.node("Identity", cs)
+    return (out, (h_n, c_n))
+
+
+def _flat(v):
+    if isinstance(v, (tuple, list)):
+        return [a for x in v for a in _flat(x)]
+    return [v]
 
 
 _ELEM = {"float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7, "bool": 9,
@@ -248,10 +314,11 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     in_name = (input_names or ["input"])[0]
     out_name = (output_names or ["output"])[0]
     dynamic_axes = dynamic_axes or {}
-    unknown = set(dynamic_axes) - {in_name, out_name}
+    known = {in_name, out_name, *(output_names or [])} | {f"{out_name}_{i}" for i in range(1, 8)}
+    unknown = set(dynamic_axes) - known
     if unknown:
         raise ValueError(f"xbp.onnx.export: dynamic_axes names {sorted(unknown)}, which are neither the input "
-                         f"({in_name!r}) nor the output ({out_name!r})")
+                         f"({in_name!r}) nor an output ({sorted(set(output_names or [out_name]))})")
     b = _Builder(onnx, opset_version)
     was_training = model.training
     model.eval()
@@ -260,12 +327,19 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
             y, yt = _emit(b, model, in_name, x, "")
     finally:
         model.train(was_training)
-    if not isinstance(yt, Tensor):
-        raise TypeError(f"xbp.onnx.export: the model returned a {type(yt).__name__}; one Tensor output is exported")
-    b.nodes.append(onnx.helper.make_node("Identity", [y], [out_name]))
+    ys, yts = _flat(y), _flat(yt)
+    if len(ys) != len(yts) or not all(isinstance(t, Tensor) for t in yts):
+        raise TypeError(f"xbp.onnx.export: the model returned a {type(yt).__name__}; Tensors (or tuples of them) "
+                        "are exported")
+    names = list(output_names or [])
+    names += [out_name if i == 0 else f"{out_name}_{i}" for i in range(len(names), len(ys))]
+    outputs = []
+    for name, inner, t in zip(names, ys, yts):
+        b.nodes.append(onnx.helper.make_node("Identity", [inner], [name]))
+        outputs.append(_value_info(onnx, name, t, _axes(dynamic_axes.get(name), name, t.ndim)))
     graph = onnx.helper.make_graph(
         b.nodes, type(model).__name__, [_value_info(onnx, in_name, x, _axes(dynamic_axes.get(in_name), in_name, x.ndim))],
-        [_value_info(onnx, out_name, yt, _axes(dynamic_axes.get(out_name), out_name, yt.ndim))], initializer=b.inits)
+        outputs, initializer=b.inits)
     proto = onnx.helper.make_model(graph, producer_name="xbp",
                                    opset_imports=[onnx.helper.make_opsetid("", opset_version)])
     proto.ir_version = min(proto.ir_version, 9)      # runtimes lag the newest IR version
