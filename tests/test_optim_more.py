@@ -249,3 +249,33 @@ def test_torch_validation_agrees_where_torch_refuses(torch64):
             getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)], **kw)
         with pytest.raises(ValueError):
             getattr(optim, name)(_p(), **kw)
+
+
+@pytest.mark.parametrize("name,kw", CASES[::2], ids=IDS[::2])
+def test_a_torch_state_dict_continues_in_xbp(name, kw, torch64, tmp_path):
+    """torch runs 2*n steps; xbp loads torch's state after n (through a torch.save file) and runs
+    the other n: the same weights."""
+    pytest.importorskip("safetensors")
+    torch = torch64
+    n = 2 if name == "LBFGS" else 6
+    want = _run_torch(torch, name, kw, 2 * n)
+    p0, c, d = _problem()
+    tps = [torch.tensor(a, requires_grad=True) for a in p0]
+    tcs, tds = [torch.tensor(a) for a in c], [torch.tensor(a) for a in d]
+    topt = getattr(torch.optim, name)(tps, **kw)
+
+    def tclosure():
+        topt.zero_grad()
+        loss = _loss(tps, tcs, tds, -1.0 if kw.get("maximize") else 1.0)
+        loss.backward()
+        return loss
+    for _ in range(n):
+        topt.step(tclosure)
+    torch.save({"opt": topt.state_dict(), "params": [t.detach() for t in tps]}, tmp_path / "t.pt")
+    ck = xbp.load(tmp_path / "t.pt")
+    setup = _xbp_setup("cpu", p0=[to_np(t) for t in ck["params"]])
+    opt = getattr(optim, name)(setup[0], **kw)
+    opt.load_state_dict(ck["opt"])
+    got, _, _ = _run_xbp(getattr(optim, name), kw, "cpu", n, opt=opt, setup=setup)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)

@@ -117,6 +117,8 @@ from .utils import data as _utils_data  # noqa: E402,F401  (so that xbp.utils.da
 # --- layers, modules ---
 
 # --- optimizers, schedulers, I/O ---
+from . import onnx  # noqa: E402,F401  (xbp.onnx.export; the onnx package is imported only when exporting)
+from .serialization import CheckpointError  # noqa: E402,F401
 
 # --- distributed ---
 from . import distributed  # noqa: E402  (torch.distributed's names; the backends import mpi4py/CuPy lazily)

@@ -366,7 +366,7 @@ def _load_zip(data: bytes):
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         names = z.namelist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         raise TorchFileError(f"the zip archive is malformed or truncated ({e})") from None
     pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
     if len(pkl) != 1:
@@ -410,7 +410,8 @@ def _read_entry(z, info, n) -> bytes:
     try:
         with z.open(info) as f:
             out = f.read(n)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        # (NotImplementedError: a compression method or zip version the zipfile module lacks)
         raise TorchFileError(f"entry {info.filename!r} of the zip archive cannot be read ({e}): truncated or "
                              "corrupt") from None
     if len(out) < n:

@@ -16,6 +16,8 @@ def adamax_update(xp, param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, 
         m += (1 - beta1) * (g - m)
         u = maximum(beta2 * u, |g| + eps)
         param -= lr / (1 - beta1**t) * m / u
+
+    `step` is the 1-based step count after this update.
     """
     g = -grad if maximize else grad
     if weight_decay != 0.0:

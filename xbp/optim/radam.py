@@ -19,6 +19,8 @@ def radam_update(xp, param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1, beta2
         rho_t > 5:  r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
                     param -= lr * m_hat * r * sqrt(1 - beta2**t) / (sqrt(v) + eps)
         otherwise:  param -= lr * m_hat
+
+    `step` is the 1-based step count after this update.
     """
     g = -grad if maximize else grad
     if weight_decay != 0.0:

@@ -17,6 +17,8 @@ def rprop_update(xp, param, grad, prev, step_size, *, etaminus, etaplus, step_si
         step_size = clip(step_size * factor, step_size_min, step_size_max)
         g = 0 where s < 0                  (a sign change: skip this element's step once)
         param -= sign(g) * step_size;  prev = g
+
+    Hyperparameters are Python floats; the state arrays are updated in place.
     """
     g = -grad if maximize else grad
     s = xp.sign(g * prev)
