@@ -162,7 +162,7 @@ def main():
             res[n][k] = (statistics.median(vals), min(vals), max(vals))
     base = res[1]["plain"][0]
     print(f"\nMLP {'-'.join(map(str, WIDTHS))}, {ROWS} rows/rank, float32, SGD; gradient "
-          f"{runs[1][0]['grad_mb']:.2f} MB in {runs[1][0]['buckets']} buckets; {args.rounds} rounds x "
+          f"{runs[1][0]['grad_mb']:.2f} MiB in {runs[1][0]['buckets']} buckets; {args.rounds} rounds x "
           f"{args.blocks} blocks x {args.steps} steps; ms per step, median [min-max]")
     print("| ranks | plain | ddp | ddp_sync (no overlap) | all-reduce alone | DDP wait at end | rows/s (ddp) | scaling | overlap |")
     print("|---|---|---|---|---|---|---|---|---|")
