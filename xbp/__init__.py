@@ -127,3 +127,6 @@ from . import distributed  # noqa: E402  (torch.distributed's names; the backend
 from ._compile import CompileError, compile  # noqa: E402,F401,A004
 
 from . import array_api  # noqa: E402,F401  (the Array API namespace of xbp tensors)
+
+# --- docstrings ---
+from . import _tensor_docs  # noqa: E402,F401  (attaches the docstrings of Tensor's one-line methods)

@@ -16,7 +16,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_K = math.sqrt(2.0 / math.pi)
 
 
-def _unary(name, fwd, vjp, save="", res=False):
+def _unary(name, fwd, vjp, save="", res=False, doc=""):
     prim = Primitive(name, fwd, vjp, save=save, res=res)
 
     def op(input, *, out=None):  # noqa: A002 - PyTorch's names
@@ -24,7 +24,18 @@ def _unary(name, fwd, vjp, save="", res=False):
             return _with_out(name, lambda: apply(prim, (input,)), out, input)
         return apply(prim, (input,))
     op.__name__ = op.__qualname__ = name
+    op.__doc__ = (doc or f"Elementwise {name}(input).") + _UNARY_TAIL
     op.prim = prim
+    return op
+
+
+_UNARY_TAIL = ("\n\n    Same shape and device as `input`; differentiable. ``out=`` writes the result into an existing"
+               "\n    tensor (refused when autograd is involved).")
+
+
+def _documented(op, doc):
+    """Gives a factory-made op its docstring (the factories in _util.py take none)."""
+    op.__doc__ = doc
     return op
 
 
@@ -228,25 +239,36 @@ def pow(input, exponent, *, out=None):  # noqa: A001,A002 - PyTorch's names
     return apply(pow_p, _promote(a, b))
 
 
-neg = _unary("neg", lambda xp, x: -x, lambda c, g: (-g,))
+neg = _unary("neg", lambda xp, x: -x, lambda c, g: (-g,), doc="Elementwise negation, -input.")
 
 # --- exponentials and powers ----------------------------------------------------------------------
-exp = _unary("exp", lambda xp, x: xp.exp(x), lambda c, g: (g * c.out,), save="out")
-log = _unary("log", lambda xp, x: xp.log(x), lambda c, g: (g / c.ins[0],), save="in")
-log1p = _unary("log1p", lambda xp, x: xp.log1p(x), lambda c, g: (g / (c.ins[0] + 1.0),), save="in")
-expm1 = _unary("expm1", lambda xp, x: xp.expm1(x), lambda c, g: (g * (c.out + 1.0),), save="out")
-sqrt = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda c, g: (g * 0.5 / c.out,), save="out")
+exp = _unary("exp", lambda xp, x: xp.exp(x), lambda c, g: (g * c.out,), save="out",
+             doc="Elementwise exponential e ** input.")
+log = _unary("log", lambda xp, x: xp.log(x), lambda c, g: (g / c.ins[0],), save="in",
+             doc="Elementwise natural logarithm (nan below 0, -inf at 0).")
+log1p = _unary("log1p", lambda xp, x: xp.log1p(x), lambda c, g: (g / (c.ins[0] + 1.0),), save="in",
+               doc="Elementwise log(1 + input), accurate for small `input`.")
+expm1 = _unary("expm1", lambda xp, x: xp.expm1(x), lambda c, g: (g * (c.out + 1.0),), save="out",
+               doc="Elementwise exp(input) - 1, accurate for small `input`.")
+sqrt = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda c, g: (g * 0.5 / c.out,), save="out",
+              doc="Elementwise square root (nan below 0).")
 # rsqrt: y = x^-1/2, dy/dx = -y^3 / 2
-rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda c, g: (g * -0.5 * c.out * c.out * c.out,), save="out")
+rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x), lambda c, g: (g * -0.5 * c.out * c.out * c.out,), save="out",
+               doc="Elementwise reciprocal square root, 1 / sqrt(input).")
 # d|x|/dx = sign(x), 0 at x = 0 (as PyTorch)
-abs = _unary("abs", lambda xp, x: xp.abs(x), lambda c, g: (g * c.xp.sign(c.ins[0]),), save="in")  # noqa: A001
-sin = _unary("sin", lambda xp, x: xp.sin(x), lambda c, g: (g * c.xp.cos(c.ins[0]),), save="in")
-cos = _unary("cos", lambda xp, x: xp.cos(x), lambda c, g: (-g * c.xp.sin(c.ins[0]),), save="in")
+abs = _unary("abs", lambda xp, x: xp.abs(x), lambda c, g: (g * c.xp.sign(c.ins[0]),), save="in",  # noqa: A001
+             doc="Elementwise absolute value |input|; the gradient at 0 is 0, as in PyTorch.")
+sin = _unary("sin", lambda xp, x: xp.sin(x), lambda c, g: (g * c.xp.cos(c.ins[0]),), save="in",
+             doc="Elementwise sine (radians).")
+cos = _unary("cos", lambda xp, x: xp.cos(x), lambda c, g: (-g * c.xp.sin(c.ins[0]),), save="in",
+             doc="Elementwise cosine (radians).")
 erf = _unary("erf", lambda xp, x: xp.erf(x),
-             lambda c, g: (g * (2.0 / math.sqrt(math.pi)) * c.xp.exp(-c.ins[0] * c.ins[0]),), save="in")
+             lambda c, g: (g * (2.0 / math.sqrt(math.pi)) * c.xp.exp(-c.ins[0] * c.ins[0]),), save="in",
+             doc="Elementwise Gauss error function erf(x) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to x.")
 
 # --- activations ------------------------------------------------------------------------------------
-tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda c, g: (g * (1.0 - c.out * c.out),), save="out")
+tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda c, g: (g * (1.0 - c.out * c.out),), save="out",
+              doc="Elementwise hyperbolic tangent.")
 
 
 def _sigmoid_fwd(xp, x):
@@ -255,9 +277,11 @@ def _sigmoid_fwd(xp, x):
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda c, g: (g * c.out * (1.0 - c.out),), save="out")
+sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda c, g: (g * c.out * (1.0 - c.out),), save="out",
+                 doc="Elementwise logistic sigmoid 1 / (1 + exp(-input)), computed without overflow for large |input|.")
 relu = _unary("relu", lambda xp, x: xp.maximum(x, 0),
-              lambda c, g: (c.xp.mask(g, c.out > 0),), save="out")
+              lambda c, g: (c.xp.mask(g, c.out > 0),), save="out",
+              doc="Elementwise rectifier max(input, 0); the gradient at 0 is 0.")
 
 leaky_relu_p = Primitive(
     "leaky_relu", lambda xp, x, negative_slope: xp.where(x > 0, x, x * negative_slope),
@@ -265,6 +289,7 @@ leaky_relu_p = Primitive(
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
+    """Elementwise x where x > 0, else negative_slope * x. Same shape as `x`; differentiable."""
     return apply(leaky_relu_p, (x,), {"negative_slope": float(negative_slope)})
 
 
@@ -275,6 +300,7 @@ elu_p = Primitive(
 
 
 def elu(x, alpha: float = 1.0):
+    """Elementwise ELU: x where x > 0, else alpha * (exp(x) - 1). Same shape as `x`; differentiable."""
     return apply(elu_p, (x,), {"alpha": float(alpha)})
 
 
@@ -311,7 +337,8 @@ def _silu_vjp(c, g):
     return (g * (s * (1.0 + x * (1.0 - s))),)
 
 
-silu = _unary("silu", lambda xp, x: x * _sigmoid_fwd(xp, x), _silu_vjp, save="in")
+silu = _unary("silu", lambda xp, x: x * _sigmoid_fwd(xp, x), _silu_vjp, save="in",
+              doc="Elementwise SiLU (swish), input * sigmoid(input).")
 
 
 def _softplus_fwd(xp, x, beta, threshold):
@@ -431,7 +458,11 @@ def where(condition, input, other, *, out=None):  # noqa: A002
 
 
 # --- no gradient ------------------------------------------------------------------------------------
-sign = no_grad_op("sign", lambda xp, x: xp.sign(x))
+sign = _documented(
+    no_grad_op("sign", lambda xp, x: xp.sign(x)),
+    "Elementwise sign: -1, 0 or 1 in `input`'s dtype. No gradient (the result never requires grad).")
+
+
 def _binary_no_grad(name, f):
     op = no_grad_op(name, f)
 
@@ -443,21 +474,46 @@ def _binary_no_grad(name, f):
     return binary
 
 
-floor_divide = _binary_no_grad("floor_divide", lambda xp, a, b: a // b)
-remainder = _binary_no_grad("remainder", lambda xp, a, b: a % b)
-floor = no_grad_op("floor", lambda xp, x: xp.floor(x))
-ceil = no_grad_op("ceil", lambda xp, x: xp.ceil(x))
-round = no_grad_op("round", lambda xp, x: xp.round(x))  # noqa: A001
-eq = _binary_no_grad("eq", lambda xp, a, b: a == b)
-ne = _binary_no_grad("ne", lambda xp, a, b: a != b)
-lt = _binary_no_grad("lt", lambda xp, a, b: a < b)
-le = _binary_no_grad("le", lambda xp, a, b: a <= b)
-gt = _binary_no_grad("gt", lambda xp, a, b: a > b)
-ge = _binary_no_grad("ge", lambda xp, a, b: a >= b)
-logical_and = no_grad_op("logical_and", lambda xp, a, b: xp.logical_and(a, b))
-logical_or = no_grad_op("logical_or", lambda xp, a, b: xp.logical_or(a, b))
-logical_xor = no_grad_op("logical_xor", lambda xp, a, b: xp.logical_xor(a, b))
-logical_not = no_grad_op("logical_not", lambda xp, x: xp.logical_not(x))
-isfinite = no_grad_op("isfinite", lambda xp, x: xp.isfinite(x))
-isnan = no_grad_op("isnan", lambda xp, x: xp.isnan(x))
-isinf = no_grad_op("isinf", lambda xp, x: xp.isinf(x))
+floor_divide = _documented(
+    _binary_no_grad("floor_divide", lambda xp, a, b: a // b),
+    "Elementwise floor(input / other) (rounds toward -inf, as Python's //), broadcasting; no gradient.")
+remainder = _documented(
+    _binary_no_grad("remainder", lambda xp, a, b: a % b),
+    "Elementwise input - floor(input / other) * other: the remainder takes the sign of `other`\n"
+    "    (Python's %), broadcasting; no gradient.")
+floor = _documented(no_grad_op("floor", lambda xp, x: xp.floor(x)),
+                    "Elementwise largest integer <= input, in `input`'s dtype; no gradient.")
+ceil = _documented(no_grad_op("ceil", lambda xp, x: xp.ceil(x)),
+                   "Elementwise smallest integer >= input, in `input`'s dtype; no gradient.")
+round = _documented(
+    no_grad_op("round", lambda xp, x: xp.round(x)),  # noqa: A001
+    'Elementwise round to the nearest integer, halves to even (as NumPy and PyTorch); no gradient.')
+eq = _documented(_binary_no_grad("eq", lambda xp, a, b: a == b),
+                 'Elementwise input == other (broadcasting): a bool tensor, no gradient.')
+ne = _documented(_binary_no_grad("ne", lambda xp, a, b: a != b),
+                 'Elementwise input != other (broadcasting): a bool tensor, no gradient.')
+lt = _documented(_binary_no_grad("lt", lambda xp, a, b: a < b),
+                 'Elementwise input < other (broadcasting): a bool tensor, no gradient.')
+le = _documented(_binary_no_grad("le", lambda xp, a, b: a <= b),
+                 'Elementwise input <= other (broadcasting): a bool tensor, no gradient.')
+gt = _documented(_binary_no_grad("gt", lambda xp, a, b: a > b),
+                 'Elementwise input > other (broadcasting): a bool tensor, no gradient.')
+ge = _documented(_binary_no_grad("ge", lambda xp, a, b: a >= b),
+                 'Elementwise input >= other (broadcasting): a bool tensor, no gradient.')
+logical_and = _documented(no_grad_op("logical_and", lambda xp, a, b: xp.logical_and(a, b)),
+                          'Elementwise logical AND of two bool tensors (broadcasting): a bool tensor. NumPy also takes\n'
+                          '    nonzero as true; the strict device accepts bool inputs only.')
+logical_or = _documented(no_grad_op("logical_or", lambda xp, a, b: xp.logical_or(a, b)),
+                         'Elementwise logical OR of two bool tensors (broadcasting): a bool tensor. NumPy also takes\n'
+                         '    nonzero as true; the strict device accepts bool inputs only.')
+logical_xor = _documented(no_grad_op("logical_xor", lambda xp, a, b: xp.logical_xor(a, b)),
+                          'Elementwise logical XOR of two bool tensors (broadcasting): a bool tensor. NumPy also takes\n'
+                          '    nonzero as true; the strict device accepts bool inputs only.')
+logical_not = _documented(no_grad_op("logical_not", lambda xp, x: xp.logical_not(x)),
+                          'Elementwise logical NOT of a bool tensor: a bool tensor.')
+isfinite = _documented(no_grad_op("isfinite", lambda xp, x: xp.isfinite(x)),
+                       'Elementwise test for finite values (not inf, -inf or nan): a bool tensor.')
+isnan = _documented(no_grad_op("isnan", lambda xp, x: xp.isnan(x)),
+                    'Elementwise test for nan: a bool tensor.')
+isinf = _documented(no_grad_op("isinf", lambda xp, x: xp.isinf(x)),
+                    'Elementwise test for inf or -inf: a bool tensor.')
