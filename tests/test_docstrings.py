@@ -12,8 +12,6 @@ import importlib
 import inspect
 import sys
 
-import pytest
-
 PUBLIC_MODULES = [
     "xbp", "xbp.nn", "xbp.nn.functional", "xbp.nn.init", "xbp.nn.utils", "xbp.optim",
     "xbp.optim.lr_scheduler", "xbp.data", "xbp.autograd", "xbp.autograd.functional", "xbp.func",

@@ -3,7 +3,7 @@ NVIDIA GPUs), with a PyTorch-shaped API."""
 import numpy as _np
 
 from ._backend import (
-    DeviceError, cuda_available, device, get_default_device, manual_seed, set_default_device,
+    DeviceError, cuda_available, device, get_default_device, set_default_device,
 )
 from ._tensor import Tensor
 from ._creation import (
@@ -69,13 +69,13 @@ from ._inference import inference_mode, is_inference_mode_enabled  # noqa: E402
 from . import _function as _autograd_function  # noqa: E402
 # torch.autograd.Function, torch.autograd.function.once_differentiable: xbp.autograd stays one
 # module (xbp/autograd.py); its submodule paths are registered here, explicitly, one by one
-autograd.Function = _autograd_function.Function
-autograd.function = _autograd_function
-autograd.inference_mode = inference_mode
+autograd.Function = _autograd_function.Function  # type: ignore[attr-defined]
+autograd.function = _autograd_function  # type: ignore[attr-defined]
+autograd.inference_mode = inference_mode  # type: ignore[attr-defined]
 _sys.modules["xbp.autograd.function"] = _autograd_function
 from . import func  # noqa: E402
 from . import autograd_functional as _autograd_functional  # noqa: E402
-autograd.functional = _autograd_functional
+autograd.functional = _autograd_functional  # type: ignore[attr-defined]
 _sys.modules["xbp.autograd.functional"] = _autograd_functional
 
 # --- tensor surface: printing, Size, dtypes, random generators ---

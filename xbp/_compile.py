@@ -126,8 +126,13 @@ for _name in ("reshape", "transpose", "swapaxes", "astype", "copy", "ravel", "fl
               "diagonal", "dot", "round", "clip", "conj", "searchsorted", "max", "min", "sum",
               "mean", "prod", "any", "all", "std", "var", "__copy__"):
     setattr(_Traced, _name, _method(_name))
+def _traced_attribute(name: str) -> property:
+    get = operator.attrgetter(name)
+    return property(lambda self: _dispatch(get, (self,), {}))
+
+
 for _name in ("T", "mT", "real", "imag"):
-    setattr(_Traced, _name, property(lambda self, _g=operator.attrgetter(_name): _dispatch(_g, (self,), {})))
+    setattr(_Traced, _name, _traced_attribute(_name))
 
 
 def _dispatch(fn, args, kw, inplace=None):

@@ -28,6 +28,7 @@ import contextlib
 import math
 import os
 import sys
+import types
 import weakref
 
 import numpy as np
@@ -74,7 +75,7 @@ def _is_internal(code):
 
 def user_where(scope=()) -> Where:
     """The first stack frame outside the xbp package (the user's line)."""
-    f = sys._getframe(1)
+    f: types.FrameType | None = sys._getframe(1)
     while f is not None and _is_internal(f.f_code):
         f = f.f_back
     if f is None:
@@ -138,7 +139,7 @@ def register_module_call(fn) -> None:
 def _current_scope() -> tuple:
     """The module calls active now, outermost first, as ((module, call id), ...)."""
     frames = []
-    f = sys._getframe(2)
+    f: types.FrameType | None = sys._getframe(2)
     while f is not None:
         frames.append(f)
         f = f.f_back
@@ -429,6 +430,8 @@ class detect_anomaly:
 
 
 def is_anomaly_enabled() -> bool:
+    """True inside a `detect_anomaly` block (or with ``XBP_DETECT_ANOMALY=1`` set): ops and VJPs are
+    then checked for NaN/Inf."""
     return bool(_STATE.anomaly)
 
 
@@ -550,7 +553,7 @@ class Trace:
 
     def table(self) -> str:
         head = ("step", "op", "created at", "grad of output", "|g|", "->", "input grad", "|g|")
-        lines = []
+        lines: list[tuple[str, ...]] = []
         for r in self.rows:
             where = r.where.short() if r.where is not None else ""
             first = (str(r.step), f"{r.op}#{r.step}", where, _shape(r.grad_output_shape), _fmt(r.grad_output_norm))

@@ -69,4 +69,5 @@ class inference_mode:
         return wrapper
 
     def clone(self):
+        """A new, unentered context manager with the same mode (PyTorch's context managers have it)."""
         return inference_mode(self.mode)

@@ -35,6 +35,7 @@ class Generator:
 
     @property
     def device(self) -> _backend.device:
+        """The device whose random numbers this generator draws (``device('cpu')`` by default)."""
         return self._backend.device
 
     @property

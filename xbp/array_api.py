@@ -324,7 +324,10 @@ def can_cast(from_, to, /):
 
 
 finfo_object = namedtuple("finfo_object", "bits eps max min smallest_normal dtype")
+finfo_object.__doc__ = """What `finfo` returns for a floating dtype: bits, eps, max, min and smallest_normal
+(Python numbers) and the dtype, as the standard specifies."""
 iinfo_object = namedtuple("iinfo_object", "bits max min dtype")
+iinfo_object.__doc__ = """What `iinfo` returns for an integer dtype: bits, max and min (Python ints) and the dtype."""
 
 
 def finfo(type, /):  # noqa: A002

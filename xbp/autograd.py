@@ -87,6 +87,7 @@ class enable_grad(_GradMode):
 
 
 def is_grad_enabled() -> bool:
+    """True when operations are recorded for autograd (not inside `no_grad` or ``set_grad_enabled(False)``)."""
     return GRAD_STATE.enabled
 
 

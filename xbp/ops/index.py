@@ -106,10 +106,10 @@ def _clip_slice(k: slice, n: int) -> slice:
     m = len(range(start, stop, step))
     if m == 0:
         return slice(0, 0, 1)
-    stop = start + m * step                  # one step past the last element taken
-    if stop >= n or stop < 0:
-        stop = None
-    return slice(start, stop, step)
+    end: int | None = start + m * step       # one step past the last element taken
+    if end >= n or end < 0:
+        end = None
+    return slice(start, end, step)
 
 
 def _check_advanced(x: Tensor, items):
