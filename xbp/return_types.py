@@ -8,7 +8,7 @@ from collections import namedtuple
 def return_type(name: str, fields):
     """A named tuple class ``xbp.return_types.<name>`` with `fields`, printed as PyTorch prints
     its return types (one field per line)."""
-    base = namedtuple(name, fields)  # type: ignore[misc]  (a class per PyTorch return type, made by name)
+    base = namedtuple(name, fields)  # type: ignore[misc]  # a class per PyTorch return type, made by name
 
     def __repr__(self):
         body = ",\n".join(f"{f}={getattr(self, f)!r}" for f in self._fields)

@@ -106,10 +106,8 @@ def _clip_slice(k: slice, n: int) -> slice:
     m = len(range(start, stop, step))
     if m == 0:
         return slice(0, 0, 1)
-    end: int | None = start + m * step       # one step past the last element taken
-    if end >= n or end < 0:
-        end = None
-    return slice(start, end, step)
+    stop = start + m * step                  # one step past the last element taken
+    return slice(start, stop if 0 <= stop < n else None, step)
 
 
 def _check_advanced(x: Tensor, items):
