@@ -276,7 +276,8 @@ DOCS = {
     "long": _CONVERT.format(dtype="int64"),
     "int": _CONVERT.format(dtype="int32"),
     "bool": _CONVERT.format(dtype="bool"),
-    "half": _CONVERT.format(dtype="float16"),
+    "half": _CONVERT.format(dtype="float16") + " Refused with a TypeError on a device without float16\n"
+            "(strict).",
     "char": _CONVERT.format(dtype="int8"),
     "byte": _CONVERT.format(dtype="uint8"),
     "short": _CONVERT.format(dtype="int16"),
