@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 _STAR = re.compile(r"(?<=[\s(,\[])\*{1,2}(?=[\s,)\]\w])")
-_BARS = re.compile(r"(?<![`|])\|([^|`\n]+?)\|(?![`|_])")
+_BARS = re.compile(r"(?<![`|])\|([^|`\n]+?)\|(?![`|])")
 
 
 def _indent(s: str) -> int:
