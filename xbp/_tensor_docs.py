@@ -12,6 +12,7 @@ tests/test_docstrings.py checks the first two tables against the source of _tens
 from __future__ import annotations
 
 import inspect
+import re
 
 from . import ops as _ops
 from ._tensor import Tensor
@@ -335,6 +336,11 @@ _SCATTER_INPLACE = ("scatter_", "scatter_add_", "scatter_reduce_", "index_add_",
                     "index_put_", "put_", "masked_scatter_")
 
 
+# `_shape_args(x)` in a call: the method takes the sizes as separate ints or as one tuple/list
+_SHAPE_ARGS = re.compile(r"_shape_args\((\w+)\)")
+_VARIADIC = "\nThe sizes (or dims) may be given as separate ints or as one tuple or list."
+
+
 def _set_doc(name: str, doc: str) -> None:
     attr = Tensor.__dict__[name]            # the function or property object itself
     attr.__doc__ = doc
@@ -343,7 +349,9 @@ def _set_doc(name: str, doc: str) -> None:
 def _attach() -> None:
     for name, (op, call) in DELEGATES.items():
         body = inspect.cleandoc(getattr(_ops, op).__doc__ or "")
-        _set_doc(name, f"``t.{name}(...)`` is ``{call}``.\n\n{body}")
+        shown = _SHAPE_ARGS.sub(r"\1", call)
+        note = _VARIADIC if shown != call else ""
+        _set_doc(name, f"``t.{name}(...)`` is ``{shown}``.{note}\n\n{body}")
     for name, (op, call) in INPLACE.items():
         _set_doc(name, f"In-place form of `{op}`: ``t.{name}(...)`` computes ``{call}``.\n\n" + _INPLACE_TAIL)
     for name in _SCATTER_INPLACE:
