@@ -285,13 +285,13 @@ DOCS = {
     "cfloat": _CONVERT.format(dtype="complex64"),
     "cdouble": _CONVERT.format(dtype="complex128"),
     "type_as": "`t` converted to the dtype of `other` (``t.to(dtype=other.dtype)``); the device is kept.",
-    "t": "Transpose of a tensor with at most 2 dims: (m, n) -> (n, m); 0-d and 1-d tensors are returned\n"
-         "as they are. More dims raise ValueError (use `mT` or `transpose`).",
+    "t": "Transpose of a tensor with at most 2 dims: (m, n) -> (n, m); 0-d and 1-d tensors keep their\n"
+         "shape. More dims raise ValueError (use `mT` or `transpose`).",
     "T": "All dims reversed: shape (a, b, c) -> (c, b, a), as ``t.permute(*reversed(range(t.ndim)))``.",
     "mT": "The last two dims swapped (a batch of transposed matrices): (..., m, n) -> (..., n, m).",
     "square": "Elementwise ``t * t``, as `xbp.square`; differentiable.",
     "new_tensor": "A new tensor from `data` (as `xbp.tensor`) on `t`'s device, in `t`'s dtype unless `dtype`\n"
-                  "is given.",
+                  "is given (so ``int_tensor.new_tensor([1.5])`` is an integer tensor).",
     "new_zeros": "Zeros of shape `size` (ints or one sequence) on `t`'s device, in `t`'s dtype unless `dtype`\n"
                  "is given.",
     "new_ones": "Ones of shape `size` (ints or one sequence) on `t`'s device, in `t`'s dtype unless `dtype`\n"
