@@ -391,7 +391,7 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
 
 
 def linearize(func, *primals):
-    """``output, jvp_fn = linearize(func, *primals)``: jvp_fn(*tangents) is J t at `primals`.
+    """``output, jvp_fn = linearize(func, *primals)``: ``jvp_fn(*tangents)`` is J t at `primals`.
     The forward and the first backward (J^T u) run once, here; each jvp_fn call is then ONE
     backward pass through that backward's graph (cheaper than calling `jvp` repeatedly)."""
     out, _, _, var_trees, var_leaves, keep = _trace(func, primals, tuple(range(len(primals))), False, "linearize")
