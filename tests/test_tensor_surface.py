@@ -529,6 +529,13 @@ def test_conversion_methods_match_torch(device):
         np.testing.assert_allclose(to_np(got).astype(np.float64), ref.numpy().astype(np.float64), rtol=1e-3)
     assert x.type(xbp.float64).dtype == xbp.float64 and x.type("torch.LongTensor").dtype == xbp.int64
     assert x.type(xbp.IntTensor).dtype == xbp.int32
+    assert x.type(xbp.float32) is x and x.type(xbp.FloatTensor) is x          # unchanged: itself, as torch
+    assert t.type(torch.float32) is t
+    c = xbp.tensor(np.array([1 + 2j], np.complex64), device=device)
+    assert c.type() == torch.tensor([1 + 2j]).type().replace("torch.", "xbp.")
+    assert c.type("xbp.ComplexDoubleTensor").dtype == xbp.complex128
+    with pytest.raises(ValueError, match="unknown tensor type"):
+        x.type("xbp.FooTensor")
     assert (x.element_size(), x.itemsize, x.nbytes, x.nelement(), x.ndimension()) == \
         (t.element_size(), t.itemsize, t.nbytes, t.nelement(), t.ndimension())
     assert x.is_cuda == (device == "cuda") and x.is_cpu == (device == "cpu") and x.is_contiguous()
