@@ -561,3 +561,17 @@ def test_default_generator_is_the_cpu_stream():
     b = xbp.rand(2).tolist()
     g.set_state(s)
     assert xbp.rand(2).tolist() == b
+
+
+def test_unlisted_primitives_get_pytorch_style_names():
+    from xbp._grad_fn_names import torch_name
+    from xbp._primitive import Primitive
+
+    class FakeNode:
+        p, shapes, needs = {}, ((2,),), (True,)
+
+        def __init__(self, name):
+            self.prim = Primitive(name, None, None)
+    assert torch_name(FakeNode("log_cumsum_exp")) == "LogCumsumExpBackward0"
+    assert torch_name(FakeNode("tril")) == "TrilBackward0"              # torch: TrilBackward0
+    assert torch_name(FakeNode("MyFunctionBackward")) == "MyFunctionBackward"
