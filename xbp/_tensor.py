@@ -529,8 +529,6 @@ class Tensor:
     def count_nonzero(self, dim=None, **kw): return _ops.count_nonzero(self, dim, **kw)
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         return _ops.multinomial(self, num_samples, replacement, generator=generator)
-    def type(self, dtype=None, non_blocking=False, **kw): return _ops.tensor_type(self, dtype, non_blocking)
-    def half(self): return _ops.half(self)
     # in place: recorded like the other in-place ops (version counter, autograd through them)
     def tan_(self): return _ops.inplace_(self, "tan_", _ops.tan)
     def sinh_(self): return _ops.inplace_(self, "sinh_", _ops.sinh)
@@ -633,7 +631,14 @@ class Tensor:
     def matrix_exp(self): return _ops.matrix_exp(self)
 
     # --- tensor surface: conversions, printing, aliases ---
-    def half(self): return self.to(dtype=np.float16)
+    def half(self):
+        try:
+            self.xp.dtype(np.dtype("float16"))
+        except KeyError:
+            raise TypeError(f"half: device {self.device!r} has no float16 dtype (array-api-strict has none); "
+                            "use float32 there") from None
+        return self.to(dtype=np.float16)
+
     def char(self): return self.to(dtype=np.int8)
     def byte(self): return self.to(dtype=np.uint8)
     def short(self): return self.to(dtype=np.int16)
@@ -647,9 +652,17 @@ class Tensor:
         if dtype is None:
             return type_name(self)
         dt = legacy_dtype(dtype)
-        to_cuda = isinstance(dtype, str) and ".cuda." in dtype
-        out = self.to(dtype=dtype if dt is None else dt)
-        return out.to("cuda") if to_cuda and out.device.type != "cuda" else out
+        device = None
+        if isinstance(dtype, str):
+            if dt is None:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; use e.g. 'xbp.FloatTensor', "
+                                 "'xbp.LongTensor' or a dtype such as xbp.float32")
+            # 'xbp.cuda.FloatTensor' names a GPU type, 'xbp.FloatTensor' a CPU one (as in PyTorch)
+            device = "cuda" if ".cuda." in dtype else ("cpu" if self.device.type == "cuda" else None)
+        dt = _backend.canonical_dtype(dtype) if dt is None else dt
+        if dt == self.dtype and (device is None or self.device.type == device):
+            return self                     # already of that type: the tensor itself, as PyTorch
+        return self.to(device=device, dtype=dt) if device is not None else self.to(dtype=dt)
 
     @property
     def is_cuda(self) -> bool:
