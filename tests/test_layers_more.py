@@ -363,3 +363,14 @@ def test_adaptive_3d(device):
     x = R.standard_normal((1, 2, 5, 3, 4))
     _check(device, nn.AdaptiveAvgPool3d((2, 3, 3)), torch.nn.AdaptiveAvgPool3d((2, 3, 3)), [x])
     _check(device, nn.AdaptiveMaxPool3d((3, None, 2)), torch.nn.AdaptiveMaxPool3d((3, None, 2)), [x])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=(2, 1, 2), padding=(1, 0, 1), output_padding=(1, 0, 1)),
+                                dict(dilation=(2, 1, 1), groups=2, stride=(3, 1, 1), padding=1,
+                                     output_padding=(2, 0, 0))])
+def test_conv_transpose3d(device, kw):
+    groups = kw.get("groups", 1)
+    torch.manual_seed(0)
+    tm = torch.nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw).double()
+    xm = _copy_module(tm, nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw), device)
+    _check(device, xm, tm, [R.standard_normal((2, 4, 3, 2, 3))], atol=1e-9)

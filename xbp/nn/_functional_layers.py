@@ -31,7 +31,7 @@ __all__ = [
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
     "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d",
+    "adaptive_max_pool3d", "conv_transpose3d",
 ]
 
 
@@ -888,3 +888,38 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
     if return_indices:
         raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
     return _adaptive_3d("adaptive_max_pool3d", input, output_size, lambda t, ax: ops.amax(t, ax))
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
+    """Transposed 3-D convolution: input (N, C_in, D, H, W), weight (C_in, C_out/groups, kd, kh, kw)
+    -> (N, C_out, D_out, H_out, W_out), D_out = (D - 1) stride - 2 padding + dilation (kd - 1) +
+    output_padding + 1 (likewise H, W). The adjoint of conv3d's depth decomposition: each depth
+    offset's 2-D transposed convolution of every input plane, placed at depth stride * d + offset."""
+    unb = input.ndim == 4
+    x = ops.unsqueeze(input, 0) if unb else input
+    if x.ndim != 5 or weight.ndim != 5:
+        raise ValueError(f"conv_transpose3d: expected input (N, C, D, H, W) and weight (C_in, C_out/groups, kd, kh, kw), "
+                         f"got {input.shape} and {weight.shape}")
+    (sd, sh, sw), (pd, ph, pw) = _triple(stride, "stride"), _triple(padding, "padding")
+    (od, oh, ow), (dd, dh, dw) = _triple(output_padding, "output_padding"), _triple(dilation, "dilation")
+    N, C, D, H, W = x.shape
+    kd = weight.shape[2]
+    planes = ops.reshape(ops.permute(x, (0, 2, 1, 3, 4)), (N * D, C, H, W))
+    full = (D - 1) * sd + dd * (kd - 1) + 1 + od
+    out = None
+    for i in range(kd):
+        z = conv_transpose2d(planes, weight[:, :, i, :, :], None, (sh, sw), (ph, pw), (oh, ow), groups, (dh, dw))
+        Co, Ho, Wo = z.shape[1], z.shape[2], z.shape[3]
+        z = ops.reshape(z, (N, D, Co, Ho, Wo))
+        if sd > 1:      # input depth d lands at sd * d: interleave sd - 1 zero planes
+            gap = _creation.zeros(N, D, sd - 1, Co, Ho, Wo, dtype=z.dtype, device=z.device)
+            z = ops.reshape(ops.cat([ops.unsqueeze(z, 2), gap], 2), (N, D * sd, Co, Ho, Wo))
+            z = z[:, 0:(D - 1) * sd + 1]
+        lo = i * dd
+        z = ops.pad(z, (0, 0, 0, 0, 0, 0, lo, full - lo - z.shape[1]))
+        out = z if out is None else out + z
+    out = ops.permute(out[:, pd:full - pd], (0, 2, 1, 3, 4))
+    if bias is not None:
+        out = out + ops.reshape(bias, (-1, 1, 1, 1))
+    return out[0, ...] if unb else out

@@ -456,7 +456,8 @@ from ._functional_layers import (  # noqa: E402  (re-exports)
     pairwise_distance, pdist, pad, interpolate, upsample, pixel_shuffle, pixel_unshuffle, unfold,
     fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
     adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, grid_sample, affine_grid, rms_norm, avg_pool3d,
-    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d
+    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d,
+    conv_transpose3d,
 )
 from ._functional_losses import (  # noqa: E402  (re-exports)
     cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
@@ -475,5 +476,5 @@ __all__ += [
     "triplet_margin_loss", "hinge_embedding_loss", "soft_margin_loss", "poisson_nll_loss",
     "gaussian_nll_loss", "ctc_loss", "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu",
     "multilabel_soft_margin_loss", "multi_margin_loss", "triplet_margin_with_distance_loss", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d",
+    "adaptive_max_pool3d", "conv_transpose3d",
 ]
