@@ -1,4 +1,5 @@
-"""nn.utils.parametrize and parametrizations (weight_norm, spectral_norm) against PyTorch 2.13:
+"""nn.utils.parametrize and parametrizations (weight_norm, spectral_norm), and the original
+hook-based nn.utils.weight_norm / spectral_norm, against PyTorch 2.13:
 state-dict keys, outputs and gradients with PyTorch's weights (train and eval), chained and
 custom parametrizations, setting through right_inverse, cached(), removal."""
 import copy
@@ -109,3 +110,52 @@ def test_custom_chained_set_cached_and_copy(device):
 class _Bad(nn.Module):
     def forward(self, X):
         return X[0]
+
+
+LEGACY = [
+    ("weight_norm", lambda L: L.Conv1d(2, 3, 2), {}, (1, 2, 5)),
+    ("weight_norm", lambda L: L.Linear(3, 4), dict(dim=None), (2, 3)),
+    ("spectral_norm", lambda L: L.Linear(3, 4), {}, (2, 3)),
+    ("spectral_norm", lambda L: L.ConvTranspose2d(2, 3, 2), {}, (1, 2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("fn,make,kw,shape", LEGACY)
+def test_hook_based_norms_match_pytorch(device, fn, make, kw, shape):
+    # torch.nn.utils.weight_norm / spectral_norm (the original, hook-based forms and their keys)
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning) if fn == "weight_norm" else _nothing():
+        tm = getattr(torch.nn.utils, fn)(make(torch.nn).double(), **kw)
+    xm = getattr(nn.utils, fn)(make(nn).double(), **kw)
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    xm.load_state_dict(sd)
+    xm.to(device)
+    x = np.random.default_rng(1).standard_normal(shape)
+    for mode in ("train", "eval", "train"):
+        getattr(tm, mode)()
+        getattr(xm, mode)()
+        xt, xx = torch.tensor(x, requires_grad=True), xbp.tensor(x, device=device, requires_grad=True)
+        yt, yx = tm(xt), xm(xx)
+        np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=1e-12)
+        (yt ** 2).sum().backward()
+        (yx ** 2).sum().backward()
+        params = dict(xm.named_parameters())
+        for name, p in tm.named_parameters():
+            np.testing.assert_allclose(to_np(params[name].grad), p.grad.numpy(), atol=1e-11, err_msg=name)
+        tm.zero_grad()
+        xm.zero_grad()
+    getattr(torch.nn.utils, "remove_" + fn)(tm)
+    getattr(nn.utils, "remove_" + fn)(xm)
+    assert list(xm.state_dict()) == list(tm.state_dict())
+    np.testing.assert_allclose(to_np(xm.weight), tm.weight.detach().numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="not found"):
+        getattr(nn.utils, "remove_" + fn)(xm)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

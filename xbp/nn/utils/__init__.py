@@ -11,7 +11,7 @@ import math
 from ..._tensor import Tensor, _wrap
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize",
-           "parametrizations"]
+           "parametrizations", "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]
 
 
 def _grads(parameters):
@@ -124,4 +124,6 @@ def vector_to_parameters(vec, parameters) -> None:
 
 
 from . import rnn, parametrize, parametrizations  # noqa: E402
-from .parametrizations import spectral_norm, weight_norm  # noqa: E402,F401
+# the original hook-based forms, as torch.nn.utils.weight_norm / spectral_norm (the parametrization
+# forms are nn.utils.parametrizations.weight_norm / spectral_norm)
+from ._norm_hooks import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm  # noqa: E402,F401
