@@ -78,7 +78,7 @@ def test_pad_modes(device, mode):
 
 @pytest.mark.parametrize("kw", [dict(size=(7, 2)), dict(scale_factor=2), dict(scale_factor=1.7)])
 @pytest.mark.parametrize("mode,ac", [("nearest", None), ("nearest-exact", None), ("bilinear", False),
-                                     ("bilinear", True)])
+                                     ("bilinear", True), ("bicubic", False), ("bicubic", True)])
 def test_interpolate(device, kw, mode, ac):
     _check(device, lambda a: F.interpolate(a, mode=mode, align_corners=ac, **kw),
            lambda a: TF.interpolate(a, mode=mode, align_corners=ac, **kw), [X4[:, :2]])
@@ -374,3 +374,12 @@ def test_conv_transpose3d(device, kw):
     tm = torch.nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw).double()
     xm = _copy_module(tm, nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw), device)
     _check(device, xm, tm, [R.standard_normal((2, 4, 3, 2, 3))], atol=1e-9)
+
+
+def test_pad_negative_crops_and_interpolate_area(device):
+    _check(device, lambda a: F.pad(a, (-1, 2, 1, -2), value=0.5), lambda a: TF.pad(a, (-1, 2, 1, -2), value=0.5), [X4])
+    for kw in [dict(size=(2, 2)), dict(scale_factor=0.5)]:
+        _check(device, lambda a: F.interpolate(a, mode="area", **kw), lambda a: TF.interpolate(a, mode="area", **kw),
+               [X4])
+    _check(device, lambda a: F.interpolate(a, size=3, mode="area"), lambda a: TF.interpolate(a, size=3, mode="area"),
+           [X4[0]])

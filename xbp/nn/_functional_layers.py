@@ -335,6 +335,16 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expected (before, after) pairs for at most {input.ndim} dims, got {pad}")
     if mode == "constant":
+        if any(v < 0 for v in pad):        # negative padding crops, as PyTorch
+            key = [slice(None)] * input.ndim
+            for i in range(len(pad) // 2):
+                d = input.ndim - 1 - i
+                lo, hi = -min(pad[2 * i], 0), -min(pad[2 * i + 1], 0)
+                if lo + hi > input.shape[d]:
+                    raise ValueError(f"pad: cropping {lo + hi} from dim {d} of size {input.shape[d]} leaves nothing")
+                key[d] = slice(lo, input.shape[d] - hi)
+            input = input[tuple(key)]
+            pad = tuple(max(v, 0) for v in pad)
         return ops.pad(input, pad, "constant", 0.0 if value is None else value)
     if value not in (None, 0, 0.0):
         raise ValueError(f"pad: value is only used with mode='constant' (got mode={mode!r}, value={value})")
@@ -376,6 +386,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resample the spatial dims of (N, C, *spatial) to `size` or `scale_factor` times, as PyTorch.
 
     mode: 'nearest' (src = floor(dst * scale)), 'nearest-exact' (floor((dst + 0.5) scale)),
+    'area' (adaptive average pooling), 'bicubic' (4-D; Keys' cubic convolution, A = -0.75),
     'linear' (3-D input), 'bilinear' (4-D), 'trilinear' (5-D): separable linear interpolation with
     src = (dst + 0.5) scale - 0.5 clamped at 0, or src = dst (in - 1)/(out - 1) with align_corners.
     scale = in/out, or 1/scale_factor when scale_factor is given and recompute_scale_factor is not
@@ -385,17 +396,26 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if input.ndim < 3:
         raise ValueError(f"interpolate: expected input (N, C, *spatial), got shape {input.shape}")
     nsp = input.ndim - 2
-    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    linear = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
     if mode in linear:
         if linear[mode] != nsp:
             raise ValueError(f"interpolate: mode {mode!r} needs a {linear[mode] + 2}-D input, got {input.shape}")
+    elif mode == "area":                   # PyTorch's area mode is adaptive average pooling
+        if align_corners is not None:
+            raise ValueError("interpolate: align_corners only applies to the linear modes (linear, bilinear, "
+                             "trilinear)")
+        out_sizes, _ = _spatial_sizes("interpolate", input, size, scale_factor, nsp)
+        pool = {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}.get(nsp)
+        if pool is None:
+            raise ValueError(f"interpolate: mode 'area' needs a 3-D to 5-D input, got {input.shape}")
+        return pool(input, out_sizes if nsp > 1 else out_sizes[0])
     elif mode in ("nearest", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("interpolate: align_corners only applies to the linear modes (linear, bilinear, "
                              "trilinear)")
     else:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; use nearest, nearest-exact, "
-                                  "linear, bilinear or trilinear")
+                                  "linear, bilinear, bicubic, trilinear or area")
     out_sizes, sfs = _spatial_sizes("interpolate", input, size, scale_factor, nsp)
     if recompute_scale_factor:
         sfs = [None] * nsp
@@ -409,6 +429,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             y = ops.index_select(y, d, _index(np.minimum(src.astype(np.int64), n_in - 1), input))
             continue
         s = _scale(n_in, n_out, sf, bool(align_corners))
+        if mode == "bicubic":
+            y = _cubic_along(y, d, n_in, dst * s if align_corners else (dst + 0.5) * s - 0.5, input)
+            continue
         src = dst * s if align_corners else np.maximum((dst + 0.5) * s - 0.5, 0.0)
         i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
         i1 = np.minimum(i0 + 1, n_in - 1)
@@ -418,6 +441,30 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         y1 = ops.index_select(y, d, _index(i1, input))
         y = y0 + (y1 - y0) * lam_t
     return y
+
+
+def _cubic_along(y, d, n_in, src, like):
+    """Cubic convolution (Keys, A = -0.75, PyTorch's) along dim d at source positions `src`: four
+    taps at floor(src) - 1 .. + 2, indices clamped to the edge (no clamp of src itself)."""
+    A = -0.75
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+
+    def near(x):        # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def far(x):         # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+
+    weights = (far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t))
+    shape = (src.shape[0],) + (1,) * (y.ndim - d - 1)
+    out = None
+    for k, w in zip((-1, 0, 1, 2), weights):
+        idx = np.clip(i0 + k, 0, n_in - 1)
+        term = ops.index_select(y, d, _index(idx, like)) * _creation.tensor(
+            w.reshape(shape).astype(like.dtype), device=like.device)
+        out = term if out is None else out + term
+    return out
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):  # noqa: A002
