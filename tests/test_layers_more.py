@@ -383,3 +383,39 @@ def test_pad_negative_crops_and_interpolate_area(device):
                [X4])
     _check(device, lambda a: F.interpolate(a, size=3, mode="area"), lambda a: TF.interpolate(a, size=3, mode="area"),
            [X4[0]])
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag(device, mode):
+    W = R.standard_normal((10, 3))
+    ids, off = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 2, 2, 5])      # bag 1 is empty
+    _check(device, lambda w: F.embedding_bag(xbp.tensor(ids, device=device), w, xbp.tensor(off, device=device),
+                                             mode=mode, padding_idx=2),
+           lambda w: TF.embedding_bag(torch.tensor(ids), w, torch.tensor(off), mode=mode, padding_idx=2), [W])
+    torch.manual_seed(0)
+    tm = torch.nn.EmbeddingBag(10, 3, mode=mode).double()
+    xm = _copy_module(tm, nn.EmbeddingBag(10, 3, mode=mode), device)
+    _check(device, lambda w: xm(xbp.tensor(ids.reshape(2, 4), device=device)) * w.sum(),
+           lambda w: tm(torch.tensor(ids.reshape(2, 4))) * w.sum(), [np.ones(1)])
+    if mode == "sum":
+        psw = R.standard_normal(8)
+        _check(device, lambda w, p: F.embedding_bag(xbp.tensor(ids, device=device), w,
+                                                    xbp.tensor(np.array([0, 3, 8]), device=device), mode="sum",
+                                                    per_sample_weights=p, include_last_offset=True),
+               lambda w, p: TF.embedding_bag(torch.tensor(ids), w, torch.tensor(np.array([0, 3, 8])), mode="sum",
+                                             per_sample_weights=p, include_last_offset=True), [W, psw])
+
+
+def test_multilabel_margin_and_gumbel_softmax(device):
+    t = np.array([[3, 0, -1, 1, 1], [1, 2, 3, 4, -1], [-1, 0, 0, 0, 0]])
+    for red in ("mean", "none"):
+        _check(device, lambda u: nn.MultiLabelMarginLoss(reduction=red)(u, xbp.tensor(t, device=device)),
+               lambda u: torch.nn.MultiLabelMarginLoss(reduction=red)(u, torch.tensor(t)), [R.standard_normal((3, 5))])
+    logits = xbp.tensor(R.standard_normal((4, 6)), device=device, requires_grad=True)
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(to_np(soft).sum(-1), 1.0, atol=1e-12)
+    hard = F.gumbel_softmax(logits, tau=0.5, hard=True)
+    h = to_np(hard)
+    assert set(np.unique(h)) <= {0.0, 1.0} and (h.sum(-1) == 1).all()
+    (hard * xbp.tensor(R.standard_normal((4, 6)), device=device)).sum().backward()
+    assert logits.grad is not None and np.abs(to_np(logits.grad)).sum() > 0      # straight-through

@@ -29,7 +29,7 @@ from .layers import (  # noqa: E402
     AlphaDropout, Bilinear, CosineEmbeddingLoss, CosineSimilarity, CTCLoss, Dropout1d, Dropout2d, Dropout3d,
     GaussianNLLLoss, HingeEmbeddingLoss, MarginRankingLoss, PairwiseDistance, ParameterDict, ParameterList,
     PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss, Unflatten, ChannelShuffle, MultiLabelSoftMarginLoss,
-    MultiMarginLoss, TripletMarginWithDistanceLoss,
+    MultiMarginLoss, TripletMarginWithDistanceLoss, MultiLabelMarginLoss,
 )
 from .conv import Conv3d, ConvTranspose1d, ConvTranspose3d  # noqa: E402
 from .pooling import (  # noqa: E402
@@ -48,6 +48,7 @@ from .padding import (  # noqa: E402
     ZeroPad3d,
 )
 from .fold import Fold, Unfold  # noqa: E402
+from .embedding import EmbeddingBag  # noqa: E402
 from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---

@@ -31,7 +31,7 @@ __all__ = [
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
     "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d", "conv_transpose3d",
+    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax",
 ]
 
 
@@ -970,3 +970,85 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if bias is not None:
         out = out + ops.reshape(bias, (-1, 1, 1, 1))
     return out[0, ...] if unb else out
+
+
+# --- bags of embeddings, Gumbel-softmax -------------------------------------------------------------
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,  # noqa: A002
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sum, mean or max of the embeddings of each bag: input (B, N) (one bag per row) or 1-D ids with
+    offsets (B,) (bag b is input[offsets[b]:offsets[b+1]]; include_last_offset: offsets has B + 1
+    entries) -> (B, dim). padding_idx entries are left out (and not counted by the mean); an empty
+    bag gives zeros. per_sample_weights (same shape as input) scale the embeddings (mode 'sum')."""
+    from ..ops.embedding import embedding as _embedding
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: max_norm, scale_grad_by_freq and sparse are not supported")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None; only mode='sum' supports it, "
+                                  f"got mode={mode!r}")
+    ids = np.asarray(input.detach().numpy()).astype(np.int64)
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: offsets must be None when input is 2-D (one bag per row)")
+        B, L = ids.shape
+        starts = np.arange(0, B * L, L) if L else np.zeros(B, np.int64)
+        flat_ids = ids.reshape(-1)
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1-D tensor when input is 1-D")
+        starts = np.asarray(offsets.detach().numpy() if isinstance(offsets, Tensor) else offsets).astype(np.int64)
+        if include_last_offset:
+            starts = starts[:-1]
+        B = starts.shape[0]
+        flat_ids = ids
+        if B and (starts[0] != 0 or np.any(np.diff(starts) < 0) or starts[-1] > flat_ids.shape[0]):
+            raise ValueError(f"embedding_bag: offsets must start at 0 and be non-decreasing within the input, "
+                             f"got {starts.tolist()}")
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1-D or 2-D, got shape {input.shape}")
+    n_items = flat_ids.shape[0]
+    bag = np.zeros(n_items, dtype=np.int64)
+    if B:
+        bag = np.searchsorted(starts, np.arange(n_items), side="right") - 1
+    keep = np.ones(n_items, dtype=bool) if padding_idx is None else flat_ids != (padding_idx % weight.shape[0])
+    kept = np.nonzero(keep)[0]
+    D = weight.shape[1]
+    if kept.size == 0:
+        return _creation.zeros(B, D, dtype=weight.dtype, device=weight.device) + weight.sum() * 0.0
+    emb = _embedding(_index(flat_ids[kept], weight), weight)                       # (K, D)
+    if per_sample_weights is not None:
+        psw = ops.reshape(per_sample_weights, (-1,))
+        emb = emb * ops.unsqueeze(ops.index_select(psw, 0, _index(kept, psw)), 1)
+    bag_k = bag[kept]
+    if mode == "max":
+        rows = []
+        for b in range(B):
+            sel = np.nonzero(bag_k == b)[0]
+            rows.append(ops.amax(ops.index_select(emb, 0, _index(sel, weight)), 0) if sel.size
+                        else _creation.zeros(D, dtype=weight.dtype, device=weight.device))
+        return ops.stack(rows, 0)
+    out = ops.index_add_rows(B, _index(bag_k, weight), emb)
+    if mode == "mean":
+        counts = np.maximum(np.bincount(bag_k, minlength=B), 1).astype(weight.dtype).reshape(B, 1)
+        out = out / _creation.tensor(counts, device=weight.device)
+    return out
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn from the device's seeded generator;
+    hard: the one-hot of the argmax in the forward pass with the soft gradient (straight-through)."""
+    _float_tensor("gumbel_softmax", logits)
+    from .functional import softmax
+    xp = logits.xp
+    u = xp.random_uniform(logits.shape, logits.dtype)
+    g = _wrap(-xp.log(-xp.log(u + eps) + eps), xp)
+    y = softmax((logits + g) * (1.0 / float(tau)), dim)
+    if not hard:
+        return y
+    d = dim_index("gumbel_softmax", dim, logits.ndim)
+    idx = ops.argmax(y.detach(), d, keepdim=True)
+    n = logits.shape[d]
+    classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
+    y_hard = ops.astype(classes == idx, logits.dtype)
+    return y_hard - y.detach() + y
