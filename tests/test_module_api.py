@@ -270,3 +270,42 @@ def test_parameters_to_vector_and_back(device):
     m[0].weight.grad = xbp.full((2, 3), 10.0, device=device)
     n = nn.utils.clip_grad_norm_([m[0].weight], 1.0, foreach=True, error_if_nonfinite=True)
     assert float(n.item()) == pytest.approx(math.sqrt(600.0))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_fuse_conv_bn_eval_matches_pytorch(device, transpose):
+    from torch.nn.utils import fusion as tfu
+    torch.manual_seed(0)
+    tc = (torch.nn.ConvTranspose2d(2, 3, 2) if transpose else torch.nn.Conv2d(2, 3, 2)).double().eval()
+    tb = torch.nn.BatchNorm2d(3).double().eval()
+    with torch.no_grad():
+        tb.running_mean.uniform_(-1, 1)
+        tb.running_var.uniform_(0.5, 2)
+        tb.weight.uniform_(0.5, 2)
+        tb.bias.uniform_(-1, 1)
+    xc = (nn.ConvTranspose2d(2, 3, 2) if transpose else nn.Conv2d(2, 3, 2)).double()
+    xb = nn.BatchNorm2d(3).double()
+    xc.load_state_dict({k: v.numpy() for k, v in tc.state_dict().items()})
+    xb.load_state_dict({k: v.numpy() for k, v in tb.state_dict().items()})
+    xc.to(device).eval()
+    xb.to(device).eval()
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    fused = nn.utils.fuse_conv_bn_eval(xc, xb, transpose=transpose)
+    want = tfu.fuse_conv_bn_eval(tc, tb, transpose=transpose)(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(to_np(fused(xbp.tensor(x, device=device))), want, atol=1e-12)
+    np.testing.assert_allclose(to_np(xb(xc(xbp.tensor(x, device=device)))), want, atol=1e-12)
+    with pytest.raises(AssertionError, match="eval"):
+        nn.utils.fuse_conv_bn_eval(xc.train(), xb)
+
+
+def test_get_total_norm_and_clip_grads_with_norm(device):
+    grads = [np.array([3.0, 4.0]), np.array([12.0])]
+    xs = [xbp.tensor(g, device=device) for g in grads]
+    ts = [torch.tensor(g) for g in grads]
+    for p in (2.0, 1.0, math.inf):
+        assert float(nn.utils.get_total_norm(xs, p).item()) == pytest.approx(
+            float(torch.nn.utils.get_total_norm(ts, p)))
+    w = nn.Parameter(xbp.zeros(3, device=device))
+    w.grad = xbp.tensor(np.array([3.0, 4.0, 12.0]), device=device)
+    nn.utils.clip_grads_with_norm_([w], 1.3, nn.utils.get_total_norm([w.grad]))
+    np.testing.assert_allclose(to_np(w.grad), np.array([3.0, 4.0, 12.0]) * 1.3 / (13 + 1e-6), rtol=1e-9)
