@@ -309,3 +309,31 @@ def test_get_total_norm_and_clip_grads_with_norm(device):
     w.grad = xbp.tensor(np.array([3.0, 4.0, 12.0]), device=device)
     nn.utils.clip_grads_with_norm_([w], 1.3, nn.utils.get_total_norm([w.grad]))
     np.testing.assert_allclose(to_np(w.grad), np.array([3.0, 4.0, 12.0]) * 1.3 / (13 + 1e-6), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name,args,shape", [
+    ("LazyLinear", (4,), (2, 3)),
+    ("LazyConv2d", (5, 3), (1, 2, 4, 4)),
+    ("LazyConvTranspose1d", (3, 2), (2, 4, 5)),
+    ("LazyBatchNorm1d", (), (4, 3)),
+    ("LazyInstanceNorm2d", (), (2, 3, 4, 4)),
+])
+def test_lazy_modules(device, name, args, shape):
+    torch.manual_seed(0)
+    tm = getattr(torch.nn, name)(*args)
+    xm = getattr(nn, name)(*args, device=device)
+    assert list(xm.state_dict()) == list(tm.state_dict())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    tm(torch.tensor(x))                                    # materialised by the first input
+    xm(xbp.tensor(x, device=device))
+    assert type(xm).__name__ == type(tm).__name__ and not xm._forward_pre_hooks
+    assert [(k, tuple(v.shape)) for k, v in xm.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in tm.state_dict().items()]
+    # a lazy module loads a checkpoint of the regular one (shapes from the file), then matches it
+    fresh = getattr(nn, name)(*args, device=device)
+    fresh.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tm.eval()
+    fresh.eval()
+    np.testing.assert_allclose(to_np(fresh(xbp.tensor(x, device=device))), tm(torch.tensor(x)).detach().numpy(),
+                               atol=1e-5)
+    assert type(fresh).__name__ == type(tm).__name__

@@ -49,6 +49,11 @@ from .padding import (  # noqa: E402
 )
 from .fold import Fold, Unfold  # noqa: E402
 from .embedding import EmbeddingBag  # noqa: E402
+from .lazy import (  # noqa: E402
+    LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d,
+    LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear,
+    UninitializedBuffer, UninitializedParameter,
+)
 from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---
