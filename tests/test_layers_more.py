@@ -419,3 +419,18 @@ def test_multilabel_margin_and_gumbel_softmax(device):
     assert set(np.unique(h)) <= {0.0, 1.0} and (h.sum(-1) == 1).all()
     (hard * xbp.tensor(R.standard_normal((4, 6)), device=device)).sum().backward()
     assert logits.grad is not None and np.abs(to_np(logits.grad)).sum() > 0      # straight-through
+
+
+def test_max_unpool1d(device):
+    x = X4[0]
+    pool_t, unpool_t = torch.nn.MaxPool1d(2, 2, return_indices=True), torch.nn.MaxUnpool1d(2, 2)
+    pool_x, unpool_x = nn.MaxPool1d(2, 2, return_indices=True), nn.MaxUnpool1d(2, 2)
+
+    def fx(a):
+        y, i = pool_x(a)
+        return unpool_x(y, i, output_size=(4, 5, 3))
+
+    def ft(a):
+        y, i = pool_t(a)
+        return unpool_t(y, i, output_size=(4, 5, 3))
+    _check(device, fx, ft, [x])

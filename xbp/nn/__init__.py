@@ -34,7 +34,7 @@ from .layers import (  # noqa: E402
 from .conv import Conv3d, ConvTranspose1d, ConvTranspose3d  # noqa: E402
 from .pooling import (  # noqa: E402
     AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d, MaxPool3d, AvgPool3d, LPPool1d,
-    LPPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d,
+    LPPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, MaxUnpool1d,
 )
 from .norm import (  # noqa: E402
     BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm, RMSNorm,

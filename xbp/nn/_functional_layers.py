@@ -20,7 +20,7 @@ from .._tensor import Tensor, _wrap
 from ..ops._util import check_size, dim_index
 from ..ops.conv import conv2d, conv_transpose2d
 from ..ops.normalization import normalize as _normalize_core
-from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 
 __all__ = [
     "relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "glu", "softsign", "threshold", "prelu", "selu",
@@ -31,7 +31,7 @@ __all__ = [
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
     "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax",
+    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax", "max_unpool1d",
 ]
 
 
@@ -1052,3 +1052,13 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
     y_hard = ops.astype(classes == idx, logits.dtype)
     return y_hard - y.detach() + y
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of max_pool1d: (N, C, L) and its int64 indices -> (N, C, L_out) zeros with
+    each value at its index; L_out = (L - 1) stride - 2 padding + kernel_size unless output_size says."""
+    k = _single(kernel_size)
+    s = k if stride is None else _single(stride)
+    osz = None if output_size is None else (1, tuple(output_size)[-1])
+    y = max_unpool2d(ops.unsqueeze(input, -2), ops.unsqueeze(indices, -2), (1, k), (1, s), (0, _single(padding)), osz)
+    return ops.squeeze(y, -2)

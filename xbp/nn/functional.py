@@ -457,7 +457,7 @@ from ._functional_layers import (  # noqa: E402  (re-exports)
     fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
     adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, grid_sample, affine_grid, rms_norm, avg_pool3d,
     lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d,
-    conv_transpose3d, embedding_bag, gumbel_softmax,
+    conv_transpose3d, embedding_bag, gumbel_softmax, max_unpool1d,
 )
 from ._functional_losses import (  # noqa: E402  (re-exports)
     cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
@@ -477,4 +477,5 @@ __all__ += [
     "gaussian_nll_loss", "ctc_loss", "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu",
     "multilabel_soft_margin_loss", "multi_margin_loss", "triplet_margin_with_distance_loss", "adaptive_avg_pool3d",
     "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax", "multilabel_margin_loss",
+    "max_unpool1d",
 ]
