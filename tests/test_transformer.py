@@ -1,6 +1,7 @@
 """Transformer, TransformerEncoder, TransformerDecoder(Layer): PyTorch 2.13 weights through state
 dicts give PyTorch's outputs and input gradients (masks, key padding, batch_first, norm_first,
-activations), the causal-mask helper, the state-dict layout and argument checks."""
+activations), the causal-mask helper, the state-dict layout and argument checks; grouped-query
+scaled_dot_product_attention (enable_gqa)."""
 import numpy as np
 import pytest
 
@@ -140,3 +141,23 @@ def test_eval_mode_fast_path_and_unbatched():
     with torch.no_grad():
         yt = tm(torch.tensor(src[0]), torch.tensor(tgt[0]))
     np.testing.assert_allclose(to_np(xm(xbp.tensor(src[0]), xbp.tensor(tgt[0]))), yt.numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_sdpa_grouped_query_attention(device, is_causal):
+    torch = pytest.importorskip("torch")
+    import xbp.nn.functional as F
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((2, 6, 3, 4)), rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 2, 5, 3))]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    xs = [xbp.tensor(a, device=device, requires_grad=True) for a in arrays]
+    yt = torch.nn.functional.scaled_dot_product_attention(*ts, is_causal=is_causal, enable_gqa=True)
+    yx = F.scaled_dot_product_attention(*xs, is_causal=is_causal, enable_gqa=True)
+    np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=1e-12)
+    (yt ** 2).sum().backward()
+    (yx ** 2).sum().backward()
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(to_np(x.grad), t.grad.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="multiple"):
+        F.scaled_dot_product_attention(xs[0], xbp.randn(2, 4, 5, 4, device=device, dtype=np.float64),
+                                       xbp.randn(2, 4, 5, 3, device=device, dtype=np.float64), enable_gqa=True)

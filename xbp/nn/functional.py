@@ -335,10 +335,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev). attn_mask: bool (True =
     may attend, as PyTorch's SDPA) or a float mask added to the scores, broadcastable to (..., L, S).
     is_causal: position i attends to j <= i (top-left aligned). scale defaults to 1/sqrt(E).
-    Dropout (probability dropout_p) is applied to the attention weights.
+    Dropout (probability dropout_p) is applied to the attention weights. enable_gqa: key and
+    value may have fewer heads (dim -3) than query, a divisor of its count (grouped-query).
     """
-    if enable_gqa:
-        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        # grouped-query attention: each of the key/value heads serves Hq / Hkv query heads
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hk == 0 or hq % hk or value.shape[-3] != hk:
+            raise ValueError(f"scaled_dot_product_attention: with enable_gqa the query heads ({hq}) must be a "
+                             f"multiple of the key/value heads ({hk}, {value.shape[-3]})")
+        key = ops.repeat_interleave(key, hq // hk, key.ndim - 3)
+        value = ops.repeat_interleave(value, hq // hk, value.ndim - 3)
     L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
