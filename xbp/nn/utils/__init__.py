@@ -13,7 +13,7 @@ from ..._tensor import Tensor, _wrap
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize",
            "parametrizations", "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm",
            "get_total_norm", "clip_grads_with_norm_", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
-           "fuse_linear_bn_eval", "fuse_linear_bn_weights"]
+           "fuse_linear_bn_eval", "fuse_linear_bn_weights", "prune"]
 
 
 def _grads(parameters):
@@ -155,7 +155,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None) -> Non
         q.grad = _wrap(q.grad.array * coef, q.xp)
 
 
-from . import rnn, parametrize, parametrizations  # noqa: E402
+from . import rnn, parametrize, parametrizations, prune  # noqa: E402
 from .fusion import (  # noqa: E402,F401
     fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
 )
