@@ -1,6 +1,7 @@
 """`xbp.array_api` with every floating-point array it creates marked ``requires_grad=True``, so the
 standard's test suite drives xbp's differentiable ops (the path a user's gradients take) instead of
 the backend's own functions. Used as ARRAY_API_TESTS_MODULE (see conformance/README.md)."""
+import functools
 import types
 
 import xbp.array_api as _ns
@@ -17,13 +18,12 @@ def _leaf(t):
 
 
 def _creating(f):
+    @functools.wraps(f)
     def g(*args, **kw):
         r = f(*args, **kw)
         if isinstance(r, (list, tuple)):
             return type(r)(_leaf(e) for e in r)
         return _leaf(r)
-    g.__name__ = f.__name__
-    g.__signature__ = getattr(f, "__signature__", None)
     return g
 
 

@@ -22,7 +22,7 @@ from xbp.data import (
 from xbp._backend import get_backend
 from conftest import to_np
 
-pytestmark = pytest.mark.timeout(60) if hasattr(pytest.mark, "timeout") else []
+pytestmark = pytest.mark.timeout(180)          # a stuck worker must fail the test, not hang the suite
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

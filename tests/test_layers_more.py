@@ -78,7 +78,7 @@ def test_pad_modes(device, mode):
 
 @pytest.mark.parametrize("kw", [dict(size=(7, 2)), dict(scale_factor=2), dict(scale_factor=1.7)])
 @pytest.mark.parametrize("mode,ac", [("nearest", None), ("nearest-exact", None), ("bilinear", False),
-                                     ("bilinear", True)])
+                                     ("bilinear", True), ("bicubic", False), ("bicubic", True)])
 def test_interpolate(device, kw, mode, ac):
     _check(device, lambda a: F.interpolate(a, mode=mode, align_corners=ac, **kw),
            lambda a: TF.interpolate(a, mode=mode, align_corners=ac, **kw), [X4[:, :2]])
@@ -363,3 +363,74 @@ def test_adaptive_3d(device):
     x = R.standard_normal((1, 2, 5, 3, 4))
     _check(device, nn.AdaptiveAvgPool3d((2, 3, 3)), torch.nn.AdaptiveAvgPool3d((2, 3, 3)), [x])
     _check(device, nn.AdaptiveMaxPool3d((3, None, 2)), torch.nn.AdaptiveMaxPool3d((3, None, 2)), [x])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=(2, 1, 2), padding=(1, 0, 1), output_padding=(1, 0, 1)),
+                                dict(dilation=(2, 1, 1), groups=2, stride=(3, 1, 1), padding=1,
+                                     output_padding=(2, 0, 0))])
+def test_conv_transpose3d(device, kw):
+    groups = kw.get("groups", 1)
+    torch.manual_seed(0)
+    tm = torch.nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw).double()
+    xm = _copy_module(tm, nn.ConvTranspose3d(4, 3 * groups, (2, 2, 3), **kw), device)
+    _check(device, xm, tm, [R.standard_normal((2, 4, 3, 2, 3))], atol=1e-9)
+
+
+def test_pad_negative_crops_and_interpolate_area(device):
+    _check(device, lambda a: F.pad(a, (-1, 2, 1, -2), value=0.5), lambda a: TF.pad(a, (-1, 2, 1, -2), value=0.5), [X4])
+    for kw in [dict(size=(2, 2)), dict(scale_factor=0.5)]:
+        _check(device, lambda a: F.interpolate(a, mode="area", **kw), lambda a: TF.interpolate(a, mode="area", **kw),
+               [X4])
+    _check(device, lambda a: F.interpolate(a, size=3, mode="area"), lambda a: TF.interpolate(a, size=3, mode="area"),
+           [X4[0]])
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag(device, mode):
+    W = R.standard_normal((10, 3))
+    ids, off = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 2, 2, 5])      # bag 1 is empty
+    _check(device, lambda w: F.embedding_bag(xbp.tensor(ids, device=device), w, xbp.tensor(off, device=device),
+                                             mode=mode, padding_idx=2),
+           lambda w: TF.embedding_bag(torch.tensor(ids), w, torch.tensor(off), mode=mode, padding_idx=2), [W])
+    torch.manual_seed(0)
+    tm = torch.nn.EmbeddingBag(10, 3, mode=mode).double()
+    xm = _copy_module(tm, nn.EmbeddingBag(10, 3, mode=mode), device)
+    _check(device, lambda w: xm(xbp.tensor(ids.reshape(2, 4), device=device)) * w.sum(),
+           lambda w: tm(torch.tensor(ids.reshape(2, 4))) * w.sum(), [np.ones(1)])
+    if mode == "sum":
+        psw = R.standard_normal(8)
+        _check(device, lambda w, p: F.embedding_bag(xbp.tensor(ids, device=device), w,
+                                                    xbp.tensor(np.array([0, 3, 8]), device=device), mode="sum",
+                                                    per_sample_weights=p, include_last_offset=True),
+               lambda w, p: TF.embedding_bag(torch.tensor(ids), w, torch.tensor(np.array([0, 3, 8])), mode="sum",
+                                             per_sample_weights=p, include_last_offset=True), [W, psw])
+
+
+def test_multilabel_margin_and_gumbel_softmax(device):
+    t = np.array([[3, 0, -1, 1, 1], [1, 2, 3, 4, -1], [-1, 0, 0, 0, 0]])
+    for red in ("mean", "none"):
+        _check(device, lambda u: nn.MultiLabelMarginLoss(reduction=red)(u, xbp.tensor(t, device=device)),
+               lambda u: torch.nn.MultiLabelMarginLoss(reduction=red)(u, torch.tensor(t)), [R.standard_normal((3, 5))])
+    logits = xbp.tensor(R.standard_normal((4, 6)), device=device, requires_grad=True)
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(to_np(soft).sum(-1), 1.0, atol=1e-12)
+    hard = F.gumbel_softmax(logits, tau=0.5, hard=True)
+    h = to_np(hard)
+    assert set(np.unique(h)) <= {0.0, 1.0} and (h.sum(-1) == 1).all()
+    (hard * xbp.tensor(R.standard_normal((4, 6)), device=device)).sum().backward()
+    assert logits.grad is not None and np.abs(to_np(logits.grad)).sum() > 0      # straight-through
+
+
+def test_max_unpool1d(device):
+    x = X4[0]
+    pool_t, unpool_t = torch.nn.MaxPool1d(2, 2, return_indices=True), torch.nn.MaxUnpool1d(2, 2)
+    pool_x, unpool_x = nn.MaxPool1d(2, 2, return_indices=True), nn.MaxUnpool1d(2, 2)
+
+    def fx(a):
+        y, i = pool_x(a)
+        return unpool_x(y, i, output_size=(4, 5, 3))
+
+    def ft(a):
+        y, i = pool_t(a)
+        return unpool_t(y, i, output_size=(4, 5, 3))
+    _check(device, fx, ft, [x])

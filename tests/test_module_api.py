@@ -270,3 +270,70 @@ def test_parameters_to_vector_and_back(device):
     m[0].weight.grad = xbp.full((2, 3), 10.0, device=device)
     n = nn.utils.clip_grad_norm_([m[0].weight], 1.0, foreach=True, error_if_nonfinite=True)
     assert float(n.item()) == pytest.approx(math.sqrt(600.0))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_fuse_conv_bn_eval_matches_pytorch(device, transpose):
+    from torch.nn.utils import fusion as tfu
+    torch.manual_seed(0)
+    tc = (torch.nn.ConvTranspose2d(2, 3, 2) if transpose else torch.nn.Conv2d(2, 3, 2)).double().eval()
+    tb = torch.nn.BatchNorm2d(3).double().eval()
+    with torch.no_grad():
+        tb.running_mean.uniform_(-1, 1)
+        tb.running_var.uniform_(0.5, 2)
+        tb.weight.uniform_(0.5, 2)
+        tb.bias.uniform_(-1, 1)
+    xc = (nn.ConvTranspose2d(2, 3, 2) if transpose else nn.Conv2d(2, 3, 2)).double()
+    xb = nn.BatchNorm2d(3).double()
+    xc.load_state_dict({k: v.numpy() for k, v in tc.state_dict().items()})
+    xb.load_state_dict({k: v.numpy() for k, v in tb.state_dict().items()})
+    xc.to(device).eval()
+    xb.to(device).eval()
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    fused = nn.utils.fuse_conv_bn_eval(xc, xb, transpose=transpose)
+    want = tfu.fuse_conv_bn_eval(tc, tb, transpose=transpose)(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(to_np(fused(xbp.tensor(x, device=device))), want, atol=1e-12)
+    np.testing.assert_allclose(to_np(xb(xc(xbp.tensor(x, device=device)))), want, atol=1e-12)
+    with pytest.raises(AssertionError, match="eval"):
+        nn.utils.fuse_conv_bn_eval(xc.train(), xb)
+
+
+def test_get_total_norm_and_clip_grads_with_norm(device):
+    grads = [np.array([3.0, 4.0]), np.array([12.0])]
+    xs = [xbp.tensor(g, device=device) for g in grads]
+    ts = [torch.tensor(g) for g in grads]
+    for p in (2.0, 1.0, math.inf):
+        assert float(nn.utils.get_total_norm(xs, p).item()) == pytest.approx(
+            float(torch.nn.utils.get_total_norm(ts, p)))
+    w = nn.Parameter(xbp.zeros(3, device=device))
+    w.grad = xbp.tensor(np.array([3.0, 4.0, 12.0]), device=device)
+    nn.utils.clip_grads_with_norm_([w], 1.3, nn.utils.get_total_norm([w.grad]))
+    np.testing.assert_allclose(to_np(w.grad), np.array([3.0, 4.0, 12.0]) * 1.3 / (13 + 1e-6), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name,args,shape", [
+    ("LazyLinear", (4,), (2, 3)),
+    ("LazyConv2d", (5, 3), (1, 2, 4, 4)),
+    ("LazyConvTranspose1d", (3, 2), (2, 4, 5)),
+    ("LazyBatchNorm1d", (), (4, 3)),
+    ("LazyInstanceNorm2d", (), (2, 3, 4, 4)),
+])
+def test_lazy_modules(device, name, args, shape):
+    torch.manual_seed(0)
+    tm = getattr(torch.nn, name)(*args)
+    xm = getattr(nn, name)(*args, device=device)
+    assert list(xm.state_dict()) == list(tm.state_dict())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    tm(torch.tensor(x))                                    # materialised by the first input
+    xm(xbp.tensor(x, device=device))
+    assert type(xm).__name__ == type(tm).__name__ and not xm._forward_pre_hooks
+    assert [(k, tuple(v.shape)) for k, v in xm.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in tm.state_dict().items()]
+    # a lazy module loads a checkpoint of the regular one (shapes from the file), then matches it
+    fresh = getattr(nn, name)(*args, device=device)
+    fresh.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tm.eval()
+    fresh.eval()
+    np.testing.assert_allclose(to_np(fresh(xbp.tensor(x, device=device))), tm(torch.tensor(x)).detach().numpy(),
+                               atol=1e-5)
+    assert type(fresh).__name__ == type(tm).__name__

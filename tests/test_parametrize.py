@@ -1,6 +1,8 @@
-"""nn.utils.parametrize and parametrizations (weight_norm, spectral_norm) against PyTorch 2.13:
+"""nn.utils.parametrize and parametrizations (weight_norm, spectral_norm), and the original
+hook-based nn.utils.weight_norm / spectral_norm, against PyTorch 2.13:
 state-dict keys, outputs and gradients with PyTorch's weights (train and eval), chained and
-custom parametrizations, setting through right_inverse, cached(), removal."""
+custom parametrizations, setting through right_inverse, cached(), removal; nn.utils.prune (unstructured,
+structured, global, custom masks, remove) against torch.nn.utils.prune."""
 import copy
 
 import numpy as np
@@ -109,3 +111,107 @@ def test_custom_chained_set_cached_and_copy(device):
 class _Bad(nn.Module):
     def forward(self, X):
         return X[0]
+
+
+LEGACY = [
+    ("weight_norm", lambda L: L.Conv1d(2, 3, 2), {}, (1, 2, 5)),
+    ("weight_norm", lambda L: L.Linear(3, 4), dict(dim=None), (2, 3)),
+    ("spectral_norm", lambda L: L.Linear(3, 4), {}, (2, 3)),
+    ("spectral_norm", lambda L: L.ConvTranspose2d(2, 3, 2), {}, (1, 2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize("fn,make,kw,shape", LEGACY)
+def test_hook_based_norms_match_pytorch(device, fn, make, kw, shape):
+    # torch.nn.utils.weight_norm / spectral_norm (the original, hook-based forms and their keys)
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning) if fn == "weight_norm" else _nothing():
+        tm = getattr(torch.nn.utils, fn)(make(torch.nn).double(), **kw)
+    xm = getattr(nn.utils, fn)(make(nn).double(), **kw)
+    sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    assert list(xm.state_dict()) == list(sd)
+    xm.load_state_dict(sd)
+    xm.to(device)
+    x = np.random.default_rng(1).standard_normal(shape)
+    for mode in ("train", "eval", "train"):
+        getattr(tm, mode)()
+        getattr(xm, mode)()
+        xt, xx = torch.tensor(x, requires_grad=True), xbp.tensor(x, device=device, requires_grad=True)
+        yt, yx = tm(xt), xm(xx)
+        np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=1e-12)
+        (yt ** 2).sum().backward()
+        (yx ** 2).sum().backward()
+        params = dict(xm.named_parameters())
+        for name, p in tm.named_parameters():
+            np.testing.assert_allclose(to_np(params[name].grad), p.grad.numpy(), atol=1e-11, err_msg=name)
+        tm.zero_grad()
+        xm.zero_grad()
+    getattr(torch.nn.utils, "remove_" + fn)(tm)
+    getattr(nn.utils, "remove_" + fn)(xm)
+    assert list(xm.state_dict()) == list(tm.state_dict())
+    np.testing.assert_allclose(to_np(xm.weight), tm.weight.detach().numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="not found"):
+        getattr(nn.utils, "remove_" + fn)(xm)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --- nn.utils.prune ----------------------------------------------------------------------------------
+def _pair(make):
+    torch.manual_seed(0)
+    tm, xm = make(torch.nn).double(), make(nn).double()
+    xm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    return tm, xm
+
+
+def test_prune_unstructured_structured_global_remove(device):
+    import torch.nn.utils.prune as TP
+    XPr = nn.utils.prune
+    tm, xm = _pair(lambda L: L.Linear(4, 5))
+    xm.to(device)
+    for args in [("weight", 0.3), ("weight", 3), ("bias", 0.4)]:        # repeated: among the unpruned only
+        TP.l1_unstructured(tm, *args)
+        XPr.l1_unstructured(xm, *args)
+    assert list(xm.state_dict()) == list(tm.state_dict())
+    np.testing.assert_array_equal(to_np(xm.weight_mask), tm.weight_mask.numpy())
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    yt, yx = tm(torch.tensor(x)), xm(xbp.tensor(x, device=device))
+    np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=1e-12)
+    (yt ** 2).sum().backward()
+    (yx ** 2).sum().backward()
+    np.testing.assert_allclose(to_np(xm.weight_orig.grad), tm.weight_orig.grad.numpy(), atol=1e-12)
+    TP.remove(tm, "weight")
+    XPr.remove(xm, "weight")
+    assert list(xm.state_dict()) == list(tm.state_dict()) and XPr.is_pruned(xm)
+    np.testing.assert_allclose(to_np(xm.weight), tm.weight.detach().numpy(), atol=1e-12)
+
+    tc, xc = _pair(lambda L: L.Conv2d(3, 6, 2))
+    for amount, n, dim in [(0.34, 2, 0), (1, 1, 0), (1, float("inf"), 1)]:
+        TP.ln_structured(tc, "weight", amount, n, dim)
+        XPr.ln_structured(xc, "weight", amount, n, dim)
+    np.testing.assert_array_equal(to_np(xc.weight_mask), tc.weight_mask.numpy())
+
+    ta, xa = _pair(lambda L: L.Sequential(L.Linear(3, 4), L.Linear(4, 2)))
+    TP.global_unstructured([(ta[0], "weight"), (ta[1], "weight")], TP.L1Unstructured, amount=0.5)
+    XPr.global_unstructured([(xa[0], "weight"), (xa[1], "weight")], XPr.l1_unstructured, amount=0.5)
+    for i in range(2):
+        np.testing.assert_array_equal(to_np(xa[i].weight_mask), ta[i].weight_mask.numpy())
+
+    mask = (np.random.default_rng(1).random((5, 4)) > 0.5).astype(np.float64)
+    tm2, xm2 = _pair(lambda L: L.Linear(4, 5))
+    TP.custom_from_mask(tm2, "weight", torch.tensor(mask))
+    XPr.custom_from_mask(xm2, "weight", mask)
+    np.testing.assert_allclose(to_np(xm2.weight), tm2.weight.detach().numpy(), atol=1e-12)
+    r = nn.Linear(10, 10, device=device)
+    XPr.random_unstructured(r, "weight", 0.25)
+    assert (to_np(r.weight_mask) == 0).sum() == 25
+    with pytest.raises(ValueError, match="float in the range"):
+        XPr.l1_unstructured(nn.Linear(2, 2), "weight", 1.5)
+    with pytest.raises(ValueError, match="pruned before"):
+        XPr.remove(nn.Linear(2, 2), "weight")

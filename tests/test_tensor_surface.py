@@ -529,6 +529,13 @@ def test_conversion_methods_match_torch(device):
         np.testing.assert_allclose(to_np(got).astype(np.float64), ref.numpy().astype(np.float64), rtol=1e-3)
     assert x.type(xbp.float64).dtype == xbp.float64 and x.type("torch.LongTensor").dtype == xbp.int64
     assert x.type(xbp.IntTensor).dtype == xbp.int32
+    assert x.type(xbp.float32) is x and x.type(xbp.FloatTensor) is x          # unchanged: itself, as torch
+    assert t.type(torch.float32) is t
+    c = xbp.tensor(np.array([1 + 2j], np.complex64), device=device)
+    assert c.type() == torch.tensor([1 + 2j]).type().replace("torch.", "xbp.cuda." if device == "cuda" else "xbp.")
+    assert c.type("xbp.ComplexDoubleTensor").dtype == xbp.complex128
+    with pytest.raises(ValueError, match="unknown tensor type"):
+        x.type("xbp.FooTensor")
     assert (x.element_size(), x.itemsize, x.nbytes, x.nelement(), x.ndimension()) == \
         (t.element_size(), t.itemsize, t.nbytes, t.nelement(), t.ndimension())
     assert x.is_cuda == (device == "cuda") and x.is_cpu == (device == "cpu") and x.is_contiguous()
@@ -554,3 +561,17 @@ def test_default_generator_is_the_cpu_stream():
     b = xbp.rand(2).tolist()
     g.set_state(s)
     assert xbp.rand(2).tolist() == b
+
+
+def test_unlisted_primitives_get_pytorch_style_names():
+    from xbp._grad_fn_names import torch_name
+    from xbp._primitive import Primitive
+
+    class FakeNode:
+        p, shapes, needs = {}, ((2,),), (True,)
+
+        def __init__(self, name):
+            self.prim = Primitive(name, None, None)
+    assert torch_name(FakeNode("log_cumsum_exp")) == "LogCumsumExpBackward0"
+    assert torch_name(FakeNode("tril")) == "TrilBackward0"              # torch: TrilBackward0
+    assert torch_name(FakeNode("MyFunctionBackward")) == "MyFunctionBackward"

@@ -1,6 +1,7 @@
 """Transformer, TransformerEncoder, TransformerDecoder(Layer): PyTorch 2.13 weights through state
 dicts give PyTorch's outputs and input gradients (masks, key padding, batch_first, norm_first,
-activations), the causal-mask helper, the state-dict layout and argument checks."""
+activations), the causal-mask helper, the state-dict layout and argument checks; grouped-query
+scaled_dot_product_attention (enable_gqa)."""
 import numpy as np
 import pytest
 
@@ -112,3 +113,51 @@ def test_transformer_checks_shapes():
         m(xbp.randn(3, 2, 8), xbp.randn(3, 3, 8))
     with pytest.raises(RuntimeError, match="d_model"):
         m(xbp.randn(3, 2, 6), xbp.randn(3, 2, 6))
+
+
+def test_eval_mode_fast_path_and_unbatched():
+    # in eval, PyTorch's encoder takes its nested-tensor fast path (padded positions come out as
+    # zeros); xbp computes them like the others, so only the real positions are compared there
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    kw = dict(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=12, dropout=0.2,
+              batch_first=True)
+    tm, xm = torch.nn.Transformer(**kw).eval(), nn.Transformer(**kw).eval()
+    _load(xm, tm)
+    rng = np.random.default_rng(3)
+    src, tgt = rng.standard_normal((2, 5, 8)).astype(np.float32), rng.standard_normal((2, 3, 8)).astype(np.float32)
+    spm = np.zeros((2, 5), dtype=bool)
+    spm[1, 3:] = True
+    with torch.no_grad():
+        yt = tm(torch.tensor(src), torch.tensor(tgt), src_key_padding_mask=torch.tensor(spm),
+                memory_key_padding_mask=torch.tensor(spm))
+        mt = tm.encoder(torch.tensor(src), src_key_padding_mask=torch.tensor(spm)).numpy()
+    yx = xm(xbp.tensor(src), xbp.tensor(tgt), src_key_padding_mask=xbp.tensor(spm),
+            memory_key_padding_mask=xbp.tensor(spm))
+    np.testing.assert_allclose(to_np(yx), yt.numpy(), atol=2e-5)
+    mx = to_np(xm.encoder(xbp.tensor(src), src_key_padding_mask=xbp.tensor(spm)))
+    np.testing.assert_allclose(mx[0], mt[0], atol=2e-5)
+    np.testing.assert_allclose(mx[1, :3], mt[1, :3], atol=2e-5)
+    with torch.no_grad():
+        yt = tm(torch.tensor(src[0]), torch.tensor(tgt[0]))
+    np.testing.assert_allclose(to_np(xm(xbp.tensor(src[0]), xbp.tensor(tgt[0]))), yt.numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_sdpa_grouped_query_attention(device, is_causal):
+    torch = pytest.importorskip("torch")
+    import xbp.nn.functional as F
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((2, 6, 3, 4)), rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 2, 5, 3))]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    xs = [xbp.tensor(a, device=device, requires_grad=True) for a in arrays]
+    yt = torch.nn.functional.scaled_dot_product_attention(*ts, is_causal=is_causal, enable_gqa=True)
+    yx = F.scaled_dot_product_attention(*xs, is_causal=is_causal, enable_gqa=True)
+    np.testing.assert_allclose(to_np(yx), yt.detach().numpy(), atol=1e-12)
+    (yt ** 2).sum().backward()
+    (yx ** 2).sum().backward()
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(to_np(x.grad), t.grad.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="multiple"):
+        F.scaled_dot_product_attention(xs[0], xbp.randn(2, 4, 5, 4, device=device, dtype=np.float64),
+                                       xbp.randn(2, 4, 5, 3, device=device, dtype=np.float64), enable_gqa=True)

@@ -83,7 +83,7 @@ from ._printing import get_printoptions, printoptions, set_printoptions  # noqa:
 from ._size import Size  # noqa: E402,F401
 from ._creation import get_default_dtype, randint_like, set_default_dtype  # noqa: E402,F401
 from ._predicates import is_complex, is_floating_point, is_tensor, numel  # noqa: E402,F401
-# manual_seed returns the CPU's default generator, as torch.manual_seed (replaces _backend's)
+# manual_seed returns the CPU's default generator, as torch.manual_seed
 from ._random import (  # noqa: E402,F401
     Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state,
 )

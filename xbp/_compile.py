@@ -235,7 +235,7 @@ class _Recorder:
         s = self.new_slot()
         self.slot_of[id(v)] = s
         self.keep.append(v)
-        self.consts[s] = _Const(v, s)
+        self.consts[s] = _Const(_plain(v), s)
         self.entries.append(("const", s))
         return s
 
@@ -857,8 +857,17 @@ def _out_template(r, rec):
     raise _Abort(f"the step returns a {type(r).__name__}, which a plan cannot rebuild")
 
 
-def _training_flags(fn):
-    """train/eval flags of the modules the function closes over (part of the signature)."""
+def _training_flags(fn, cache):
+    """train/eval flags of the modules the function closes over (part of the signature). The
+    modules are found once (`cache`: a one-element list) and their flags read on every call."""
+    mods = cache[0]
+    if mods is None:
+        mods = cache[0] = [m for top in _closure_modules(fn) for m in top.modules()]
+    return tuple([m.training for m in mods])
+
+
+def _closure_modules(fn):
+    """The nn.Modules a function is, is bound to, closes over or names as globals."""
     from .nn.module import Module
     mods = []
     seen = set()
@@ -880,7 +889,7 @@ def _training_flags(fn):
         g = getattr(fn, "__globals__", {})
         for n in code.co_names:
             add(g.get(n))
-    return tuple(tuple(m.training for m in mod.modules()) for mod in mods)
+    return mods
 
 
 _MAX_RECORDINGS = 4
@@ -897,12 +906,13 @@ class _Compiled:
         self.cache_size = cache_size
         self.warned = set()
         self.stats = {"recorded": 0, "replayed": 0, "eager": 0, "guard_failures": 0}
+        self._modules = [None]
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
         from ._primitive import GRAD_STATE
         tensors, key = _flatten_inputs(args, kwargs)
-        key = (key, GRAD_STATE.enabled, _training_flags(self.fn))
+        key = (key, GRAD_STATE.enabled, _training_flags(self.fn, self._modules))
         entry = self.cache.get(key)
         if isinstance(entry, _Plan):
             try:

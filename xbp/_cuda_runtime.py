@@ -195,3 +195,19 @@ def pinned_empty(shape, dtype) -> np.ndarray:
     cupy("pin_memory")
     import cupyx
     return cupyx.empty_pinned(shape, dtype=dtype)
+
+
+def pinned_copy(a) -> np.ndarray:
+    """A copy of the host array `a` in page-locked memory (`Tensor.pin_memory`)."""
+    out = pinned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def is_pinned(a) -> bool:
+    """Whether host array `a` lies in page-locked memory CuPy allocated (cupyx.empty_pinned's
+    buffers are CuPy PinnedMemoryPointer objects behind the array's base)."""
+    base = a
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    return "PinnedMemory" in type(base).__name__

@@ -102,4 +102,8 @@ def torch_name(node) -> str:
         except (AttributeError, TypeError, ValueError):   # an unusual call: fall back to the table
             pass
     fixed = _FIXED.get(prim.name)
-    return fixed if fixed is not None else _camel(prim.name) + "Backward0"
+    if fixed is not None:
+        return fixed
+    if prim.name[:1].isupper():
+        return prim.name             # already a node name (autograd.Function's "MyFnBackward")
+    return _camel(prim.name) + "Backward0"

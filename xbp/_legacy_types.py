@@ -51,6 +51,10 @@ ShortTensor = _make("ShortTensor", "int16")
 CharTensor = _make("CharTensor", "int8")
 ByteTensor = _make("ByteTensor", "uint8")
 BoolTensor = _make("BoolTensor", "bool")
+# names without a class (PyTorch has none either): what t.type() says of complex tensors
+_BY_DTYPE[np.dtype("complex64")] = "ComplexFloatTensor"
+_BY_DTYPE[np.dtype("complex128")] = "ComplexDoubleTensor"
+_NAMES_ONLY = {"ComplexFloatTensor": np.dtype("complex64"), "ComplexDoubleTensor": np.dtype("complex128")}
 
 
 def type_name(t: Tensor) -> str:
@@ -64,8 +68,8 @@ def legacy_dtype(spec):
     'torch.cuda.FloatTensor'), or None if `spec` is not one."""
     if isinstance(spec, _LegacyType):
         return spec.dtype
-    if isinstance(spec, str):
-        cls = _TYPES.get(spec.rsplit(".", 1)[-1])
-        if cls is not None:
-            return cls.dtype
+    if isinstance(spec, str) and spec.endswith("Tensor"):
+        name = spec.rsplit(".", 1)[-1]
+        cls = _TYPES.get(name)
+        return cls.dtype if cls is not None else _NAMES_ONLY.get(name)
     return None

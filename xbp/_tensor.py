@@ -194,15 +194,23 @@ class Tensor:
     def tolist(self):
         return self.xp.to_numpy(self.array).tolist()
 
-    def to(self, *args, device=None, dtype=None, copy: bool = False) -> "Tensor":
-        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``; differentiable."""
+    def to(self, *args, device=None, dtype=None, non_blocking: bool = False, copy: bool = False,
+           memory_format=None) -> "Tensor":
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``; differentiable.
+        `non_blocking` and `memory_format` are accepted for PyTorch compatibility (transfers are
+        ordered on the device's stream either way; xbp has one memory layout)."""
+        flags = []
         for a in args:
-            if isinstance(a, str) or isinstance(a, _backend.Backend):
+            if a is True or a is False:            # PyTorch's positional non_blocking, copy
+                flags.append(a)
+            elif isinstance(a, str) or isinstance(a, _backend.Backend):
                 device = a
             elif isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
             else:
                 dtype = a
+        if len(flags) > 1:
+            copy = flags[1]
         from .ops import to_device, astype
         out = self
         if device is not None and _backend.get_backend(device) is not self.xp:
@@ -214,11 +222,35 @@ class Tensor:
             out = clone(self)
         return out
 
-    def cpu(self) -> "Tensor":
+    def cpu(self, memory_format=None) -> "Tensor":
+        """This tensor on the CPU (itself if it is there already)."""
         return self.to("cpu")
 
-    def cuda(self, index: int = 0) -> "Tensor":
-        return self.to(f"cuda:{index}")
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+        """This tensor on the GPU (``cuda:0``, or `device`: an index or a "cuda:N" name)."""
+        if device is None:
+            device = 0
+        return self.to(device if isinstance(device, str) else f"cuda:{int(device)}")
+
+    def pin_memory(self, device=None) -> "Tensor":
+        """PyTorch's page-locked copy for fast host-to-GPU transfers. Needs a GPU (as in PyTorch);
+        the DataLoader's ``pin_memory=True`` pins its batches itself."""
+        from ._backend import cuda_available
+        if not cuda_available():
+            raise RuntimeError("pin_memory: no CUDA device is available (pinned memory only helps host-to-GPU "
+                               "copies); drop .pin_memory() on CPU-only machines")
+        if self.device != "cpu":
+            raise RuntimeError(f"pin_memory: only CPU tensors can be pinned; this one is on {self.device}")
+        from ._cuda_runtime import pinned_copy
+        return _wrap(pinned_copy(self.array), self.xp)
+
+    def is_pinned(self, device=None) -> bool:
+        """Whether the tensor's memory is page-locked (always False without a GPU)."""
+        from ._backend import cuda_available
+        if not cuda_available() or self.device != "cpu":
+            return False
+        from ._cuda_runtime import is_pinned
+        return is_pinned(self.array)
 
     def float(self):
         return self.to(dtype=np.float32)
@@ -529,8 +561,6 @@ class Tensor:
     def count_nonzero(self, dim=None, **kw): return _ops.count_nonzero(self, dim, **kw)
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         return _ops.multinomial(self, num_samples, replacement, generator=generator)
-    def type(self, dtype=None, non_blocking=False, **kw): return _ops.tensor_type(self, dtype, non_blocking)
-    def half(self): return _ops.half(self)
     # in place: recorded like the other in-place ops (version counter, autograd through them)
     def tan_(self): return _ops.inplace_(self, "tan_", _ops.tan)
     def sinh_(self): return _ops.inplace_(self, "sinh_", _ops.sinh)
@@ -633,7 +663,14 @@ class Tensor:
     def matrix_exp(self): return _ops.matrix_exp(self)
 
     # --- tensor surface: conversions, printing, aliases ---
-    def half(self): return self.to(dtype=np.float16)
+    def half(self):
+        try:
+            self.xp.dtype(np.dtype("float16"))
+        except KeyError:
+            raise TypeError(f"half: device {self.device!r} has no float16 dtype (array-api-strict has none); "
+                            "use float32 there") from None
+        return self.to(dtype=np.float16)
+
     def char(self): return self.to(dtype=np.int8)
     def byte(self): return self.to(dtype=np.uint8)
     def short(self): return self.to(dtype=np.int16)
@@ -647,9 +684,17 @@ class Tensor:
         if dtype is None:
             return type_name(self)
         dt = legacy_dtype(dtype)
-        to_cuda = isinstance(dtype, str) and ".cuda." in dtype
-        out = self.to(dtype=dtype if dt is None else dt)
-        return out.to("cuda") if to_cuda and out.device.type != "cuda" else out
+        device = None
+        if isinstance(dtype, str):
+            if dt is None:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; use e.g. 'xbp.FloatTensor', "
+                                 "'xbp.LongTensor' or a dtype such as xbp.float32")
+            # 'xbp.cuda.FloatTensor' names a GPU type, 'xbp.FloatTensor' a CPU one (as in PyTorch)
+            device = "cuda" if ".cuda." in dtype else ("cpu" if self.device.type == "cuda" else None)
+        dt = _backend.canonical_dtype(dtype) if dt is None else dt
+        if dt == self.dtype and (device is None or self.device.type == device):
+            return self                     # already of that type: the tensor itself, as PyTorch
+        return self.to(device=device, dtype=dt) if device is not None else self.to(dtype=dt)
 
     @property
     def is_cuda(self) -> bool:

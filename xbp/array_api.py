@@ -796,8 +796,10 @@ def _extension_fn(ext, name):
     then xbp's differentiable `xbp.<ext>.<name>` (NotImplementedError if xbp has none)."""
     def f(*args, **kw):
         if _needs_grad(args):
-            mod = getattr(_xbp(), ext, None)
-            g = getattr(mod, name, None) if mod is not None else None
+            g = _EXTENSION_VJPS.get((ext, name))
+            if g is None:
+                mod = getattr(_xbp(), ext, None)
+                g = getattr(mod, name, None) if mod is not None else None
             if g is None:
                 _no_vjp(f"{ext}.{name}")
             return g(*args, **kw)
@@ -812,6 +814,24 @@ def _extension_fn(ext, name):
         kw = {k: _unwrap(v, b) for k, v in kw.items()}
         return _rewrap(getattr(ns, name)(*_unwrap(args, b), **kw), b)
     return _named(f, f"{ext}.{name}", f"Array API ``{ext}.{name}`` (see the standard).")
+
+
+def _fftshift(x, /, *, axes=None, inverse=False):
+    axes = tuple(range(x.ndim)) if axes is None else ((axes,) if isinstance(axes, int) else tuple(axes))
+    shifts = tuple((-(x.shape[a] // 2) if inverse else x.shape[a] // 2) for a in axes)
+    return _xbp().roll(x, shifts, axes)
+
+
+# differentiable forms of extension functions that are compositions of xbp ops
+_EXTENSION_VJPS = {
+    ("linalg", "outer"): lambda x1, x2, /: _xbp().outer(x1, x2),
+    ("linalg", "matmul"): lambda x1, x2, /: _xbp().matmul(x1, x2),
+    ("linalg", "matrix_transpose"): lambda x, /: x.mT,
+    ("linalg", "vecdot"): lambda x1, x2, /, *, axis=-1: vecdot(x1, x2, axis=axis),
+    ("linalg", "tensordot"): lambda x1, x2, /, *, axes=2: tensordot(x1, x2, axes=axes),
+    ("fft", "fftshift"): lambda x, /, *, axes=None: _fftshift(x, axes=axes),
+    ("fft", "ifftshift"): lambda x, /, *, axes=None: _fftshift(x, axes=axes, inverse=True),
+}
 
 
 class _Extension:

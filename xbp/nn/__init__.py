@@ -29,12 +29,12 @@ from .layers import (  # noqa: E402
     AlphaDropout, Bilinear, CosineEmbeddingLoss, CosineSimilarity, CTCLoss, Dropout1d, Dropout2d, Dropout3d,
     GaussianNLLLoss, HingeEmbeddingLoss, MarginRankingLoss, PairwiseDistance, ParameterDict, ParameterList,
     PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss, Unflatten, ChannelShuffle, MultiLabelSoftMarginLoss,
-    MultiMarginLoss, TripletMarginWithDistanceLoss,
+    MultiMarginLoss, TripletMarginWithDistanceLoss, MultiLabelMarginLoss,
 )
-from .conv import Conv3d, ConvTranspose1d  # noqa: E402
+from .conv import Conv3d, ConvTranspose1d, ConvTranspose3d  # noqa: E402
 from .pooling import (  # noqa: E402
     AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d, MaxPool3d, AvgPool3d, LPPool1d,
-    LPPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d,
+    LPPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, MaxUnpool1d,
 )
 from .norm import (  # noqa: E402
     BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LocalResponseNorm, RMSNorm,
@@ -48,6 +48,12 @@ from .padding import (  # noqa: E402
     ZeroPad3d,
 )
 from .fold import Fold, Unfold  # noqa: E402
+from .embedding import EmbeddingBag  # noqa: E402
+from .lazy import (  # noqa: E402
+    LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d,
+    LazyConvTranspose2d, LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d, LazyLinear,
+    UninitializedBuffer, UninitializedParameter,
+)
 from . import modules  # noqa: E402,F401  (torch.nn.modules paths)
 
 # --- distributed (nn.parallel) ---

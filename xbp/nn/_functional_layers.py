@@ -20,7 +20,7 @@ from .._tensor import Tensor, _wrap
 from ..ops._util import check_size, dim_index
 from ..ops.conv import conv2d, conv_transpose2d
 from ..ops.normalization import normalize as _normalize_core
-from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 
 __all__ = [
     "relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "glu", "softsign", "threshold", "prelu", "selu",
@@ -31,7 +31,7 @@ __all__ = [
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
     "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d",
+    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax", "max_unpool1d",
 ]
 
 
@@ -335,6 +335,16 @@ def pad(input, pad, mode="constant", value=None):  # noqa: A002
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expected (before, after) pairs for at most {input.ndim} dims, got {pad}")
     if mode == "constant":
+        if any(v < 0 for v in pad):        # negative padding crops, as PyTorch
+            key = [slice(None)] * input.ndim
+            for i in range(len(pad) // 2):
+                d = input.ndim - 1 - i
+                lo, hi = -min(pad[2 * i], 0), -min(pad[2 * i + 1], 0)
+                if lo + hi > input.shape[d]:
+                    raise ValueError(f"pad: cropping {lo + hi} from dim {d} of size {input.shape[d]} leaves nothing")
+                key[d] = slice(lo, input.shape[d] - hi)
+            input = input[tuple(key)]
+            pad = tuple(max(v, 0) for v in pad)
         return ops.pad(input, pad, "constant", 0.0 if value is None else value)
     if value not in (None, 0, 0.0):
         raise ValueError(f"pad: value is only used with mode='constant' (got mode={mode!r}, value={value})")
@@ -376,6 +386,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """Resample the spatial dims of (N, C, *spatial) to `size` or `scale_factor` times, as PyTorch.
 
     mode: 'nearest' (src = floor(dst * scale)), 'nearest-exact' (floor((dst + 0.5) scale)),
+    'area' (adaptive average pooling), 'bicubic' (4-D; Keys' cubic convolution, A = -0.75),
     'linear' (3-D input), 'bilinear' (4-D), 'trilinear' (5-D): separable linear interpolation with
     src = (dst + 0.5) scale - 0.5 clamped at 0, or src = dst (in - 1)/(out - 1) with align_corners.
     scale = in/out, or 1/scale_factor when scale_factor is given and recompute_scale_factor is not
@@ -385,17 +396,26 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if input.ndim < 3:
         raise ValueError(f"interpolate: expected input (N, C, *spatial), got shape {input.shape}")
     nsp = input.ndim - 2
-    linear = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    linear = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
     if mode in linear:
         if linear[mode] != nsp:
             raise ValueError(f"interpolate: mode {mode!r} needs a {linear[mode] + 2}-D input, got {input.shape}")
+    elif mode == "area":                   # PyTorch's area mode is adaptive average pooling
+        if align_corners is not None:
+            raise ValueError("interpolate: align_corners only applies to the linear modes (linear, bilinear, "
+                             "trilinear)")
+        out_sizes, _ = _spatial_sizes("interpolate", input, size, scale_factor, nsp)
+        pool = {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}.get(nsp)
+        if pool is None:
+            raise ValueError(f"interpolate: mode 'area' needs a 3-D to 5-D input, got {input.shape}")
+        return pool(input, out_sizes if nsp > 1 else out_sizes[0])
     elif mode in ("nearest", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("interpolate: align_corners only applies to the linear modes (linear, bilinear, "
                              "trilinear)")
     else:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; use nearest, nearest-exact, "
-                                  "linear, bilinear or trilinear")
+                                  "linear, bilinear, bicubic, trilinear or area")
     out_sizes, sfs = _spatial_sizes("interpolate", input, size, scale_factor, nsp)
     if recompute_scale_factor:
         sfs = [None] * nsp
@@ -409,6 +429,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             y = ops.index_select(y, d, _index(np.minimum(src.astype(np.int64), n_in - 1), input))
             continue
         s = _scale(n_in, n_out, sf, bool(align_corners))
+        if mode == "bicubic":
+            y = _cubic_along(y, d, n_in, dst * s if align_corners else (dst + 0.5) * s - 0.5, input)
+            continue
         src = dst * s if align_corners else np.maximum((dst + 0.5) * s - 0.5, 0.0)
         i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
         i1 = np.minimum(i0 + 1, n_in - 1)
@@ -418,6 +441,30 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         y1 = ops.index_select(y, d, _index(i1, input))
         y = y0 + (y1 - y0) * lam_t
     return y
+
+
+def _cubic_along(y, d, n_in, src, like):
+    """Cubic convolution (Keys, A = -0.75, PyTorch's) along dim d at source positions `src`: four
+    taps at floor(src) - 1 .. + 2, indices clamped to the edge (no clamp of src itself)."""
+    A = -0.75
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+
+    def near(x):        # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def far(x):         # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+
+    weights = (far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t))
+    shape = (src.shape[0],) + (1,) * (y.ndim - d - 1)
+    out = None
+    for k, w in zip((-1, 0, 1, 2), weights):
+        idx = np.clip(i0 + k, 0, n_in - 1)
+        term = ops.index_select(y, d, _index(idx, like)) * _creation.tensor(
+            w.reshape(shape).astype(like.dtype), device=like.device)
+        out = term if out is None else out + term
+    return out
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):  # noqa: A002
@@ -888,3 +935,130 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
     if return_indices:
         raise NotImplementedError("adaptive_max_pool3d: return_indices is not supported")
     return _adaptive_3d("adaptive_max_pool3d", input, output_size, lambda t, ax: ops.amax(t, ax))
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
+    """Transposed 3-D convolution: input (N, C_in, D, H, W), weight (C_in, C_out/groups, kd, kh, kw)
+    -> (N, C_out, D_out, H_out, W_out), D_out = (D - 1) stride - 2 padding + dilation (kd - 1) +
+    output_padding + 1 (likewise H, W). The adjoint of conv3d's depth decomposition: each depth
+    offset's 2-D transposed convolution of every input plane, placed at depth stride * d + offset."""
+    unb = input.ndim == 4
+    x = ops.unsqueeze(input, 0) if unb else input
+    if x.ndim != 5 or weight.ndim != 5:
+        raise ValueError(f"conv_transpose3d: expected input (N, C, D, H, W) and weight (C_in, C_out/groups, kd, kh, kw), "
+                         f"got {input.shape} and {weight.shape}")
+    (sd, sh, sw), (pd, ph, pw) = _triple(stride, "stride"), _triple(padding, "padding")
+    (od, oh, ow), (dd, dh, dw) = _triple(output_padding, "output_padding"), _triple(dilation, "dilation")
+    N, C, D, H, W = x.shape
+    kd = weight.shape[2]
+    planes = ops.reshape(ops.permute(x, (0, 2, 1, 3, 4)), (N * D, C, H, W))
+    full = (D - 1) * sd + dd * (kd - 1) + 1 + od
+    out = None
+    for i in range(kd):
+        z = conv_transpose2d(planes, weight[:, :, i, :, :], None, (sh, sw), (ph, pw), (oh, ow), groups, (dh, dw))
+        Co, Ho, Wo = z.shape[1], z.shape[2], z.shape[3]
+        z = ops.reshape(z, (N, D, Co, Ho, Wo))
+        if sd > 1:      # input depth d lands at sd * d: interleave sd - 1 zero planes
+            gap = _creation.zeros(N, D, sd - 1, Co, Ho, Wo, dtype=z.dtype, device=z.device)
+            z = ops.reshape(ops.cat([ops.unsqueeze(z, 2), gap], 2), (N, D * sd, Co, Ho, Wo))
+            z = z[:, 0:(D - 1) * sd + 1]
+        lo = i * dd
+        z = ops.pad(z, (0, 0, 0, 0, 0, 0, lo, full - lo - z.shape[1]))
+        out = z if out is None else out + z
+    out = ops.permute(out[:, pd:full - pd], (0, 2, 1, 3, 4))
+    if bias is not None:
+        out = out + ops.reshape(bias, (-1, 1, 1, 1))
+    return out[0, ...] if unb else out
+
+
+# --- bags of embeddings, Gumbel-softmax -------------------------------------------------------------
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,  # noqa: A002
+                  mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sum, mean or max of the embeddings of each bag: input (B, N) (one bag per row) or 1-D ids with
+    offsets (B,) (bag b is input[offsets[b]:offsets[b+1]]; include_last_offset: offsets has B + 1
+    entries) -> (B, dim). padding_idx entries are left out (and not counted by the mean); an empty
+    bag gives zeros. per_sample_weights (same shape as input) scale the embeddings (mode 'sum')."""
+    from ..ops.embedding import embedding as _embedding
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: max_norm, scale_grad_by_freq and sparse are not supported")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None; only mode='sum' supports it, "
+                                  f"got mode={mode!r}")
+    ids = np.asarray(input.detach().numpy()).astype(np.int64)
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: offsets must be None when input is 2-D (one bag per row)")
+        B, L = ids.shape
+        starts = np.arange(0, B * L, L) if L else np.zeros(B, np.int64)
+        flat_ids = ids.reshape(-1)
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1-D tensor when input is 1-D")
+        starts = np.asarray(offsets.detach().numpy() if isinstance(offsets, Tensor) else offsets).astype(np.int64)
+        if include_last_offset:
+            starts = starts[:-1]
+        B = starts.shape[0]
+        flat_ids = ids
+        if B and (starts[0] != 0 or np.any(np.diff(starts) < 0) or starts[-1] > flat_ids.shape[0]):
+            raise ValueError(f"embedding_bag: offsets must start at 0 and be non-decreasing within the input, "
+                             f"got {starts.tolist()}")
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1-D or 2-D, got shape {input.shape}")
+    n_items = flat_ids.shape[0]
+    bag = np.zeros(n_items, dtype=np.int64)
+    if B:
+        bag = np.searchsorted(starts, np.arange(n_items), side="right") - 1
+    keep = np.ones(n_items, dtype=bool) if padding_idx is None else flat_ids != (padding_idx % weight.shape[0])
+    kept = np.nonzero(keep)[0]
+    D = weight.shape[1]
+    if kept.size == 0:
+        return _creation.zeros(B, D, dtype=weight.dtype, device=weight.device) + weight.sum() * 0.0
+    emb = _embedding(_index(flat_ids[kept], weight), weight)                       # (K, D)
+    if per_sample_weights is not None:
+        psw = ops.reshape(per_sample_weights, (-1,))
+        emb = emb * ops.unsqueeze(ops.index_select(psw, 0, _index(kept, psw)), 1)
+    bag_k = bag[kept]
+    if mode == "max":
+        rows = []
+        for b in range(B):
+            sel = np.nonzero(bag_k == b)[0]
+            rows.append(ops.amax(ops.index_select(emb, 0, _index(sel, weight)), 0) if sel.size
+                        else _creation.zeros(D, dtype=weight.dtype, device=weight.device))
+        return ops.stack(rows, 0)
+    out = ops.index_add_rows(B, _index(bag_k, weight), emb)
+    if mode == "mean":
+        counts = np.maximum(np.bincount(bag_k, minlength=B), 1).astype(weight.dtype).reshape(B, 1)
+        out = out / _creation.tensor(counts, device=weight.device)
+    return out
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn from the device's seeded generator;
+    hard: the one-hot of the argmax in the forward pass with the soft gradient (straight-through)."""
+    _float_tensor("gumbel_softmax", logits)
+    from .functional import softmax
+    xp = logits.xp
+    u = xp.random_uniform(logits.shape, logits.dtype)
+    g = _wrap(-xp.log(-xp.log(u + eps) + eps), xp)
+    y = softmax((logits + g) * (1.0 / float(tau)), dim)
+    if not hard:
+        return y
+    d = dim_index("gumbel_softmax", dim, logits.ndim)
+    idx = ops.argmax(y.detach(), d, keepdim=True)
+    n = logits.shape[d]
+    classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
+    y_hard = ops.astype(classes == idx, logits.dtype)
+    return y_hard - y.detach() + y
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of max_pool1d: (N, C, L) and its int64 indices -> (N, C, L_out) zeros with
+    each value at its index; L_out = (L - 1) stride - 2 padding + kernel_size unless output_size says."""
+    k = _single(kernel_size)
+    s = k if stride is None else _single(stride)
+    osz = None if output_size is None else (1, tuple(output_size)[-1])
+    y = max_unpool2d(ops.unsqueeze(input, -2), ops.unsqueeze(indices, -2), (1, k), (1, s), (0, _single(padding)), osz)
+    return ops.squeeze(y, -2)

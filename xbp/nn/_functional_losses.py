@@ -18,7 +18,7 @@ from ._functional_layers import pairwise_distance
 __all__ = [
     "cosine_embedding_loss", "margin_ranking_loss", "triplet_margin_loss", "hinge_embedding_loss",
     "soft_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "multilabel_soft_margin_loss",
-    "multi_margin_loss", "triplet_margin_with_distance_loss",
+    "multi_margin_loss", "triplet_margin_with_distance_loss", "multilabel_margin_loss",
 ]
 
 
@@ -286,3 +286,26 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     if swap:
         d_neg = ops.minimum(d_neg, d(positive, negative))
     return _reduce(ops.clamp(d_pos - d_neg + float(margin), min=0.0), reduction)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):  # noqa: A002
+    """Multi-label hinge: sum over target classes j and non-target classes i of
+    max(0, 1 - (x[j] - x[i])) / C. target (N, C) (or (C,)) holds class ids, ended by the first -1."""
+    reduction = _legacy_reduction("multilabel_margin_loss", size_average, reduce, reduction)
+    x = ops.unsqueeze(input, 0) if input.ndim == 1 else input
+    t = np.asarray(target.detach().numpy()).astype(np.int64).reshape(x.shape)
+    N, C = x.shape
+    is_t = np.zeros((N, C), dtype=bool)
+    for n in range(N):
+        for c in t[n]:
+            if c < 0:
+                break
+            if c >= C:
+                raise ValueError(f"multilabel_margin_loss: target class {c} is out of range for {C} classes")
+            is_t[n, c] = True
+    pair = (is_t[:, :, None] & ~is_t[:, None, :]).astype(x.dtype)       # (N, j, i)
+    h = ops.clamp(1.0 - ops.unsqueeze(x, 2) + ops.unsqueeze(x, 1), min=0.0)
+    loss = ops.sum(h * _creation.tensor(pair, device=x.device), (1, 2)) * (1.0 / C)
+    if input.ndim == 1 and reduction == "none":
+        loss = loss[0]
+    return _reduce(loss, reduction)

@@ -18,7 +18,7 @@ from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "Conv3d", "ConvTranspose1d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "Conv3d", "ConvTranspose1d", "ConvTranspose3d"]
 
 
 def _ntuple(v, n, name):
@@ -163,8 +163,9 @@ class Conv3d(_ConvNd):
 
 
 class ConvTranspose1d(_ConvNd):
-    """Transposed 1-D convolution: (N, C_in, L) -> (N, C_out, L_out) with L_out = (L - 1) stride
-    - 2 padding + dilation (kernel - 1) + output_padding + 1; weight (in, out/groups, k).
+    """Transposed 1-D convolution: (N, C_in, L) -> (N, C_out, L_out) with
+    L_out = (L - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1;
+    weight (in, out/groups, k).
     `output_size` in forward picks output_padding to reach a given length, as PyTorch."""
     _dims = 1
     _transposed = True
@@ -188,3 +189,34 @@ class ConvTranspose1d(_ConvNd):
                                  f"{input.shape} (sizes {base} to {base + max(s, d) - 1})")
         return F.conv_transpose1d(input, self.weight, self.bias, self.stride[0], self.padding[0], op, self.groups,
                                   self.dilation[0])
+
+
+class ConvTranspose3d(_ConvNd):
+    """Transposed 3-D convolution: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out);
+    weight (in, out/groups, kd, kh, kw). `output_size` in forward picks output_padding."""
+    _dims = 3
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if isinstance(padding, str):
+            raise ValueError("ConvTranspose3d: padding must be an int or a tuple")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device=device, dtype=dtype)
+
+    def forward(self, input, output_size=None):
+        op = self.output_padding
+        if output_size is not None:
+            want = tuple(output_size)[-3:]
+            op = []
+            for d in range(3):
+                s, dl = self.stride[d], self.dilation[d]
+                base = ((input.shape[-3 + d] - 1) * s - 2 * self.padding[d] + dl * (self.kernel_size[d] - 1) + 1)
+                extra = want[d] - base
+                if not 0 <= extra < max(s, dl):
+                    raise ValueError(f"ConvTranspose3d: output_size {tuple(output_size)} is not reachable from input "
+                                     f"{input.shape}")
+                op.append(extra)
+            op = tuple(op)
+        return F.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
+                                  self.dilation)

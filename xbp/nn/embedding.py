@@ -10,7 +10,7 @@ from ..ops._util import check_size
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 class Embedding(Module):
@@ -56,4 +56,52 @@ class Embedding(Module):
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embeddings without building the per-id vectors' tensor:
+    forward(input, offsets=None, per_sample_weights=None) -> (B, embedding_dim); see
+    F.embedding_bag. weight (num_embeddings, embedding_dim) ~ N(0, 1), padding_idx row zeroed."""
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                 mode="mean", sparse=False, _weight=None, include_last_offset=False, padding_idx=None,
+                 device=None, dtype=None):
+        super().__init__()
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("EmbeddingBag: max_norm, scale_grad_by_freq and sparse are not supported")
+        self.num_embeddings = check_size("EmbeddingBag", num_embeddings, "num_embeddings")
+        self.embedding_dim = check_size("EmbeddingBag", embedding_dim, "embedding_dim")
+        if padding_idx is not None:
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"EmbeddingBag: padding_idx {padding_idx} must be within num_embeddings")
+            padding_idx %= self.num_embeddings
+        self.padding_idx, self.mode, self.include_last_offset = padding_idx, mode, include_last_offset
+        if _weight is None:
+            self.weight = Parameter(_creation.empty(self.num_embeddings, self.embedding_dim, device=device,
+                                                    dtype=dtype))
+            self.reset_parameters()
+        else:
+            self.weight = Parameter(_weight)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, mode="mean", include_last_offset=False, padding_idx=None):
+        n, d = embeddings.shape
+        m = cls(n, d, mode=mode, _weight=_creation.tensor(embeddings), include_last_offset=include_last_offset,
+                padding_idx=padding_idx)
+        m.weight.requires_grad_(not freeze)
+        return m
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return F.embedding_bag(input, self.weight, offsets, mode=self.mode, per_sample_weights=per_sample_weights,
+                               include_last_offset=self.include_last_offset, padding_idx=self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

@@ -345,10 +345,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev). attn_mask: bool (True =
     may attend, as PyTorch's SDPA) or a float mask added to the scores, broadcastable to (..., L, S).
     is_causal: position i attends to j <= i (top-left aligned). scale defaults to 1/sqrt(E).
-    Dropout (probability dropout_p) is applied to the attention weights.
+    Dropout (probability dropout_p) is applied to the attention weights. enable_gqa: key and
+    value may have fewer heads (dim -3) than query, a divisor of its count (grouped-query).
     """
-    if enable_gqa:
-        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        # grouped-query attention: each of the key/value heads serves Hq / Hkv query heads
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hk == 0 or hq % hk or value.shape[-3] != hk:
+            raise ValueError(f"scaled_dot_product_attention: with enable_gqa the query heads ({hq}) must be a "
+                             f"multiple of the key/value heads ({hk}, {value.shape[-3]})")
+        key = ops.repeat_interleave(key, hq // hk, key.ndim - 3)
+        value = ops.repeat_interleave(value, hq // hk, value.ndim - 3)
     L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
@@ -466,12 +473,13 @@ from ._functional_layers import (  # noqa: E402  (re-exports)
     pairwise_distance, pdist, pad, interpolate, upsample, pixel_shuffle, pixel_unshuffle, unfold,
     fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
     adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, grid_sample, affine_grid, rms_norm, avg_pool3d,
-    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d
+    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d,
+    conv_transpose3d, embedding_bag, gumbel_softmax, max_unpool1d,
 )
 from ._functional_losses import (  # noqa: E402  (re-exports)
     cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
     soft_margin_loss, poisson_nll_loss, gaussian_nll_loss, ctc_loss, multilabel_soft_margin_loss, multi_margin_loss,
-    triplet_margin_with_distance_loss
+    triplet_margin_with_distance_loss, multilabel_margin_loss
 )
 
 __all__ += [
@@ -485,5 +493,6 @@ __all__ += [
     "triplet_margin_loss", "hinge_embedding_loss", "soft_margin_loss", "poisson_nll_loss",
     "gaussian_nll_loss", "ctc_loss", "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu",
     "multilabel_soft_margin_loss", "multi_margin_loss", "triplet_margin_with_distance_loss", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d",
+    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax", "multilabel_margin_loss",
+    "max_unpool1d",
 ]

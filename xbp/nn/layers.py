@@ -23,6 +23,7 @@ __all__ = [
     "CosineSimilarity", "PairwiseDistance", "CosineEmbeddingLoss", "MarginRankingLoss", "TripletMarginLoss",
     "HingeEmbeddingLoss", "SoftMarginLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CTCLoss",
     "ChannelShuffle", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "TripletMarginWithDistanceLoss",
+    "MultiLabelMarginLoss",
 ]
 
 
@@ -242,8 +243,9 @@ class Linear(Module):
 
     def forward(self, input):
         p = self._parameters        # direct: attribute lookup through Module.__getattr__ costs ~1 µs
-        # a parametrized weight (nn.utils.parametrize) is a property, no longer in _parameters
-        return F.linear(input, p["weight"] if "weight" in p else self.weight, p["bias"])
+        # a parametrized or pruned weight/bias (nn.utils.parametrize, prune, weight_norm) is no longer in
+        # _parameters: then the attribute (a property or the hook's recomputed tensor)
+        return F.linear(input, p["weight"] if "weight" in p else self.weight, p["bias"] if "bias" in p else self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -750,3 +752,10 @@ class TripletMarginWithDistanceLoss(_Loss):
     def forward(self, anchor, positive, negative):
         return F.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                    margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss: input (N, C), target (N, C) of class ids ended by -1."""
+
+    def forward(self, input, target):
+        return F.multilabel_margin_loss(input, target, reduction=self.reduction)

@@ -119,8 +119,9 @@ class Module:
 
     def register_full_backward_hook(self, hook, prepend: bool = False):
         """``hook(module, grad_input, grad_output) -> None | new grad_input``, called once the
-        gradients with respect to the module's positional tensor inputs are computed (tuples, None
-        where an input is not a tensor or needs no gradient). A returned tuple replaces grad_input.
+        gradients with respect to the module's positional tensor inputs are computed (tuples: None
+        for a non-tensor input, zeros for a floating-point one that needs no gradient, as PyTorch).
+        A returned tuple replaces grad_input.
         Inputs and outputs pass through an identity (as in PyTorch), so forward returns new tensor
         objects; all hooked tensors of one call must share a dtype."""
         return _Handle(self._registry("_backward_hooks"), hook, prepend)

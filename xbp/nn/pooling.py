@@ -8,7 +8,7 @@ from .module import Module
 
 __all__ = ["MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool1d", "MaxPool3d", "AvgPool1d",
            "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AvgPool3d", "LPPool1d", "LPPool2d",
-           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
+           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "MaxUnpool1d"]
 
 
 class MaxPool2d(Module):
@@ -203,3 +203,18 @@ class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
 
     def forward(self, input):
         return F.adaptive_avg_pool3d(input, self.output_size)
+
+
+class MaxUnpool1d(Module):
+    """The partial inverse of MaxPool1d: forward(input (N, C, L), indices, output_size=None) ->
+    (N, C, L_out) zeros with each value at its index. stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

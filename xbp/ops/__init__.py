@@ -32,7 +32,6 @@ from .math import (  # noqa: F401
 from .scan import cummax, cummin, cumprod, diff, logcumsumexp  # noqa: F401
 from .statistics import aminmax, count_nonzero, std_mean, var_mean  # noqa: F401
 from .sampling import multinomial  # noqa: F401
-from .typename import half, tensor_type  # noqa: F401
 
 # --- sorting, indexing, scatter and linear algebra ---
 from .sorting import (  # noqa: F401,E402

@@ -734,9 +734,9 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
 
 def matrix_exp(A):
     """exp(A) of square matrices (..., n, n) by scaling and squaring: exp(A) = exp(A / 2^s)^(2^s)
-    with s chosen so that |A / 2^s|_1 <= 1/2, and an order-18 Taylor polynomial (Horner) for the
-    scaled matrix (truncation below 1e-21 there). Composed of matmuls, so differentiable to any
-    order."""
+    with s chosen so that the 1-norm of A / 2^s is at most 1/2, and an order-18 Taylor polynomial
+    (Horner) for the scaled matrix (truncation below 1e-21 there). Composed of matmuls, so
+    differentiable to any order."""
     from .._creation import eye
     _square("matrix_exp", A)
     xp = A.xp

@@ -164,6 +164,10 @@ def _mul(a, b):
 
 def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
     """input + alpha * other (broadcasting); `out`: write the result into that tensor."""
+    if alpha == 1 and out is None:       # the common call, inline (no extra call)
+        if _same_float(input, other):
+            return apply2(add_p, input, other)
+        return apply(add_p, _promote(input, other))
     if alpha != 1:
         other = _mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     if out is not None:
@@ -173,6 +177,10 @@ def add(input, other, *, alpha=1, out=None):  # noqa: A002 - PyTorch's names
 
 def sub(input, other, *, alpha=1, out=None):  # noqa: A002
     """input - alpha * other (broadcasting); `out`: write the result into that tensor."""
+    if alpha == 1 and out is None:       # the common call, inline (no extra call)
+        if _same_float(input, other):
+            return apply2(sub_p, input, other)
+        return apply(sub_p, _promote(input, other))
     if alpha != 1:
         other = _mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     if out is not None:
@@ -182,9 +190,11 @@ def sub(input, other, *, alpha=1, out=None):  # noqa: A002
 
 def mul(input, other, *, out=None):  # noqa: A002
     """input * other (broadcasting); `out`: write the result into that tensor."""
-    if out is not None:
-        return _with_out("mul", lambda: _mul(input, other), out, input, other)
-    return _mul(input, other)
+    if out is None:
+        if _same_float(input, other):
+            return apply2(mul_p, input, other)
+        return apply(mul_p, _promote(input, other))
+    return _with_out("mul", lambda: _mul(input, other), out, input, other)
 
 
 _trunc = no_grad_op("trunc", lambda xp, x: xp.trunc(x))

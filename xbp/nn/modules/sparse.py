@@ -1,4 +1,4 @@
-"""torch.nn.modules.sparse: Embedding."""
-from ..embedding import Embedding  # noqa: F401
+"""torch.nn.modules.sparse: Embedding, EmbeddingBag."""
+from ..embedding import Embedding, EmbeddingBag  # noqa: F401
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]

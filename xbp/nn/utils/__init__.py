@@ -11,7 +11,9 @@ import math
 from ..._tensor import Tensor, _wrap
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize",
-           "parametrizations"]
+           "parametrizations", "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm",
+           "get_total_norm", "clip_grads_with_norm_", "fuse_conv_bn_eval", "fuse_conv_bn_weights",
+           "fuse_linear_bn_eval", "fuse_linear_bn_weights", "prune"]
 
 
 def _grads(parameters):
@@ -123,5 +125,40 @@ def vector_to_parameters(vec, parameters) -> None:
             i += n
 
 
-from . import rnn, parametrize, parametrizations  # noqa: E402
-from .parametrizations import spectral_norm, weight_norm  # noqa: E402,F401
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """The `norm_type`-norm of all `tensors` together (e.g. gradients), as a 0-d tensor on the first
+    one's device; PyTorch 2.6's split of clip_grad_norm_."""
+    from ... import ops
+    ts = [tensors] if isinstance(tensors, Tensor) else [t for t in tensors if t is not None]
+    if not ts:
+        from ..._creation import tensor
+        return tensor(0.0)
+    p = float(norm_type)
+    if p == math.inf:
+        total = ops.amax(ops.stack([ops.amax(ops.abs(t.detach())) for t in ts]))
+    else:
+        total = ops.norm(ops.stack([ops.norm(t.detach(), p) for t in ts]), p)
+    if error_if_nonfinite and not bool(ops.isfinite(total).item()):
+        raise RuntimeError(f"get_total_norm: the total norm of order {norm_type} is non-finite; pass "
+                           "error_if_nonfinite=False to accept it")
+    return total
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None) -> None:
+    """Scale the gradients by min(1, max_norm / (total_norm + 1e-6)) (total_norm from get_total_norm)."""
+    params = _grads(parameters)
+    if not params:
+        return
+    coef = min(1.0, float(max_norm) / (float(total_norm.item() if isinstance(total_norm, Tensor) else total_norm)
+                                       + 1e-6))
+    for q in params:
+        q.grad = _wrap(q.grad.array * coef, q.xp)
+
+
+from . import rnn, parametrize, parametrizations, prune  # noqa: E402
+from .fusion import (  # noqa: E402,F401
+    fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
+)
+# the original hook-based forms, as torch.nn.utils.weight_norm / spectral_norm (the parametrization
+# forms are nn.utils.parametrizations.weight_norm / spectral_norm)
+from ._norm_hooks import remove_spectral_norm, remove_weight_norm, spectral_norm, weight_norm  # noqa: E402,F401
