@@ -11,8 +11,8 @@ import numpy as np
 
 from ._tensor import Tensor
 
-_TYPES = {}          # name -> class
-_BY_DTYPE = {}       # dtype -> name
+_TYPES: dict = {}    # name -> class
+_BY_DTYPE: dict = {}  # dtype -> name
 
 
 class _LegacyType(type):
