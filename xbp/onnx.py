@@ -8,8 +8,11 @@ The exporter walks the module tree, not the ops: a model is a layer xbp knows or
 Linear, Identity, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU (exact and tanh), SiLU, Sigmoid,
 Tanh, Softplus, Softmax, LogSoftmax, Conv1d, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
 BatchNorm1d/2d, LayerNorm, Embedding, and RNN/LSTM/GRU (any layers, directions, batch_first; zero
-initial states; outputs ``output, h_n[, c_n]``). Anything else (a module with its own forward,
-attention) is refused with an error naming it. The example input is run through each layer in
+initial states; outputs ``output, h_n[, c_n]``), MultiheadAttention (exported as the
+self-attention call ``m(x, x, x, need_weights=False)[0]``: one input, one output; not add_bias_kv
+or add_zero_attn), TransformerEncoderLayer (norm_first either way; relu, gelu or an exported
+activation module) and TransformerEncoder (with its final norm), without masks. Anything else
+(a module with its own forward, the decoder) is refused with an error naming it. The example input is run through each layer in
 eval mode, which checks the model and gives every intermediate shape.
 """
 from __future__ import annotations
@@ -23,7 +26,9 @@ __all__ = ["export", "INSTALL_HINT", "SUPPORTED"]
 INSTALL_HINT = "xbp.onnx.export needs the onnx package: pip install onnx (or pip install 'xbp[onnx]')"
 SUPPORTED = ("Sequential", "Linear", "Identity", "Dropout", "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU",
              "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
-             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU")
+             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU",
+             "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+_ATTENTION = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
 
 
 def _onnx():
@@ -77,6 +82,12 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
                                           "tuple, which only the model's last layer may do")
             x, xt = _emit(b, child, x, xt, f"{path}.{i}" if path else str(i))
         return x, xt
+    if kind in _ATTENTION and type(m) is getattr(nn, kind):
+        from . import _onnx_attention as att
+        if kind == "MultiheadAttention":
+            return att.emit_mha(b, m, x, xt, path)
+        return (att.emit_encoder_layer if kind == "TransformerEncoderLayer" else att.emit_encoder)(b, m, x, xt, path,
+                                                                                                  _emit)
     if kind in ("Softmax", "LogSoftmax") and m.dim is None:
         raise ValueError(f"xbp.onnx.export: {kind} at {where} has dim=None; give it a dim")
     yt = m(xt)
