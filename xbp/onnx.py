@@ -309,6 +309,7 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     onnx = _onnx()
     from ._tensor import Tensor
     from .autograd import no_grad
+    from . import nn
     if kwargs:
         raise TypeError(f"xbp.onnx.export got unsupported keyword argument(s) {sorted(kwargs)}")
     if training not in (None, False) and str(training).split(".")[-1] not in ("EVAL", "PRESERVE"):
@@ -318,14 +319,26 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     if isinstance(opset_version, bool) or not isinstance(opset_version, int) or opset_version < 13:
         raise ValueError(f"xbp.onnx.export: opset_version must be an integer >= 13, got {opset_version!r}")
     xs = args if isinstance(args, tuple) else (args,)
+    call_kwargs = None
+    if len(xs) == 2 and isinstance(xs[1], dict):        # PyTorch's (x, {keyword: value}) form
+        xs, call_kwargs = xs[:1], xs[1]
+        if type(model).__name__ not in _ATTENTION or type(model) is not getattr(nn, type(model).__name__):
+            raise TypeError("xbp.onnx.export: a keyword-argument dict in args is taken by MultiheadAttention, "
+                            f"TransformerEncoderLayer and TransformerEncoder models (their masks), not by "
+                            f"{type(model).__name__}")
     if len(xs) != 1 or not isinstance(xs[0], Tensor):
-        raise TypeError("xbp.onnx.export: args must be one Tensor (or a 1-tuple of one): the exported models take "
-                        f"one input, got {type(args).__name__}")
+        raise TypeError("xbp.onnx.export: args must be one Tensor (or a 1-tuple of one, or for an attention model "
+                        f"(x, {{mask keyword: Tensor}})): the exported models take one input, got {type(args).__name__}")
     x = xs[0]
     in_name = (input_names or ["input"])[0]
+    # mask tensors become more graph inputs, named by input_names[1:] in the dict's order, else by keyword
+    mask_inputs = [(k, v) for k, v in (call_kwargs or {}).items() if isinstance(v, Tensor)]
+    mask_names = {k: (input_names[i + 1] if input_names and len(input_names) > i + 1 else k)
+                  for i, (k, _) in enumerate(mask_inputs)}
     out_name = (output_names or ["output"])[0]
     dynamic_axes = dynamic_axes or {}
-    known = {in_name, out_name, *(output_names or [])} | {f"{out_name}_{i}" for i in range(1, 8)}
+    known = ({in_name, out_name, *(output_names or []), *mask_names.values()}
+             | {f"{out_name}_{i}" for i in range(1, 8)})
     unknown = set(dynamic_axes) - known
     if unknown:
         raise ValueError(f"xbp.onnx.export: dynamic_axes names {sorted(unknown)}, which are neither the input "
@@ -335,7 +348,11 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     model.eval()
     try:
         with no_grad():
-            y, yt = _emit(b, model, in_name, x, "")
+            if call_kwargs is None:
+                y, yt = _emit(b, model, in_name, x, "")
+            else:
+                from ._onnx_attention import emit_with_masks
+                y, yt = emit_with_masks(b, model, in_name, x, call_kwargs, mask_names, _emit)
     finally:
         model.train(was_training)
     ys, yts = _flat(y), _flat(yt)
@@ -348,9 +365,10 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     for name, inner, t in zip(names, ys, yts):
         b.nodes.append(onnx.helper.make_node("Identity", [inner], [name]))
         outputs.append(_value_info(onnx, name, t, _axes(dynamic_axes.get(name), name, t.ndim)))
-    graph = onnx.helper.make_graph(
-        b.nodes, type(model).__name__, [_value_info(onnx, in_name, x, _axes(dynamic_axes.get(in_name), in_name, x.ndim))],
-        outputs, initializer=b.inits)
+    inputs = [_value_info(onnx, in_name, x, _axes(dynamic_axes.get(in_name), in_name, x.ndim))]
+    for k, t in mask_inputs:
+        inputs.append(_value_info(onnx, mask_names[k], t, _axes(dynamic_axes.get(mask_names[k]), mask_names[k], t.ndim)))
+    graph = onnx.helper.make_graph(b.nodes, type(model).__name__, inputs, outputs, initializer=b.inits)
     proto = onnx.helper.make_model(graph, producer_name="xbp",
                                    opset_imports=[onnx.helper.make_opsetid("", opset_version)])
     proto.ir_version = min(proto.ir_version, 9)      # runtimes lag the newest IR version
