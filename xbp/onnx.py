@@ -88,6 +88,8 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
             return att.emit_mha(b, m, x, xt, path)
         return (att.emit_encoder_layer if kind == "TransformerEncoderLayer" else att.emit_encoder)(b, m, x, xt, path,
                                                                                                   _emit)
+    if kind not in SUPPORTED:            # before running it: its forward may want other arguments
+        _refuse(kind, where)
     if kind in ("Softmax", "LogSoftmax") and m.dim is None:
         raise ValueError(f"xbp.onnx.export: {kind} at {where} has dim=None; give it a dim")
     yt = m(xt)
@@ -206,10 +208,14 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
     elif kind in ("RNN", "LSTM", "GRU"):
         return _emit_rnn(b, m, x, xt, path, where), yt
     else:
-        raise NotImplementedError(
-            f"xbp.onnx.export: cannot export {kind} at {where}: the exporter knows {', '.join(SUPPORTED)}; "
-            "write the model as a Sequential of those (a module with its own forward cannot be walked)")
+        _refuse(kind, where)
     return y, yt
+
+
+def _refuse(kind, where):
+    raise NotImplementedError(
+        f"xbp.onnx.export: cannot export {kind} at {where}: the exporter knows {', '.join(SUPPORTED)}; "
+        "write the model as a Sequential of those (a module with its own forward cannot be walked)")
 
 
 # PyTorch's gate order -> ONNX's: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) -> (z, r, h)
