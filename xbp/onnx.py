@@ -193,14 +193,20 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
                                           b.const(f"{path}.running_mean", _np(m.running_mean)),
                                           b.const(f"{path}.running_var", _np(m.running_var))], epsilon=float(m.eps))
     elif kind == "LayerNorm":
-        if b.opset < 17:
-            raise ValueError(f"xbp.onnx.export: LayerNorm at {where} needs opset_version >= 17")
         shape = m.normalized_shape
         scale = _np(m.weight) if m.elementwise_affine else np.ones(shape, dtype)
         ins = [x, b.const(f"{path}.weight", scale)]
         if m.elementwise_affine and m.bias is not None:
             ins.append(b.const(f"{path}.bias", _np(m.bias)))
-        y = b.node("LayerNormalization", ins, axis=-len(shape), epsilon=float(m.eps))
+        if b.opset >= 17:
+            y = b.node("LayerNormalization", ins, axis=-len(shape), epsilon=float(m.eps))
+        else:          # before opset 17: (x - mean) / sqrt(var + eps) * weight + bias, biased variance
+            axes = list(range(-len(shape), 0))
+            d = b.node("Sub", [x, b.node("ReduceMean", [x], axes=axes, keepdims=1)])
+            var = b.node("ReduceMean", [b.node("Mul", [d, d])], axes=axes, keepdims=1)
+            y = b.node("Mul", [b.node("Div", [d, b.node("Sqrt", [b.node("Add", [var, c("eps", m.eps)])])]), ins[1]])
+            if len(ins) == 3:
+                y = b.node("Add", [y, ins[2]])
     elif kind == "Embedding":
         if getattr(m, "max_norm", None) is not None:
             raise NotImplementedError(f"xbp.onnx.export: Embedding(max_norm=...) at {where} renormalises rows")
@@ -304,14 +310,25 @@ def _axes(spec, name, ndim):
 def export(model, args, f, export_params=True, verbose=False, training=None, input_names=None,
            output_names=None, opset_version=17, dynamic_axes=None, do_constant_folding=True, **kwargs):
     """Write `model` applied to `args` (a Tensor, or a 1-tuple of one) to `f` (a path or a binary file
-    object) as ONNX with opset `opset_version` (>= 13; LayerNorm needs 17).
+    object) as ONNX with opset `opset_version` (>= 13; LayerNorm is LayerNormalization from 17 on,
+    its decomposition before).
 
     `input_names`/`output_names` name the graph's input and output (default "input", "output");
     `dynamic_axes` (``{"input": {0: "batch"}, "output": {0: "batch"}}``) makes those dims symbolic,
     so the file runs on other batch sizes. The model runs in eval mode (dropout off, batch norm
     with its running statistics); its training flag is restored afterwards. Returns the
     ``onnx.ModelProto``. `do_constant_folding`, `export_params`, `training` and `verbose` are
-    PyTorch's keywords (the weights are always stored; training=True is refused)."""
+    PyTorch's keywords (the weights are always stored; training=True is refused).
+
+    Attention masks: for a MultiheadAttention, TransformerEncoderLayer or TransformerEncoder model,
+    `args` may be ``(x, {keyword: value})``, PyTorch's form for keyword arguments, with the
+    module's own keywords: MultiheadAttention attn_mask, key_padding_mask, is_causal (and
+    need_weights=False); TransformerEncoderLayer src_mask, src_key_padding_mask, is_causal;
+    TransformerEncoder mask, src_key_padding_mask, is_causal. Each mask Tensor (bool, True = may
+    not attend, or float, added to the scores) becomes one more graph input, named by
+    ``input_names[1:]`` in the dict's order or else by its keyword (so dynamic_axes can name it);
+    is_causal=True without an attn_mask builds the causal mask in the graph (opset >= 14) for
+    any sequence length. A query row with every key masked gives zeros, as xbp does."""
     onnx = _onnx()
     from ._tensor import Tensor
     from .autograd import no_grad
