@@ -11,9 +11,10 @@ BatchNorm1d/2d, LayerNorm, Embedding, and RNN/LSTM/GRU (any layers, directions, 
 initial states; outputs ``output, h_n[, c_n]``), MultiheadAttention (exported as the
 self-attention call ``m(x, x, x, need_weights=False)[0]``: one input, one output; not add_bias_kv
 or add_zero_attn), TransformerEncoderLayer (norm_first either way; relu, gelu or an exported
-activation module) and TransformerEncoder (with its final norm), without masks. Anything else
-(a module with its own forward, the decoder) is refused with an error naming it. The example input is run through each layer in
-eval mode, which checks the model and gives every intermediate shape.
+activation module) and TransformerEncoder (with its final norm); as the whole model these three
+also take masks as more graph inputs (see `export`). Anything else (a module with its own
+forward, the decoder) is refused with an error naming it, before it is run. The example input is
+run through each layer in eval mode, which checks the model and gives every intermediate shape.
 """
 from __future__ import annotations
 
