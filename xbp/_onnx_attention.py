@@ -167,8 +167,9 @@ def _activation(b, m, x, xt, path, emit):
 
 
 def emit_encoder_layer(b, m, x: str, xt, path: str, emit, masks=None):
-    """TransformerEncoderLayer without masks, as its forward: post-norm
-    norm2(h + ff(h)), h = norm1(x + sa(x)); norm_first x + sa(norm1 x), then + ff(norm2 .)."""
+    """TransformerEncoderLayer as its forward (dropouts are identities in eval mode): post-norm
+    norm2(h + ff(h)), h = norm1(x + sa(x)); norm_first h = x + sa(norm1 x), then h + ff(norm2 h).
+    `masks` (a `_Masks`) go to its self-attention."""
     if xt.ndim not in (2, 3):
         raise ValueError(f"xbp.onnx.export: TransformerEncoderLayer at {path or 'the model'} takes (S, E) or 3-d "
                          f"input, got shape {tuple(xt.shape)}")
