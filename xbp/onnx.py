@@ -8,9 +8,13 @@ The exporter walks the module tree, not the ops: a model is a layer xbp knows or
 Linear, Identity, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU (exact and tanh), SiLU, Sigmoid,
 Tanh, Softplus, Softmax, LogSoftmax, Conv1d, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
 BatchNorm1d/2d, LayerNorm, Embedding, and RNN/LSTM/GRU (any layers, directions, batch_first; zero
-initial states; outputs ``output, h_n[, c_n]``). Anything else (a module with its own forward,
-attention) is refused with an error naming it. The example input is run through each layer in
-eval mode, which checks the model and gives every intermediate shape.
+initial states; outputs ``output, h_n[, c_n]``), MultiheadAttention (exported as the
+self-attention call ``m(x, x, x, need_weights=False)[0]``: one input, one output; not add_bias_kv
+or add_zero_attn), TransformerEncoderLayer (norm_first either way; relu, gelu or an exported
+activation module) and TransformerEncoder (with its final norm); as the whole model these three
+also take masks as more graph inputs (see `export`). Anything else (a module with its own
+forward, the decoder) is refused with an error naming it, before it is run. The example input is
+run through each layer in eval mode, which checks the model and gives every intermediate shape.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ __all__ = ["export", "INSTALL_HINT", "SUPPORTED"]
 INSTALL_HINT = "xbp.onnx.export needs the onnx package: pip install onnx (or pip install 'xbp[onnx]')"
 SUPPORTED = ("Sequential", "Linear", "Identity", "Dropout", "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU",
              "Sigmoid", "Tanh", "Softplus", "Softmax", "LogSoftmax", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
-             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU")
+             "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "RNN", "LSTM", "GRU",
+             "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+_ATTENTION = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
 
 
 def _onnx():
@@ -77,6 +83,14 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
                                           "tuple, which only the model's last layer may do")
             x, xt = _emit(b, child, x, xt, f"{path}.{i}" if path else str(i))
         return x, xt
+    if kind in _ATTENTION and type(m) is getattr(nn, kind):
+        from . import _onnx_attention as att
+        if kind == "MultiheadAttention":
+            return att.emit_mha(b, m, x, xt, path)
+        return (att.emit_encoder_layer if kind == "TransformerEncoderLayer" else att.emit_encoder)(b, m, x, xt, path,
+                                                                                                  _emit)
+    if kind not in SUPPORTED:            # before running it: its forward may want other arguments
+        _refuse(kind, where)
     if kind in ("Softmax", "LogSoftmax") and m.dim is None:
         raise ValueError(f"xbp.onnx.export: {kind} at {where} has dim=None; give it a dim")
     yt = m(xt)
@@ -180,14 +194,20 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
                                           b.const(f"{path}.running_mean", _np(m.running_mean)),
                                           b.const(f"{path}.running_var", _np(m.running_var))], epsilon=float(m.eps))
     elif kind == "LayerNorm":
-        if b.opset < 17:
-            raise ValueError(f"xbp.onnx.export: LayerNorm at {where} needs opset_version >= 17")
         shape = m.normalized_shape
         scale = _np(m.weight) if m.elementwise_affine else np.ones(shape, dtype)
         ins = [x, b.const(f"{path}.weight", scale)]
         if m.elementwise_affine and m.bias is not None:
             ins.append(b.const(f"{path}.bias", _np(m.bias)))
-        y = b.node("LayerNormalization", ins, axis=-len(shape), epsilon=float(m.eps))
+        if b.opset >= 17:
+            y = b.node("LayerNormalization", ins, axis=-len(shape), epsilon=float(m.eps))
+        else:          # before opset 17: (x - mean) / sqrt(var + eps) * weight + bias, biased variance
+            axes = list(range(-len(shape), 0))
+            d = b.node("Sub", [x, b.node("ReduceMean", [x], axes=axes, keepdims=1)])
+            var = b.node("ReduceMean", [b.node("Mul", [d, d])], axes=axes, keepdims=1)
+            y = b.node("Mul", [b.node("Div", [d, b.node("Sqrt", [b.node("Add", [var, c("eps", m.eps)])])]), ins[1]])
+            if len(ins) == 3:
+                y = b.node("Add", [y, ins[2]])
     elif kind == "Embedding":
         if getattr(m, "max_norm", None) is not None:
             raise NotImplementedError(f"xbp.onnx.export: Embedding(max_norm=...) at {where} renormalises rows")
@@ -195,10 +215,14 @@ def _emit(b: _Builder, m, x: str, xt, path: str):
     elif kind in ("RNN", "LSTM", "GRU"):
         return _emit_rnn(b, m, x, xt, path, where), yt
     else:
-        raise NotImplementedError(
-            f"xbp.onnx.export: cannot export {kind} at {where}: the exporter knows {', '.join(SUPPORTED)}; "
-            "write the model as a Sequential of those (a module with its own forward cannot be walked)")
+        _refuse(kind, where)
     return y, yt
+
+
+def _refuse(kind, where):
+    raise NotImplementedError(
+        f"xbp.onnx.export: cannot export {kind} at {where}: the exporter knows {', '.join(SUPPORTED)}; "
+        "write the model as a Sequential of those (a module with its own forward cannot be walked)")
 
 
 # PyTorch's gate order -> ONNX's: LSTM (i, f, g, o) -> (i, o, f, c); GRU (r, z, n) -> (z, r, h)
@@ -287,17 +311,29 @@ def _axes(spec, name, ndim):
 def export(model, args, f, export_params=True, verbose=False, training=None, input_names=None,
            output_names=None, opset_version=17, dynamic_axes=None, do_constant_folding=True, **kwargs):
     """Write `model` applied to `args` (a Tensor, or a 1-tuple of one) to `f` (a path or a binary file
-    object) as ONNX with opset `opset_version` (>= 13; LayerNorm needs 17).
+    object) as ONNX with opset `opset_version` (>= 13; LayerNorm is LayerNormalization from 17 on,
+    its decomposition before).
 
     `input_names`/`output_names` name the graph's input and output (default "input", "output");
     `dynamic_axes` (``{"input": {0: "batch"}, "output": {0: "batch"}}``) makes those dims symbolic,
     so the file runs on other batch sizes. The model runs in eval mode (dropout off, batch norm
     with its running statistics); its training flag is restored afterwards. Returns the
     ``onnx.ModelProto``. `do_constant_folding`, `export_params`, `training` and `verbose` are
-    PyTorch's keywords (the weights are always stored; training=True is refused)."""
+    PyTorch's keywords (the weights are always stored; training=True is refused).
+
+    Attention masks: for a MultiheadAttention, TransformerEncoderLayer or TransformerEncoder model,
+    `args` may be ``(x, {keyword: value})``, PyTorch's form for keyword arguments, with the
+    module's own keywords: MultiheadAttention attn_mask, key_padding_mask, is_causal (and
+    need_weights=False); TransformerEncoderLayer src_mask, src_key_padding_mask, is_causal;
+    TransformerEncoder mask, src_key_padding_mask, is_causal. Each mask Tensor (bool, True = may
+    not attend, or float, added to the scores) becomes one more graph input, named by
+    ``input_names[1:]`` in the dict's order or else by its keyword (so dynamic_axes can name it);
+    is_causal=True without an attn_mask builds the causal mask in the graph (opset >= 14) for
+    any sequence length. A query row with every key masked gives zeros, as xbp does."""
     onnx = _onnx()
     from ._tensor import Tensor
     from .autograd import no_grad
+    from . import nn
     if kwargs:
         raise TypeError(f"xbp.onnx.export got unsupported keyword argument(s) {sorted(kwargs)}")
     if training not in (None, False) and str(training).split(".")[-1] not in ("EVAL", "PRESERVE"):
@@ -307,14 +343,26 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     if isinstance(opset_version, bool) or not isinstance(opset_version, int) or opset_version < 13:
         raise ValueError(f"xbp.onnx.export: opset_version must be an integer >= 13, got {opset_version!r}")
     xs = args if isinstance(args, tuple) else (args,)
+    call_kwargs = None
+    if len(xs) == 2 and isinstance(xs[1], dict):        # PyTorch's (x, {keyword: value}) form
+        xs, call_kwargs = xs[:1], xs[1]
+        if type(model).__name__ not in _ATTENTION or type(model) is not getattr(nn, type(model).__name__):
+            raise TypeError("xbp.onnx.export: a keyword-argument dict in args is taken by MultiheadAttention, "
+                            f"TransformerEncoderLayer and TransformerEncoder models (their masks), not by "
+                            f"{type(model).__name__}")
     if len(xs) != 1 or not isinstance(xs[0], Tensor):
-        raise TypeError("xbp.onnx.export: args must be one Tensor (or a 1-tuple of one): the exported models take "
-                        f"one input, got {type(args).__name__}")
+        raise TypeError("xbp.onnx.export: args must be one Tensor (or a 1-tuple of one, or for an attention model "
+                        f"(x, {{mask keyword: Tensor}})): the exported models take one input, got {type(args).__name__}")
     x = xs[0]
     in_name = (input_names or ["input"])[0]
+    # mask tensors become more graph inputs, named by input_names[1:] in the dict's order, else by keyword
+    mask_inputs = [(k, v) for k, v in (call_kwargs or {}).items() if isinstance(v, Tensor)]
+    mask_names = {k: (input_names[i + 1] if input_names and len(input_names) > i + 1 else k)
+                  for i, (k, _) in enumerate(mask_inputs)}
     out_name = (output_names or ["output"])[0]
     dynamic_axes = dynamic_axes or {}
-    known = {in_name, out_name, *(output_names or [])} | {f"{out_name}_{i}" for i in range(1, 8)}
+    known = ({in_name, out_name, *(output_names or []), *mask_names.values()}
+             | {f"{out_name}_{i}" for i in range(1, 8)})
     unknown = set(dynamic_axes) - known
     if unknown:
         raise ValueError(f"xbp.onnx.export: dynamic_axes names {sorted(unknown)}, which are neither the input "
@@ -324,7 +372,11 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     model.eval()
     try:
         with no_grad():
-            y, yt = _emit(b, model, in_name, x, "")
+            if call_kwargs is None:
+                y, yt = _emit(b, model, in_name, x, "")
+            else:
+                from ._onnx_attention import emit_with_masks
+                y, yt = emit_with_masks(b, model, in_name, x, call_kwargs, mask_names, _emit)
     finally:
         model.train(was_training)
     ys, yts = _flat(y), _flat(yt)
@@ -337,9 +389,10 @@ def export(model, args, f, export_params=True, verbose=False, training=None, inp
     for name, inner, t in zip(names, ys, yts):
         b.nodes.append(onnx.helper.make_node("Identity", [inner], [name]))
         outputs.append(_value_info(onnx, name, t, _axes(dynamic_axes.get(name), name, t.ndim)))
-    graph = onnx.helper.make_graph(
-        b.nodes, type(model).__name__, [_value_info(onnx, in_name, x, _axes(dynamic_axes.get(in_name), in_name, x.ndim))],
-        outputs, initializer=b.inits)
+    inputs = [_value_info(onnx, in_name, x, _axes(dynamic_axes.get(in_name), in_name, x.ndim))]
+    for k, t in mask_inputs:
+        inputs.append(_value_info(onnx, mask_names[k], t, _axes(dynamic_axes.get(mask_names[k]), mask_names[k], t.ndim)))
+    graph = onnx.helper.make_graph(b.nodes, type(model).__name__, inputs, outputs, initializer=b.inits)
     proto = onnx.helper.make_model(graph, producer_name="xbp",
                                    opset_imports=[onnx.helper.make_opsetid("", opset_version)])
     proto.ir_version = min(proto.ir_version, 9)      # runtimes lag the newest IR version

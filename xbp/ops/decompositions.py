@@ -339,7 +339,8 @@ def qr(A, mode="reduced"):
 def _svd_fwd(xp, a, full_matrices):
     u, s, vh = backend_linalg("svd", xp).svd(a, full_matrices=full_matrices)
     lead = a.shape[:-2]
-    flat = [xp.reshape(u, lead + (-1,)), s, xp.reshape(vh, lead + (-1,))]
+    # explicit sizes: reshape(..., -1) is ambiguous for an empty batch
+    flat = [xp.reshape(u, lead + (u.shape[-2] * u.shape[-1],)), s, xp.reshape(vh, lead + (vh.shape[-2] * vh.shape[-1],))]
     return xp.concat(flat, axis=-1), (u.shape, s.shape, vh.shape)
 
 

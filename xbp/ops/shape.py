@@ -140,7 +140,20 @@ def swapaxes(x, axis0, axis1):
 
 
 def movedim(x, source, destination):
-    """Move dim `source` to position `destination` (ints)."""
+    """Move dim(s) `source` to position(s) `destination` (ints, or tuples of the same length, as
+    PyTorch's movedim and NumPy's moveaxis); the other dims keep their order."""
+    if isinstance(source, (tuple, list)) or isinstance(destination, (tuple, list)):
+        src = dim_tuple("movedim", tuple(source) if isinstance(source, (tuple, list)) else (source,), x.ndim)
+        dst = dim_tuple("movedim", tuple(destination) if isinstance(destination, (tuple, list)) else (destination,),
+                        x.ndim)
+        if len(src) != len(dst):
+            raise ValueError(f"movedim: source {source} and destination {destination} must have the same number "
+                             "of dims")
+        order = [None] * x.ndim
+        for s_, d_ in zip(src, dst):
+            order[d_] = s_
+        rest = iter(i for i in range(x.ndim) if i not in src)
+        return permute(x, [o if o is not None else next(rest) for o in order])
     src, dst = dim_index("movedim", source, x.ndim), dim_index("movedim", destination, x.ndim)
     order = [i for i in range(x.ndim) if i != src]
     order.insert(dst, src)
