@@ -24,7 +24,12 @@ Throughput scaling = (N x 128 rows / ddp time on N ranks) / (128 rows / plain ti
 ideal is N. The exposed communication is the wait; the share of the all-reduce hidden behind
 backward is 1 - wait / allreduce when the ranks run in step (the wait also holds rank skew).
 MPICH progresses a non-blocking collective only inside MPI calls unless MPICH_ASYNC_PROGRESS=1
-(--async-progress) gives it a thread, which needs a spare core per rank to pay off.
+(--async-progress) gives it a thread, which needs a spare core per rank to pay off. DDP tests
+the buckets in flight from every gradient hook, so backward drives that progress; how many tests a
+bucket needs depends on MPICH's Iallreduce algorithm: for 2 ranks,
+``MPIR_CVAR_IALLREDUCE_INTRA_ALGORITHM=sched_recursive_doubling`` (inherited by the ranks from
+this script's environment) needs about 3 spaced tests per bucket against about 6 for the default
+selection (measured 2026-12-03 with a 1-4 MiB Iallreduce tested every 2 ms).
 """
 from __future__ import annotations
 
