@@ -203,44 +203,40 @@ class Optimizer:
         With ``Backend.fused_optimizer_step`` set (and the group's ``fused`` not False) the
         Backend's kernel is offered the bucket first; NotImplemented falls back to `update_multi`.
         Parameters update independently, so bucketing does not change any trajectory."""
-        state = self.state
+        # one pass in group order gathers the lists (and creates state in PyTorch's order); the
+        # common case, one device and dtype, makes one bucket
         buckets: dict = {}
+        param_state = self._param_state if state_names else None
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
-            st = self._param_state(p, group)
             a = p.array
-            xp = p.xp
-            key = (id(xp), a.dtype)
+            key = (p.xp, a.dtype)
             b = buckets.get(key)
             if b is None:
-                b = buckets[key] = (xp, [], [], [], {n: [] for n in state_names})
-            b[1].append(p)
-            b[2].append(a)
-            b[3].append(g.array)
-            for n in state_names:
-                v = st.get(n)
-                b[4][n].append(v.array if isinstance(v, Tensor) else v)
+                b = buckets[key] = ([], [], [])
+            b[0].append(a)
+            b[1].append(g.array)
+            p._version[0] += 1              # its array changes in place below
+            if param_state is not None:
+                b[2].append(param_state(p, group))
+        if not buckets:
+            return
         use_fused = group.get("fused") is not False
-        name = type(self).__name__
-        for xp, ps, arrays, grads, states in buckets.values():
+        for (xp, _), (arrays, grads, sts) in buckets.items():
+            states = {}
+            for n in state_names:
+                values = [st.get(n) for st in sts]
+                states[n] = [getattr(v, "array", v) for v in values]     # Tensor -> array; numbers stay
             out = NotImplemented
             fused = xp.fused_optimizer_step if use_fused else None
             if fused is not None:
-                out = fused(name, arrays, grads, states, hyper)
+                out = fused(type(self).__name__, arrays, grads, states, hyper)
             if out is NotImplemented:
                 out = update_multi(xp, arrays, grads, states, **hyper)
             if out:
-                for n, values in out.items():
-                    for p, v in zip(ps, values):
-                        st = state[p]
-                        old = st.get(n)
-                        if v is None or isinstance(old, Tensor) and old.array is v:
-                            continue            # updated in place: keep the live state Tensor
-                        st[n] = v if isinstance(v, (int, float)) else _wrap(v, xp)
-            for p in ps:
-                p._version[0] += 1
+                _store_state(sts, xp, out)
 
     def _zeros_state(self, p: Tensor, fill: float = 0.0) -> Tensor:
         """A state tensor shaped, typed and placed like `p`."""
@@ -340,3 +336,15 @@ def _cast_state(v, p: Tensor, name: str, index: int, shaped: bool = True):
     if v.is_floating_point() and v.dtype != p.dtype:
         a = xp.astype(a, p.array.dtype)
     return _wrap(a, xp)
+
+
+def _store_state(sts: list, xp, out: dict) -> None:
+    """Keep the state entries a multi-tensor update returned, one value per state dict in `sts`."""
+    for n, new in out.items():
+        for st, v in zip(sts, new):
+            if v is None:
+                continue
+            old = st.get(n)
+            if old is not None and getattr(old, "array", None) is v:
+                continue                        # updated in place: keep the live state Tensor
+            st[n] = v if isinstance(v, (int, float)) else _wrap(v, xp)

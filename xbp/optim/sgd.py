@@ -48,9 +48,6 @@ def sgd_update_multi(xp, params, grads, states, *, lr, weight_decay=0.0, momentu
         for param, grad, buf in zip(params, grads, states["momentum_buffer"])]}
 
 
-_NO_STATE: dict = {}
-
-
 class SGD(Optimizer):
     """``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False)``
 
@@ -75,12 +72,9 @@ class SGD(Optimizer):
         if g["weight_decay"] < 0.0:
             raise ValueError(f"Invalid weight_decay value: {g['weight_decay']} (must be >= 0)")
 
-    def _param_state(self, p, group):
-        # plain SGD keeps no state: don't create an empty entry (state dicts stay as PyTorch's)
-        return self.state[p] if group["momentum"] != 0.0 else _NO_STATE
-
     def _step_group(self, group):
         mom = float(group["momentum"])
+        # plain SGD names no state, so no (empty) entry is created: state dicts stay as PyTorch's
         self._multi_tensor_step(group, sgd_update_multi, ("momentum_buffer",) if mom != 0.0 else (),
                                 lr=float(group["lr"]), weight_decay=float(group["weight_decay"]), momentum=mom,
                                 dampening=float(group["dampening"]), nesterov=group["nesterov"],
