@@ -207,15 +207,18 @@ class Optimizer:
         # common case, one device and dtype, makes one bucket
         buckets: dict = {}
         param_state = self._param_state if state_names else None
+        last_xp = last_dtype = b = None
         for p in group["params"]:
             g = p.grad
             if g is None:
                 continue
             a = p.array
-            key = (p.xp, a.dtype)
-            b = buckets.get(key)
-            if b is None:
-                b = buckets[key] = ([], [], [])
+            xp, dtype = p.xp, a.dtype
+            if xp is not last_xp or dtype is not last_dtype:    # NumPy dtypes are singletons
+                b = buckets.get((xp, dtype))
+                if b is None:
+                    b = buckets[(xp, dtype)] = ([], [], [])
+                last_xp, last_dtype = xp, dtype
             b[0].append(a)
             b[1].append(g.array)
             p._version[0] += 1              # its array changes in place below
