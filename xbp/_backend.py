@@ -88,6 +88,12 @@ class Backend:
 
     kind = "generic"
     has_float64 = True
+    # Fused optimizer kernel (one launch for a whole group of tensors), or None: the portable
+    # multi-tensor loop in xbp/optim runs. Called as
+    # ``fused_optimizer_step(algorithm, params, grads, states, hyper)`` with lists of this
+    # backend's arrays (one dtype); it updates them in place and returns the same as the
+    # algorithm's ``*_update_multi`` function, or NotImplemented to fall back to the loop.
+    fused_optimizer_step = None
 
     def __init__(self, ns, name: str, native_device):
         for k in dir(ns):
