@@ -153,11 +153,21 @@ def save_plot(history, path) -> str:
 RUN_CONFIG = ("hidden", "depth", "optimizer", "lr", "batch_size", "seed", "schedule", "epochs")
 
 
+_RNG_WARNED = []
+
+
 def rng_state(device):
     """The state of the device's random generator, to save in a checkpoint."""
     get = getattr(xbp, "get_rng_state", None)
     if get is not None:
-        return get(device)
+        try:
+            return get(device)
+        except RuntimeError as e:      # a CuPy whose generator state cannot be read: train on
+            if not _RNG_WARNED:
+                print(f"warning: {e}; checkpoints are saved without it, so a resumed run draws other "
+                      "random numbers", file=sys.stderr)
+                _RNG_WARNED.append(True)
+            return None
     # (before xbp.get_rng_state: the host generator of the cpu/strict backends, as plain data)
     rng = xbp._backend.get_backend(device).rng
     bitgen = getattr(rng, "bit_generator", None)

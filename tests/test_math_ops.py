@@ -460,15 +460,16 @@ def test_axis_and_keepdims_aliases(device):
 # --- Tensor.type / half ---------------------------------------------------------------------------------------
 def test_tensor_type_names_and_conversions(device):
     x = xbp.tensor([1.5, -2.5], device=device)
-    assert x.type() == "xbp.FloatTensor"
-    assert xbp.tensor([1], device=device).type() == "xbp.LongTensor"
-    assert xbp.tensor([True], device=device).type() == "xbp.BoolTensor"
-    assert x.double().type() == "xbp.DoubleTensor"
+    pre = "xbp.cuda." if device == "cuda" else "xbp."          # torch.cuda.FloatTensor on a GPU, as PyTorch
+    assert x.type() == pre + "FloatTensor"
+    assert xbp.tensor([1], device=device).type() == pre + "LongTensor"
+    assert xbp.tensor([True], device=device).type() == pre + "BoolTensor"
+    assert x.double().type() == pre + "DoubleTensor"
     if device == "strict":
         with pytest.raises(TypeError, match="float16"):
             x.half()
     else:
-        assert x.half().type() == "xbp.HalfTensor" and x.half().dtype == xbp.float16
+        assert x.half().type() == pre + "HalfTensor" and x.half().dtype == xbp.float16
         assert x.half().tolist() == torch.tensor([1.5, -2.5]).half().tolist()
     i = x.type(xbp.int32)
     assert i.dtype == xbp.int32 and i.tolist() == torch.tensor([1.5, -2.5]).type(torch.int32).tolist()

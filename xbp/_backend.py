@@ -88,6 +88,12 @@ class Backend:
 
     kind = "generic"
     has_float64 = True
+    # Fused optimizer kernel (one launch for a whole group of tensors), or None: the portable
+    # multi-tensor loop in xbp/optim runs. Called as
+    # ``fused_optimizer_step(algorithm, params, grads, states, hyper)`` with lists of this
+    # backend's arrays (one dtype); it updates them in place and returns the same as the
+    # algorithm's ``*_update_multi`` function, or NotImplemented to fall back to the loop.
+    fused_optimizer_step = None
 
     def __init__(self, ns, name: str, native_device):
         for k in dir(ns):
@@ -625,7 +631,13 @@ class CupyBackend(Backend):
     # public API, checked on a GPU by tests/test_tensor_surface.py): the state is a host copy of
     # its bytes, and restoring writes them back
     def rng_state(self, rng):
-        return self.cupy.asnumpy(rng.bit_generator._state).view(np.uint8).copy()
+        # CuPy keeps a Generator's state on the device in its bit generator's private `_state`
+        # array (cupy.random.Generator.bit_generator): there is no public accessor to use instead
+        state = getattr(getattr(rng, "bit_generator", None), "_state", None)
+        if state is None:
+            raise RuntimeError(f"get_rng_state: this CuPy's {type(rng).__name__} exposes no device state "
+                               "(bit_generator._state); the random stream of cuda cannot be saved")
+        return self.cupy.asnumpy(state).view(np.uint8).copy()
 
     def set_rng_state(self, rng, state):
         dst = rng.bit_generator._state

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["Adagrad", "adagrad_update"]
+__all__ = ["Adagrad", "adagrad_update", "adagrad_update_multi"]
 
 
 def adagrad_update(xp, param, grad, state_sum, *, step, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
@@ -24,6 +24,15 @@ def adagrad_update(xp, param, grad, state_sum, *, step, lr, lr_decay=0.0, weight
     clr = lr / (1.0 + (step - 1) * lr_decay)
     state_sum += g * g
     param -= clr * (g / (xp.sqrt(state_sum) + eps))
+
+
+def adagrad_update_multi(xp, params, grads, states, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                         maximize=False):
+    """`adagrad_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update) and ``"sum"``, updated in place."""
+    for param, grad, state_sum, step in zip(params, grads, states["sum"], states["step"]):
+        adagrad_update(xp, param, grad, state_sum, step=step, lr=lr, lr_decay=lr_decay,
+                       weight_decay=weight_decay, eps=eps, maximize=maximize)
 
 
 class Adagrad(Optimizer):
@@ -61,22 +70,15 @@ class Adagrad(Optimizer):
             st["step"] = 0
             st["sum"] = self._zeros_state(p, group["initial_accumulator_value"])
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:                      # e.g. a state dict that lacked this parameter
+            st["step"] = 0
+            st["sum"] = self._zeros_state(p, group["initial_accumulator_value"])
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr = float(group["lr"])
-        lr_decay = float(group["lr_decay"])
-        wd = float(group["weight_decay"])
-        eps = float(group["eps"])
-        maximize = group["maximize"]
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = state[p]
-            if not st:                      # e.g. a state dict that lacked this parameter
-                st["step"] = 0
-                st["sum"] = self._zeros_state(p, group["initial_accumulator_value"])
-            st["step"] += 1
-            adagrad_update(p.xp, p.array, g.array, st["sum"].array, step=st["step"], lr=lr, lr_decay=lr_decay,
-                           weight_decay=wd, eps=eps, maximize=maximize)
-            p._version[0] += 1
+        self._multi_tensor_step(group, adagrad_update_multi, ("step", "sum"), lr=float(group["lr"]),
+                                lr_decay=float(group["lr_decay"]), weight_decay=float(group["weight_decay"]),
+                                eps=float(group["eps"]), maximize=group["maximize"])

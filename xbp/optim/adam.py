@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["Adam", "AdamW", "adam_update"]
+__all__ = ["Adam", "AdamW", "adam_update", "adam_update_multi"]
 
 
 def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
@@ -38,6 +38,18 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, l
     bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
     denom = xp.sqrt(v) / bc2_sqrt + eps
     param -= step_size * (exp_avg / denom)
+
+
+def adam_update_multi(xp, params, grads, states, *, lr, beta1, beta2, eps, weight_decay=0.0,
+                      decoupled_weight_decay=False, amsgrad=False, maximize=False):
+    """`adam_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update), ``"exp_avg"``, ``"exp_avg_sq"`` and
+    ``"max_exp_avg_sq"`` (entries None without amsgrad). Everything is updated in place."""
+    for param, grad, m, v, vmax, step in zip(params, grads, states["exp_avg"], states["exp_avg_sq"],
+                                             states["max_exp_avg_sq"], states["step"]):
+        adam_update(xp, param, grad, m, v, vmax if amsgrad else None, step=step, lr=lr, beta1=beta1,
+                    beta2=beta2, eps=eps, weight_decay=weight_decay,
+                    decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad, maximize=maximize)
 
 
 def normalize_betas(group: dict) -> None:
@@ -86,34 +98,27 @@ class Adam(Optimizer):
     def _validate(self, g):
         validate_adam_family(g)
 
-    def _step_group(self, group):
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        eps = float(group["eps"])
-        wd = float(group["weight_decay"])
+    def _param_state(self, p, group):
+        st = self.state[p]
         amsgrad = group["amsgrad"]
-        maximize = group["maximize"]
-        decoupled = self._decoupled
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = state[p]
-            if not st:
-                st["step"] = 0
-                st["exp_avg"] = self._zeros_state(p)
-                st["exp_avg_sq"] = self._zeros_state(p)
-                if amsgrad:
-                    st["max_exp_avg_sq"] = self._zeros_state(p)
-            elif amsgrad and "max_exp_avg_sq" not in st:
+        if not st:
+            st["step"] = 0
+            st["exp_avg"] = self._zeros_state(p)
+            st["exp_avg_sq"] = self._zeros_state(p)
+            if amsgrad:
                 st["max_exp_avg_sq"] = self._zeros_state(p)
-            st["step"] += 1
-            vmax = st["max_exp_avg_sq"].array if amsgrad else None
-            adam_update(p.xp, p.array, g.array, st["exp_avg"].array, st["exp_avg_sq"].array, vmax,
-                        step=st["step"], lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
-                        decoupled_weight_decay=decoupled, amsgrad=amsgrad, maximize=maximize)
-            p._version[0] += 1
+        elif amsgrad and "max_exp_avg_sq" not in st:
+            st["max_exp_avg_sq"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
+    def _step_group(self, group):
+        beta1, beta2 = (float(b) for b in group["betas"])
+        self._multi_tensor_step(group, adam_update_multi, ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+                                lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                                weight_decay=float(group["weight_decay"]),
+                                decoupled_weight_decay=self._decoupled, amsgrad=group["amsgrad"],
+                                maximize=group["maximize"])
 
 
 class AdamW(Adam):

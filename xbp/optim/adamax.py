@@ -4,7 +4,7 @@ from __future__ import annotations
 from .adam import normalize_betas, validate_adam_family
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["Adamax", "adamax_update"]
+__all__ = ["Adamax", "adamax_update", "adamax_update_multi"]
 
 
 def adamax_update(xp, param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, eps, weight_decay=0.0,
@@ -29,6 +29,14 @@ def adamax_update(xp, param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, 
     param -= clr * (exp_avg / exp_inf)
 
 
+def adamax_update_multi(xp, params, grads, states, *, lr, beta1, beta2, eps, weight_decay=0.0, maximize=False):
+    """`adamax_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update), ``"exp_avg"`` and ``"exp_inf"``."""
+    for param, grad, m, u, step in zip(params, grads, states["exp_avg"], states["exp_inf"], states["step"]):
+        adamax_update(xp, param, grad, m, u, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                      weight_decay=weight_decay, maximize=maximize)
+
+
 class Adamax(Optimizer):
     """``Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False,
     foreach=None, capturable=False, differentiable=False)``
@@ -51,19 +59,17 @@ class Adamax(Optimizer):
     def _validate(self, g):
         validate_adam_family(g)
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["exp_avg"] = self._zeros_state(p)
+            st["exp_inf"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = self.state[p]
-            if not st:
-                st["step"] = 0
-                st["exp_avg"] = self._zeros_state(p)
-                st["exp_inf"] = self._zeros_state(p)
-            st["step"] += 1
-            adamax_update(p.xp, p.array, g.array, st["exp_avg"].array, st["exp_inf"].array, step=st["step"],
-                          lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd, maximize=group["maximize"])
-            p._version[0] += 1
+        self._multi_tensor_step(group, adamax_update_multi, ("step", "exp_avg", "exp_inf"),
+                                lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                                weight_decay=float(group["weight_decay"]), maximize=group["maximize"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["ASGD", "asgd_update"]
+__all__ = ["ASGD", "asgd_update", "asgd_update_multi"]
 
 
 def asgd_update(xp, param, grad, ax, *, step, eta, mu, lr, lambd, alpha, t0, weight_decay=0.0,
@@ -27,6 +27,20 @@ def asgd_update(xp, param, grad, ax, *, step, eta, mu, lr, lambd, alpha, t0, wei
     else:
         ax[...] = param
     return lr / ((1.0 + lambd * lr * step) ** alpha), 1.0 / max(1.0, step - t0)
+
+
+def asgd_update_multi(xp, params, grads, states, *, lr, lambd, alpha, t0, weight_decay=0.0, maximize=False):
+    """`asgd_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update), ``"eta"``, ``"mu"`` (Python floats) and ``"ax"``.
+    Returns ``{"eta": [...], "mu": [...]}``, the new values per parameter."""
+    etas, mus = [], []
+    for param, grad, ax, step, eta, mu in zip(params, grads, states["ax"], states["step"], states["eta"],
+                                              states["mu"]):
+        eta, mu = asgd_update(xp, param, grad, ax, step=step, eta=float(eta), mu=float(mu), lr=lr, lambd=lambd,
+                              alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+        etas.append(eta)
+        mus.append(mu)
+    return {"eta": etas, "mu": mus}
 
 
 class ASGD(Optimizer):
@@ -53,21 +67,17 @@ class ASGD(Optimizer):
         if g["lambd"] < 0.0:
             raise ValueError(f"Invalid lambd value: {g['lambd']} (must be >= 0)")
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["eta"] = float(group["lr"])
+            st["mu"] = 1.0
+            st["ax"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr = float(group["lr"])
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = self.state[p]
-            if not st:
-                st["step"] = 0
-                st["eta"] = lr
-                st["mu"] = 1.0
-                st["ax"] = self._zeros_state(p)
-            st["step"] += 1
-            st["eta"], st["mu"] = asgd_update(
-                p.xp, p.array, g.array, st["ax"].array, step=st["step"], eta=float(st["eta"]), mu=float(st["mu"]),
-                lr=lr, lambd=float(group["lambd"]), alpha=float(group["alpha"]), t0=float(group["t0"]),
-                weight_decay=float(group["weight_decay"]), maximize=group["maximize"])
-            p._version[0] += 1
+        self._multi_tensor_step(group, asgd_update_multi, ("step", "eta", "mu", "ax"), lr=float(group["lr"]),
+                                lambd=float(group["lambd"]), alpha=float(group["alpha"]), t0=float(group["t0"]),
+                                weight_decay=float(group["weight_decay"]), maximize=group["maximize"])

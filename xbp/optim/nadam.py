@@ -4,7 +4,7 @@ from __future__ import annotations
 from .adam import normalize_betas, validate_adam_family
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["NAdam", "nadam_update"]
+__all__ = ["NAdam", "nadam_update", "nadam_update_multi"]
 
 
 def nadam_update(xp, param, grad, exp_avg, exp_avg_sq, *, step, mu_product, lr, beta1, beta2, eps,
@@ -41,6 +41,19 @@ def nadam_update(xp, param, grad, exp_avg, exp_avg_sq, *, step, mu_product, lr, 
     return mu_product
 
 
+def nadam_update_multi(xp, params, grads, states, *, lr, beta1, beta2, eps, weight_decay=0.0,
+                       momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
+    """`nadam_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update), ``"mu_product"`` (Python floats before it),
+    ``"exp_avg"`` and ``"exp_avg_sq"``. Returns ``{"mu_product": [new product per parameter]}``."""
+    return {"mu_product": [
+        nadam_update(xp, param, grad, m, v, step=step, mu_product=float(mu_product), lr=lr, beta1=beta1,
+                     beta2=beta2, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+                     decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        for param, grad, m, v, step, mu_product in zip(params, grads, states["exp_avg"], states["exp_avg_sq"],
+                                                       states["step"], states["mu_product"])]}
+
+
 class NAdam(Optimizer):
     """``NAdam(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
     decoupled_weight_decay=False, *, maximize=False, foreach=None, capturable=False, differentiable=False)``
@@ -68,23 +81,20 @@ class NAdam(Optimizer):
         if g["momentum_decay"] < 0.0:
             raise ValueError(f"Invalid momentum_decay value: {g['momentum_decay']} (must be >= 0)")
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["mu_product"] = 1.0
+            st["exp_avg"] = self._zeros_state(p)
+            st["exp_avg_sq"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = self.state[p]
-            if not st:
-                st["step"] = 0
-                st["mu_product"] = 1.0
-                st["exp_avg"] = self._zeros_state(p)
-                st["exp_avg_sq"] = self._zeros_state(p)
-            st["step"] += 1
-            st["mu_product"] = nadam_update(
-                p.xp, p.array, g.array, st["exp_avg"].array, st["exp_avg_sq"].array, step=st["step"],
-                mu_product=float(st["mu_product"]), lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
-                momentum_decay=float(group["momentum_decay"]),
-                decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])
-            p._version[0] += 1
+        self._multi_tensor_step(group, nadam_update_multi, ("step", "mu_product", "exp_avg", "exp_avg_sq"),
+                                lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                                weight_decay=float(group["weight_decay"]),
+                                momentum_decay=float(group["momentum_decay"]),
+                                decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])

@@ -1,11 +1,16 @@
-"""Optimizer: the bookkeeping every algorithm shares (param groups, state, state dicts).
+"""Optimizer: the bookkeeping every algorithm shares (param groups, state, state dicts) and the
+one multi-tensor update path every algorithm steps through.
 
-An algorithm subclass validates its hyperparameters and, in ``_step_group``, walks one group's
-parameters and hands raw arrays to a pure update function (``sgd_update``, ``adam_update``, ...)
-written with the parameter's Backend ``xp`` only. The update function changes the parameter's
-array (and its state arrays) in place, so the same Parameter objects, views of them and any
-captured device addresses stay valid; a fused kernel can later replace the function without
-touching this class.
+An algorithm subclass validates its hyperparameters, creates each parameter's state lazily in
+``_param_state`` and, in ``_step_group``, calls ``self._multi_tensor_step(group, update_multi,
+state_names, **hyper)``. That path gathers the group's parameters that have gradients, buckets
+them by device and dtype, and calls the algorithm's multi-tensor function
+``xxx_update_multi(xp, params, grads, states, **hyper)`` once per bucket, with lists of raw
+arrays. The default multi-tensor bodies loop over the pure per-tensor functions (``sgd_update``,
+``adam_update``, ...), written with the Backend ``xp`` only; a Backend may plug a fused kernel in
+as ``Backend.fused_optimizer_step`` (None by default) without touching the algorithms. Updates
+change the parameter's array (and its state arrays) in place, so the same Parameter objects,
+views of them and any captured device addresses stay valid.
 
 State layout follows PyTorch: ``opt.state[param]`` is a dict of Tensors and numbers, and
 ``state_dict()`` returns ``{"state": {param_index: {...}}, "param_groups": [{..., "params": [indices]}]}``.
@@ -22,9 +27,10 @@ from ..autograd import enable_grad
 
 __all__ = ["Optimizer", "required", "implementation_flags"]
 
-# PyTorch's implementation switches. xbp has one implementation per algorithm (a pure array
-# function per parameter), so foreach/fused/capturable choose nothing and are accepted for
-# compatibility; they are kept in the param groups as PyTorch keeps them.
+# PyTorch's implementation switches. xbp has one update path per algorithm (the multi-tensor
+# path, which is what foreach=True asks for), so foreach and capturable choose nothing; fused=False
+# keeps a Backend's fused kernel (Backend.fused_optimizer_step, when one exists) out of the step.
+# They are kept in the param groups as PyTorch keeps them.
 IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
 
@@ -181,6 +187,60 @@ class Optimizer:
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError
 
+    def _param_state(self, p: Tensor, group: dict) -> dict:
+        """`p`'s state dict for this step, with missing entries created and ``step`` advanced
+        (override per algorithm; the default only looks it up)."""
+        return self.state[p]
+
+    def _multi_tensor_step(self, group: dict, update_multi, state_names: tuple, **hyper) -> None:
+        """Step every parameter of `group` that has a gradient with one multi-tensor call per
+        (device, dtype) bucket: ``update_multi(xp, params, grads, states, **hyper)``.
+
+        ``params``/``grads`` are lists of arrays; ``states`` maps each name in `state_names` to the
+        list of that state's values (arrays, numbers or None), parameter by parameter. The call
+        updates arrays in place and returns None or ``{name: [new value per parameter]}`` for the
+        entries it replaces (numbers such as NAdam's ``mu_product``, SGD's first momentum buffer).
+        With ``Backend.fused_optimizer_step`` set (and the group's ``fused`` not False) the
+        Backend's kernel is offered the bucket first; NotImplemented falls back to `update_multi`.
+        Parameters update independently, so bucketing does not change any trajectory."""
+        # one pass in group order gathers the lists (and creates state in PyTorch's order); the
+        # common case, one device and dtype, makes one bucket
+        buckets: dict = {}
+        param_state = self._param_state if state_names else None
+        last_xp = last_dtype = b = None
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            a = p.array
+            xp, dtype = p.xp, a.dtype
+            if xp is not last_xp or dtype is not last_dtype:    # NumPy dtypes are singletons
+                b = buckets.get((xp, dtype))
+                if b is None:
+                    b = buckets[(xp, dtype)] = ([], [], [])
+                last_xp, last_dtype = xp, dtype
+            b[0].append(a)
+            b[1].append(g.array)
+            p._version[0] += 1              # its array changes in place below
+            if param_state is not None:
+                b[2].append(param_state(p, group))
+        if not buckets:
+            return
+        use_fused = group.get("fused") is not False
+        for (xp, _), (arrays, grads, sts) in buckets.items():
+            states = {}
+            for n in state_names:
+                values = [st.get(n) for st in sts]
+                states[n] = [getattr(v, "array", v) for v in values]     # Tensor -> array; numbers stay
+            out = NotImplemented
+            fused = xp.fused_optimizer_step if use_fused else None
+            if fused is not None:
+                out = fused(type(self).__name__, arrays, grads, states, hyper)
+            if out is NotImplemented:
+                out = update_multi(xp, arrays, grads, states, **hyper)
+            if out:
+                _store_state(sts, xp, out)
+
     def _zeros_state(self, p: Tensor, fill: float = 0.0) -> Tensor:
         """A state tensor shaped, typed and placed like `p`."""
         d = p.array
@@ -279,3 +339,15 @@ def _cast_state(v, p: Tensor, name: str, index: int, shaped: bool = True):
     if v.is_floating_point() and v.dtype != p.dtype:
         a = xp.astype(a, p.array.dtype)
     return _wrap(a, xp)
+
+
+def _store_state(sts: list, xp, out: dict) -> None:
+    """Keep the state entries a multi-tensor update returned, one value per state dict in `sts`."""
+    for n, new in out.items():
+        for st, v in zip(sts, new):
+            if v is None:
+                continue
+            old = st.get(n)
+            if old is not None and getattr(old, "array", None) is v:
+                continue                        # updated in place: keep the live state Tensor
+            st[n] = v if isinstance(v, (int, float)) else _wrap(v, xp)

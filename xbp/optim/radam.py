@@ -5,7 +5,7 @@ from __future__ import annotations
 from .adam import normalize_betas, validate_adam_family
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["RAdam", "radam_update"]
+__all__ = ["RAdam", "radam_update", "radam_update_multi"]
 
 
 def radam_update(xp, param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1, beta2, eps, weight_decay=0.0,
@@ -44,6 +44,15 @@ def radam_update(xp, param, grad, exp_avg, exp_avg_sq, *, step, lr, beta1, beta2
         param -= m_hat * lr
 
 
+def radam_update_multi(xp, params, grads, states, *, lr, beta1, beta2, eps, weight_decay=0.0,
+                       decoupled_weight_decay=False, maximize=False):
+    """`radam_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"step"`` (1-based counts after this update), ``"exp_avg"`` and ``"exp_avg_sq"``."""
+    for param, grad, m, v, step in zip(params, grads, states["exp_avg"], states["exp_avg_sq"], states["step"]):
+        radam_update(xp, param, grad, m, v, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                     weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+
 class RAdam(Optimizer):
     """``RAdam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
     *, maximize=False, foreach=None, capturable=False, differentiable=False)``
@@ -68,20 +77,18 @@ class RAdam(Optimizer):
     def _validate(self, g):
         validate_adam_family(g)
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["exp_avg"] = self._zeros_state(p)
+            st["exp_avg_sq"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = self.state[p]
-            if not st:
-                st["step"] = 0
-                st["exp_avg"] = self._zeros_state(p)
-                st["exp_avg_sq"] = self._zeros_state(p)
-            st["step"] += 1
-            radam_update(p.xp, p.array, g.array, st["exp_avg"].array, st["exp_avg_sq"].array, step=st["step"],
-                         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
-                         decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])
-            p._version[0] += 1
+        self._multi_tensor_step(group, radam_update_multi, ("step", "exp_avg", "exp_avg_sq"),
+                                lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=float(group["eps"]),
+                                weight_decay=float(group["weight_decay"]),
+                                decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])

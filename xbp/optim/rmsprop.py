@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["RMSprop", "rmsprop_update"]
+__all__ = ["RMSprop", "rmsprop_update", "rmsprop_update_multi"]
 
 
 def rmsprop_update(xp, param, grad, square_avg, grad_avg, buf, *, lr, alpha, eps, weight_decay=0.0,
@@ -38,6 +38,18 @@ def rmsprop_update(xp, param, grad, square_avg, grad_avg, buf, *, lr, alpha, eps
         param -= lr * (g / avg)
 
 
+def rmsprop_update_multi(xp, params, grads, states, *, lr, alpha, eps, weight_decay=0.0, momentum=0.0,
+                         centered=False, maximize=False):
+    """`rmsprop_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"square_avg"``, ``"grad_avg"`` (used when centered) and ``"momentum_buffer"`` (used when
+    momentum > 0), updated in place."""
+    for param, grad, sq, ga, buf in zip(params, grads, states["square_avg"], states["grad_avg"],
+                                        states["momentum_buffer"]):
+        rmsprop_update(xp, param, grad, sq, ga if centered else None, buf if momentum > 0.0 else None,
+                       lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                       centered=centered, maximize=maximize)
+
+
 class RMSprop(Optimizer):
     """``RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, maximize=False)``
 
@@ -66,31 +78,20 @@ class RMSprop(Optimizer):
         if g["alpha"] < 0.0:
             raise ValueError(f"Invalid alpha value: {g['alpha']} (must be >= 0)")
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["square_avg"] = self._zeros_state(p)
+        if group["momentum"] > 0.0 and "momentum_buffer" not in st:
+            st["momentum_buffer"] = self._zeros_state(p)
+        if group["centered"] and "grad_avg" not in st:
+            st["grad_avg"] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
-        lr = float(group["lr"])
-        alpha = float(group["alpha"])
-        eps = float(group["eps"])
-        wd = float(group["weight_decay"])
-        mom = float(group["momentum"])
-        centered = group["centered"]
-        maximize = group["maximize"]
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = state[p]
-            if not st:
-                st["step"] = 0
-                st["square_avg"] = self._zeros_state(p)
-            if mom > 0.0 and "momentum_buffer" not in st:
-                st["momentum_buffer"] = self._zeros_state(p)
-            if centered and "grad_avg" not in st:
-                st["grad_avg"] = self._zeros_state(p)
-            st["step"] += 1
-            rmsprop_update(p.xp, p.array, g.array, st["square_avg"].array,
-                           st["grad_avg"].array if centered else None,
-                           st["momentum_buffer"].array if mom > 0.0 else None,
-                           lr=lr, alpha=alpha, eps=eps, weight_decay=wd, momentum=mom,
-                           centered=centered, maximize=maximize)
-            p._version[0] += 1
+        self._multi_tensor_step(group, rmsprop_update_multi, ("square_avg", "grad_avg", "momentum_buffer"),
+                                lr=float(group["lr"]), alpha=float(group["alpha"]), eps=float(group["eps"]),
+                                weight_decay=float(group["weight_decay"]), momentum=float(group["momentum"]),
+                                centered=group["centered"], maximize=group["maximize"])

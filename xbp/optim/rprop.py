@@ -5,7 +5,7 @@ import math
 
 from .optimizer import Optimizer, implementation_flags
 
-__all__ = ["Rprop", "rprop_update"]
+__all__ = ["Rprop", "rprop_update", "rprop_update_multi"]
 
 
 def rprop_update(xp, param, grad, prev, step_size, *, etaminus, etaplus, step_size_min, step_size_max,
@@ -27,6 +27,15 @@ def rprop_update(xp, param, grad, prev, step_size, *, etaminus, etaplus, step_si
     g = xp.where(s < 0, xp.zeros_like(g), g)
     param -= xp.sign(g) * step_size
     prev[...] = g
+
+
+def rprop_update_multi(xp, params, grads, states, *, etaminus, etaplus, step_size_min, step_size_max,
+                       maximize=False):
+    """`rprop_update` over lists of arrays (one device and dtype); ``states`` holds the lists
+    ``"prev"`` and ``"step_size"``, updated in place."""
+    for param, grad, prev, step_size in zip(params, grads, states["prev"], states["step_size"]):
+        rprop_update(xp, param, grad, prev, step_size, etaminus=etaminus, etaplus=etaplus,
+                     step_size_min=step_size_min, step_size_max=step_size_max, maximize=maximize)
 
 
 def _pair(name, v):
@@ -66,19 +75,17 @@ class Rprop(Optimizer):
         if not (0.0 <= lo <= hi) or not math.isfinite(hi):
             raise ValueError(f"Invalid step_sizes values: {lo}, {hi} (need 0 <= min <= max, finite)")
 
+    def _param_state(self, p, group):
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            st["prev"] = self._zeros_state(p)
+            st["step_size"] = self._zeros_state(p, float(group["lr"]))
+        st["step"] += 1
+        return st
+
     def _step_group(self, group):
         em, ep = group["etas"]
         lo, hi = group["step_sizes"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            st = self.state[p]
-            if not st:
-                st["step"] = 0
-                st["prev"] = self._zeros_state(p)
-                st["step_size"] = self._zeros_state(p, float(group["lr"]))
-            st["step"] += 1
-            rprop_update(p.xp, p.array, g.array, st["prev"].array, st["step_size"].array, etaminus=em, etaplus=ep,
-                         step_size_min=lo, step_size_max=hi, maximize=group["maximize"])
-            p._version[0] += 1
+        self._multi_tensor_step(group, rprop_update_multi, ("prev", "step_size"), etaminus=em, etaplus=ep,
+                                step_size_min=lo, step_size_max=hi, maximize=group["maximize"])

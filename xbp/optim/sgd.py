@@ -1,10 +1,9 @@
 """Stochastic gradient descent, with momentum, dampening, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from .._tensor import _wrap
 from .optimizer import Optimizer, implementation_flags, required
 
-__all__ = ["SGD", "sgd_update"]
+__all__ = ["SGD", "sgd_update", "sgd_update_multi"]
 
 
 def sgd_update(xp, param, grad, buf, *, lr, weight_decay=0.0, momentum=0.0, dampening=0.0,
@@ -34,6 +33,21 @@ def sgd_update(xp, param, grad, buf, *, lr, weight_decay=0.0, momentum=0.0, damp
     return buf
 
 
+def sgd_update_multi(xp, params, grads, states, *, lr, weight_decay=0.0, momentum=0.0, dampening=0.0,
+                     nesterov=False, maximize=False):
+    """`sgd_update` over lists of arrays (one device and dtype): ``states["momentum_buffer"]`` is
+    the list of buffers (None before the first momentum step), absent without momentum. Returns
+    ``{"momentum_buffer": [buffer per parameter]}`` with momentum, else None."""
+    if momentum == 0.0:
+        for param, grad in zip(params, grads):
+            sgd_update(xp, param, grad, None, lr=lr, weight_decay=weight_decay, maximize=maximize)
+        return None
+    return {"momentum_buffer": [
+        sgd_update(xp, param, grad, buf, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                   dampening=dampening, nesterov=nesterov, maximize=maximize)
+        for param, grad, buf in zip(params, grads, states["momentum_buffer"])]}
+
+
 class SGD(Optimizer):
     """``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False)``
 
@@ -59,25 +73,9 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {g['weight_decay']} (must be >= 0)")
 
     def _step_group(self, group):
-        lr = float(group["lr"])
-        wd = float(group["weight_decay"])
         mom = float(group["momentum"])
-        damp = float(group["dampening"])
-        nesterov = group["nesterov"]
-        maximize = group["maximize"]
-        state = self.state
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if mom != 0.0:
-                st = state[p]
-                buf = st.get("momentum_buffer")
-                new = sgd_update(p.xp, p.array, g.array, None if buf is None else buf.array, lr=lr,
-                                 weight_decay=wd, momentum=mom, dampening=damp, nesterov=nesterov,
-                                 maximize=maximize)
-                if buf is None:
-                    st["momentum_buffer"] = _wrap(new, p.xp)
-            else:
-                sgd_update(p.xp, p.array, g.array, None, lr=lr, weight_decay=wd, maximize=maximize)
-            p._version[0] += 1
+        # plain SGD names no state, so no (empty) entry is created: state dicts stay as PyTorch's
+        self._multi_tensor_step(group, sgd_update_multi, ("momentum_buffer",) if mom != 0.0 else (),
+                                lr=float(group["lr"]), weight_decay=float(group["weight_decay"]), momentum=mom,
+                                dampening=float(group["dampening"]), nesterov=group["nesterov"],
+                                maximize=group["maximize"])

@@ -10,6 +10,10 @@ How the overlap works (PyTorch's reducer, in small):
   all-reduce (AVG) starts while backward goes on computing earlier layers' gradients. Buckets
   are launched strictly in bucket order, so every rank issues the same collectives in the same
   order even if their gradients become ready in a different order.
+- MPI (MPICH) advances a non-blocking collective only inside MPI calls. So every gradient hook
+  call -- each parameter's gradient becoming ready, not only a bucket's last one -- also tests the
+  buckets in flight (``MPI_Test``): the backward pass itself drives the all-reduces forward between
+  its layers. Testing only reads completion; the values are those of the final wait.
 - At the end of backward an engine callback launches any bucket still waiting (parameters that
   got no gradient, with ``find_unused_parameters=True``), waits for all of them and stores the
   averaged gradients back into ``.grad`` (as slices of the reduced bucket: no extra copy).
@@ -149,6 +153,8 @@ class DistributedDataParallel(Module):
         # buckets started their all-reduce from a gradient hook, i.e. while backward was still running
         self.comm_wait_s = 0.0
         self.buckets_launched_early = 0
+        # buckets whose all-reduce had already finished when backward ended (the overlap, counted)
+        self.buckets_completed_early = 0
 
     # --- setup ---
     def _check_same_model(self, named):
@@ -197,6 +203,7 @@ class DistributedDataParallel(Module):
     def _reset(self):
         self._seen = set()
         self._next = 0
+        self._tested = 0          # buckets [0, _tested) have finished their all-reduce
         self._queued = False
         for b in self._buckets:
             b.ready, b.work, b.flat = 0, None, None
@@ -217,6 +224,22 @@ class DistributedDataParallel(Module):
         b.ready += 1
         if b.ready == len(b.params):
             self.buckets_launched_early += self._launch_ready()
+        if self._poll_in_hooks or b.ready == len(b.params):
+            self._progress()
+
+    # set False only to measure what testing from every hook buys (bench/bench_distributed.py);
+    # then buckets are tested only when one becomes full
+    _poll_in_hooks = True
+
+    def _progress(self):
+        """Test the buckets in flight, oldest first (``MPI_Test`` runs MPI's progress engine, so
+        the all-reduces advance while backward computes the next gradients)."""
+        bs = self._buckets
+        while self._tested < self._next and bs[self._tested].work.is_completed():
+            self._tested += 1
+        # MPI progress is global: one test moves every outstanding request, the later ones included
+        for b in bs[self._tested + 1:self._next]:
+            b.work.is_completed()
 
     def _launch_ready(self) -> int:
         bs = self._buckets
@@ -224,10 +247,6 @@ class DistributedDataParallel(Module):
         while self._next < len(bs) and bs[self._next].ready == len(bs[self._next].params):
             self._launch(bs[self._next])
             self._next += 1
-        # poke the buckets in flight: MPI progresses non-blocking collectives inside MPI calls
-        for b in bs[:self._next]:
-            if b.work is not None:
-                b.work.is_completed()
         return self._next - first
 
     def _launch(self, b):
@@ -242,6 +261,7 @@ class DistributedDataParallel(Module):
         params = self._params
         missing = [i for i in range(len(params)) if i not in self._seen]
         try:
+            self.buckets_completed_early += sum(1 for b in self._buckets[:self._next] if b.work.is_completed())
             if missing and not self.find_unused_parameters:
                 for b in self._buckets[:self._next]:
                     b.work.wait()
