@@ -12,8 +12,6 @@ import importlib
 import inspect
 import sys
 
-import pytest
-
 PUBLIC_MODULES = [
     "xbp", "xbp.nn", "xbp.nn.functional", "xbp.nn.init", "xbp.nn.utils", "xbp.optim",
     "xbp.optim.lr_scheduler", "xbp.data", "xbp.autograd", "xbp.autograd.functional", "xbp.func",
@@ -130,9 +128,6 @@ def coverage_by_module(entries):
     return out
 
 
-# TEMPORARY (removed in the commit that lands them): the docstrings of nn/, optim/, data/, cuda,
-# distributed and the core files could only be written after the 07:50 merge of the other branches
-@pytest.mark.xfail(strict=True, reason="docstrings in files other helpers were editing land after the merge")
 def test_every_public_name_has_its_own_docstring():
     entries, skipped = collect()
     for modname, reason in skipped:

@@ -13,6 +13,7 @@ import json
 import math
 import operator
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,10 +44,12 @@ class device(str):
 
     @property
     def type(self) -> str:
+        """The device kind without the index: 'cpu', 'strict' or 'cuda'."""
         return self.partition(":")[0]
 
     @property
     def index(self):
+        """The device index (``device('cuda:1').index == 1``); None when the name has none."""
         i = self.partition(":")[2]
         return int(i) if i else None
 
@@ -88,6 +91,10 @@ class Backend:
 
     kind = "generic"
     has_float64 = True
+
+    if TYPE_CHECKING:
+        # the Array API namespace's functions are copied onto the instance by __init__
+        def __getattr__(self, name: str) -> Any: ...
     # Fused optimizer kernel (one launch for a whole group of tensors), or None: the portable
     # multi-tensor loop in xbp/optim runs. Called as
     # ``fused_optimizer_step(algorithm, params, grads, states, hyper)`` with lists of this
@@ -799,6 +806,7 @@ def set_default_device(spec) -> None:
 
 
 def get_default_device() -> device:
+    """The device creation functions use when given no ``device=`` (see `set_default_device`)."""
     return get_backend(None).device
 
 

@@ -101,21 +101,33 @@ def _float_dtype(dtype, op=None):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of zeros of shape `size` (ints, or one tuple/list: ``zeros(2, 3)`` or ``zeros((2, 3))``).
+
+    dtype: default the default float dtype (`get_default_dtype`, float32 unless changed); device:
+    default `get_default_device`. ``requires_grad=True`` makes it a leaf that records operations."""
     b = get_backend(device)
     return _finish(b.zeros(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of ones of shape `size` (ints, or one tuple/list), in the default float dtype unless
+    `dtype` is given, on `device` (default `get_default_device`)."""
     b = get_backend(device)
     return _finish(b.ones(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of shape `size` (ints, or one tuple/list) whose values are not initialised (the
+    backend's ``empty``), in the default float dtype unless `dtype` is given. Fill it before use."""
     b = get_backend(device)
     return _finish(b.empty(_shape(size), dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of shape `size` (an int, tuple or list) filled with `fill_value`. Without `dtype` the dtype
+    follows the value: bool for a bool, int64 for an int, the default float dtype otherwise.
+
+    Example: ``xbp.full((2, 2), 7)`` is an int64 tensor of sevens."""
     b = get_backend(device)
     if dtype is None:
         dtype = np.dtype("bool") if isinstance(fill_value, bool) else (
@@ -128,21 +140,27 @@ def _like(x, dtype, device):
 
 
 def zeros_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Zeros of `x`'s shape, with `x`'s dtype and device unless `dtype` / `device` are given."""
     b, dt = _like(x, dtype, device)
     return _finish(b.zeros(x.shape, dtype=b.dtype(dt)), b, requires_grad)
 
 
 def ones_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Ones of `x`'s shape, with `x`'s dtype and device unless `dtype` / `device` are given."""
     b, dt = _like(x, dtype, device)
     return _finish(b.ones(x.shape, dtype=b.dtype(dt)), b, requires_grad)
 
 
 def full_like(x, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of `x`'s shape filled with `fill_value`, with `x`'s dtype and device unless `dtype` /
+    `device` are given."""
     b, dt = _like(x, dtype, device)
     return _finish(b.full(x.shape, fill_value, dtype=b.dtype(dt)), b, requires_grad)
 
 
 def empty_like(x, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of `x`'s shape, dtype and device (unless given). xbp fills it with zeros (it is
+    `zeros_like`), where PyTorch leaves the memory uninitialised."""
     return zeros_like(x, dtype, device, requires_grad)
 
 
@@ -158,11 +176,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """`steps` evenly spaced values from `start` to `end`, both included: shape (steps,), in the
+    default float dtype unless `dtype` is given."""
     b = get_backend(device)
     return _finish(b.linspace(start, end, steps, dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The identity matrix: shape (n, m) (m defaults to n) with ones on the diagonal, in the default
+    float dtype unless `dtype` is given."""
     b = get_backend(device)
     return _finish(b.eye(n, m, dtype=b.dtype(_float_dtype(dtype))), b, requires_grad)
 
@@ -217,11 +239,15 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 
 def rand_like(x, dtype=None, device=None, requires_grad=False, *, generator=None):
+    """Uniform [0, 1) samples of `x`'s shape (as `rand`), with `x`'s dtype and device unless given;
+    `generator` picks the random stream."""
     return rand(*x.shape, generator=generator, dtype=dtype or x.dtype, device=device or x.device,
                 requires_grad=requires_grad)
 
 
 def randn_like(x, dtype=None, device=None, requires_grad=False, *, generator=None):
+    """Standard normal samples of `x`'s shape (as `randn`), with `x`'s dtype and device unless given;
+    `generator` picks the random stream."""
     return randn(*x.shape, generator=generator, dtype=dtype or x.dtype, device=device or x.device,
                  requires_grad=requires_grad)
 

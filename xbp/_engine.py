@@ -12,6 +12,7 @@ VJPs run on Tensors with grad mode on, so the backward pass is itself differenti
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from ._primitive import Accumulate, GRAD_STATE, ANOMALY, Node, edge
 from ._tensor import Tensor, _wrap
@@ -42,6 +43,14 @@ def unbroadcast(xp, g, shape):
 class _TensorCtx:
     """The VJP context under create_graph: saved arrays re-wrapped as Tensors on the graph."""
     __slots__ = ("xp", "ins", "out", "res", "p", "needs", "prim", "shapes")
+    xp: Any
+    ins: Any
+    out: Any
+    res: Any
+    p: Any
+    needs: Any
+    prim: Any
+    shapes: Any
 
 
 def _rewrap(a, parent, xp):
@@ -292,6 +301,11 @@ def _root_grad(t: Tensor, g, create_graph):
 
 
 def backward(tensors, grad_tensors, retain_graph=False, create_graph=False, inputs=None):
+    """``xbp.autograd.backward(tensors, grad_tensors)``: runs backward from several roots at once,
+    adding each root's gradient (`grad_tensors`, one per tensor; None means 1 for a one-element
+    root) into the ``.grad`` of the leaves. `inputs`: accumulate only into these leaves. The graph is
+    freed unless `retain_graph` (or `create_graph`, which also records the backward itself for
+    higher derivatives). Raises RuntimeError for a root that does not require grad."""
     roots = []
     for t, g in zip(tensors, grad_tensors):
         if not t.requires_grad:

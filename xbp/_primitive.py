@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import Any
 
 from ._tensor import Tensor, _wrap
 
@@ -65,6 +66,21 @@ class Node:
 
     __slots__ = ("prim", "xp", "parents", "shapes", "needs", "ins", "out", "res", "p", "versions",
                  "vsaved", "hooks", "freed", "where", "__weakref__")
+    # for type checkers: set by apply(); arrays and parameters are untyped
+    prim: Any
+    xp: Any
+    parents: Any
+    shapes: Any
+    needs: Any
+    ins: Any
+    out: Any
+    res: Any
+    p: Any
+    versions: Any
+    vsaved: Any
+    hooks: Any
+    freed: Any
+    where: Any
 
     def name(self) -> str:
         """PyTorch's name for this node (``MulBackward0``); the primitive's own name, which the

@@ -15,11 +15,12 @@ The one deliberate difference: dtypes print as ``xbp.float64``, not ``torch.floa
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 _DEFAULTS = {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80, "sci_mode": None}
-_PROFILES = {
+_PROFILES: dict[str, dict[str, Any]] = {
     "default": {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80},
     "short": {"precision": 2, "threshold": 1000, "edgeitems": 2, "linewidth": 80},
     "full": {"precision": 4, "threshold": math.inf, "edgeitems": 3, "linewidth": 80},
@@ -28,6 +29,11 @@ _PROFILES = {
 
 class _PrintOptions:
     __slots__ = tuple(_DEFAULTS)
+    precision: int
+    threshold: Any       # int or float, kept as given
+    edgeitems: int
+    linewidth: int
+    sci_mode: "bool | None"
 
     def __init__(self):
         for k, v in _DEFAULTS.items():

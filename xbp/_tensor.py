@@ -15,6 +15,9 @@ A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
 """
 from __future__ import annotations
 
+import builtins
+from typing import Any
+
 import numpy as np
 
 from . import _backend
@@ -24,8 +27,31 @@ _NP_SCALARS = frozenset(t for t in np.sctypeDict.values() if issubclass(t, np.ge
 
 
 class Tensor:
+    """An n-dimensional array on a device that records the operations applied to it, so that
+    `backward` can compute gradients (reverse-mode autodiff), with PyTorch's API.
+
+    The data is a backend array: NumPy on 'cpu', CuPy on 'cuda', array-api-strict on 'strict' (a
+    test device). Make tensors with `xbp.tensor`, `xbp.zeros`, `xbp.rand`, ... rather than this
+    constructor. Main attributes: `shape`, `dtype`, `device`, `requires_grad`, `grad` (filled by
+    `backward` on leaves that require grad) and `grad_fn` (the node that produced a non-leaf).
+
+    Example::
+
+        x = xbp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = (x * x).sum()        # a 0-d tensor with a grad_fn
+        y.backward()
+        x.grad                   # tensor([2., 4., 6.])
+    """
+
     __slots__ = ("array", "xp", "requires_grad", "grad_fn", "grad", "_version", "_accum", "_hooks",
                  "_base", "_view", "_retain", "__weakref__")
+    # for type checkers: `array` is the backend's array (NumPy, CuPy or array-api-strict), untyped
+    array: Any
+    _accum: Any
+    _view: Any
+    _base: Any
+    grad_fn: Any
+    grad: Any
     __array_priority__ = 1000  # so ndarray op Tensor defers to Tensor's reflected operator
 
     def __init__(self, *args, requires_grad: bool = False, device=None):
@@ -697,35 +723,35 @@ class Tensor:
         return self.to(device=device, dtype=dt) if device is not None else self.to(dtype=dt)
 
     @property
-    def is_cuda(self) -> bool:
+    def is_cuda(self) -> builtins.bool:
         return self.xp.device.type == "cuda"
 
     @property
-    def is_cpu(self) -> bool:
+    def is_cpu(self) -> builtins.bool:
         return self.xp.device == "cpu"
 
-    def is_complex(self) -> bool:
+    def is_complex(self) -> builtins.bool:
         return self.dtype.kind == "c"
 
-    def element_size(self) -> int:
+    def element_size(self) -> builtins.int:
         """Bytes per element."""
         return self.dtype.itemsize
 
     @property
-    def itemsize(self) -> int:
+    def itemsize(self) -> builtins.int:
         return self.dtype.itemsize
 
     @property
-    def nbytes(self) -> int:
+    def nbytes(self) -> builtins.int:
         return self.numel() * self.dtype.itemsize
 
-    def nelement(self) -> int:
+    def nelement(self) -> builtins.int:
         return self.numel()
 
-    def ndimension(self) -> int:
+    def ndimension(self) -> builtins.int:
         return self.array.ndim
 
-    def is_contiguous(self, memory_format=None) -> bool:
+    def is_contiguous(self, memory_format=None) -> builtins.bool:
         # xbp has no strides at its surface: every tensor reads as contiguous (contiguous() is a no-op)
         return True
 

@@ -218,19 +218,24 @@ class Event:
         self.cupy_event = _rt.new_event("xbp.cuda.Event", self.enable_timing, bool(blocking), bool(interprocess))
 
     def record(self, stream=None) -> None:
+        """Records the event on `stream` (default: the current stream)."""
         self.cupy_event.record(_cupy_stream(stream))
 
     def wait(self, stream=None) -> None:
+        """Makes `stream` (default: the current stream) wait until the event has happened."""
         s = _cupy_stream(stream) if stream is not None else _rt.current_stream(current_device())
         s.wait_event(self.cupy_event)
 
     def query(self) -> bool:
+        """True when the work recorded before the event has finished."""
         return bool(self.cupy_event.done)
 
     def synchronize(self) -> None:
+        """Blocks the host until the event has happened."""
         self.cupy_event.synchronize()
 
     def elapsed_time(self, end_event: "Event") -> float:
+        """Milliseconds from this event to `end_event`; both need ``enable_timing=True``."""
         if not (self.enable_timing and end_event.enable_timing):
             raise RuntimeError("xbp.cuda.Event.elapsed_time: both events need enable_timing=True")
         return _rt.elapsed_ms(self.cupy_event, end_event.cupy_event)
@@ -251,18 +256,23 @@ class Stream:
         return s
 
     def synchronize(self) -> None:
+        """Blocks the host until all work queued on the stream has finished."""
         self.cupy_stream.synchronize()
 
     def query(self) -> bool:
+        """True when all work queued on the stream has finished."""
         return bool(self.cupy_stream.done)
 
     def wait_event(self, event: Event) -> None:
+        """Makes later work on this stream wait for `event`."""
         self.cupy_stream.wait_event(event.cupy_event)
 
     def wait_stream(self, other: "Stream") -> None:
+        """Makes later work on this stream wait for the work queued so far on `other`."""
         self.wait_event(other.record_event())
 
-    def record_event(self, event: Event = None) -> Event:
+    def record_event(self, event: "Event | None" = None) -> Event:
+        """Records `event` (a new Event when None) on this stream and returns it."""
         event = Event() if event is None else event
         event.record(self)
         return event

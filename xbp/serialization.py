@@ -202,7 +202,7 @@ def _digest(metadata: dict, arrays: dict) -> str:
     for k in sorted(arrays):
         a = np.ascontiguousarray(arrays[k])
         if a.size:
-            h.update(memoryview(a).cast("B"))
+            h.update(a.data.cast("B"))
     return "blake2b:" + h.hexdigest()
 
 

@@ -164,7 +164,7 @@ def move_batch(batch, target, pin: bool):
     if isinstance(batch, collections.abc.Mapping):
         out = {k: move_batch(v, target, pin) for k, v in batch.items()}
         try:
-            return type(batch)(out)
+            return type(batch)(out)  # type: ignore[call-arg]  # a Mapping subclass built from a dict
         except TypeError:
             return out
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):

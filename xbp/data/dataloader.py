@@ -219,9 +219,11 @@ class DataLoader:
         return _MultiProcessIter(self)
 
     def state_dict(self) -> dict:
+        """{'epoch': ..., 'seed': ...}: what a resumed run needs to shuffle as this one."""
         return {"epoch": self.epoch, "seed": self.seed}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restores the epoch and the shuffling seed saved by `state_dict`."""
         self.epoch = int(state_dict["epoch"])
         if state_dict.get("seed") is not None:
             self.seed = int(state_dict["seed"])

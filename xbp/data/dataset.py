@@ -122,6 +122,7 @@ class ConcatDataset(Dataset):
 
     @staticmethod
     def cumsum(sequence):
+        """The running totals of the lengths of `sequence`: [len(d0), len(d0) + len(d1), ...]."""
         r, s = [], 0
         for e in sequence:
             s += len(e)

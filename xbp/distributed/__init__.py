@@ -24,6 +24,8 @@ Example (run with ``mpiexec -n 2 python script.py``)::
 """
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import time
 from datetime import timedelta
@@ -70,6 +72,7 @@ class Work:
 
     @classmethod
     def completed(cls, tensors=()):
+        """A Work that is already finished, holding `tensors` (for operations that complete at once)."""
         w = cls(None, None, None, tensors)
         w._done = True
         return w
@@ -81,11 +84,13 @@ class Work:
             fin()
 
     def is_completed(self) -> bool:
+        """True once the operation has finished (asks without blocking)."""
         if not self._done and self._test():
             self._complete()
         return self._done
 
     def is_success(self) -> bool:
+        """True once the operation has finished (as `is_completed`)."""
         return self.is_completed()
 
     def wait(self, timeout=None) -> bool:
@@ -107,6 +112,7 @@ class Work:
         return True
 
     def result(self):
+        """The tensors the operation wrote into."""
         return self._tensors
 
 
@@ -121,9 +127,11 @@ class ProcessGroup:
         self.timeout = timeout
 
     def rank(self) -> int:
+        """This process's rank in the group."""
         return self.comm.rank
 
     def size(self) -> int:
+        """The number of processes in the group."""
         return self.comm.size
 
     def __repr__(self):
@@ -133,15 +141,16 @@ class ProcessGroup:
 class GroupMember:
     """``GroupMember.WORLD`` is the default group; ``NON_GROUP_MEMBER`` is what `new_group`
     returns on ranks outside the new group."""
-    WORLD = None
+    WORLD: Any = None
     NON_GROUP_MEMBER = object()
 
 
 class group:
-    WORLD = None
+    """``group.WORLD``: the default process group after `init_process_group` (None before), as in PyTorch."""
+    WORLD: Any = None
 
 
-_STATE = {"pg": None, "world_comm": None}
+_STATE: dict = {"pg": None, "world_comm": None}
 
 
 # --- setup ----------------------------------------------------------------------------------------
@@ -151,16 +160,19 @@ def is_available() -> bool:
 
 
 def is_mpi_available() -> bool:
+    """True when mpi4py can be imported (the 'mpi' backend needs it)."""
     from . import _mpi
     return _mpi.available()
 
 
 def is_nccl_available() -> bool:
+    """True when CuPy sees a GPU and was built with NCCL (the 'nccl' backend needs it)."""
     from . import _nccl
     return _nccl.available()
 
 
 def is_initialized() -> bool:
+    """True between `init_process_group` and `destroy_process_group`."""
     return _STATE["pg"] is not None
 
 
@@ -265,12 +277,15 @@ def get_rank(group=None) -> int:
 
 
 def get_world_size(group=None) -> int:
+    """The number of processes in `group` (default: the world group); -1 when `group` is
+    ``GroupMember.NON_GROUP_MEMBER``."""
     if group is GroupMember.NON_GROUP_MEMBER:
         return -1
     return _group(group).size()
 
 
 def get_backend(group=None) -> str:
+    """The backend of `group` (default: the world group): 'mpi' or 'nccl'."""
     return _group(group).backend
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 _MPI = [None]
-_WORLD = [None]
+_WORLD: "list[MPIComm | None]" = [None]
 
 
 def available() -> bool:
@@ -35,9 +35,10 @@ def mpi():
 def world() -> "MPIComm":
     """A private duplicate of MPI_COMM_WORLD (so xbp's messages never match a user's own MPI
     calls), made once per process."""
-    if _WORLD[0] is None:
-        _WORLD[0] = MPIComm(mpi().COMM_WORLD.Dup())
-    return _WORLD[0]
+    comm = _WORLD[0]
+    if comm is None:
+        comm = _WORLD[0] = MPIComm(mpi().COMM_WORLD.Dup())
+    return comm
 
 
 def abort(code: int = 1) -> None:

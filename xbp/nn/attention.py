@@ -90,6 +90,10 @@ class MultiheadAttention(Module):
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
+        """Attention of `query` over `key` / `value`: (L, N, E) inputs ((N, L, E) with ``batch_first``,
+        (L, E) unbatched). Returns (output of the query's shape, weights), the weights averaged over
+        heads unless ``average_attn_weights=False`` and None unless `need_weights`. Masks as in
+        `xbp.nn.functional.multi_head_attention_forward`."""
         for name, t, want in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
             if t.shape[-1] != want:
                 raise ValueError(f"MultiheadAttention: {name} has {t.shape[-1]} features, expected {want} "
@@ -113,6 +117,7 @@ class MultiheadAttention(Module):
         return out, w
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         s = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"
         if not self._qkv_same_embed_dim:
             s += f", kdim={self.kdim}, vdim={self.vdim}"
@@ -155,6 +160,8 @@ class TransformerEncoderLayer(Module):
         self.batch_first = batch_first
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        """Self-attention then feed-forward, each with a residual connection and layer norm (the norms
+        first with ``norm_first``). `src`: (S, N, E) ((N, S, E) with ``batch_first``); same shape out."""
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)

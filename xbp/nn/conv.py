@@ -68,6 +68,9 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draws weight and bias as at construction (PyTorch's default): weight from `kaiming_uniform_`
+        with a = sqrt(5), bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] with
+        fan_in = weight.shape[1] * prod(kernel_size)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
@@ -75,6 +78,7 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._dims:
             s += f", padding={self.padding}"
@@ -99,6 +103,8 @@ class Conv1d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
+        """`xbp.nn.functional.conv1d` applied with this module's settings:
+        ``F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)``."""
         return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -112,6 +118,8 @@ class Conv2d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
+        """`xbp.nn.functional.conv2d` applied with this module's settings:
+        ``F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)``."""
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -129,6 +137,9 @@ class ConvTranspose2d(_ConvNd):
                          padding_mode, output_padding, device=device, dtype=dtype)
 
     def forward(self, input, output_size=None):
+        """Transposed 2-D convolution of (N, C_in, H, W) (or unbatched) input. `output_size`, when given,
+        picks the output_padding that makes the output that size (ValueError when it is not
+        reachable). See `xbp.nn.functional.conv_transpose2d`."""
         op = self.output_padding
         if output_size is not None:
             want = tuple(output_size)[-2:]
@@ -159,6 +170,8 @@ class Conv3d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
+        """`xbp.nn.functional.conv3d` applied with this module's settings:
+        ``F.conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)``."""
         return F.conv3d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -178,6 +191,9 @@ class ConvTranspose1d(_ConvNd):
                          padding_mode, output_padding, device=device, dtype=dtype)
 
     def forward(self, input, output_size=None):
+        """Transposed 1-D convolution of (N, C_in, L) (or unbatched) input. `output_size`, when given,
+        picks the output_padding that makes the output that length (ValueError when it is not
+        reachable). See `xbp.nn.functional.conv_transpose1d`."""
         op = self.output_padding[0]
         if output_size is not None:
             want = tuple(output_size)[-1]
@@ -205,6 +221,9 @@ class ConvTranspose3d(_ConvNd):
                          padding_mode, output_padding, device=device, dtype=dtype)
 
     def forward(self, input, output_size=None):
+        """Transposed 3-D convolution of (N, C_in, D, H, W) (or unbatched) input. `output_size`, when
+        given, picks the output_padding that makes the output that size (ValueError when it is not
+        reachable). See `xbp.nn.functional.conv_transpose3d`."""
         op = self.output_padding
         if output_size is not None:
             want = tuple(output_size)[-3:]

@@ -40,6 +40,7 @@ class Embedding(Module):
             self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
+        """Re-draws the weight from N(0, 1), as at construction, and zeroes the `padding_idx` row."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with no_grad():
@@ -52,9 +53,11 @@ class Embedding(Module):
         return cls(n, d, padding_idx=padding_idx, _weight=_creation.tensor(embeddings), _freeze=freeze)
 
     def forward(self, input):
+        """Returns ``F.embedding(input, self.weight, self.padding_idx)``: see `xbp.nn.functional.embedding`."""
         return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
@@ -85,6 +88,7 @@ class EmbeddingBag(Module):
             self.weight = Parameter(_weight)
 
     def reset_parameters(self) -> None:
+        """Re-draws the weight from N(0, 1), as at construction, and zeroes the `padding_idx` row."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
             with no_grad():
@@ -92,6 +96,8 @@ class EmbeddingBag(Module):
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, mode="mean", include_last_offset=False, padding_idx=None):
+        """An EmbeddingBag whose weight is a copy of `embeddings` (num_embeddings, embedding_dim);
+        ``freeze=True`` (the default) makes the weight not require grad."""
         n, d = embeddings.shape
         m = cls(n, d, mode=mode, _weight=_creation.tensor(embeddings), include_last_offset=include_last_offset,
                 padding_idx=padding_idx)
@@ -99,9 +105,12 @@ class EmbeddingBag(Module):
         return m
 
     def forward(self, input, offsets=None, per_sample_weights=None):
+        """Returns `xbp.nn.functional.embedding_bag` of the inputs, with this module's settings as
+        its arguments."""
         return F.embedding_bag(input, self.weight, offsets, mode=self.mode, per_sample_weights=per_sample_weights,
                                include_last_offset=self.include_last_offset, padding_idx=self.padding_idx)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
         return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")

@@ -15,9 +15,12 @@ class Unfold(Module):
         self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
 
     def forward(self, input):
+        """Returns ``F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)``
+        (see `xbp.nn.functional.unfold`)."""
         return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
                 f"stride={self.stride}")
 
@@ -31,8 +34,11 @@ class Fold(Module):
         self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
 
     def forward(self, input):
+        """`xbp.nn.functional.fold` applied with this module's settings:
+        ``F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)``."""
         return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
                 f"padding={self.padding}, stride={self.stride}")

@@ -100,10 +100,12 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fills `tensor` with zeros in place (without recording it for autograd) and returns it."""
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fills `tensor` with ones in place (without recording it for autograd) and returns it."""
     return constant_(tensor, 1.0)
 
 

@@ -49,6 +49,7 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, input):
+        """Calls the modules in order, each on the previous one's output, and returns the last output."""
         for m in self._modules.values():
             input = m(input)
         return input
@@ -80,15 +81,19 @@ class Sequential(Module):
             self._modules[str(i)] = m
 
     def append(self, module) -> "Sequential":
+        """Adds `module` at the end; returns the Sequential."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules) -> "Sequential":
+        """Appends each module of the iterable `modules`; returns the Sequential."""
         for m in modules:
             self.append(m)
         return self
 
     def insert(self, index: int, module) -> "Sequential":
+        """Inserts `module` before position `index` (negative counts from the end, as list.insert);
+        IndexError outside [-len, len]. Returns the Sequential."""
         n = len(self)
         if not -n <= index <= n:
             raise IndexError(f"Sequential.insert: index {index} is out of range for {n} modules")
@@ -140,10 +145,13 @@ class ModuleList(Module):
         return ModuleList(list(self) + list(other))
 
     def append(self, module) -> "ModuleList":
+        """Adds `module` at the end; returns the ModuleList."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules) -> "ModuleList":
+        """Appends each module of the iterable `modules` (a single Module is refused: use `append`);
+        returns the ModuleList."""
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
             raise TypeError("ModuleList.extend takes an iterable of modules, got a single "
                             f"{type(modules).__name__}; use append")
@@ -152,6 +160,7 @@ class ModuleList(Module):
         return self
 
     def insert(self, index: int, module) -> None:
+        """Inserts `module` before position `index`, as list.insert."""
         mods = list(self._modules.values())
         mods.insert(index, module)
         self._modules.clear()
@@ -186,21 +195,27 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self):
+        """The names of the modules, in insertion order."""
         return self._modules.keys()
 
     def items(self):
+        """(name, module) pairs, in insertion order."""
         return self._modules.items()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def pop(self, key):
+        """Removes the module named `key` and returns it (KeyError if absent)."""
         return self._modules.pop(key)
 
     def clear(self) -> None:
+        """Removes every module."""
         self._modules.clear()
 
     def update(self, modules) -> None:
+        """Adds or replaces modules from a mapping or an iterable of (name, module) pairs."""
         items = modules.items() if hasattr(modules, "items") else modules
         for k, m in items:
             self[k] = m
@@ -214,6 +229,7 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, input):
+        """Returns `input` unchanged (the same tensor object)."""
         return input
 
 
@@ -235,6 +251,8 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draws the weight and bias as at construction (PyTorch's default): weight from
+        `kaiming_uniform_` with a = sqrt(5), bias uniform in [-1/sqrt(in_features), 1/sqrt(in_features)]."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.in_features
@@ -242,12 +260,14 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
+        """``input @ weight.T + bias``: (*, in_features) -> (*, out_features) (`xbp.nn.functional.linear`)."""
         p = self._parameters        # direct: attribute lookup through Module.__getattr__ costs ~1 µs
         # a parametrized or pruned weight/bias (nn.utils.parametrize, prune, weight_norm) is no longer in
         # _parameters: then the attribute (a property or the hook's recomputed tensor)
         return F.linear(input, p["weight"] if "weight" in p else self.weight, p["bias"] if "bias" in p else self.bias)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
@@ -260,9 +280,11 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, input):
+        """`input` with dims `start_dim` .. `end_dim` merged into one, as ``xbp.flatten``."""
         return _flatten(input, self.start_dim, self.end_dim)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -277,9 +299,11 @@ class Dropout(Module):
         self.inplace = inplace
 
     def forward(self, input):
+        """Returns ``F.dropout(input, self.p, self.training, self.inplace)``: see `xbp.nn.functional.dropout`."""
         return F.dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"p={self.p}, inplace={self.inplace}"
 
 
@@ -300,6 +324,7 @@ class _Loss(Module):
         self.reduction = reduction
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return ""
 
 
@@ -312,34 +337,58 @@ class _WeightedLoss(_Loss):
 
 
 class MSELoss(_Loss):
+    """Mean squared error (input - target)^2, reduced by `reduction` ('mean', 'sum' or 'none'); input
+    and target of the same shape.
+
+    Example::
+
+        loss = nn.MSELoss()(prediction, target)     # a scalar tensor"""
     def forward(self, input, target):
+        """Returns ``F.mse_loss(input, target, reduction=self.reduction)``: see `xbp.nn.functional.mse_loss`."""
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(_Loss):
+    """Mean absolute error |input - target|, reduced by `reduction` ('mean', 'sum' or 'none')."""
     def forward(self, input, target):
+        """Returns ``F.l1_loss(input, target, reduction=self.reduction)``: see `xbp.nn.functional.l1_loss`."""
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
 class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target), reduced by
+    `reduction`."""
     def __init__(self, reduction: str = "mean", beta: float = 1.0):
         super().__init__(reduction)
         self.beta = beta
 
     def forward(self, input, target):
+        """Returns ``F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)``
+        (see `xbp.nn.functional.smooth_l1_loss`)."""
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class HuberLoss(_Loss):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta) (d = input - target), reduced by
+    `reduction`."""
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction)
         self.delta = delta
 
     def forward(self, input, target):
+        """Returns ``F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)``
+        (see `xbp.nn.functional.huber_loss`)."""
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class CrossEntropyLoss(_WeightedLoss):
+    """Cross entropy of logits `input` (N, C) (or (N, C, d1, ...), or (C,)) against class indices
+    (N,) or class probabilities of the input's shape; `weight` (C,), `ignore_index` and
+    `label_smoothing` as in `xbp.nn.functional.cross_entropy`.
+
+    Example::
+
+        loss = nn.CrossEntropyLoss()(logits, labels)   # logits (N, C) float, labels (N,) int64"""
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
                  label_smoothing: float = 0.0):
         super().__init__(weight, reduction)
@@ -347,42 +396,60 @@ class CrossEntropyLoss(_WeightedLoss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input, target):
+        """Returns `xbp.nn.functional.cross_entropy` of the inputs, with this module's settings as
+        its arguments."""
         return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class NLLLoss(_WeightedLoss):
+    """Negative log-likelihood of log-probabilities `input` (N, C, ...) at integer class `target`
+    (N, ...); `weight` (C,) and `ignore_index` as in `xbp.nn.functional.nll_loss`."""
     def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
         super().__init__(weight, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
+        """`xbp.nn.functional.nll_loss` applied with this module's settings:
+        ``F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)``."""
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
 
 
 class BCELoss(_WeightedLoss):
+    """Binary cross entropy of probabilities `input` in [0, 1] against `target` of the same shape;
+    `weight` rescales each element. Prefer BCEWithLogitsLoss on logits (more stable)."""
     def forward(self, input, target):
+        """Returns ``F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)``
+        (see `xbp.nn.functional.binary_cross_entropy`)."""
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
+    """Sigmoid and binary cross entropy in one stable expression, on logits `input` and `target` of
+    the same shape; `pos_weight` (one per class, along the last dim) scales the positive term."""
     def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
+        """Returns `xbp.nn.functional.binary_cross_entropy_with_logits` of the inputs, with this module's settings as
+        its arguments."""
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
 
 
 class KLDivLoss(_Loss):
+    """KL(target || exp(input)) for log-probabilities `input` (or log targets with `log_target`);
+    use ``reduction='batchmean'`` for the true KL divergence per sample."""
     def __init__(self, reduction: str = "mean", log_target: bool = False):
         super().__init__(reduction)
         self.log_target = log_target
 
     def forward(self, input, target):
+        """Returns ``F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)``
+        (see `xbp.nn.functional.kl_div`)."""
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
@@ -398,9 +465,12 @@ class _DropoutNd(Module):
         self.inplace = inplace
 
     def forward(self, input):
+        """Applies this class's dropout function (`xbp.nn.functional.dropout`, ``dropout2d``, ...) with
+        probability `p` in training mode; in eval mode `input` is returned unchanged."""
         return getattr(F, self._fn)(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"p={self.p}, inplace={self.inplace}"
 
 
@@ -442,15 +512,19 @@ class Bilinear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draws weight and bias uniformly in [-1/sqrt(in1_features), 1/sqrt(in1_features)], as at
+        construction."""
         bound = 1.0 / math.sqrt(self.weight.shape[1]) if self.weight.shape[1] else 0.0
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input1, input2):
+        """Returns ``F.bilinear(input1, input2, self.weight, self.bias)``: see `xbp.nn.functional.bilinear`."""
         return F.bilinear(input1, input2, self.weight, self.bias)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
                 f"out_features={self.out_features}, bias={self.bias is not None}")
 
@@ -466,9 +540,11 @@ class Unflatten(Module):
         self.unflattened_size = tuple(unflattened_size)
 
     def forward(self, input):
+        """`input` with dim `dim` split into `unflattened_size`, as ``xbp.unflatten``."""
         return _unflatten(input, self.dim, self.unflattened_size)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
@@ -511,16 +587,19 @@ class ParameterList(Module):
         return [k for k in super().__dir__() if not k.isdigit()]
 
     def append(self, value) -> "ParameterList":
+        """Adds `value` at the end (a tensor becomes a Parameter); returns the ParameterList."""
         self.register_parameter(str(self._size), _as_parameter(value))
         self._size += 1
         return self
 
     def extend(self, values) -> "ParameterList":
+        """Appends each value of the iterable `values`; returns the ParameterList."""
         for v in values:
             self.append(v)
         return self
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return "\n".join(f"({i}): Parameter containing: [{type(p).__name__} of size {'x'.join(map(str, p.shape))}]"
                          for i, p in enumerate(self))
 
@@ -552,40 +631,51 @@ class ParameterDict(Module):
         return key in self._parameters
 
     def keys(self):
+        """The parameter names, in insertion order."""
         return self._parameters.keys()
 
     def items(self):
+        """(name, parameter) pairs, in insertion order."""
         return self._parameters.items()
 
     def values(self):
+        """The parameters, in insertion order."""
         return self._parameters.values()
 
     def get(self, key, default=None):
+        """The parameter named `key`, or `default` when there is none."""
         return self._parameters.get(key, default)
 
     def setdefault(self, key, default=None):
+        """The parameter named `key`; if absent, `default` is stored under `key` first."""
         if key not in self._parameters:
             self[key] = default
         return self._parameters[key]
 
     def pop(self, key):
+        """Removes the parameter named `key` and returns it (KeyError if absent)."""
         return self._parameters.pop(key)
 
     def popitem(self):
+        """Removes and returns the last inserted (name, parameter) pair."""
         return self._parameters.popitem()
 
     def clear(self) -> None:
+        """Removes every parameter."""
         self._parameters.clear()
 
     def copy(self) -> "ParameterDict":
+        """A new ParameterDict holding the same Parameter objects (a shallow copy)."""
         return ParameterDict(OrderedDict(self._parameters))
 
     def update(self, parameters) -> None:
+        """Adds or replaces parameters from a mapping or an iterable of (name, value) pairs."""
         items = parameters.items() if hasattr(parameters, "items") else parameters
         for k, v in items:
             self[k] = v
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return "\n".join(f"({k}): Parameter containing: [{type(p).__name__} of size {'x'.join(map(str, p.shape))}]"
                          for k, p in self.items())
 
@@ -598,6 +688,8 @@ class CosineSimilarity(Module):
         self.dim, self.eps = dim, eps
 
     def forward(self, x1, x2):
+        """Returns ``F.cosine_similarity(x1, x2, self.dim, self.eps)``
+        (see `xbp.nn.functional.cosine_similarity`)."""
         return F.cosine_similarity(x1, x2, self.dim, self.eps)
 
 
@@ -609,6 +701,8 @@ class PairwiseDistance(Module):
         self.norm, self.eps, self.keepdim = p, eps, keepdim
 
     def forward(self, x1, x2):
+        """Returns ``F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)``
+        (see `xbp.nn.functional.pairwise_distance`)."""
         return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
@@ -620,6 +714,8 @@ class CosineEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1, input2, target):
+        """`xbp.nn.functional.cosine_embedding_loss` applied with this module's settings:
+        ``F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)``."""
         return F.cosine_embedding_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -631,6 +727,8 @@ class MarginRankingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input1, input2, target):
+        """`xbp.nn.functional.margin_ranking_loss` applied with this module's settings:
+        ``F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)``."""
         return F.margin_ranking_loss(input1, input2, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -645,6 +743,8 @@ class TripletMarginLoss(_Loss):
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
     def forward(self, anchor, positive, negative):
+        """Returns `xbp.nn.functional.triplet_margin_loss` of the inputs, with this module's settings as
+        its arguments."""
         return F.triplet_margin_loss(anchor, positive, negative, margin=self.margin, p=self.p, eps=self.eps,
                                      swap=self.swap, reduction=self.reduction)
 
@@ -657,6 +757,8 @@ class HingeEmbeddingLoss(_Loss):
         self.margin = margin
 
     def forward(self, input, target):
+        """Returns ``F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)``
+        (see `xbp.nn.functional.hinge_embedding_loss`)."""
         return F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
 
 
@@ -664,6 +766,8 @@ class SoftMarginLoss(_Loss):
     """log(1 + exp(-target x)), target 1 or -1."""
 
     def forward(self, input, target):
+        """Returns ``F.soft_margin_loss(input, target, reduction=self.reduction)``
+        (see `xbp.nn.functional.soft_margin_loss`)."""
         return F.soft_margin_loss(input, target, reduction=self.reduction)
 
 
@@ -676,6 +780,8 @@ class PoissonNLLLoss(_Loss):
         self.log_input, self.full, self.eps = log_input, full, eps
 
     def forward(self, log_input, target):
+        """Returns `xbp.nn.functional.poisson_nll_loss` of the inputs, with this module's settings as
+        its arguments."""
         return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full, eps=self.eps,
                                   reduction=self.reduction)
 
@@ -688,6 +794,8 @@ class GaussianNLLLoss(_Loss):
         self.full, self.eps = full, eps
 
     def forward(self, input, target, var):
+        """`xbp.nn.functional.gaussian_nll_loss` applied with this module's settings:
+        ``F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)``."""
         return F.gaussian_nll_loss(input, target, var, full=self.full, eps=self.eps, reduction=self.reduction)
 
 
@@ -700,6 +808,8 @@ class CTCLoss(_Loss):
         self.blank, self.zero_infinity = blank, zero_infinity
 
     def forward(self, log_probs, targets, input_lengths, target_lengths):
+        """Returns `xbp.nn.functional.ctc_loss` of the inputs, with this module's settings as
+        its arguments."""
         return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                           self.zero_infinity)
 
@@ -712,9 +822,11 @@ class ChannelShuffle(Module):
         self.groups = groups
 
     def forward(self, input):
+        """Returns ``F.channel_shuffle(input, self.groups)``: see `xbp.nn.functional.channel_shuffle`."""
         return F.channel_shuffle(input, self.groups)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"groups={self.groups}"
 
 
@@ -722,6 +834,8 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
     """Per-class logistic loss averaged over classes: input (N, C), target (N, C) of 0/1."""
 
     def forward(self, input, target):
+        """`xbp.nn.functional.multilabel_soft_margin_loss` applied with this module's settings:
+        ``F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)``."""
         return F.multilabel_soft_margin_loss(input, target, weight=self.weight, reduction=self.reduction)
 
 
@@ -736,6 +850,8 @@ class MultiMarginLoss(_WeightedLoss):
         self.p, self.margin = p, margin
 
     def forward(self, input, target):
+        """Returns `xbp.nn.functional.multi_margin_loss` of the inputs, with this module's settings as
+        its arguments."""
         return F.multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
                                    reduction=self.reduction)
 
@@ -750,6 +866,8 @@ class TripletMarginWithDistanceLoss(_Loss):
         self.distance_function, self.margin, self.swap = distance_function, margin, swap
 
     def forward(self, anchor, positive, negative):
+        """Returns `xbp.nn.functional.triplet_margin_with_distance_loss` of the inputs, with this module's settings as
+        its arguments."""
         return F.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
                                                    margin=self.margin, swap=self.swap, reduction=self.reduction)
 
@@ -758,4 +876,6 @@ class MultiLabelMarginLoss(_Loss):
     """Multi-label hinge loss: input (N, C), target (N, C) of class ids ended by -1."""
 
     def forward(self, input, target):
+        """Returns ``F.multilabel_margin_loss(input, target, reduction=self.reduction)``
+        (see `xbp.nn.functional.multilabel_margin_loss`)."""
         return F.multilabel_margin_loss(input, target, reduction=self.reduction)

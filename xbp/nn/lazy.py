@@ -96,6 +96,7 @@ class LazyModuleMixin:
         self._initialize_hook = self.register_forward_pre_hook(_infer_parameters)
 
     def has_uninitialized_params(self) -> bool:
+        """True while a parameter or buffer is still uninitialised (before the first input)."""
         return any(_is_lazy(t) for t in list(self._parameters.values()) + list(self._buffers.values()))
 
     def initialize_parameters(self, *args, **kwargs):
@@ -114,6 +115,8 @@ class LazyLinear(LazyModuleMixin, Linear):
             self.bias = UninitializedParameter(device=device, dtype=dtype)
 
     def initialize_parameters(self, input, *args):
+        """Reads in_features from the last dim of the first input and materialises the weight
+        (out_features, in_features) and bias, then initialises them."""
         self.in_features = input.shape[-1]      # also after a load_state_dict materialised the weights
         if self.has_uninitialized_params():
             self.weight.materialize((self.out_features, self.in_features))
@@ -130,6 +133,9 @@ class _LazyConv(LazyModuleMixin):
             self.bias = UninitializedParameter(device=device, dtype=dtype)
 
     def initialize_parameters(self, input, *args):
+        """Reads in_channels from the first input (dim 1, or dim 0 when unbatched) and materialises the
+        weight and bias with their shapes, then initialises them; ValueError when in_channels is not
+        divisible by groups."""
         n = len(self.kernel_size)
         self.in_channels = input.shape[0] if input.ndim == n + 1 else input.shape[1]
         if not self.has_uninitialized_params():
@@ -183,6 +189,8 @@ class _LazyNorm(LazyModuleMixin):
     _instance = False
 
     def initialize_parameters(self, input, *args):
+        """Reads num_features from the first input (dim 1, or dim 0 when unbatched) and materialises
+        the weight, bias and running statistics with that size, then initialises them."""
         spatial = getattr(self, "_spatial", None)
         unbatched = self._instance and input.ndim == spatial + 1
         self.num_features = input.shape[0] if unbatched else input.shape[1]

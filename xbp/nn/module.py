@@ -63,6 +63,8 @@ class Module:
         d["_load_state_dict_post_hooks"] = OrderedDict()
 
     def forward(self, *args, **kwargs):
+        """The computation of the module: define it in every subclass. Call the module (``m(x)``), not
+        ``m.forward(x)``, so that hooks run. The base class raises NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, ...) "
                                   "in your Module subclass")
 
@@ -267,6 +269,8 @@ class Module:
         return m
 
     def get_parameter(self, target: str) -> Parameter:
+        """The parameter named by the dotted path `target` (``'layer1.0.weight'``); AttributeError if there
+        is none."""
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
         if name not in m._parameters or m._parameters[name] is None:
@@ -274,6 +278,8 @@ class Module:
         return m._parameters[name]
 
     def get_buffer(self, target: str) -> Tensor:
+        """The buffer named by the dotted path `target` (``'bn.running_mean'``); AttributeError if there
+        is none."""
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
         if name not in m._buffers or m._buffers[name] is None:
@@ -296,10 +302,12 @@ class Module:
             yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self):
+        """Iterates over this module and all its submodules, each once (as `named_modules`, without names)."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """Iterates over (name, module) for the direct submodules, each module once."""
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
@@ -307,6 +315,7 @@ class Module:
                 yield name, m
 
     def children(self):
+        """Iterates over the direct submodules, each once."""
         for _, m in self.named_children():
             yield m
 
@@ -326,13 +335,18 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True):
+        """Iterates over the parameters of this module and, with ``recurse=True``, of its submodules; a
+        parameter shared by several modules appears once. The usual argument of an optimizer."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Iterates over (dotted name, buffer) for the buffers (running statistics and other registered
+        tensors that are not parameters) of this module and, with `recurse`, its submodules."""
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
+        """Iterates over the buffers of this module and, with `recurse`, of its submodules."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -379,6 +393,8 @@ class Module:
                            "override get_extra_state together with set_extra_state")
 
     def set_extra_state(self, state) -> None:
+        """Override (with `get_extra_state`) to restore the non-tensor state that `get_extra_state` saved;
+        `load_state_dict` calls it. The base class raises RuntimeError."""
         raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called: "
                            "override set_extra_state together with get_extra_state")
 
@@ -534,18 +550,23 @@ class Module:
         return self
 
     def cpu(self) -> "Module":
+        """Moves every parameter and buffer to the CPU in place (``self.to('cpu')``); returns the module."""
         return self.to("cpu")
 
     def cuda(self, index: int = 0) -> "Module":
+        """Moves every parameter and buffer to ``cuda:<index>`` in place (``self.to(...)``); returns the module."""
         return self.to(f"cuda:{index}")
 
     def float(self) -> "Module":
+        """Casts the floating-point parameters and buffers to float32 in place; returns the module."""
         return self.to(dtype=np.float32)
 
     def double(self) -> "Module":
+        """Casts the floating-point parameters and buffers to float64 in place; returns the module."""
         return self.to(dtype=np.float64)
 
     def half(self) -> "Module":
+        """Casts the floating-point parameters and buffers to float16 in place; returns the module."""
         return self.to(dtype=np.float16)
 
     def to_empty(self, *, device=None, recurse: bool = True) -> "Module":

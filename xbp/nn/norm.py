@@ -18,7 +18,7 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm
 
 
 class _BatchNorm(Module):
-    _ndims = (2, 3)
+    _ndims: tuple[int, ...] = (2, 3)
     _version = 2         # PyTorch's _NormBase version (num_batches_tracked added), in state_dict metadata
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
@@ -44,6 +44,8 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self) -> None:
+        """Resets running_mean to 0, running_var to 1 and num_batches_tracked to 0 (when the module
+        tracks running statistics)."""
         if self.track_running_stats:
             with no_grad():
                 self.running_mean.zero_()
@@ -51,12 +53,16 @@ class _BatchNorm(Module):
                 self.num_batches_tracked.zero_()
 
     def reset_parameters(self) -> None:
+        """Resets the running statistics and, with `affine`, the weight to 1 and the bias to 0."""
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
     def forward(self, input):
+        """Normalises `input` per channel (dim 1). In training mode with batch statistics, updating the
+        running ones (momentum, or a cumulative average when momentum is None); in eval mode with
+        the running statistics (batch statistics when the module tracks none). Wrong rank: ValueError."""
         if input.ndim not in self._ndims:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{d}-D' for d in self._ndims)} "
                              f"input, got shape {input.shape}")
@@ -73,6 +79,7 @@ class _BatchNorm(Module):
                              self.weight, self.bias, use_batch, factor, self.eps)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
@@ -108,9 +115,12 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, input):
+        """Returns ``F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)``
+        (see `xbp.nn.functional.layer_norm`)."""
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
@@ -133,9 +143,12 @@ class GroupNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, input):
+        """Returns ``F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)``
+        (see `xbp.nn.functional.group_norm`)."""
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
@@ -150,6 +163,8 @@ class _InstanceNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
 
     def forward(self, input):
+        """Normalises each sample and channel over its spatial dims (unbatched input accepted), with
+        batch statistics in training mode or without running statistics, else the running ones."""
         n = self._spatial
         if input.ndim not in (n + 1, n + 2):
             raise ValueError(f"{type(self).__name__}: expected a {n + 1}-D (unbatched) or {n + 2}-D input, got "
@@ -188,9 +203,12 @@ class LocalResponseNorm(Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, input):
+        """Returns ``F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)``
+        (see `xbp.nn.functional.local_response_norm`)."""
         return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
@@ -215,11 +233,15 @@ class RMSNorm(Module):
             self.register_parameter("weight", None)
 
     def reset_parameters(self) -> None:
+        """Sets the weight (if any) back to ones."""
         if self.weight is not None:
             init.ones_(self.weight)
 
     def forward(self, x):
+        """Returns ``F.rms_norm(x, self.normalized_shape, self.weight, self.eps)``
+        (see `xbp.nn.functional.rms_norm`)."""
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

@@ -26,11 +26,14 @@ class _PadNd(Module):
         self.value = value
 
     def forward(self, input):
+        """Pads the last dims of `input` by `padding` with this class's mode (constant `value`, zeros,
+        reflect, replicate or circular), as `xbp.nn.functional.pad`."""
         if self._mode == "constant":
             return F.pad(input, self.padding, "constant", self.value)
         return F.pad(input, self.padding, self._mode)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.padding}, value={self.value}" if self._mode == "constant" else f"{self.padding}"
 
 
@@ -40,10 +43,10 @@ def _make(kind, mode, n, fixed_value=None):
         def __init__(self, padding, value):
             _PadNd.__init__(self, padding, value)
     elif fixed_value is not None:
-        def __init__(self, padding):
+        def __init__(self, padding):  # type: ignore[misc]  # one constructor per generated class
             _PadNd.__init__(self, padding, 0.0)
     else:
-        def __init__(self, padding):
+        def __init__(self, padding):  # type: ignore[misc]
             _PadNd.__init__(self, padding)
     return type(f"{kind}Pad{n}d", (_PadNd,), {"_n": n, "_mode": mode, "__init__": __init__, "__doc__": doc,
                                                "__module__": __name__})

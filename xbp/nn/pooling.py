@@ -22,10 +22,13 @@ class MaxPool2d(Module):
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.max_pool2d` of the inputs, with this module's settings as
+        its arguments."""
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                              self.return_indices)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
@@ -42,9 +45,12 @@ class MaxUnpool2d(Module):
         self.padding = _pair(padding)
 
     def forward(self, input, indices, output_size=None):
+        """Returns ``F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)``
+        (see `xbp.nn.functional.max_unpool2d`)."""
         return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -65,10 +71,13 @@ class AvgPool2d(Module):
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.avg_pool2d` of the inputs, with this module's settings as
+        its arguments."""
         return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                              self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -80,9 +89,12 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, input):
+        """Returns ``F.adaptive_avg_pool2d(input, self.output_size)``
+        (see `xbp.nn.functional.adaptive_avg_pool2d`)."""
         return F.adaptive_avg_pool2d(input, self.output_size)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"output_size={self.output_size}"
 
 
@@ -90,6 +102,8 @@ class MaxPool1d(MaxPool2d):
     """Max over windows of the last dim: (N, C, L) or (C, L) -> (N, C, L_out)."""
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.max_pool1d` of the inputs, with this module's settings as
+        its arguments."""
         return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                             self.return_indices)
 
@@ -98,6 +112,8 @@ class MaxPool3d(MaxPool2d):
     """Max over (kd, kh, kw) windows: (N, C, D, H, W) or (C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.max_pool3d` of the inputs, with this module's settings as
+        its arguments."""
         return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                             self.return_indices)
 
@@ -111,9 +127,12 @@ class AvgPool1d(Module):
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, input):
+        """`xbp.nn.functional.avg_pool1d` applied with this module's settings:
+        ``F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)``."""
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -125,9 +144,12 @@ class _AdaptiveMaxPool(Module):
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input):
+        """Adaptive max pooling of `input` to `output_size` (the function named by ``_fn``); with
+        ``return_indices=True`` also the argmax indices."""
         return getattr(F, self._fn)(input, self.output_size, self.return_indices)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"output_size={self.output_size}"
 
 
@@ -149,9 +171,12 @@ class AdaptiveAvgPool1d(Module):
         self.output_size = output_size
 
     def forward(self, input):
+        """Returns ``F.adaptive_avg_pool1d(input, self.output_size)``
+        (see `xbp.nn.functional.adaptive_avg_pool1d`)."""
         return F.adaptive_avg_pool1d(input, self.output_size)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"output_size={self.output_size}"
 
 
@@ -165,10 +190,13 @@ class AvgPool3d(Module):
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.avg_pool3d` of the inputs, with this module's settings as
+        its arguments."""
         return F.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -181,9 +209,12 @@ class LPPool1d(Module):
         self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
 
     def forward(self, input):
+        """Power-average pooling: (sum over each window of x^p)^(1/p), with p = `norm_type` (the function
+        named by ``_fn``: `xbp.nn.functional.lp_pool1d` or ``lp_pool2d``)."""
         return getattr(F, self._fn)(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, " \
                f"ceil_mode={self.ceil_mode}"
 
@@ -202,6 +233,8 @@ class AdaptiveAvgPool3d(AdaptiveAvgPool1d):
     """Mean over PyTorch's adaptive bins: (N, C, D, H, W) -> (N, C, *output_size)."""
 
     def forward(self, input):
+        """Returns ``F.adaptive_avg_pool3d(input, self.output_size)``
+        (see `xbp.nn.functional.adaptive_avg_pool3d`)."""
         return F.adaptive_avg_pool3d(input, self.output_size)
 
 
@@ -214,7 +247,10 @@ class MaxUnpool1d(Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
 
     def forward(self, input, indices, output_size=None):
+        """Returns ``F.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding, output_size)``
+        (see `xbp.nn.functional.max_unpool1d`)."""
         return F.max_unpool1d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -71,6 +71,7 @@ class _RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draws every weight and bias uniformly in [-1/sqrt(hidden_size), 1/sqrt(hidden_size)]."""
         stdv = 1.0 / math.sqrt(self.hidden_size)
         for w in self.parameters():
             init.uniform_(w, -stdv, stdv)
@@ -80,6 +81,10 @@ class _RNNBase(Module):
         return [getattr(self, n) for n in self._flat_weights_names]
 
     def forward(self, input, hx=None):
+        """Runs the recurrence over a sequence. input: (T, B, I) ((B, T, I) with ``batch_first``), (T, I)
+        unbatched, or a PackedSequence; hx: the initial state, None for zeros ((h_0, c_0) for LSTM).
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM; shapes in the class docstring. A
+        wrong feature size or state shape raises ValueError."""
         from .utils.rnn import PackedSequence
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
@@ -153,6 +158,7 @@ class _RNNBase(Module):
         return _repack_like(out_padded, packed), state
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
@@ -268,6 +274,7 @@ class _CellBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-draws every weight and bias uniformly in [-1/sqrt(hidden_size), 1/sqrt(hidden_size)]."""
         stdv = 1.0 / math.sqrt(self.hidden_size)
         for w in self.parameters():
             init.uniform_(w, -stdv, stdv)
@@ -284,6 +291,7 @@ class _CellBase(Module):
         return input, hx, unbatched
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
@@ -297,6 +305,7 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
+        """One step: input (B, I) or (I,), hx (B, H) or None for zeros -> h' (B, H) (or (H,))."""
         x, h, unb = self._prep(input, hx)
         f = F.rnn_tanh_cell if self.nonlinearity == "tanh" else F.rnn_relu_cell
         h = f(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
@@ -308,6 +317,7 @@ class LSTMCell(_CellBase):
     _gates = 4
 
     def forward(self, input, hx=None):
+        """One step: input (B, I) or (I,), hx = (h, c), each (B, H), or None for zeros -> (h', c')."""
         x, hc, unb = self._prep(input, hx)
         h, c = F.lstm_cell(x, hc, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return (h[0, ...], c[0, ...]) if unb else (h, c)
@@ -318,6 +328,7 @@ class GRUCell(_CellBase):
     _gates = 3
 
     def forward(self, input, hx=None):
+        """One step: input (B, I) or (I,), hx (B, H) or None for zeros -> h' (B, H) (or (H,))."""
         x, h, unb = self._prep(input, hx)
         h = F.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         return h[0, ...] if unb else h

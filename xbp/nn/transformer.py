@@ -68,6 +68,8 @@ class TransformerEncoder(Module):
         self.mask_check = mask_check
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        """`src` through every layer in turn (then `norm`, if any); the masks are passed to each layer.
+        A square causal `mask` is detected and passed on as ``is_causal``."""
         batch_first = self.layers[0].self_attn.batch_first if len(self.layers) else False
         is_causal = _detect_is_causal_mask(mask, is_causal, _seq_len(src, batch_first))
         out = src
@@ -109,6 +111,8 @@ class TransformerDecoderLayer(Module):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        """Self-attention on `tgt`, attention over `memory`, then feed-forward, each with a residual
+        connection and layer norm (the norms first with ``norm_first``); same shape as `tgt`."""
         x = tgt
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
@@ -147,6 +151,8 @@ class TransformerDecoder(Module):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
+        """`tgt` through every layer in turn with `memory` (then `norm`, if any); the masks are passed to
+        each layer."""
         batch_first = self.layers[0].self_attn.batch_first if len(self.layers) else False
         tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal, _seq_len(tgt, batch_first))
         out = tgt
@@ -200,6 +206,9 @@ class Transformer(Module):
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
                 memory_is_causal=False):
+        """Encodes `src` and decodes `tgt` against the result: (S, N, E) and (T, N, E) ((N, *, E) with
+        ``batch_first``) -> (T, N, E). The batch sizes must agree and E must be d_model
+        (RuntimeError otherwise). Masks as in TransformerEncoder and TransformerDecoder."""
         batched = src.ndim == 3
         if batched:
             bs, bt = (src.shape[0], tgt.shape[0]) if self.batch_first else (src.shape[1], tgt.shape[1])

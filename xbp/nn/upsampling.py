@@ -19,10 +19,13 @@ class Upsample(Module):
         self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
 
     def forward(self, input):
+        """Returns `xbp.nn.functional.interpolate` of the inputs, with this module's settings as
+        its arguments."""
         return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
                              recompute_scale_factor=self.recompute_scale_factor)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
         return info + f", mode={self.mode!r}"
 
@@ -49,9 +52,11 @@ class PixelShuffle(Module):
         self.upscale_factor = upscale_factor
 
     def forward(self, input):
+        """Returns ``F.pixel_shuffle(input, self.upscale_factor)``: see `xbp.nn.functional.pixel_shuffle`."""
         return F.pixel_shuffle(input, self.upscale_factor)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"upscale_factor={self.upscale_factor}"
 
 
@@ -63,7 +68,10 @@ class PixelUnshuffle(Module):
         self.downscale_factor = downscale_factor
 
     def forward(self, input):
+        """Returns ``F.pixel_unshuffle(input, self.downscale_factor)``
+        (see `xbp.nn.functional.pixel_unshuffle`)."""
         return F.pixel_unshuffle(input, self.downscale_factor)
 
     def extra_repr(self):
+        """The module's settings, as shown inside ``repr(module)``."""
         return f"downscale_factor={self.downscale_factor}"

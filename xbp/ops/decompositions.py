@@ -28,9 +28,13 @@ from ._util import dim_index, dim_tuple
 from .sorting import dim_aliases
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+SlogdetResult.__doc__ = "What `slogdet` returns: (sign, logabsdet) with det = sign * exp(logabsdet)."
 QRResult = namedtuple("QRResult", ["Q", "R"])
+QRResult.__doc__ = "What `qr` returns: (Q, R) with Q having orthonormal columns, R upper triangular and A = Q R."
 SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+SVDResult.__doc__ = "What `svd` returns: (U, S, Vh) with A = U diag(S) Vh and S in descending order."
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+EighResult.__doc__ = "What `eigh` returns: (eigenvalues in ascending order, eigenvectors as the columns)."
 
 
 def backend_linalg(op, xp):
@@ -688,6 +692,7 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
 
 
 LstsqResult = namedtuple("LstsqResult", ["solution", "residuals", "rank", "singular_values"])
+LstsqResult.__doc__ = "What `lstsq` returns: (solution, residuals, rank, singular_values), as torch.linalg.lstsq."
 
 
 def lstsq(A, B, rcond=None, *, driver=None):

@@ -164,6 +164,7 @@ class LBFGS(Optimizer):
             raise ValueError(f"LBFGS: all parameters must be on one device, got {sorted(devices)}")
 
     def add_param_group(self, param_group):
+        """Refused once there is a group: LBFGS supports a single parameter group (ValueError)."""
         if self.param_groups:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         super().add_param_group(param_group)

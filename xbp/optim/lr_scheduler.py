@@ -71,6 +71,8 @@ class LRScheduler:
             self._is_initial = False
 
     def get_lr(self) -> list:
+        """The learning rates of the current step, one per parameter group, computed by the scheduler's
+        rule; `step` calls it and writes them into the optimizer. Subclasses define it."""
         raise NotImplementedError
 
     def get_last_lr(self) -> list:
@@ -111,6 +113,7 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restores the state saved by `state_dict` (every attribute but the optimizer)."""
         self.__dict__.update(state_dict)
 
 
@@ -130,12 +133,15 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
+        """The scheduler state. A lambda or plain function is not saved (None in its place); a callable
+        object's attributes are."""
         sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         sd["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
                             for fn in self.lr_lambdas]
         return sd
 
     def load_state_dict(self, state_dict):
+        """Restores the state saved by `state_dict`, including the attributes of callable-object lambdas."""
         state_dict = dict(state_dict)
         lambdas = state_dict.pop("lr_lambdas", [])
         self.__dict__.update(state_dict)
@@ -144,6 +150,7 @@ class LambdaLR(LRScheduler):
                 fn.__dict__.update(saved)
 
     def get_lr(self):
+        """base_lr * lr_lambda(epoch) for each parameter group."""
         return [base_lr * lmbda(self.last_epoch) for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
@@ -156,6 +163,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The current rates times gamma at every `step_size`-th epoch, unchanged otherwise."""
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
@@ -174,6 +182,8 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The current rates times gamma (to the number of times that milestone is listed) at a
+        milestone epoch, unchanged otherwise."""
         if self.last_epoch not in self.milestones:
             return self._current_lrs()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current_lrs()]
@@ -183,11 +193,13 @@ class MultiStepLR(LRScheduler):
         return [base_lr * self.gamma ** bisect_right(ms, self.last_epoch) for base_lr in self.base_lrs]
 
     def state_dict(self):
+        """The scheduler state, with the milestones as a plain dict."""
         sd = super().state_dict()
         sd["milestones"] = dict(self.milestones)
         return sd
 
     def load_state_dict(self, state_dict):
+        """Restores the state saved by `state_dict` (milestones back to a Counter of ints)."""
         super().load_state_dict(state_dict)
         self.milestones = Counter({int(k): int(v) for k, v in self.milestones.items()})
 
@@ -200,6 +212,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The current rates times gamma (unchanged at the initial step)."""
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
@@ -224,6 +237,8 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The rates moving linearly from start_factor * base_lr to end_factor * base_lr over
+        `total_iters` steps, then constant (PyTorch's recursive form)."""
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in self._current_lrs()]
         if self._is_initial or self.last_epoch > self.total_iters:
@@ -248,6 +263,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The cosine schedule eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2, in PyTorch's
+        recursive form (so it composes with other changes of the rate)."""
         e, T, lo = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._current_lrs()
@@ -356,6 +373,8 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def get_lr(self):
+        """The rate of the current phase (warm-up, then annealing), and the momentum when
+        `cycle_momentum`; ValueError after `total_steps` steps."""
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
@@ -419,6 +438,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics, epoch=None):
+        """Records the epoch's `metrics` (a number or 0-d tensor): after more than `patience` epochs
+        without improvement (outside cooldown), every rate is multiplied by `factor` (not below
+        `min_lr`; changes smaller than `eps` are skipped) and the cooldown starts."""
         current = float(metrics)
         self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
         if self._is_better(current, self.best):
@@ -450,6 +472,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self):
+        """True while the cooldown after a reduction lasts (bad epochs are not counted then)."""
         return self.cooldown_counter > 0
 
     def _is_better(self, a, best):
@@ -472,6 +495,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
 
     def load_state_dict(self, state_dict):
+        """Restores the state saved by `state_dict` (and rebuilds the comparison for `mode`)."""
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
 
@@ -490,6 +514,7 @@ class ConstantLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """base_lr * factor until `total_iters` steps, then base_lr (PyTorch's recursive form)."""
         if self.last_epoch == 0:
             return [lr * self.factor for lr in self._current_lrs()]
         if self.last_epoch != self.total_iters:
@@ -511,6 +536,8 @@ class PolynomialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """The rates decaying as (1 - epoch / total_iters) ** power until `total_iters`, then constant
+        (PyTorch's recursive form)."""
         if self._is_initial or self.last_epoch > self.total_iters:
             return self._current_lrs()
         f = ((1.0 - self.last_epoch / self.total_iters) / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
@@ -536,10 +563,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
+        """eta_min + (base_lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2 for each group."""
         lo = self.eta_min
         return [lo + (b - lo) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2 for b in self.base_lrs]
 
     def step(self, epoch=None) -> None:
+        """Advances one step, restarting the cosine when T_cur reaches T_i (T_i then grows by T_mult).
+        `epoch` (possibly fractional) sets the position directly instead."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -634,6 +664,8 @@ class CyclicLR(LRScheduler):
             self.scale_mode = "iterations"
 
     def scale_fn(self, x) -> float:
+        """The amplitude scale at cycle or iteration `x`: 1 ('triangular'), 1 / 2^(x-1) ('triangular2'),
+        gamma^x ('exp_range'), or the user's `scale_fn`."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
@@ -643,6 +675,8 @@ class CyclicLR(LRScheduler):
         return self.gamma ** x
 
     def get_lr(self):
+        """The rates of the current point of the cycle between base_lr and max_lr (and the momentum
+        when `cycle_momentum`)."""
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
         scale_factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
@@ -654,12 +688,14 @@ class CyclicLR(LRScheduler):
         return lrs
 
     def state_dict(self):
+        """The scheduler state; a custom scale_fn is saved as its attributes (None for a plain function)."""
         sd = super().state_dict()
         fn = sd.pop("_scale_fn_custom")
         sd["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
         return sd
 
     def load_state_dict(self, state_dict):
+        """Restores the state saved by `state_dict`, keeping this scheduler's own scale_fn."""
         state_dict = dict(state_dict)
         fn = state_dict.pop("_scale_fn_custom", None)
         custom = self._scale_fn_custom
@@ -690,11 +726,14 @@ class _Composite(LRScheduler):
     """State dicts of schedulers made of schedulers: their own numbers plus each child's."""
 
     def state_dict(self):
+        """The state of this scheduler and, under '_schedulers', of each scheduler it holds."""
         sd = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return sd
 
     def load_state_dict(self, state_dict):
+        """Restores the state saved by `state_dict`, each held scheduler from its own entry (ValueError
+        when the number of schedulers differs)."""
         state_dict = dict(state_dict)
         children = state_dict.pop("_schedulers")
         if len(children) != len(self._schedulers):
@@ -739,7 +778,8 @@ class SequentialLR(_Composite):
         elif hasattr(scheds, "last_epoch"):
             scheds.last_epoch -= 1
 
-    def step(self) -> None:
+    def step(self) -> None:  # type: ignore[override]  # as PyTorch's: no epoch argument
+        """Advances one step with the scheduler whose milestone range holds the new epoch."""
         self._step_count += 1
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
@@ -766,7 +806,8 @@ class ChainedScheduler(_Composite):
         self._step_count = 0
         self._last_lr = self._current_lrs()
 
-    def step(self) -> None:
+    def step(self) -> None:  # type: ignore[override]  # as PyTorch's: no epoch argument
+        """Steps every held scheduler once, in order."""
         self._step_count += 1
         for scheduler in self._schedulers:
             scheduler.step()

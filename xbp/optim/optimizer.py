@@ -18,6 +18,7 @@ State layout follows PyTorch: ``opt.state[param]`` is a dict of Tensors and numb
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from collections import defaultdict
 
@@ -207,7 +208,8 @@ class Optimizer:
         # common case, one device and dtype, makes one bucket
         buckets: dict = {}
         param_state = self._param_state if state_names else None
-        last_xp = last_dtype = b = None
+        last_xp = last_dtype = None
+        b: Any = None                     # the current bucket: ([arrays], [grads], [states])
         for p in group["params"]:
             g = p.grad
             if g is None:

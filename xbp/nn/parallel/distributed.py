@@ -324,7 +324,7 @@ class DistributedDataParallel(Module):
             self.require_backward_grad_sync = old
 
     # --- state ---
-    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
+    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):  # type: ignore[override]
         """The wrapped module's state dict (keys without a "module." prefix)."""
         return self.module.state_dict(destination, prefix, keep_vars)
 
