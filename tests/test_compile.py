@@ -31,6 +31,17 @@ def _model(kind="mlp", dtype=xbp.float32, d=8, classes=4):
     return m.to(dtype=dtype)
 
 
+def _plain_step(m, opt):
+    """The training step most tests compile: zero_grad, cross-entropy, backward, optimizer step."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
 OPTIMIZERS = {
     "sgd": lambda p: xbp.optim.SGD(p, lr=0.1),
     "sgd_momentum_nesterov_wd": lambda p: xbp.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -117,12 +128,7 @@ def test_lr_set_by_hand_and_state_loaded_between_calls():
         m = _model()
         opt = xbp.optim.Adam(m.parameters(), lr=1e-2)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss.detach()
+        step = _plain_step(m, opt)
         f = xbp.compile(step) if compiled else step
         snapshot = None
         for i in range(20):
@@ -202,12 +208,7 @@ def test_bad_targets_still_raise_and_other_ranges_run_eagerly():
     m = _model()
     opt = xbp.optim.SGD(m.parameters(), lr=0.1)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = _plain_step(m, opt)
     f = xbp.compile(step)
     for i in range(5):
         f(xs[i % 6], ys[i % 6])
@@ -226,12 +227,7 @@ def test_strict_runs_eagerly_and_agrees():
     xs = [x.to("strict") for x in xs]
     ys = [y.to("strict") for y in ys]
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = _plain_step(m, opt)
     f = xbp.compile(step)
     with pytest.warns(RuntimeWarning, match="NumPy"):
         f(xs[0], ys[0])
@@ -244,12 +240,7 @@ def test_replays_keep_memory_flat():
     m = _model()
     opt = xbp.optim.Adam(m.parameters(), lr=1e-3)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = _plain_step(m, opt)
     f = xbp.compile(step)
     for i in range(10):
         f(xs[i % 6], ys[i % 6])

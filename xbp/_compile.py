@@ -178,14 +178,6 @@ class _S:
         return f"s{self.i}"
 
 
-class _Const:
-    """A constant array of the program (not an input): `arr`, held by reference."""
-    __slots__ = ("arr", "slot")
-
-    def __init__(self, arr, slot):
-        self.arr, self.slot = arr, slot
-
-
 # entry kinds: ("call", fn, args, kw, outs) outs: slot / tuple of slots / None;
 # ("input", k, slot) read args[k].array; ("ext", owner_ref, slot) read owner.array;
 # ("const", slot); ("rng", backend, name, args, kw, slot); ("guard", slot, conv, value);
@@ -201,7 +193,7 @@ class _Recorder:
         self.n = 0
         self.slot_of = {}            # id(array object) -> slot (the traced views and plain consts)
         self.keep = []               # objects whose ids are in slot_of (so ids stay unique)
-        self.consts = {}             # slot -> _Const
+        self.consts = {}             # slot -> constant array (not an input), held by reference
         self.input_index = {id(t): k for k, t in enumerate(inputs)}
         self.inputs = inputs
         self.read_cache = {}         # id(tensor) -> traced view, until the next host call
@@ -235,7 +227,7 @@ class _Recorder:
         s = self.new_slot()
         self.slot_of[id(v)] = s
         self.keep.append(v)
-        self.consts[s] = _Const(_plain(v), s)
+        self.consts[s] = _plain(v)
         self.entries.append(("const", s))
         return s
 
@@ -630,9 +622,9 @@ class _Plan:
             elif kind == "const":
                 c = self.consts[e[1]]
                 if e[1] in self.written:      # written in place: a fresh copy on every replay
-                    lines.append(ind + f"s{e[1]} = {const(c.arr.copy())}.copy()")
+                    lines.append(ind + f"s{e[1]} = {const(c.copy())}.copy()")
                 else:
-                    lines.append(ind + f"s{e[1]} = {const(c.arr)}")
+                    lines.append(ind + f"s{e[1]} = {const(c)}")
             elif kind == "guardcall":
                 _, fn, a, kw, value = e
                 slots = []
@@ -644,7 +636,7 @@ class _Plan:
                         if type(v) is _S and v.i in self.input_slots:
                             return f"_inputs[{self.input_slots[v.i]}].array"
                         if type(v) is _S:
-                            return const(self.consts[v.i].arr)
+                            return const(self.consts[v.i])
                         if type(v) in (tuple, list):
                             return "(" + "".join(pre(x) + ", " for x in v) + ")"
                         return expr(v)
@@ -788,8 +780,8 @@ def _compare(r1: _Recorder, r2: _Recorder):
             c1, c2 = r1.consts[a[1]], r2.consts[b[1]]
             if a[1] != b[1]:
                 return f"operation {i}: constants numbered differently"
-            if c1.arr is not c2.arr:
-                x, y = c1.arr, c2.arr
+            if c1 is not c2:
+                x, y = c1, c2
                 if x.shape != y.shape or x.dtype != y.dtype or not np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"):
                     return (f"an array computed inside the step outside xbp's traced operations differs between "
                             f"calls (shape {x.shape}, {x.dtype}), e.g. a NumPy array made from a tensor's values")
@@ -998,24 +990,31 @@ class _Compiled:
 
 
 def _untrace_tensors(rec):
-    """Tensors left holding traced views get plain ones back (the recording is over)."""
+    """Tensors left holding traced views get plain ones back (the recording is over): those whose
+    array the recording set, the gradients of those, and the gradients of tensors it created."""
     for ref in rec.assigned:
         t = ref()
-        if t is not None:
-            try:
-                a = _ORIG_ARRAY.__get__(t)
-            except AttributeError:
-                continue
-            if isinstance(a, _Traced):
-                _ORIG_ARRAY.__set__(t, a._plainview())
-                g = _ORIG_GRAD.__get__(t)
-                if g is not None and isinstance(_ORIG_ARRAY.__get__(g), _Traced):
-                    _ORIG_ARRAY.__set__(g, _ORIG_ARRAY.__get__(g)._plainview())
+        if t is not None and _untrace_array(t):
+            _untrace_array(_slot_or_none(_ORIG_GRAD, t))
     for t in rec.born_keep:
-        g = _ORIG_GRAD.__get__(t) if hasattr(t, "grad") else None
-        if g is not None and isinstance(_ORIG_ARRAY.__get__(g), _Traced):
-            _ORIG_ARRAY.__set__(g, _ORIG_ARRAY.__get__(g)._plainview())
+        _untrace_array(_slot_or_none(_ORIG_GRAD, t))
     rec.born_keep = []
+
+
+def _slot_or_none(slot, t):
+    try:
+        return slot.__get__(t)
+    except AttributeError:                 # a tensor whose construction the recording interrupted
+        return None
+
+
+def _untrace_array(t) -> bool:
+    """Give tensor `t` (or None) a plain view of its traced array; whether it had one."""
+    a = None if t is None else _slot_or_none(_ORIG_ARRAY, t)
+    if isinstance(a, _Traced):
+        _ORIG_ARRAY.__set__(t, a._plainview())
+        return True
+    return False
 
 
 def _untraced(out):

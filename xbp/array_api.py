@@ -136,14 +136,18 @@ def _dt(dtype, b):
     return None if dtype is None else b.dtype(canonical_dtype(dtype))
 
 
-def _native(name, args, kw, device=None):
-    """Call the backend namespace's own `name` on the arrays of `args` (no gradient)."""
-    b = _backend(args, device)
+def _native(name, args, kw, device=None, ext=None):
+    """Call the backend namespace's own `name` (in its extension `ext`, e.g. "linalg") on the
+    arrays of `args` (no gradient)."""
+    b = _backend(args, device if device is not None else kw.get("device"))
+    ns = b.ns if ext is None else getattr(b.ns, ext, None)
+    if ns is None:
+        raise NotImplementedError(f"array_api.{ext}.{name}: the {b.device} backend has no {ext} extension")
     if "dtype" in kw:
         kw = dict(kw, dtype=_dt(kw["dtype"], b))
     if device is not None or "device" in kw:
         kw = dict(kw, device=b.native_device)
-    r = getattr(b.ns, name)(*_unwrap(args, b), **{k: _unwrap(v, b) for k, v in kw.items()})
+    r = getattr(ns, name)(*_unwrap(args, b), **{k: _unwrap(v, b) for k, v in kw.items()})
     return _rewrap(r, b)
 
 
@@ -671,11 +675,7 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False):
     if dtype is not None:
         x = astype(x, dtype)
     out = _xbp().cumsum(x, axis)
-    if include_initial:
-        shape = list(x.shape)
-        shape[axis] = 1
-        out = _xbp().cat([_xbp().zeros(tuple(shape), dtype=x.dtype, device=x.device), out], dim=axis)
-    return out
+    return _with_initial(out, axis, 0.0) if include_initial else out
 
 
 def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False):
@@ -687,11 +687,14 @@ def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False):
     if dtype is not None:
         x = astype(x, dtype)
     out = _xbp_op("cumprod", "cumulative_prod")(x, axis)
-    if include_initial:
-        shape = list(x.shape)
-        shape[axis] = 1
-        out = _xbp().cat([_xbp().ones(tuple(shape), dtype=x.dtype, device=x.device), out], dim=axis)
-    return out
+    return _with_initial(out, axis, 1.0) if include_initial else out
+
+
+def _with_initial(out, axis, fill):
+    """`out` with a slice of `fill` (the scan's identity) prepended along `axis`."""
+    shape = list(out.shape)
+    shape[axis] = 1
+    return _xbp().cat([_xbp().full(tuple(shape), fill, dtype=out.dtype, device=out.device), out], dim=axis)
 
 
 def diff(x, /, *, axis=-1, n=1, prepend=None, append=None):
@@ -803,16 +806,7 @@ def _extension_fn(ext, name):
             if g is None:
                 _no_vjp(f"{ext}.{name}")
             return g(*args, **kw)
-        b = _backend(args, kw.get("device"))
-        ns = getattr(b.ns, ext, None)
-        if ns is None:
-            raise NotImplementedError(f"array_api.{ext}.{name}: the {b.device} backend has no {ext} extension")
-        if "device" in kw:
-            kw = dict(kw, device=b.native_device)
-        if "dtype" in kw:
-            kw = dict(kw, dtype=_dt(kw["dtype"], b))
-        kw = {k: _unwrap(v, b) for k, v in kw.items()}
-        return _rewrap(getattr(ns, name)(*_unwrap(args, b), **kw), b)
+        return _native(name, args, kw, ext=ext)
     return _named(f, f"{ext}.{name}", f"Array API ``{ext}.{name}`` (see the standard).")
 
 

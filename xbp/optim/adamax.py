@@ -60,13 +60,7 @@ class Adamax(Optimizer):
         validate_adam_family(g)
 
     def _param_state(self, p, group):
-        st = self.state[p]
-        if not st:
-            st["step"] = 0
-            st["exp_avg"] = self._zeros_state(p)
-            st["exp_inf"] = self._zeros_state(p)
-        st["step"] += 1
-        return st
+        return self._counted_state(p, "exp_avg", "exp_inf")
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]

@@ -243,6 +243,17 @@ class Optimizer:
             if out:
                 _store_state(sts, xp, out)
 
+    def _counted_state(self, p: Tensor, *names: str) -> dict:
+        """`p`'s state with a step count and zero tensors `names`, created on its first step; the
+        count is advanced (the common `_param_state` of the Adam family)."""
+        st = self.state[p]
+        if not st:
+            st["step"] = 0
+            for n in names:
+                st[n] = self._zeros_state(p)
+        st["step"] += 1
+        return st
+
     def _zeros_state(self, p: Tensor, fill: float = 0.0) -> Tensor:
         """A state tensor shaped, typed and placed like `p`."""
         d = p.array

@@ -78,13 +78,7 @@ class RAdam(Optimizer):
         validate_adam_family(g)
 
     def _param_state(self, p, group):
-        st = self.state[p]
-        if not st:
-            st["step"] = 0
-            st["exp_avg"] = self._zeros_state(p)
-            st["exp_avg_sq"] = self._zeros_state(p)
-        st["step"] += 1
-        return st
+        return self._counted_state(p, "exp_avg", "exp_avg_sq")
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
