@@ -23,6 +23,9 @@ TRACE = [None]   # set by xbp.autograd.trace() to a recorder of each visited nod
 POST_ACCUMULATE = weakref.WeakKeyDictionary()
 _CALLBACKS: list = []   # queue_callback(): run once when the outermost running backward finishes
 _DEPTH = [0]
+# backend -> the namespace of differentiable ops that VJPs see under create_graph. The ops stand
+# above the engine, so they hand it in: xbp/ops/_tensor_ns.py sets it when imported (with xbp).
+TENSOR_NAMESPACE: list = [None]
 
 
 def unbroadcast(xp, g, shape):
@@ -72,9 +75,8 @@ def _const(v, xp):
 
 
 def _tensor_ctx(n: Node) -> _TensorCtx:
-    from .ops import tensor_namespace
     c = _TensorCtx()
-    c.xp = tensor_namespace(n.xp)
+    c.xp = TENSOR_NAMESPACE[0](n.xp)
     c.shapes = n.shapes
     c.ins = None if n.ins is None else tuple(_rewrap(a, p, n.xp) for a, p in zip(n.ins, n.parents))
     c.out = None if n.out is None else _wrap(n.out, n.xp, True, n)

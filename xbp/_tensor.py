@@ -130,8 +130,7 @@ class Tensor:
             return as_size(self.array.shape)
         if self.array.ndim == 0:
             raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
-        from .ops._util import dim_index
-        return self.array.shape[dim_index("size", dim, self.array.ndim)]
+        return self.array.shape[_op_args.dim_index("size", dim, self.array.ndim)]
 
     def numel(self) -> int:
         n = 1
@@ -175,8 +174,7 @@ class Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
         if self.grad_fn is not None and not self._retain:
             self._retain = True
-            from ._engine import retain_grad_hook
-            self.grad_fn.add_hook(retain_grad_hook(self))
+            self.grad_fn.add_hook(_engine.retain_grad_hook(self))
 
     def register_hook(self, fn):
         """Call ``fn(grad) -> Tensor | None`` with this tensor's gradient during backward; a
@@ -237,15 +235,13 @@ class Tensor:
                 dtype = a
         if len(flags) > 1:
             copy = flags[1]
-        from .ops import to_device, astype
         out = self
         if device is not None and _backend.get_backend(device) is not self.xp:
-            out = to_device(out, device)
+            out = _ops.to_device(out, device)
         if dtype is not None and _backend.canonical_dtype(dtype) != self.dtype:
-            out = astype(out, dtype)
+            out = _ops.astype(out, dtype)
         if copy and out is self:
-            from .ops import clone
-            out = clone(self)
+            out = _ops.clone(self)
         return out
 
     def cpu(self, memory_format=None) -> "Tensor":
@@ -261,8 +257,7 @@ class Tensor:
     def pin_memory(self, device=None) -> "Tensor":
         """PyTorch's page-locked copy for fast host-to-GPU transfers. Needs a GPU (as in PyTorch);
         the DataLoader's ``pin_memory=True`` pins its batches itself."""
-        from ._backend import cuda_available
-        if not cuda_available():
+        if not _backend.cuda_available():
             raise RuntimeError("pin_memory: no CUDA device is available (pinned memory only helps host-to-GPU "
                                "copies); drop .pin_memory() on CPU-only machines")
         if self.device != "cpu":
@@ -272,8 +267,7 @@ class Tensor:
 
     def is_pinned(self, device=None) -> bool:
         """Whether the tensor's memory is page-locked (always False without a GPU)."""
-        from ._backend import cuda_available
-        if not cuda_available() or self.device != "cpu":
+        if not _backend.cuda_available() or self.device != "cpu":
             return False
         from ._cuda_runtime import is_pinned
         return is_pinned(self.array)
@@ -308,8 +302,7 @@ class Tensor:
     # --- printing -----------------------------------------------------------------------------------
     def __repr__(self):
         """PyTorch's layout and precision (see xbp/_printing.py and `xbp.set_printoptions`)."""
-        from ._printing import tensor_repr
-        return tensor_repr(self)
+        return _printing.tensor_repr(self)
 
     def __format__(self, spec):
         """f"{loss:.4f}" formats a one-element tensor's value; other tensors format their repr."""
@@ -390,11 +383,11 @@ class Tensor:
     def __xor__(self, o): return _bitwise("bitwise_xor", _ops.logical_xor, self, o)
     def __rxor__(self, o): return _bitwise("bitwise_xor", _ops.logical_xor, o, self)
     def __invert__(self):
-        return _ops.logical_not(self) if self.dtype == np.bool_ else _array_api().bitwise_invert(self)
-    def __lshift__(self, o): return _array_api().bitwise_left_shift(self, o)
-    def __rlshift__(self, o): return _array_api().bitwise_left_shift(o, self)
-    def __rshift__(self, o): return _array_api().bitwise_right_shift(self, o)
-    def __rrshift__(self, o): return _array_api().bitwise_right_shift(o, self)
+        return _ops.logical_not(self) if self.dtype == np.bool_ else _array_api.bitwise_invert(self)
+    def __lshift__(self, o): return _array_api.bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return _array_api.bitwise_left_shift(o, self)
+    def __rshift__(self, o): return _array_api.bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return _array_api.bitwise_right_shift(o, self)
     def __getitem__(self, key): return _ops.getitem(self, key)
     def __setitem__(self, key, value): _ops.setitem_(self, key, value)
 
@@ -519,17 +512,13 @@ class Tensor:
 
     # new tensors on this tensor's device (and, unless given, with its dtype)
     def new_tensor(self, data, dtype=None, requires_grad=False):
-        from ._creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+        return _creation.tensor(data, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
     def new_zeros(self, *size, dtype=None, requires_grad=False):
-        from ._creation import zeros
-        return zeros(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+        return _creation.zeros(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
     def new_ones(self, *size, dtype=None, requires_grad=False):
-        from ._creation import ones
-        return ones(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+        return _creation.ones(*size, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
-        from ._creation import full
-        return full(size, fill_value, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
+        return _creation.full(size, fill_value, dtype=dtype or self.dtype, device=self.xp, requires_grad=requires_grad)
     def new_empty(self, *size, dtype=None, requires_grad=False):
         return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
@@ -706,10 +695,9 @@ class Tensor:
     def type(self, dtype=None, non_blocking=False, **kwargs):
         """``t.type()``: the legacy type name ('xbp.FloatTensor'); ``t.type(dtype)``: `t` converted
         to a dtype or a legacy type (``xbp.LongTensor``, 'torch.LongTensor'), differentiably."""
-        from ._legacy_types import legacy_dtype, type_name
         if dtype is None:
-            return type_name(self)
-        dt = legacy_dtype(dtype)
+            return _legacy_types.type_name(self)
+        dt = _legacy_types.legacy_dtype(dtype)
         device = None
         if isinstance(dtype, str):
             if dt is None:
@@ -775,7 +763,7 @@ class Tensor:
     def __array_namespace__(self, *, api_version=None):
         """The Array API namespace of xbp tensors (`xbp.array_api`), for code written against
         the standard (`array_api_compat.array_namespace(t)` returns it)."""
-        ns = _array_api()
+        ns = _array_api
         if api_version is not None and api_version not in ns.SUPPORTED_VERSIONS:
             raise ValueError(f"__array_namespace__: api_version {api_version!r} is not supported; "
                              f"xbp implements {', '.join(ns.SUPPORTED_VERSIONS)}")
@@ -799,11 +787,6 @@ class Tensor:
     def __irshift__(self, o): return _ops.inplace_(self, "bitwise_right_shift_", lambda t: t >> o)
 
 
-def _array_api():
-    from . import array_api
-    return array_api
-
-
 def _bitwise(name, logical, a, b):
     """`a & b` etc.: the logical op for bool operands, the standard's bitwise op for integers."""
     da = a.dtype if isinstance(a, Tensor) else None
@@ -811,24 +794,22 @@ def _bitwise(name, logical, a, b):
     if (da is None or da == np.bool_) and (db is None or db == np.bool_) and not (
             isinstance(a, int) and a.__class__ is not bool or isinstance(b, int) and b.__class__ is not bool):
         return logical(a, b)
-    return getattr(_array_api(), name)(a, b)
+    return getattr(_array_api, name)(a, b)
 
 
 def _random_fill(t, op, generator, a, b) -> "Tensor":
     """Samples for `uniform_` / `normal_` of `t`'s shape, dtype and device, as a new tensor."""
-    from ._random import native_rng
     if t.dtype.kind != "f":
         raise TypeError(f"{op}: needs a floating-point tensor, got dtype {t.dtype}")
-    rng = native_rng(generator, t.xp, op)
+    rng = _random.native_rng(generator, t.xp, op)
     draw = t.xp.random_uniform if op == "uniform_" else t.xp.random_normal
     return _wrap(draw(t.array.shape, t.dtype, float(a), float(b), rng=rng), t.xp)
 
 
 def _legacy_data(args, device):
     """The array of a legacy ``Tensor(...)`` call: sizes, a Size, a sequence of numbers, nothing."""
-    from ._creation import DEFAULT_FLOAT
     b = _backend.get_backend(device)
-    dt = b.dtype(DEFAULT_FLOAT[0])
+    dt = b.dtype(_creation.DEFAULT_FLOAT[0])
     if len(args) == 1 and isinstance(args[0], Size):
         args = tuple(args[0])
     elif len(args) == 1 and not hasattr(args[0], "__index__"):
@@ -836,9 +817,8 @@ def _legacy_data(args, device):
         if host.dtype == object or host.dtype.kind not in "biuf":
             raise TypeError(f"Tensor(): cannot build a tensor from {type(args[0]).__name__}; pass a "
                             "(nested) list of numbers, sizes as ints, or a NumPy/CuPy array")
-        return b.from_numpy(host.astype(DEFAULT_FLOAT[0]))
-    from .ops._util import check_size
-    shape = tuple(check_size("Tensor()", s, "size") for s in args) if args else (0,)
+        return b.from_numpy(host.astype(_creation.DEFAULT_FLOAT[0]))
+    shape = tuple(_op_args.check_size("Tensor()", s, "size") for s in args) if args else (0,)
     return b.zeros(shape, dtype=dt)
 
 
@@ -886,6 +866,12 @@ def _wrap(data, xp, requires_grad=False, grad_fn=None) -> Tensor:
     return t
 
 
-from . import ops as _ops  # noqa: E402  (ops import Tensor; Tensor's methods call ops at run time)
-from .ops import elementwise as _elementwise  # noqa: E402  (the operators' two-argument bodies)
+# --- the binding: Tensor's methods meet the layers above -------------------------------------------
+# The operators and methods above call these modules at run time, and every one of them imports
+# Tensor: so they are imported here, once the class exists, when xbp is imported. This block is the
+# one place where xbp's import graph runs upward (tests/test_layering.py allows it here alone).
+from . import ops as _ops  # noqa: E402
+from .ops import _util as _op_args, elementwise as _elementwise  # noqa: E402  (dim checks; operator bodies)
 from . import _engine  # noqa: E402
+from . import _creation, _legacy_types, _printing, _random  # noqa: E402
+from . import array_api as _array_api  # noqa: E402

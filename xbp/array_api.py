@@ -34,6 +34,10 @@ import numpy as np
 from ._backend import canonical_dtype, device as _device_type, get_backend, get_default_device
 from ._primitive import GRAD_STATE
 from ._tensor import Tensor, _wrap
+# xbp's differentiable functions (PyTorch's names) that this namespace calls when an input needs a
+# gradient: the ops, two creation functions, and xbp.linalg for the standard's linalg extension
+from . import linalg as _torch_linalg, ops as _ops
+from ._creation import from_dlpack as _from_dlpack, full as _full
 
 __array_api_version__ = "2024.12"
 SUPPORTED_VERSIONS = ("2021.12", "2022.12", "2023.12", "2024.12")
@@ -87,11 +91,6 @@ def _named(f, name, doc):
     if sig is not None:
         f.__signature__ = sig
     return f
-
-
-def _xbp():
-    import xbp
-    return xbp
 
 
 def _backend(args, device=None):
@@ -170,7 +169,7 @@ def _no_vjp(name):
 
 
 def _xbp_op(name, std_name):
-    f = getattr(_xbp(), name, None)
+    f = getattr(_ops, name, None)
     if f is None:
         _no_vjp(std_name)
     return f
@@ -268,7 +267,7 @@ def _remainder_diff(x1, x2):
 def _copysign_diff(x1, x2):
     neg = signbit(_detach(x2))                    # a constant: no gradient flows to x2
     s = 1.0 - 2.0 * astype(neg, x1.dtype if isinstance(x1, Tensor) else float64)
-    return _xbp().abs(x1) * s if isinstance(x1, Tensor) else builtins.abs(x1) * s
+    return _ops.abs(x1) * s if isinstance(x1, Tensor) else builtins.abs(x1) * s
 
 
 def _detach(v):
@@ -280,11 +279,11 @@ copysign = _elementwise("copysign", diff=_copysign_diff)
 
 
 def _logaddexp_diff(x1, x2):
-    f = getattr(_xbp(), "logaddexp", None)
+    f = getattr(_ops, "logaddexp", None)
     if f is not None:
         return f(x1, x2)
     m = maximum(_detach(x1), _detach(x2))          # log(e^a + e^b) = m + log(e^(a-m) + e^(b-m))
-    return m + _xbp().log(_xbp().exp(x1 - m) + _xbp().exp(x2 - m))
+    return m + _ops.log(_ops.exp(x1 - m) + _ops.exp(x2 - m))
 
 
 logaddexp = _elementwise("logaddexp", diff=_logaddexp_diff)
@@ -294,14 +293,14 @@ def clip(x, /, min=None, max=None):  # noqa: A002
     """Array API ``clip``: `x` limited to [min, max] (scalars or arrays, either may be None)."""
     if not _needs_grad((x, min, max)):
         return _native("clip", (x,), {"min": min, "max": max})
-    return _xbp().clamp(x, min, max)
+    return _ops.clamp(x, min, max)
 
 
 def where(condition, x1, x2, /):
     """Array API ``where``: `x1` where `condition` is true, else `x2` (arrays or scalars)."""
     if not _needs_grad((x1, x2)):
         return _native("where", (condition, x1, x2), {})
-    return _xbp().where(condition, x1, x2)
+    return _ops.where(condition, x1, x2)
 
 
 # --- data types ----------------------------------------------------------------------------------
@@ -312,7 +311,7 @@ def astype(x, dtype, /, *, copy=True, device=None):
     if not copy and x.dtype == canonical_dtype(dtype):
         return x
     if _needs_grad((x,)):
-        return _xbp().ops.astype(x, canonical_dtype(dtype))
+        return _ops.astype(x, canonical_dtype(dtype))
     return _native("astype", (x, canonical_dtype(dtype)), {"copy": copy})
 
 
@@ -415,7 +414,7 @@ zeros_like = _like("zeros_like")
 
 def from_dlpack(x, /, *, device=None, copy=None):
     """Array API ``from_dlpack``: a tensor sharing memory with a DLPack-capable array."""
-    t = _xbp().from_dlpack(x)
+    t = _from_dlpack(x)
     return asarray(t, device=device, copy=copy) if (device is not None or copy) else t
 
 
@@ -433,7 +432,7 @@ def meshgrid(*arrays, indexing="xy"):
             axis = 1 - i
         view = [1] * len(arrays)
         view[axis] = a.shape[0]
-        out.append(_xbp().broadcast_to(a.reshape(tuple(view)), tuple(shape)))
+        out.append(_ops.broadcast_to(a.reshape(tuple(view)), tuple(shape)))
     return out
 
 
@@ -457,7 +456,7 @@ def matmul(x1, x2, /):
     """Array API ``matmul`` (the ``@`` operator)."""
     if not _needs_grad((x1, x2)):
         return _native("matmul", (x1, x2), {})
-    return _xbp().matmul(x1, x2)
+    return _ops.matmul(x1, x2)
 
 
 def matrix_transpose(x, /):
@@ -469,7 +468,7 @@ def vecdot(x1, x2, /, *, axis=-1):
     """Array API ``vecdot``: the dot product along `axis`, with broadcasting (real dtypes)."""
     if not _needs_grad((x1, x2)):
         return _native("vecdot", (x1, x2), {"axis": axis})
-    return _xbp().sum(x1 * x2, dim=axis)
+    return _ops.sum(x1 * x2, dim=axis)
 
 
 def tensordot(x1, x2, /, *, axes=2):
@@ -488,7 +487,7 @@ def tensordot(x1, x2, /, *, axes=2):
     n = math.prod(x1.shape[d] for d in a1)
     m1 = x1.permute(*free1, *a1).reshape(-1, n) if x1.ndim else x1.reshape(1, 1)
     m2 = x2.permute(*a2, *free2).reshape(n, -1) if x2.ndim else x2.reshape(1, 1)
-    out = _xbp().matmul(m1, m2)
+    out = _ops.matmul(m1, m2)
     return out.reshape(tuple(x1.shape[d] for d in free1) + tuple(x2.shape[d] for d in free2))
 
 
@@ -498,14 +497,14 @@ def broadcast_arrays(*arrays):
     if not _needs_grad(arrays):
         return list(_native("broadcast_arrays", arrays, {}))
     shape = np.broadcast_shapes(*[tuple(a.shape) for a in arrays])
-    return [_xbp().broadcast_to(a, shape) for a in arrays]
+    return [_ops.broadcast_to(a, shape) for a in arrays]
 
 
 def broadcast_to(x, /, shape):
     """Array API ``broadcast_to``."""
     if not _needs_grad((x,)):
         return _native("broadcast_to", (x, tuple(shape)), {})
-    return _xbp().broadcast_to(x, tuple(shape))
+    return _ops.broadcast_to(x, tuple(shape))
 
 
 def concat(arrays, /, *, axis=0):
@@ -514,8 +513,8 @@ def concat(arrays, /, *, axis=0):
     if not _needs_grad(arrays):
         return _native("concat", (arrays,), {"axis": axis})
     if axis is None:
-        return _xbp().cat([a.reshape(-1) for a in arrays], dim=0)
-    return _xbp().cat(list(arrays), dim=axis)
+        return _ops.cat([a.reshape(-1) for a in arrays], dim=0)
+    return _ops.cat(list(arrays), dim=axis)
 
 
 def stack(arrays, /, *, axis=0):
@@ -523,14 +522,14 @@ def stack(arrays, /, *, axis=0):
     arrays = tuple(arrays)
     if not _needs_grad(arrays):
         return _native("stack", (arrays,), {"axis": axis})
-    return _xbp().stack(list(arrays), dim=axis)
+    return _ops.stack(list(arrays), dim=axis)
 
 
 def expand_dims(x, /, axis=0):
     """Array API ``expand_dims``: a size-1 dim inserted at `axis`."""
     if not _needs_grad((x,)):
         return _native("expand_dims", (x,), {"axis": axis})
-    return _xbp().unsqueeze(x, axis)
+    return _ops.unsqueeze(x, axis)
 
 
 def squeeze(x, /, axis):
@@ -554,7 +553,7 @@ def flip(x, /, *, axis=None):
     if not _needs_grad((x,)):
         return _native("flip", (x,), {"axis": axis})
     dims = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-    return _xbp().flip(x, dims)
+    return _ops.flip(x, dims)
 
 
 def roll(x, /, shift, *, axis=None):
@@ -562,36 +561,36 @@ def roll(x, /, shift, *, axis=None):
     if not _needs_grad((x,)):
         return _native("roll", (x, shift), {"axis": axis})
     if axis is None:
-        return _xbp().roll(x.reshape(-1), shift, 0).reshape(x.shape)
-    return _xbp().roll(x, shift, axis)
+        return _ops.roll(x.reshape(-1), shift, 0).reshape(x.shape)
+    return _ops.roll(x, shift, axis)
 
 
 def moveaxis(x, source, destination, /):
     """Array API ``moveaxis``."""
     if not _needs_grad((x,)):
         return _native("moveaxis", (x, source, destination), {})
-    return _xbp().movedim(x, source, destination)
+    return _ops.movedim(x, source, destination)
 
 
 def permute_dims(x, /, axes):
     """Array API ``permute_dims``: the dims of `x` in the order `axes`."""
     if not _needs_grad((x,)):
         return _native("permute_dims", (x, tuple(axes)), {})
-    return _xbp().permute(x, tuple(axes))
+    return _ops.permute(x, tuple(axes))
 
 
 def reshape(x, /, shape, *, copy=None):
     """Array API ``reshape``. `copy=False` raises if a copy is needed (as NumPy's reshape)."""
     if not _needs_grad((x,)):
         return _native("reshape", (x, tuple(shape)), {"copy": copy})
-    return _xbp().reshape(x, tuple(shape))
+    return _ops.reshape(x, tuple(shape))
 
 
 def tile(x, repetitions, /):
     """Array API ``tile``."""
     if not _needs_grad((x,)):
         return _native("tile", (x, tuple(repetitions)), {})
-    return _xbp().tile(x, tuple(repetitions))
+    return _ops.tile(x, tuple(repetitions))
 
 
 def repeat(x, repeats, /, *, axis=None):
@@ -603,15 +602,15 @@ def repeat(x, repeats, /, *, axis=None):
         x, axis = x.reshape(-1), 0
     if isinstance(repeats, Tensor):
         idx = _native("repeat", (arange(x.shape[axis], device=x.device), repeats), {})
-        return _xbp().index_select(x, axis, idx)
-    return _xbp().repeat_interleave(x, int(repeats), axis)
+        return _ops.index_select(x, axis, idx)
+    return _ops.repeat_interleave(x, int(repeats), axis)
 
 
 def unstack(x, /, *, axis=0):
     """Array API ``unstack``: the slices of `x` along `axis`, as a tuple."""
     if not _needs_grad((x,)):
         return tuple(_native("unstack", (x,), {"axis": axis}))
-    return tuple(_xbp().unbind(x, axis))
+    return tuple(_ops.unbind(x, axis))
 
 
 # --- indexing ------------------------------------------------------------------------------------
@@ -628,14 +627,14 @@ def take(x, indices, /, *, axis=None):
         if x.ndim != 1:
             raise ValueError("take: axis is required for arrays of more than one dim")
         axis = 0
-    return _xbp().index_select(x, axis, _nonneg(indices, x.shape[axis]))
+    return _ops.index_select(x, axis, _nonneg(indices, x.shape[axis]))
 
 
 def take_along_axis(x, indices, /, *, axis=-1):
     """Array API ``take_along_axis``: the entries at `indices` (x's shape but along `axis`)."""
     if not _needs_grad((x,)):
         return _native("take_along_axis", (x, indices), {"axis": axis})
-    return _xbp().take_along_dim(x, _nonneg(indices, x.shape[axis]), axis)
+    return _ops.take_along_dim(x, _nonneg(indices, x.shape[axis]), axis)
 
 
 # --- statistics ------------------------------------------------------------------------------------
@@ -649,7 +648,7 @@ def _reduction(name, xbp_name, extra=()):
         if x.ndim == 0 and axis in ((), None):
             r = x * 1
         else:
-            r = getattr(_xbp(), xbp_name)(x, axis=axis, keepdims=keepdims, **kw)
+            r = getattr(_ops, xbp_name)(x, axis=axis, keepdims=keepdims, **kw)
         return r
     return _named(f, name, f"Array API ``{name}`` over `axis` (an int, a tuple, or None for all), keeping "
                   "the reduced dims as size 1 if `keepdims`. Differentiable.")
@@ -674,7 +673,7 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False):
         axis = 0
     if dtype is not None:
         x = astype(x, dtype)
-    out = _xbp().cumsum(x, axis)
+    out = _ops.cumsum(x, axis)
     return _with_initial(out, axis, 0.0) if include_initial else out
 
 
@@ -694,7 +693,7 @@ def _with_initial(out, axis, fill):
     """`out` with a slice of `fill` (the scan's identity) prepended along `axis`."""
     shape = list(out.shape)
     shape[axis] = 1
-    return _xbp().cat([_xbp().full(tuple(shape), fill, dtype=out.dtype, device=out.device), out], dim=axis)
+    return _ops.cat([_full(tuple(shape), fill, dtype=out.dtype, device=out.device), out], dim=axis)
 
 
 def diff(x, /, *, axis=-1, n=1, prepend=None, append=None):
@@ -745,7 +744,7 @@ def sort(x, /, *, axis=-1, descending=False, stable=True):
     if not _needs_grad((x,)):
         return _native("sort", (x,), {"axis": axis, "descending": descending, "stable": stable})
     idx = argsort(x.detach(), axis=axis, descending=descending, stable=stable)
-    return _xbp().take_along_dim(x, idx, axis)
+    return _ops.take_along_dim(x, idx, axis)
 
 
 # --- inspection ------------------------------------------------------------------------------------
@@ -801,7 +800,7 @@ def _extension_fn(ext, name):
         if _needs_grad(args):
             g = _EXTENSION_VJPS.get((ext, name))
             if g is None:
-                mod = getattr(_xbp(), ext, None)
+                mod = _TORCH_EXTENSIONS.get(ext)
                 g = getattr(mod, name, None) if mod is not None else None
             if g is None:
                 _no_vjp(f"{ext}.{name}")
@@ -813,13 +812,15 @@ def _extension_fn(ext, name):
 def _fftshift(x, /, *, axes=None, inverse=False):
     axes = tuple(range(x.ndim)) if axes is None else ((axes,) if isinstance(axes, int) else tuple(axes))
     shifts = tuple((-(x.shape[a] // 2) if inverse else x.shape[a] // 2) for a in axes)
-    return _xbp().roll(x, shifts, axes)
+    return _ops.roll(x, shifts, axes)
 
+
+_TORCH_EXTENSIONS = {"linalg": _torch_linalg}   # xbp's module of each extension's differentiable functions
 
 # differentiable forms of extension functions that are compositions of xbp ops
 _EXTENSION_VJPS = {
-    ("linalg", "outer"): lambda x1, x2, /: _xbp().outer(x1, x2),
-    ("linalg", "matmul"): lambda x1, x2, /: _xbp().matmul(x1, x2),
+    ("linalg", "outer"): lambda x1, x2, /: _ops.outer(x1, x2),
+    ("linalg", "matmul"): lambda x1, x2, /: _ops.matmul(x1, x2),
     ("linalg", "matrix_transpose"): lambda x, /: x.mT,
     ("linalg", "vecdot"): lambda x1, x2, /, *, axis=-1: vecdot(x1, x2, axis=axis),
     ("linalg", "tensordot"): lambda x1, x2, /, *, axes=2: tensordot(x1, x2, axes=axes),

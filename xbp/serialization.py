@@ -497,10 +497,8 @@ _TORCH_HINT = ("to share weights without pickle, write a safetensors file in PyT
 
 
 def _xbp_dtype(name):
-    if name in DTYPE_NAMES:
-        import xbp
-        return getattr(xbp, name)
-    return name
+    """A dtype name of the torch file -> the dtype (as `xbp.<name>`), or the name, unknown, as is."""
+    return np.dtype(name) if name in DTYPE_NAMES else name
 
 
 def _load_torch(data: bytes, shown, place):

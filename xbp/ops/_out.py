@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._grad_mode import no_grad
 from .._primitive import GRAD_STATE
 from .._tensor import Tensor
 
@@ -59,7 +60,6 @@ def write_out(op: str, result: Tensor, out: Tensor) -> Tensor:
             else xp.asarray(result.array, copy=True)
         out._version[0] += 1
         return out
-    from ..autograd import no_grad
     with no_grad():
         copy_(out, result)
     return out

@@ -2,6 +2,7 @@
 ops, so one VJP body computes first-order gradients on arrays and higher-order ones on Tensors."""
 from __future__ import annotations
 
+from .. import _engine
 from .._backend import canonical_dtype
 from .._tensor import Tensor, _wrap
 from . import elementwise as E, fused, index as I, linalg as L, reduce as R, shape as S
@@ -134,3 +135,6 @@ def tensor_namespace(backend) -> TensorNamespace:
     if ns is None:
         ns = _CACHE[backend] = TensorNamespace(backend)
     return ns
+
+
+_engine.TENSOR_NAMESPACE[0] = tensor_namespace   # the engine runs create_graph VJPs with it

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ... import _engine
+from ..._creation import tensor as _tensor
 from ..._tensor import _wrap
 from ...autograd import no_grad
 from ..module import Module
@@ -161,10 +162,9 @@ class DistributedDataParallel(Module):
         """Every rank must hold the same parameter shapes in the same order, or the buckets
         would silently mismatch."""
         dist = _dist()
-        import xbp
         import zlib
         sig = zlib.crc32(repr([(n, tuple(p.shape), str(p.dtype)) for n, p in named]).encode())
-        t = xbp.tensor([sig, -sig], dtype=xbp.int64, device=self._device)   # NCCL needs device tensors
+        t = _tensor([sig, -sig], dtype=np.int64, device=self._device)   # NCCL needs device tensors
         dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.process_group)
         if int(t[0].item()) != sig or int(-t[1].item()) != sig:
             raise RuntimeError(f"DistributedDataParallel: rank {dist.get_rank()}'s model has different parameter "
@@ -281,10 +281,9 @@ class DistributedDataParallel(Module):
                     b.ready += 1
                 self._launch_ready()
             if self.find_unused_parameters:
-                import xbp
                 if had_grad is None:
                     had_grad = np.ones(len(params), dtype=np.uint8)
-                used = xbp.tensor(had_grad, device=self._device)
+                used = _tensor(had_grad, device=self._device)
                 dist.all_reduce(used, op=dist.ReduceOp.MAX, group=self.process_group)
                 used = used.to("cpu").numpy()
             for b in self._buckets:
