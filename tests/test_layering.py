@@ -37,13 +37,13 @@ LAYERS = [
      ["xbp.ops", "xbp._creation", "xbp._random", "xbp._printing", "xbp._legacy_types"]),
     ("autograd", "autograd tools, transforms, the graph picture; namespaces over the ops",
      ["xbp.autograd", "xbp._debug", "xbp._function", "xbp.func", "xbp.autograd_functional", "xbp.viz",
-      "xbp.linalg", "xbp.array_api", "xbp.random", "xbp.cuda", "xbp._tensor_docs"]),
+      "xbp.linalg", "xbp.array_api", "xbp.random", "xbp._tensor_docs"]),
     ("distributed", "collectives between processes",
      ["xbp.distributed"]),
     ("libraries", "layers, optimizers, data loading",
      ["xbp.nn", "xbp.optim", "xbp.data"]),
-    ("tools", "tools over whole models; PyTorch's utils paths",
-     ["xbp._compile", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention", "xbp.utils"]),
+    ("tools", "tools over whole models; the torch.cuda and torch.utils namespaces",
+     ["xbp._compile", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention", "xbp.cuda", "xbp.utils"]),
     ("face", "the public top level (explicit re-exports)",
      ["xbp"]),
 ]
@@ -53,7 +53,7 @@ LAYERS = [
 # imports Tensor: so xbp/_tensor.py imports them in one block after its last definition, which
 # binds Tensor's methods to them when xbp is imported (the methods look them up at call time).
 # Upward imports are allowed there and nowhere else, not even elsewhere in _tensor.py.
-BINDING = ("xbp._tensor", "the block of imports after the module's last definition")
+BINDING = "xbp._tensor"   # its imports after the module's last definition
 
 
 # --- reading the source -----------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def imports_of(module: str, source: str, is_pkg: bool, known: set[str]) -> list[
             text = ast.get_source_segment(source, child) if names else None
             for t in dict.fromkeys(names):
                 if t == "xbp" or t.startswith("xbp."):
-                    binding = (module == BINDING[0] and not inner and node is tree
+                    binding = (module == BINDING and not inner and node is tree
                                and child.lineno > last_def)
                     found.append(Import(module, child.lineno, t, " ".join(text.split()), inner, binding))
             visit(child, inner)
@@ -196,16 +196,16 @@ def test_no_module_imports_a_higher_layer():
 def test_the_binding_block_closes_the_file():
     """BINDING's block is the end of xbp/_tensor.py: imports only, after every definition, and it
     binds what Tensor's methods call (so the exception is in use, and only there)."""
-    path, is_pkg = MODULES[BINDING[0]]
+    path, is_pkg = MODULES[BINDING]
     src = open(path, encoding="utf-8").read()
     tree = ast.parse(src)
     last_def = max(i for i, n in enumerate(tree.body) if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
     tail = tree.body[last_def + 1:]
     assert tail and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tail), \
         "xbp/_tensor.py must end with its binding block: imports only, after the last definition"
-    bound = {i.target for i in imports_of(BINDING[0], src, is_pkg, set(MODULES)) if i.binding}
+    bound = {i.target for i in imports_of(BINDING, src, is_pkg, set(MODULES)) if i.binding}
     assert {"xbp.ops", "xbp._engine"} <= bound
-    own = layer_of(BINDING[0])
+    own = layer_of(BINDING)
     assert all(layer_of(t) > own for t in bound), "the binding block imports only what stands above Tensor"
 
 

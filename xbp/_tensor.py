@@ -1,6 +1,7 @@
 """Tensor: one backend array, its device's Backend, and its place in the graph.
 
-A Tensor does no maths; its methods call the functions in `xbp.ops`. Fields:
+A Tensor does no maths; its methods call the functions in `xbp.ops` (and the engine, creation,
+printing, ...), imported in the binding block at the end of this file. Fields:
   array         the backend array (NumPy, CuPy or array-api-strict); `t.data` is PyTorch's: a
                 detached Tensor sharing this array, with a version counter of its own
   xp            the Backend of its device, resolved once when the tensor is made

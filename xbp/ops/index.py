@@ -13,7 +13,6 @@ import operator
 import numpy as np
 
 from .._backend import DeviceError
-from .._grad_mode import no_grad
 from .._primitive import GRAD_STATE, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
 from ._util import dim_index, pick_dim, unpack
@@ -587,6 +586,7 @@ def inplace_(x: Tensor, name: str, fn) -> Tensor:
     if _recording(x, None):
         return _record_inplace(x, name, fn)
     _check_inplace(x, name)
+    from .._grad_mode import no_grad
     with no_grad():
         out = fn(x)
     if out.array.shape != x.array.shape:
