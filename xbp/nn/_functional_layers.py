@@ -1,5 +1,5 @@
-"""Functional forms of the second wave of layers (re-exported by ``xbp.nn.functional``): more
-activations, channel and alpha dropout, instance and local-response norm, distances, padding
+"""The functional forms of the layers beyond the core set (re-exported by ``xbp.nn.functional``):
+more activations, channel and alpha dropout, local-response norm and RMS norm, distances, padding
 modes, resampling (interpolate, pixel shuffle), unfold/fold, and the 1-D / 3-D convolution and
 pooling variants.
 
@@ -19,19 +19,18 @@ from .. import _creation, ops
 from .._tensor import Tensor, _wrap
 from ..ops._util import check_size, dim_index
 from ..ops.conv import conv2d, conv_transpose2d
-from ..ops.normalization import normalize as _normalize_core
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d
 
 __all__ = [
     "relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "glu", "softsign", "threshold", "prelu", "selu",
-    "celu", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "softmin",
+    "celu", "logsigmoid", "tanhshrink", "softshrink", "hardshrink",
     "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
-    "instance_norm", "local_response_norm", "normalize", "cosine_similarity", "pairwise_distance", "pdist",
+    "local_response_norm", "normalize", "cosine_similarity", "pairwise_distance", "pdist",
     "pad", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "bilinear",
     "conv3d", "conv_transpose1d", "max_pool1d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "grid_sample", "affine_grid",
     "rms_norm", "avg_pool3d", "lp_pool1d", "lp_pool2d", "channel_shuffle", "rrelu", "adaptive_avg_pool3d",
-    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "gumbel_softmax", "max_unpool1d",
+    "adaptive_max_pool3d", "conv_transpose3d", "embedding_bag", "max_unpool1d",
 ]
 
 
@@ -150,12 +149,6 @@ def hardshrink(input, lambd=0.5):  # noqa: A002
     return ops.where(ops.abs(input) > float(lambd), input, 0.0)
 
 
-def softmin(input, dim=None, *, axis=None):  # noqa: A002
-    """softmax(-x) along `dim`."""
-    from .functional import softmax
-    return softmax(-input, dim if axis is None else axis)
-
-
 # --- dropout variants -----------------------------------------------------------------------------
 def _check_p(name, p):
     p = float(p)
@@ -216,45 +209,6 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):  # noqa: A002
 
 
 # --- normalisation and distances -----------------------------------------------------------------
-def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002
-                  use_input_stats=True, momentum=0.1, eps=1e-5):
-    """Normalise each (sample, channel) over its spatial dims: (N, C, *) -> same shape, then a
-    per-channel scale and shift. With use_input_stats and running stats given, these are updated in
-    place with the batch mean of the per-instance statistics (unbiased variance), as PyTorch;
-    without use_input_stats the running statistics normalise."""
-    from .functional import _channel_view
-    from ..autograd import no_grad
-    if input.ndim < 3:
-        raise ValueError(f"instance_norm: expected input (N, C, *) with spatial dims, got shape {input.shape}")
-    nd = input.ndim
-    C = input.shape[1]
-    axes = tuple(range(2, nd))
-    if use_input_stats:
-        y, mean, var = _normalize_core(input, axes, eps)
-        if running_mean is not None or running_var is not None:
-            xp = input.xp
-            M = math.prod(input.shape[2:])
-            m = float(momentum)
-            with no_grad():
-                bm = xp.mean(xp.reshape(mean, (input.shape[0], C)), axis=0)
-                bv = xp.mean(xp.reshape(var, (input.shape[0], C)), axis=0) * (M / max(M - 1, 1))
-                if running_mean is not None:
-                    running_mean.copy_(_wrap(xp.astype(running_mean.array * (1 - m) + bm * m,
-                                                       running_mean.array.dtype), xp))
-                if running_var is not None:
-                    running_var.copy_(_wrap(xp.astype(running_var.array * (1 - m) + bv * m,
-                                                      running_var.array.dtype), xp))
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("instance_norm: running_mean and running_var are needed when use_input_stats=False")
-        y = (input - _channel_view(running_mean, nd)) * _channel_view(ops.rsqrt(running_var + float(eps)), nd)
-    if weight is not None:
-        y = y * _channel_view(weight, nd)
-    if bias is not None:
-        y = y + _channel_view(bias, nd)
-    return y
-
-
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):  # noqa: A002
     """x / (k + alpha/size * sum of x^2 over `size` neighbouring channels)^beta, the window
     centred on each channel (size // 2 before, (size - 1) // 2 after, zeros past the edges)."""
@@ -972,7 +926,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return out[0, ...] if unb else out
 
 
-# --- bags of embeddings, Gumbel-softmax -------------------------------------------------------------
+# --- bags of embeddings ---------------------------------------------------------------------------
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,  # noqa: A002
                   mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
     """Sum, mean or max of the embeddings of each bag: input (B, N) (one bag per row) or 1-D ids with
@@ -1033,25 +987,6 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         counts = np.maximum(np.bincount(bag_k, minlength=B), 1).astype(weight.dtype).reshape(B, 1)
         out = out / _creation.tensor(counts, device=weight.device)
     return out
-
-
-def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
-    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn from the device's seeded generator;
-    hard: the one-hot of the argmax in the forward pass with the soft gradient (straight-through)."""
-    _float_tensor("gumbel_softmax", logits)
-    from .functional import softmax
-    xp = logits.xp
-    u = xp.random_uniform(logits.shape, logits.dtype)
-    g = _wrap(-xp.log(-xp.log(u + eps) + eps), xp)
-    y = softmax((logits + g) * (1.0 / float(tau)), dim)
-    if not hard:
-        return y
-    d = dim_index("gumbel_softmax", dim, logits.ndim)
-    idx = ops.argmax(y.detach(), d, keepdim=True)
-    n = logits.shape[d]
-    classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
-    y_hard = ops.astype(classes == idx, logits.dtype)
-    return y_hard - y.detach() + y
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002

@@ -28,6 +28,26 @@ from ..ops.embedding import embedding as _embedding
 from ..ops.normalization import normalize as _normalize_core
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d  # noqa: F401
 from ..ops.recurrence import recurrence
+from ..ops._util import dim_index
+# the other layers' forms (more activations, dropout variants, distances, padding modes,
+# resampling, unfold/fold, 1-D/3-D conv and pooling) and more losses, in two files of their own;
+# PyTorch's F.normalize is the one from there (the internal normalisation core is _normalize_core)
+from ._functional_layers import _float_tensor
+from ._functional_layers import (  # noqa: F401  (re-exports)
+    relu6, hardtanh, hardswish, hardsigmoid, mish, glu, softsign, threshold, prelu, selu, celu,
+    logsigmoid, tanhshrink, softshrink, hardshrink, dropout1d, dropout2d, dropout3d,
+    alpha_dropout, local_response_norm, normalize, cosine_similarity,
+    pairwise_distance, pdist, pad, interpolate, upsample, pixel_shuffle, pixel_unshuffle, unfold,
+    fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
+    adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, grid_sample, affine_grid, rms_norm, avg_pool3d,
+    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d,
+    conv_transpose3d, embedding_bag, max_unpool1d,
+)
+from ._functional_losses import (  # noqa: F401  (re-exports)
+    cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
+    soft_margin_loss, poisson_nll_loss, gaussian_nll_loss, ctc_loss, multilabel_soft_margin_loss, multi_margin_loss,
+    triplet_margin_with_distance_loss, multilabel_margin_loss
+)
 
 __all__ = [
     "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus",
@@ -71,6 +91,29 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
     if dim is None:
         dim = _softmax_dim(input.ndim)
     return _fused.log_softmax(input, dim, dtype)
+
+
+def softmin(input, dim=None, *, axis=None):  # noqa: A002
+    """softmax(-x) along `dim`."""
+    return softmax(-input, dim if axis is None else axis)
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1) drawn from the device's seeded generator;
+    hard: the one-hot of the argmax in the forward pass with the soft gradient (straight-through)."""
+    _float_tensor("gumbel_softmax", logits)
+    xp = logits.xp
+    u = xp.random_uniform(logits.shape, logits.dtype)
+    g = _wrap(-xp.log(-xp.log(u + eps) + eps), xp)
+    y = softmax((logits + g) * (1.0 / float(tau)), dim)
+    if not hard:
+        return y
+    d = dim_index("gumbel_softmax", dim, logits.ndim)
+    idx = ops.argmax(y.detach(), d, keepdim=True)
+    n = logits.shape[d]
+    classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
+    y_hard = ops.astype(classes == idx, logits.dtype)
+    return y_hard - y.detach() + y
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
@@ -191,6 +234,43 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
         y = y * _channel_view(weight, input.ndim)
     if bias is not None:
         y = y + _channel_view(bias, input.ndim)
+    return y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Normalise each (sample, channel) over its spatial dims: (N, C, *) -> same shape, then a
+    per-channel scale and shift. With use_input_stats and running stats given, these are updated in
+    place with the batch mean of the per-instance statistics (unbiased variance), as PyTorch;
+    without use_input_stats the running statistics normalise."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input (N, C, *) with spatial dims, got shape {input.shape}")
+    nd = input.ndim
+    C = input.shape[1]
+    axes = tuple(range(2, nd))
+    if use_input_stats:
+        y, mean, var = _normalize_core(input, axes, eps)
+        if running_mean is not None or running_var is not None:
+            xp = input.xp
+            M = math.prod(input.shape[2:])
+            m = float(momentum)
+            with no_grad():
+                bm = xp.mean(xp.reshape(mean, (input.shape[0], C)), axis=0)
+                bv = xp.mean(xp.reshape(var, (input.shape[0], C)), axis=0) * (M / max(M - 1, 1))
+                if running_mean is not None:
+                    running_mean.copy_(_wrap(xp.astype(running_mean.array * (1 - m) + bm * m,
+                                                       running_mean.array.dtype), xp))
+                if running_var is not None:
+                    running_var.copy_(_wrap(xp.astype(running_var.array * (1 - m) + bv * m,
+                                                      running_var.array.dtype), xp))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: running_mean and running_var are needed when use_input_stats=False")
+        y = (input - _channel_view(running_mean, nd)) * _channel_view(ops.rsqrt(running_var + float(eps)), nd)
+    if weight is not None:
+        y = y * _channel_view(weight, nd)
+    if bias is not None:
+        y = y + _channel_view(bias, nd)
     return y
 
 
@@ -462,25 +542,6 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         out = out[:, 0, ...]
     return out, weights
 
-
-# --- second wave (layers, modules): more activations, dropout variants, distances, padding modes,
-# resampling, unfold/fold, 1-D/3-D conv and pooling, more losses; PyTorch's F.normalize replaces
-# the internal normalisation core under that name
-from ._functional_layers import (  # noqa: E402  (re-exports)
-    relu6, hardtanh, hardswish, hardsigmoid, mish, glu, softsign, threshold, prelu, selu, celu,
-    logsigmoid, tanhshrink, softshrink, hardshrink, softmin, dropout1d, dropout2d, dropout3d,
-    alpha_dropout, instance_norm, local_response_norm, normalize, cosine_similarity,
-    pairwise_distance, pdist, pad, interpolate, upsample, pixel_shuffle, pixel_unshuffle, unfold,
-    fold, bilinear, conv3d, conv_transpose1d, max_pool1d, max_pool3d, avg_pool1d,
-    adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, grid_sample, affine_grid, rms_norm, avg_pool3d,
-    lp_pool1d, lp_pool2d, channel_shuffle, rrelu, adaptive_avg_pool3d, adaptive_max_pool3d,
-    conv_transpose3d, embedding_bag, gumbel_softmax, max_unpool1d,
-)
-from ._functional_losses import (  # noqa: E402  (re-exports)
-    cosine_embedding_loss, margin_ranking_loss, triplet_margin_loss, hinge_embedding_loss,
-    soft_margin_loss, poisson_nll_loss, gaussian_nll_loss, ctc_loss, multilabel_soft_margin_loss, multi_margin_loss,
-    triplet_margin_with_distance_loss, multilabel_margin_loss
-)
 
 __all__ += [
     "relu6", "hardtanh", "hardswish", "hardsigmoid", "mish", "glu", "softsign", "threshold",
