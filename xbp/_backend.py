@@ -213,11 +213,11 @@ class Backend:
         entry = _PendingCheck((message, low, high, error, str(span.dtype)), span, 1)
         with self._pending_lock:
             self._pending.append(entry)
-            n = len(self._pending)
-            if n >= self.PENDING_CHECKS_LIMIT:
+            full = len(self._pending) >= self.PENDING_CHECKS_LIMIT
+            if full:
                 self._pending = self._merged(self._pending)
-                n = len(self._pending)
-        if n > self.PENDING_CHECKS_LIMIT // 2:     # many distinct checks: read them (one transfer)
+                full = len(self._pending) > self.PENDING_CHECKS_LIMIT // 2
+        if full:                # many distinct checks that do not merge: read them (one transfer)
             self.check_pending()
 
     def _merged(self, pending: list) -> list:
