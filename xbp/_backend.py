@@ -210,7 +210,7 @@ class Backend:
         error: the exception class raised (IndexError for indices, ValueError for values).
         """
         span = self.stack([self.min(x), self.max(x)])       # (2,) on the device: no read
-        entry = _PendingCheck((message, low, high, error, str(span.dtype)), span, 1)
+        entry = _PendingCheck((message, low, high, error, self.canonical(span.dtype).kind), span, 1)
         with self._pending_lock:
             self._pending.append(entry)
             full = len(self._pending) >= self.PENDING_CHECKS_LIMIT
@@ -251,7 +251,7 @@ class Backend:
             f64 = self.dtype(np.dtype("float64"))
             spans = [self.astype(s, f64) for s in spans]
             dtypes = {"float64"}
-        found = [None] * len(pending)
+        found: list = [None] * len(pending)
         for dt in dtypes:
             where = [i for i, s in enumerate(spans) if str(s.dtype) == dt]
             block = spans[where[0]] if len(where) == 1 else self.stack([spans[i] for i in where])
@@ -259,17 +259,14 @@ class Backend:
             host = np.asarray(self._to_host(block)).reshape(-1, 2)
             for i, row in zip(where, host):
                 found[i] = row
-        for e, (lo, hi) in zip(pending, found):     # type: ignore[misc]
-            message, low, high, error, dtype = e.key
+        for e, (lo, hi) in zip(pending, found):
+            message, low, high, error, kind = e.key
             if low <= lo and hi <= high:             # (False for NaN: an error too)
                 continue
-            if np.dtype(dtype).kind in "iub":
-                lo, hi = int(lo), int(hi)
-            else:
-                lo, hi = float(lo), float(hi)
+            seen = (int(lo), int(hi)) if kind in "iub" else (float(lo), float(hi))
+            message = message.replace("{lo}", str(seen[0])).replace("{hi}", str(seen[1]))
             calls = "that call" if e.count == 1 else f"one of those {e.count} calls"
-            raise error(message.replace("{lo}", str(lo)).replace("{hi}", str(hi)) +
-                        f" [checked on {self.device} without a sync at the op, and read at the first "
+            raise error(message + f" [checked on {self.device} without a sync at the op, and read at the first "
                         f"host read or synchronize() after it: {calls}, and what was computed from "
                         f"it since, is invalid; {self.IMMEDIATE_CHECKS_HINT} to raise at the op itself]")
 
@@ -820,7 +817,7 @@ class CupyBackend(Backend):
 
 
 class _PendingCheck:
-    """One deferred check: key = (message, low, high, error class, dtype name), span = (2,) device
+    """One deferred check: key = (message, low, high, error class, dtype kind), span = (2,) device
     array (min, max) of the checked values, count = how many calls it stands for (merged)."""
 
     __slots__ = ("key", "span", "count")
