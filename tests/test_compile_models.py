@@ -256,3 +256,24 @@ def test_ten_thousand_replays_keep_memory_flat():
     grown = sys.getallocatedblocks() - base
     assert f.stats["replayed"] >= 10_000 and f.stats["eager"] == 0, f.stats
     assert grown < 200, f"{grown} Python blocks more after 10,000 replays"
+
+
+def test_numpy_scatter_and_copy_into_a_buffer_are_recorded():
+    """np.add.at (ufunc.at) and np.copyto write into their first argument and return None: the
+    recorder logs them as in-place calls, so a replay repeats them on the buffer's current array."""
+    index = xbp.tensor(np.array([0, 2, 2, 1]))
+    for compiled in (False, True):
+        buf = xbp.zeros(4, dtype=xbp.float64)
+        last = xbp.zeros(4, dtype=xbp.float64)
+        x = xbp.tensor(np.array([1.0, 2.0, 3.0, 4.0]))
+
+        def step(x):
+            np.add.at(buf.array, index.array, x.array)      # a scatter-add with a repeated index
+            np.copyto(last.array, x.array * 2.0)
+        f = xbp.compile(step) if compiled else step
+        for _ in range(6):
+            f(x)
+        if compiled:
+            assert f.stats["replayed"] >= 3 and f.stats["eager"] == 0, (f.stats, f.cache)
+        np.testing.assert_array_equal(buf.numpy(), 6 * np.array([1.0, 4.0, 5.0, 0.0]))
+        np.testing.assert_array_equal(last.numpy(), [2.0, 4.0, 6.0, 8.0])

@@ -65,10 +65,11 @@ class _Traced(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
         fn = ufunc if method == "__call__" else getattr(ufunc, method)
-        return _dispatch(fn, inputs, kw)
+        # ufunc.at (np.add.at: scatter-add) changes its first argument and returns None
+        return _dispatch(fn, inputs, kw, inplace=inputs[0] if method == "at" else None)
 
     def __array_function__(self, func, types, args, kwargs):
-        return _dispatch(func, args, kwargs)
+        return _dispatch(func, args, kwargs, inplace=args[0] if func in _INPLACE_FUNCTIONS and args else None)
 
     # host reads: guards
     def __bool__(self):
@@ -110,6 +111,10 @@ class _Traced(np.ndarray):
 
     def __deepcopy__(self, memo):
         return _plain(self).copy()
+
+
+# NumPy functions that write into their first argument and return None
+_INPLACE_FUNCTIONS = frozenset((np.copyto, np.put, np.place, np.putmask, np.put_along_axis, np.fill_diagonal))
 
 
 def _method(name):
