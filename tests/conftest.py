@@ -1,6 +1,7 @@
 """The device fixture: every device-parameterised test runs on `cpu` (NumPy) and `strict`
 (array-api-strict on a non-default device, so NumPy-only calls and forgotten `device=` fail),
 and on `cuda` (CuPy) where a GPU is present; elsewhere `cuda` is skipped with the reason shown."""
+import contextlib
 import os
 
 # One BLAS thread per test process (and the examples the tests start): the suite runs as two xdist
@@ -13,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import xbp  # noqa: E402
+from xbp import _backend  # noqa: E402
 from xbp._backend import cuda_available  # noqa: E402
 
 DEVICES = ["cpu", "strict", "cuda"]
@@ -46,6 +48,30 @@ def device(request):
 def _seed():
     xbp.manual_seed(0)
     yield
+    # a check deferred by a test (a bad index on cuda) and never read must not fail the next test
+    for b in set(_backend._BACKENDS.values()):
+        b._pending.clear()
+
+
+def _read_deferred_checks():
+    for b in set(_backend._BACKENDS.values()):
+        b.check_pending()
+
+
+@contextlib.contextmanager
+def raises_checked(exc, match=None):
+    """``pytest.raises`` for a value check (an index range) on any device: the error comes from the
+    block itself where checks are immediate (cpu, strict), or at the next synchronisation where
+    they are deferred (cuda: `Backend.defer_check`), which this reads after the block. Where the
+    op raised something itself first (the CuPy emulation bounds-checks its kernels; CuPy wraps),
+    the deferred check must still be pending, and its error is the one that must match."""
+    with pytest.raises(exc, match=match):
+        try:
+            yield
+        except Exception:
+            _read_deferred_checks()
+            raise
+        _read_deferred_checks()
 
 
 def to_np(t):

@@ -8,7 +8,7 @@ import xbp.nn as nn
 import xbp.nn.functional as F
 from xbp.autograd import gradcheck, gradgradcheck
 
-from conftest import rand, to_np
+from conftest import raises_checked, rand, to_np
 
 
 # --- NumPy references -------------------------------------------------------------------------------
@@ -183,11 +183,11 @@ def test_cross_entropy_probability_targets(device):
 
 def test_cross_entropy_errors(device):
     x = xbp.randn(3, 4, device=device)
-    with pytest.raises(IndexError, match=r"out of range.*\[0, 4\].*4 classes"):
+    with raises_checked(IndexError, match=r"out of range.*\[0, 4\].*4 classes"):
         F.cross_entropy(x, xbp.tensor([0, 4, 1], device=device))
-    with pytest.raises(IndexError, match="out of range"):
+    with raises_checked(IndexError, match="out of range"):
         F.cross_entropy(x, xbp.tensor([0, -1, 1], device=device))
-    with pytest.raises(IndexError, match="out of range"):       # an ignored target does not hide a bad one
+    with raises_checked(IndexError, match="out of range"):       # an ignored target does not hide a bad one
         F.cross_entropy(x, xbp.tensor([-100, 7, 1], device=device))
     with pytest.raises(ValueError, match="class probabilities.*input's shape"):
         F.cross_entropy(x, xbp.tensor([0.0, 1.0, 2.0], device=device))
@@ -258,7 +258,7 @@ def test_nll_loss_against_torch():
 
 
 def test_nll_loss_errors(device):
-    with pytest.raises(IndexError, match="out of range"):
+    with raises_checked(IndexError, match="out of range"):
         F.nll_loss(xbp.randn(2, 3, device=device), xbp.tensor([0, 3], device=device))
     with pytest.raises(TypeError, match="integer tensor"):
         F.nll_loss(xbp.randn(2, 3, device=device), xbp.tensor([0.0, 1.0], device=device))
@@ -323,7 +323,7 @@ def test_binary_cross_entropy_clamps_at_0_and_1(device):
     np.testing.assert_allclose(to_np(out), [0.0, 0.0, 100.0, 100.0])
     out.sum().backward()
     assert np.isfinite(to_np(p.grad)).all()
-    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+    with raises_checked(ValueError, match=r"probabilities in \[0, 1\]"):
         F.binary_cross_entropy(xbp.tensor([1.5], device=device), xbp.tensor([1.0], device=device))
 
 

@@ -9,17 +9,21 @@ Tensors carry their Backend (as `tensor.xp`), so ops never look up a namespace p
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import math
 import operator
 import os
+import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 __all__ = [
     "device", "Backend", "get_backend", "backend_of", "set_default_device", "get_default_device",
-    "manual_seed", "DeviceError", "canonical_dtype",
+    "manual_seed", "DeviceError", "canonical_dtype", "check_range", "count_host_reads",
 ]
 
 # The name "xbp" on the package index is an unrelated project: name CuPy's own distributions,
@@ -91,6 +95,17 @@ class Backend:
 
     kind = "generic"
     has_float64 = True
+    # Whether reading a value of this device's arrays to the host is a device synchronisation (the
+    # host waits for every queued kernel): True for CuPy, False for NumPy and array-api-strict,
+    # whose data is on the host. Then a value check (an index range) is not read at the op: it
+    # is recorded on the device and read with the other pending ones at the next host read or
+    # `synchronize()`, where a failure raises (see `defer_check`). Elsewhere checks are immediate.
+    defers_checks = False
+    # How many deferred checks wait at most: beyond it, those of the same check are merged on the
+    # device (no read), and if still too many are distinct, all are read (one transfer).
+    PENDING_CHECKS_LIMIT = 64
+    # How to make deferred checks immediate on this backend (named in their error messages)
+    IMMEDIATE_CHECKS_HINT = "set the backend's defers_checks = False"
 
     if TYPE_CHECKING:
         # the Array API namespace's functions are copied onto the instance by __init__
@@ -111,6 +126,9 @@ class Backend:
         self.native_device = native_device
         self.array_type = type(self.asarray([0]))    # the backend's own array class (is_array)
         self._rng = None
+        self.host_reads = 0             # device -> host transfers through to_numpy (count_host_reads)
+        self._pending: list = []        # deferred checks (_PendingCheck), read at the next sync
+        self._pending_lock = threading.Lock()
         # native float dtypes, for the promotion rules xbp adds where NumPy and strict differ
         self.float_dtypes = frozenset(np.dtype(n) for n in ("float16", "float32", "float64"))
 
@@ -153,13 +171,105 @@ class Backend:
 
     # --- host transfer -------------------------------------------------------------------------
     def to_numpy(self, x) -> np.ndarray:
+        """A host (NumPy) copy of the array `x`: the one device -> host path of xbp (`.item()`,
+        `.numpy()`, `.tolist()`, printing, `.cpu()`, saving). Where that is a device sync
+        (`defers_checks`), the pending deferred checks are read first, in one transfer, and a
+        failed one raises there. Counted in `host_reads`."""
+        if self._pending:
+            self.check_pending()
+        self.host_reads += 1
+        return self._to_host(x)
+
+    def _to_host(self, x) -> np.ndarray:
+        """The transfer itself (no checks, not counted). Portable body: ``np.asarray``."""
         return np.asarray(x)
 
     def from_numpy(self, a: np.ndarray):
         return self.ns.asarray(a, device=self.native_device)
 
     def synchronize(self):
-        """Wait for queued device work (a no-op on the CPU)."""
+        """Wait for queued device work (a no-op on the CPU), then read the pending deferred checks
+        (raising for a failed one)."""
+        if self._pending:
+            self.check_pending()
+
+    # --- deferred checks: no host sync inside a training step -------------------------------------
+    # PyTorch's CUDA kernels check an index on the device and report a bad one asynchronously (a
+    # device-side assert at the next synchronisation). xbp does the same without custom kernels: on
+    # a backend where a host read is a sync, a check computes the (min, max) of the values on the
+    # device (two reductions and a stack: no read) and keeps it here; the next host read or
+    # synchronize() reads all pending ones in one transfer and raises for the first that fails,
+    # naming the op, the values found, the allowed range and the fix. A training step then does
+    # not wait for the GPU, and a bad index still becomes an error, never a silent wrong value:
+    # only later, at the first value the program reads (the loss's .item(), a print, a checkpoint).
+    def defer_check(self, x, low, high, message: str, error: type = IndexError) -> None:
+        """Record the check "every value of the non-empty array `x` is in [low, high]" on the
+        device, to be read at the next host read or `synchronize()` (see `check_pending`).
+
+        message: the error's text, with ``{lo}`` and ``{hi}`` standing for the values found.
+        error: the exception class raised (IndexError for indices, ValueError for values).
+        """
+        span = self.stack([self.min(x), self.max(x)])       # (2,) on the device: no read
+        entry = _PendingCheck((message, low, high, error, self.canonical(span.dtype).kind), span, 1)
+        with self._pending_lock:
+            self._pending.append(entry)
+            full = len(self._pending) >= self.PENDING_CHECKS_LIMIT
+            if full:
+                self._pending = self._merged(self._pending)
+                full = len(self._pending) > self.PENDING_CHECKS_LIMIT // 2
+        if full:                # many distinct checks that do not merge: read them (one transfer)
+            self.check_pending()
+
+    def _merged(self, pending: list) -> list:
+        """Pending checks with the same op, message and bounds (a training loop's repeats) merged
+        into one on the device: their overall (min, max). No host read."""
+        groups: dict = {}
+        for e in pending:
+            groups.setdefault(e.key, []).append(e)
+        out = []
+        for key, es in groups.items():
+            if len(es) == 1:
+                out.append(es[0])
+                continue
+            s = self.stack([e.span for e in es])            # (k, 2)
+            span = self.stack([self.min(s[:, 0]), self.max(s[:, 1])])
+            out.append(_PendingCheck(key, span, sum(e.count for e in es)))
+        return out
+
+    def check_pending(self) -> None:
+        """Read every deferred check of this backend (one device -> host transfer for all) and raise
+        the error of the first that failed. A no-op when none is pending."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        spans = [e.span for e in pending]
+        dtypes = {str(s.dtype) for s in spans}
+        if len(dtypes) > 1 and self.has_float64:
+            # one transfer for all: a float64 copy keeps every comparison with the (integer)
+            # bounds exact, since rounding is monotonic and the bounds are below 2**53
+            f64 = self.dtype(np.dtype("float64"))
+            spans = [self.astype(s, f64) for s in spans]
+            dtypes = {"float64"}
+        found: list = [None] * len(pending)
+        for dt in dtypes:
+            where = [i for i, s in enumerate(spans) if str(s.dtype) == dt]
+            block = spans[where[0]] if len(where) == 1 else self.stack([spans[i] for i in where])
+            self.host_reads += 1
+            host = np.asarray(self._to_host(block)).reshape(-1, 2)
+            for i, row in zip(where, host):
+                found[i] = row
+        for e, (lo, hi) in zip(pending, found):
+            message, low, high, error, kind = e.key
+            if low <= lo and hi <= high:             # (False for NaN: an error too)
+                continue
+            seen = (int(lo), int(hi)) if kind in "iub" else (float(lo), float(hi))
+            message = message.replace("{lo}", str(seen[0])).replace("{hi}", str(seen[1]))
+            calls = "that call" if e.count == 1 else f"one of those {e.count} calls"
+            raise error(message + f" [checked on {self.device} without a sync at the op, and read at the first "
+                        f"host read or synchronize() after it: {calls}, and what was computed from "
+                        f"it since, is invalid; {self.IMMEDIATE_CHECKS_HINT} to raise at the op itself]")
+
 
     # --- operations the standard lacks ---------------------------------------------------------
     def scatter_add_flat(self, n: int, index, values):
@@ -229,12 +339,17 @@ class Backend:
     def check_index_range(self, index, n: int, what: str, negative: bool = True):
         """Raise IndexError if any index is outside [-n, n) (`negative`: Python-style indexing such
         as x[idx]) or outside [0, n) (negative=False: gather, index_select, embedding, one_hot...,
-        where PyTorch refuses -1). CuPy would wrap an out-of-range index silently."""
+        where PyTorch refuses -1). CuPy would wrap an out-of-range index silently.
+
+        Immediate (one host read for both bounds) where a host read is cheap; deferred to the next
+        host read or synchronize() where it is a device sync (`defers_checks`, see `defer_check`)."""
+        low = -n if negative else 0
+        if self.defers_checks:
+            self.defer_check(index, low, n - 1, _index_message(what, n, negative))
+            return
         lo, hi = self.int_range(index)          # one device -> host read for both bounds
-        if lo < (-n if negative else 0) or hi >= n:
-            span = f"[{-n}, {n})" if negative else f"[0, {n})"
-            raise IndexError(f"{what}: index out of range: values span [{lo}, {hi}], outside {span} "
-                             f"for a dim of size {n}")
+        if lo < low or hi >= n:
+            raise IndexError(_index_message(what, n, negative).replace("{lo}", str(lo)).replace("{hi}", str(hi)))
 
     def index_positions(self, shape, key):
         """Flat positions selected by an advanced-indexing `key` into an array of `shape`."""
@@ -491,7 +606,7 @@ class StrictBackend(Backend):
     def may_share_memory(self, a, b):
         return np.may_share_memory(a._array, b._array)
 
-    def to_numpy(self, x):
+    def _to_host(self, x):
         # strict refuses __array__ off its CPU device; its private buffer is the host copy.
         return np.array(x._array, copy=True)
 
@@ -530,12 +645,22 @@ class CupyBackend(Backend):
     """CuPy on one GPU. Fast paths: cupyx.scatter_add, cupyx.scipy.special.erf, the device RNG."""
 
     kind = "cupy"
+    # a host read waits for the GPU: index checks are deferred to the next natural sync (see
+    # Backend.defer_check). CUDA_LAUNCH_BLOCKING=1 (PyTorch's switch for debugging asynchronous
+    # errors) makes them immediate, so the error is raised at the op's own line.
+    defers_checks = True
+    IMMEDIATE_CHECKS_HINT = "run with CUDA_LAUNCH_BLOCKING=1"
 
     def __init__(self, index: int):
         import cupy
         import array_api_compat.cupy as ns
         self.cupy = cupy
         super().__init__(ns, f"cuda:{index}", cupy.cuda.Device(index))
+        if os.environ.get("CUDA_LAUNCH_BLOCKING", "") == "1":
+            self.defers_checks = False
+        # a bad index found after the last read is still reported (registered after CuPy's own
+        # exit handlers, so it runs before them)
+        atexit.register(_check_pending_at_exit, self)
 
     def _on(self):
         return self.native_device
@@ -583,7 +708,7 @@ class CupyBackend(Backend):
     def setitem(self, x, key, value):
         x[key] = self.unaliased(x, value)
 
-    def to_numpy(self, x):
+    def _to_host(self, x):
         return self.cupy.asnumpy(x)
 
     def from_numpy(self, a):
@@ -592,6 +717,8 @@ class CupyBackend(Backend):
 
     def synchronize(self):
         self.native_device.synchronize()
+        if self._pending:
+            self.check_pending()
 
     def scatter_add_flat(self, n, index, values):
         import cupyx
@@ -687,6 +814,85 @@ class CupyBackend(Backend):
         if max is not None:
             x = self.cupy.minimum(x, max)
         return x
+
+
+class _PendingCheck:
+    """One deferred check: key = (message, low, high, error class, dtype kind), span = (2,) device
+    array (min, max) of the checked values, count = how many calls it stands for (merged)."""
+
+    __slots__ = ("key", "span", "count")
+
+    def __init__(self, key, span, count):
+        self.key, self.span, self.count = key, span, count
+
+
+def _index_message(what, n, negative):
+    span = f"[{-n}, {n})" if negative else f"[0, {n})"
+    return f"{what}: index out of range: values span [{{lo}}, {{hi}}], outside {span} for a dim of size {n}"
+
+
+def _check_pending_at_exit(backend):
+    try:
+        backend.check_pending()
+    except (IndexError, ValueError) as e:
+        warnings.warn(f"xbp: a deferred check failed and was never read before exit: {e}", RuntimeWarning,
+                      stacklevel=1)
+    except Exception:  # noqa: BLE001 - the device may already be gone at interpreter exit
+        pass
+
+
+def check_range(xp: Backend, x, low, high, message: str, error: type = IndexError) -> None:
+    """Raise `error` if a value of the non-empty array `x` (of backend `xp`) is outside
+    [low, high] (inclusive; NaN is outside). `message` names the op, the allowed range and the fix,
+    with ``{lo}`` and ``{hi}`` for the values found.
+
+    Where a host read is cheap (NumPy, strict) the check is immediate: one read of min and max
+    together (`int_range` for integers, so `xbp.compile` keeps it as a guard). Where it is a
+    device sync (`Backend.defers_checks`: CuPy) it is recorded on the device and raised at the next
+    host read or synchronize() (`Backend.defer_check`), so a training step does not wait for the GPU.
+    """
+    if xp.defers_checks:
+        xp.defer_check(x, low, high, message, error)
+        return
+    if xp.canonical(x.dtype).kind in "iub":
+        lo, hi = xp.int_range(x)            # one device -> host read for both bounds
+    else:
+        lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(x), xp.max(x)])))
+    if not (low <= lo and hi <= high):
+        raise error(message.replace("{lo}", str(lo)).replace("{hi}", str(hi)))
+
+
+class HostReadCount:
+    """What `count_host_reads` yields: `reads`, the device -> host transfers made through the
+    backend's `to_numpy` (deferred checks included) since the block began (final after it)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._start = backend.host_reads
+        self._end: "int | None" = None
+
+    @property
+    def reads(self) -> int:
+        """Transfers so far (inside the block), or in all (after it)."""
+        return (self.backend.host_reads if self._end is None else self._end) - self._start
+
+
+@contextlib.contextmanager
+def count_host_reads(spec=None):
+    """Count the device -> host transfers of one backend in a block (a test hook: CI keeps a
+    training step at 0 reads on devices where a read is a sync)::
+
+        with count_host_reads("cuda") as c:
+            step()
+        assert c.reads == 0
+
+    Counts every call of the backend's generic `to_numpy` path (strict, CuPy, and any backend that
+    does not replace it); NumPy's `to_numpy` is free (the data is on the host) and not counted."""
+    c = HostReadCount(get_backend(spec))
+    try:
+        yield c
+    finally:
+        c._end = c.backend.host_reads
 
 
 _SCIPY_ERF = []

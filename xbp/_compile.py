@@ -65,10 +65,11 @@ class _Traced(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kw):
         fn = ufunc if method == "__call__" else getattr(ufunc, method)
-        return _dispatch(fn, inputs, kw)
+        # ufunc.at (np.add.at: scatter-add) changes its first argument and returns None
+        return _dispatch(fn, inputs, kw, inplace=inputs[0] if method == "at" else None)
 
     def __array_function__(self, func, types, args, kwargs):
-        return _dispatch(func, args, kwargs)
+        return _dispatch(func, args, kwargs, inplace=args[0] if func in _INPLACE_FUNCTIONS and args else None)
 
     # host reads: guards
     def __bool__(self):
@@ -110,6 +111,10 @@ class _Traced(np.ndarray):
 
     def __deepcopy__(self, memo):
         return _plain(self).copy()
+
+
+# NumPy functions that write into their first argument and return None
+_INPLACE_FUNCTIONS = frozenset((np.copyto, np.put, np.place, np.putmask, np.put_along_axis, np.fill_diagonal))
 
 
 def _method(name):
@@ -206,6 +211,8 @@ class _Recorder:
         self.assigned = []           # (tensor ref) whose array we set to a traced view
         self.external_slots = set()  # slots read from inputs, parameters and buffers
         self.input_slots = {}        # slot -> argument position
+        self.clean_ext = {}          # slot -> weakref: a closure tensor read before any host call changed state
+        self.host_effect = False     # an optimizer/scheduler call (or a data assignment) has run
 
     # slots
     def new_slot(self):
@@ -279,6 +286,9 @@ class _Recorder:
                 self._mark_write(o.i)
             self.entries.append(("call", fn, targs, tkw, slots[0] if len(slots) == 1 else slots))
             return outs_obj[0] if len(outs_obj) == 1 else outs_obj
+        if r is None and inplace is not None:     # x[key] = v, x.fill(v): no result, the target changed
+            self.entries.append(("call", fn, targs, tkw, None))
+            return None
         wrapped, outs = self.wrap_out(r)
         self.entries.append(("call", fn, targs, tkw, outs))
         return wrapped
@@ -308,6 +318,13 @@ class _Recorder:
             if self.side_effect and name not in _STRUCTURAL and not self._on_inputs_only((targs, tkw)):
                 self.problem = (f"the backend's {name}() reads a value to the host after the step changed a "
                                 "parameter or buffer in place")
+            if self.host_effect and self.problem is None:
+                used = []
+                _collect_slots((targs, tkw), used)
+                if any(i in self.clean_ext for i in used):
+                    # the plan checks such guards first; after an optimizer call that would be too early
+                    self.problem = (f"the backend's {name}() reads a tensor's values to the host after an "
+                                    "optimizer or scheduler call")
             self.entries.append(("guardcall", fn, targs, tkw, r))
         return r
 
@@ -317,7 +334,8 @@ class _Recorder:
         slots = []
         _collect_slots(template, slots)
         return all((i in self.input_slots and i not in self.written) or
-                   (i in self.consts and i not in self.written) for i in slots)
+                   (i in self.consts and i not in self.written) or
+                   (i in self.clean_ext and i not in self.written and not self.host_effect) for i in slots)
 
     def _mark_write(self, s):
         self.written.add(s)
@@ -356,7 +374,10 @@ class _Recorder:
             self.entries.append(("input", k, s))
             self.input_slots[s] = k
         else:
-            self.entries.append(("ext", weakref.ref(t), s))
+            ref = weakref.ref(t)
+            self.entries.append(("ext", ref, s))
+            if not self.host_effect:
+                self.clean_ext[s] = ref
         self.external_slots.add(s)
         v = self.traced(raw, s)
         self.read_cache[tid] = v
@@ -370,7 +391,7 @@ class _Recorder:
             if not isinstance(value, _Traced):
                 raise _Abort("the step replaces a tensor's data with an array made outside the traced operations")
             self.entries.append(("setarray", weakref.ref(t), self.slot_of[id(value)]))
-            self.side_effect = True
+            self.side_effect = self.host_effect = True
         self.assigned.append(weakref.ref(t))
 
     def wrote_grad(self, owner, g):
@@ -396,7 +417,7 @@ class _Recorder:
         idem = name in _HOST_IDEMPOTENT
         self.entries.append(("host", weakref.ref(obj), name, args, kw, idem))
         if not idem:
-            self.side_effect = True
+            self.side_effect = self.host_effect = True
         self.paused = True
         try:
             r = orig(obj, *args, **kw)
@@ -565,6 +586,7 @@ class _Plan:
         self.consts = rec.consts
         self.written = rec.written
         self.input_slots = rec.input_slots
+        self.clean_ext = rec.clean_ext
         self.replays = self.failures = 0
         self._build()
 
@@ -629,12 +651,15 @@ class _Plan:
                 _, fn, a, kw, value = e
                 slots = []
                 _collect_slots((a, kw), slots)
-                if all(i in self.input_slots or i in self.consts for i in slots) and not any(
+                if all(i in self.input_slots or i in self.consts or i in self.clean_ext for i in slots) and not any(
                         i in self.written for i in slots):
                     # on inputs only: checked first, before anything changes (see _on_inputs_only)
                     def pre(v):
                         if type(v) is _S and v.i in self.input_slots:
                             return f"_inputs[{self.input_slots[v.i]}].array"
+                        if type(v) is _S and v.i in self.clean_ext:
+                            self.refs.append(self.clean_ext[v.i])
+                            return f"_deref({const(self.clean_ext[v.i])}).array"
                         if type(v) is _S:
                             return const(self.consts[v.i])
                         if type(v) in (tuple, list):

@@ -96,8 +96,14 @@ class device:
 
 
 def synchronize(device=None) -> None:
-    """Wait until all work queued on `device` (default: the current GPU) has finished."""
-    _rt.synchronize(_rt.device_index(device, "xbp.cuda.synchronize"))
+    """Wait until all work queued on `device` (default: the current GPU) has finished, then read
+    the index checks deferred on it (one transfer) and raise the IndexError of a failed one (see
+    ``Backend.defer_check``: on CUDA a bad index is reported at the next sync, not at the op)."""
+    idx = _rt.device_index(device, "xbp.cuda.synchronize")
+    _rt.synchronize(idx)
+    backend = _BACKENDS.get(f"cuda:{idx}")
+    if backend is not None:
+        backend.check_pending()
 
 
 def manual_seed(seed: int) -> None:

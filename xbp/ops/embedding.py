@@ -1,6 +1,7 @@
 """Embedding lookup: a row gather with a scatter-add backward."""
 from __future__ import annotations
 
+from .._backend import check_range
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
 
@@ -28,7 +29,9 @@ embedding_p = Primitive("embedding", _embedding_fwd, _embedding_vjp, save="in")
 def embedding(input, weight, padding_idx=None):  # noqa: A002
     """Rows of `weight` (num_embeddings, dim) for the integer ids in `input` (any shape) ->
     (*input.shape, dim). Ids outside [0, num_embeddings) raise IndexError on every device (CuPy
-    would wrap them silently). The gradient is a scatter-add; the `padding_idx` row gets none."""
+    would wrap them silently): at once on the CPU, at the next host read or synchronize() on CUDA
+    (checked on the device, so a step does not wait for the GPU; see `Backend.defer_check`).
+    The gradient is a scatter-add; the `padding_idx` row gets none."""
     if not isinstance(input, Tensor) or input.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be an integer tensor, got "
                         f"{input.dtype if isinstance(input, Tensor) else type(input).__name__}")
@@ -42,9 +45,7 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002
         padding_idx = int(padding_idx) % n if -n <= int(padding_idx) < n else None
         if padding_idx is None:
             raise ValueError(f"embedding: padding_idx must be within num_embeddings ({n})")
-    if input.numel():
-        xp = input.xp
-        lo, hi = xp.int_range(input.array)       # one device -> host read for both bounds
-        if lo < 0 or hi >= n:
-            raise IndexError(f"embedding: ids span [{lo}, {hi}], outside [0, {n}) for a table of {n} rows")
+    if input.numel():    # one host read for both bounds (or none: deferred, see check_range)
+        check_range(input.xp, input.array, 0, n - 1,
+                    f"embedding: ids span [{{lo}}, {{hi}}], outside [0, {n}) for a table of {n} rows")
     return apply(embedding_p, (weight, input), {"padding_idx": padding_idx})

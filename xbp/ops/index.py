@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from .._backend import DeviceError
+from .._backend import DeviceError, check_range
 from .._primitive import GRAD_STATE, Primitive, _refresh_view, apply
 from .._tensor import Tensor, _wrap
 from ._util import dim_index, pick_dim, unpack
@@ -314,16 +314,22 @@ def masked_fill(x, mask, value):
 
 
 def one_hot(index, num_classes: int = -1):
-    """(…) integer tensor -> (…, num_classes) int64 one-hot tensor (no gradient)."""
+    """(…) integer tensor -> (…, num_classes) int64 one-hot tensor (no gradient).
+
+    Class indices outside [0, num_classes) raise IndexError. With `num_classes` given this is
+    `check_range` (one host read, or none on CUDA: raised at the next host read or synchronize());
+    ``num_classes=-1`` (the largest index + 1) needs the maximum on the host: one read."""
     if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
         raise TypeError("one_hot: expects an integer tensor of class indices")
     xp = index.xp
-    hi = int(xp.to_numpy(xp.max(index.array))) if index.numel() else -1
-    lo = int(xp.to_numpy(xp.min(index.array))) if index.numel() else 0
+    msg = "one_hot: class index out of range [{lo}, {hi}] for num_classes="
     if num_classes < 0:
+        lo, hi = xp.int_range(index.array) if index.numel() else (0, -1)   # one read for both bounds
         num_classes = hi + 1
-    if lo < 0 or hi >= num_classes:
-        raise IndexError(f"one_hot: class index out of range [{lo}, {hi}] for num_classes={num_classes}")
+        if lo < 0:
+            raise IndexError(msg.replace("{lo}", str(lo)).replace("{hi}", str(hi)) + str(num_classes))
+    elif index.numel():
+        check_range(xp, index.array, 0, num_classes - 1, msg + str(num_classes))
     classes = xp.arange(0, num_classes, dtype=index.array.dtype)
     eq = xp.expand_dims(index.array, axis=-1) == classes
     return _wrap(xp.astype(eq, xp.dtype(np.dtype("int64"))), xp)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from .._backend import check_range
 from .._primitive import Primitive, apply
 from .._tensor import Tensor, _wrap
 from . import elementwise as E, fused, reduce as R, shape as S
@@ -71,11 +72,22 @@ def _reduce(loss, reduction):
 
 def _check_classes(name, input_shape, t, n_classes, ignore_index):
     """Validate class targets on every device (CuPy would wrap an out-of-range index silently,
-    so this cannot be left to the gather). Returns whether some targets may equal `ignore_index`
-    (then the loss masks them). One host transfer on the common path: min and max together."""
+    so this cannot be left to the gather). Returns (masked, deferred): whether some targets may
+    equal `ignore_index` (then the loss masks them), and None or the message of the check that the
+    caller runs on the masked targets. One host transfer on the common path: min and max together.
+
+    Where a host read is a device sync (`Backend.defers_checks`: CuPy) nothing is read here: the
+    loss takes the masked path (whose result is the same when nothing is ignored; whether
+    something is cannot be known without a read) and checks the range of its masked targets
+    (ignored ones as class 0) with `check_range`, which raises at the next host read or
+    synchronize()."""
     xp = t.xp
     if t.numel() == 0:
-        return False
+        return False, None
+    if xp.defers_checks:
+        return True, (f"{name}: target class index out of range: targets span [{{lo}}, {{hi}}] (ignored ones "
+                      f"as 0) but the input (shape {input_shape}) has {n_classes} classes; class indices "
+                      f"must be in [0, {n_classes - 1}] (or equal ignore_index={ignore_index})")
     lo, hi = xp.int_range(t.array)
     masked = lo <= ignore_index <= hi
     if masked:
@@ -85,7 +97,7 @@ def _check_classes(name, input_shape, t, n_classes, ignore_index):
             f"{name}: target class index out of range: targets span [{lo}, {hi}] but the input "
             f"(shape {input_shape}) has {n_classes} classes; class indices must be in [0, {n_classes - 1}]"
             f" (or equal ignore_index={ignore_index})")
-    return masked
+    return masked, None
 
 
 def _check_weight(name, weight, input, n_classes):
@@ -105,7 +117,7 @@ def _check_weight(name, weight, input, n_classes):
 #     d l_i / d x_ic = A_i p_ic - D_ic,  A_i = a_i + b_i W (W = sum_c w_c),  D_ic = a_i [c == t_i] + b_i w_c
 # mean divides by sum_i w[t_i] valid_i (PyTorch's weighted mean, also for the smoothing term).
 # On the hot path (no weight, no smoothing, nothing ignored) a = 1, b = 0: grad = (p - onehot) / N.
-def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
+def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked, check=None):
     C = x.shape[1]
     if w is not None and w.dtype != x.dtype:
         w = xp.astype(w, x.dtype)             # a float64 weight must not promote a float32 loss
@@ -120,9 +132,17 @@ def _ce_fwd(xp, x, t, w=None, *, reduction, eps, ignore_index, masked):
     if masked:
         valid = ti != ignore_index
         ti = xp.where(valid, ti, 0)
+        if check is not None:                              # deferred class check (_check_classes)
+            check_range(xp, ti, 0, C - 1, check)
     nll = lse - xp.take_along_axis(z, ti, axis=1)          # -log p[target], shape (N, 1, d...)
     if w is None and eps == 0.0 and valid is None:         # the hot path
         l, A, a1, b, denom = nll, None, None, None, None
+    elif w is None and eps == 0.0:
+        # the hot path with ignored targets (always taken where the class check is deferred):
+        # a1 = valid as 0/1, denom = how many are kept; the VJP is (p - onehot) * valid
+        a1 = xp.astype(valid, x.dtype)
+        l, A, b = nll * a1, None, None
+        denom = xp.sum(a1) if reduction == "mean" else None
     else:
         a = None                                           # w[t] * valid, or None for all ones
         if w is not None:
@@ -173,13 +193,18 @@ def _ce_vjp(c, g):
     if red == "none":
         gs = xp.reshape(g, ti.shape)                      # (N, d...) -> (N, 1, d...)
     elif red == "mean":
-        if denom is not None:       # every target ignored: loss 0/0 = NaN, gradient 0 (as PyTorch)
+        # every target ignored: loss 0/0 = NaN, gradient 0 (as PyTorch)
+        if denom is not None and A is None:     # a count of kept targets (the masked hot path)
+            denom = be.maximum(denom, 1.0)
+        elif denom is not None:
             denom = be.where(denom == 0, be.ones_like(denom), denom)
         gs = g / (k(denom) if denom is not None else float(math.prod(ti.shape)))
     else:
         gs = g
     C = p.shape[1]
     onehot = be.astype(ti == _class_ids(be, C, ti.ndim, ti.dtype), dt)     # (N, C, d...)
+    if A is None and a1 is not None:                      # masked hot path: ignored samples get 0
+        gs = gs * k(a1)
     if A is None:                                         # hot path: (p - onehot) * gs
         if not graph:
             # first order: build it in the one-hot buffer we own (one (N, C) allocation in all)
@@ -257,12 +282,14 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     if target.shape != expected:
         raise ValueError(f"{name}: class-index target must have shape {expected} for input shape "
                          f"{input.shape} (N, C, d1, ...); got {target.shape}")
-    masked = _check_classes(name, input.shape, target, C, ignore_index)
+    masked, check = _check_classes(name, input.shape, target, C, ignore_index)
     if unbatched:
         input, target = S.reshape(input, (1, C)), S.reshape(target, (1,))
     args = (input, target) if weight is None else (input, target, weight)
-    out = apply(cross_entropy_p, args, {"reduction": reduction, "eps": eps,
-                                        "ignore_index": int(ignore_index), "masked": masked})
+    params = {"reduction": reduction, "eps": eps, "ignore_index": int(ignore_index), "masked": masked}
+    if check is not None:
+        params["check"] = check
+    out = apply(cross_entropy_p, args, params)
     if unbatched and reduction == "none":
         out = S.reshape(out, ())
     return out
@@ -308,7 +335,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
         raise ValueError(f"{name}: target must have shape {expected} for input shape {input.shape}; "
                          f"got {target.shape}")
     _check_weight(name, weight, input, C)
-    masked = _check_classes(name, input.shape, target, C, ignore_index)
+    masked, check = _check_classes(name, input.shape, target, C, ignore_index)
     if unbatched:
         input, target = S.reshape(input, (1, C)), S.reshape(target, (1,))
     xp = input.xp
@@ -317,6 +344,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     if masked:
         valid = ti != ignore_index
         ti = xp.where(valid, ti, 0)
+        if check is not None:                  # deferred class check (_check_classes)
+            check_range(xp, ti, 0, C - 1, check)
         a = xp.astype(valid, input.array.dtype)
     if weight is not None:
         wt = xp.astype(xp.reshape(xp.take(weight.array, xp.reshape(ti, (-1,)), axis=0), ti.shape), input.array.dtype)
@@ -419,12 +448,10 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):
     _check_reduction(name, reduction)
     _check_same_shape(name, input, target, strict=True)
     _check_float_tensor(name, "target", target)
-    if input.numel():
-        xp = input.xp
-        lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(input.array), xp.max(input.array)])))
-        if not (lo >= 0.0 and hi <= 1.0):
-            raise ValueError(f"{name}: input must hold probabilities in [0, 1], got values in [{lo}, {hi}]; "
-                             "apply sigmoid first, or use binary_cross_entropy_with_logits on the logits")
+    if input.numel():    # one host read for both bounds (or none: deferred, see check_range)
+        check_range(input.xp, input.array, 0.0, 1.0,
+                    f"{name}: input must hold probabilities in [0, 1], got values in [{{lo}}, {{hi}}]; "
+                    "apply sigmoid first, or use binary_cross_entropy_with_logits on the logits", ValueError)
     loss = apply(bce_p, (input, target))
     if weight is not None:
         loss = loss * weight

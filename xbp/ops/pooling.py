@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .._backend import check_range
 from .._primitive import Primitive, apply
 from .._tensor import Tensor
 from .conv import Geom, _batched, _call, _from_chwn, _offsets, _pair, _to_chwn
@@ -249,11 +250,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     N, C = x.shape[:2]
     hwo = hw[0] * hw[1]
     xp = x.xp
-    if indices.numel():
-        lo, hi = xp.int_range(indices.array)     # one device -> host read for both bounds
-        if lo < 0 or hi >= hwo:
-            raise IndexError(f"{op}: indices span [{lo}, {hi}], outside [0, {hwo}) for output planes of "
-                             f"{hw[0]}x{hw[1]}; check kernel_size, stride, padding and output_size")
+    if indices.numel():    # one host read for both bounds (or none: deferred, see check_range)
+        check_range(xp, indices.array, 0, hwo - 1,
+                    f"{op}: indices span [{{lo}}, {{hi}}], outside [0, {hwo}) for output planes of "
+                    f"{hw[0]}x{hw[1]}; check kernel_size, stride, padding and output_size")
     i64 = xp.dtype(np.dtype("int64"))
     plane = xp.reshape(xp.arange(0, N * C, dtype=i64) * hwo, (N, C, 1, 1))
     pos = xp.reshape(xp.astype(indices.array, i64) + plane, (-1,))
