@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 from bench_mlp import CALLS, CONFIGS, make_hand, make_torch, make_xbp  # noqa: E402
-from compile_models import MODEL_CALLS, MODEL_CONFIGS, make_torch_model_step, make_xbp_model_step  # noqa: E402
+from compile_models import MODEL_CALLS, MODEL_CONFIGS, make_model_step  # noqa: E402
 from common import environment, print_environment, table, time_blocks, write_json  # noqa: E402
 
 import xbp  # noqa: E402
@@ -109,8 +109,8 @@ def main():
 
 def _model_row(torch, config, opt_name):
     """One LeNet/LSTM row: eager, compiled, PyTorch eager (and torch.compile), interleaved blocks."""
-    eager = make_xbp_model_step(config, opt_name)
-    compiled = xbp.compile(make_xbp_model_step(config, opt_name))
+    eager = make_model_step(xbp, config, opt_name)
+    compiled = xbp.compile(make_model_step(xbp, config, opt_name))
     rec_times = []
     while compiled.stats["replayed"] == 0 and len(rec_times) < 6:
         t0 = time.perf_counter()
@@ -121,9 +121,9 @@ def _model_row(torch, config, opt_name):
     runners = {"eager": (eager, _noop), "compiled": (compiled, _noop)}
     row = {"config": config, "opt": opt_name, "record_ms": "+".join(f"{t * 1e3:.0f}" for t in rec_times)}
     if torch is not None:
-        runners["torch"] = (make_torch_model_step(torch, config, opt_name), _noop)
+        runners["torch"] = (make_model_step(torch, config, opt_name), _noop)
         if config in ARGS.torch_compile.split(","):
-            tc = torch.compile(make_torch_model_step(torch, config, opt_name))
+            tc = torch.compile(make_model_step(torch, config, opt_name))
             t0 = time.perf_counter()
             tc()
             tc()

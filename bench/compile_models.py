@@ -51,43 +51,22 @@ def _lstm_net(m, sz):
     return LSTMNet()
 
 
-def make_xbp_model_step(config, opt_name):
-    """The xbp training step of `config` (a function of no arguments returning the loss)."""
-    import xbp
-    import xbp.nn as nn
-    import xbp.nn.functional as F
+def make_model_step(lib, config, opt_name):
+    """The training step of `config` in `lib` (the module `xbp` or `torch`: the same code runs on
+    both, as a PyTorch script does with xbp in torch's place): a function of no arguments
+    returning the detached loss."""
     kind, sz = MODEL_CONFIGS[config]
-    xbp.manual_seed(0)
-    model = lenet(nn) if kind == "cnn" else _lstm_net(nn, sz)
+    lib.manual_seed(0)
+    model = lenet(lib.nn) if kind == "cnn" else _lstm_net(lib.nn, sz)
     xh, yh = _data(kind, sz)
-    x, y = xbp.tensor(xh), xbp.tensor(yh)
-    opt = (xbp.optim.SGD(model.parameters(), lr=0.01) if opt_name == "sgd"
-           else xbp.optim.Adam(model.parameters(), lr=1e-3))
+    x, y = lib.tensor(xh), lib.tensor(yh)
+    opt = (lib.optim.SGD(model.parameters(), lr=0.01) if opt_name == "sgd"
+           else lib.optim.Adam(model.parameters(), lr=1e-3))
 
     def step():
         opt.zero_grad()
         out = model(x)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-    return step
-
-
-def make_torch_model_step(torch, config, opt_name):
-    """The same step in PyTorch (eager)."""
-    kind, sz = MODEL_CONFIGS[config]
-    torch.manual_seed(0)
-    model = lenet(torch.nn) if kind == "cnn" else _lstm_net(torch.nn, sz)
-    xh, yh = _data(kind, sz)
-    x, y = torch.tensor(xh), torch.tensor(yh)
-    opt = (torch.optim.SGD(model.parameters(), lr=0.01) if opt_name == "sgd"
-           else torch.optim.Adam(model.parameters(), lr=1e-3))
-
-    def step():
-        opt.zero_grad()
-        out = model(x)
-        loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y)
+        loss = lib.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y)
         loss.backward()
         opt.step()
         return loss.detach()

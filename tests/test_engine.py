@@ -9,7 +9,7 @@ import pytest
 import xbp
 from xbp._primitive import Primitive, apply
 from xbp.autograd import GradcheckError, gradcheck, gradgradcheck
-from conftest import rand, to_np
+from conftest import raises_checked, rand, to_np
 
 
 # --- accumulation and graph shapes --------------------------------------------------------------
@@ -203,9 +203,9 @@ def test_shape_errors_name_the_op_and_shapes(device):
         xbp.einsum("ij,jk->ik", a, xbp.ones(2, 2, device=device))
     with pytest.raises(TypeError, match="gather: index must be an integer tensor"):
         xbp.gather(a, 1, xbp.zeros(2, 1, device=device))
-    with pytest.raises(IndexError, match="gather.*out of range"):
+    with raises_checked(IndexError, match="gather.*out of range"):
         xbp.gather(a, 1, xbp.tensor([[3], [0]], device=device))
-    with pytest.raises(IndexError, match="one_hot: class index out of range"):
+    with raises_checked(IndexError, match="one_hot: class index out of range"):
         xbp.one_hot(xbp.tensor([0, 5], device=device), 3)
     with pytest.raises(TypeError, match="mean: needs a floating-point tensor"):
         xbp.tensor([1, 2], device=device).mean()

@@ -264,7 +264,7 @@ class Backend:
             if low <= lo and hi <= high:             # (False for NaN: an error too)
                 continue
             seen = (int(lo), int(hi)) if kind in "iub" else (float(lo), float(hi))
-            message = message.replace("{lo}", str(seen[0])).replace("{hi}", str(seen[1]))
+            message = _fill_span(message, *seen)
             calls = "that call" if e.count == 1 else f"one of those {e.count} calls"
             raise error(message + f" [checked on {self.device} without a sync at the op, and read at the first "
                         f"host read or synchronize() after it: {calls}, and what was computed from "
@@ -343,13 +343,7 @@ class Backend:
 
         Immediate (one host read for both bounds) where a host read is cheap; deferred to the next
         host read or synchronize() where it is a device sync (`defers_checks`, see `defer_check`)."""
-        low = -n if negative else 0
-        if self.defers_checks:
-            self.defer_check(index, low, n - 1, _index_message(what, n, negative))
-            return
-        lo, hi = self.int_range(index)          # one device -> host read for both bounds
-        if lo < low or hi >= n:
-            raise IndexError(_index_message(what, n, negative).replace("{lo}", str(lo)).replace("{hi}", str(hi)))
+        check_range(self, index, -n if negative else 0, n - 1, _index_message(what, n, negative))
 
     def index_positions(self, shape, key):
         """Flat positions selected by an advanced-indexing `key` into an array of `shape`."""
@@ -831,6 +825,11 @@ def _index_message(what, n, negative):
     return f"{what}: index out of range: values span [{{lo}}, {{hi}}], outside {span} for a dim of size {n}"
 
 
+def _fill_span(message: str, lo, hi) -> str:
+    """A check's message with the values found put in place of ``{lo}`` and ``{hi}``."""
+    return message.replace("{lo}", str(lo)).replace("{hi}", str(hi))
+
+
 def _check_pending_at_exit(backend):
     try:
         backend.check_pending()
@@ -859,7 +858,7 @@ def check_range(xp: Backend, x, low, high, message: str, error: type = IndexErro
     else:
         lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(x), xp.max(x)])))
     if not (low <= lo and hi <= high):
-        raise error(message.replace("{lo}", str(lo)).replace("{hi}", str(hi)))
+        raise error(_fill_span(message, lo, hi))
 
 
 class HostReadCount:

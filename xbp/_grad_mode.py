@@ -85,3 +85,10 @@ class enable_grad(_GradMode):
 def is_grad_enabled() -> bool:
     """True when operations are recorded for autograd (not inside `no_grad` or ``set_grad_enabled(False)``)."""
     return GRAD_STATE.enabled
+
+
+# Their public home is xbp.autograd (as torch.no_grad's is torch.autograd.grad_mode): that is the name
+# repr, pickle and the API reference show; this module only keeps them below the ops in the layering.
+for _f in (set_grad_enabled, no_grad, enable_grad, is_grad_enabled):
+    _f.__module__ = "xbp.autograd"
+del _f

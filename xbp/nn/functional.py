@@ -28,7 +28,7 @@ from ..ops.embedding import embedding as _embedding
 from ..ops.normalization import normalize as _normalize_core
 from ..ops.pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_unpool2d  # noqa: F401
 from ..ops.recurrence import recurrence
-from ..ops._util import dim_index
+from ..ops._util import dim_index as _dim_index
 # the other layers' forms (more activations, dropout variants, distances, padding modes,
 # resampling, unfold/fold, 1-D/3-D conv and pooling) and more losses, in two files of their own;
 # PyTorch's F.normalize is the one from there (the internal normalisation core is _normalize_core)
@@ -108,7 +108,7 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     y = softmax((logits + g) * (1.0 / float(tau)), dim)
     if not hard:
         return y
-    d = dim_index("gumbel_softmax", dim, logits.ndim)
+    d = _dim_index("gumbel_softmax", dim, logits.ndim)
     idx = ops.argmax(y.detach(), d, keepdim=True)
     n = logits.shape[d]
     classes = ops.reshape(_creation.arange(n, device=logits.device), tuple(n if i == d else 1 for i in range(logits.ndim)))
