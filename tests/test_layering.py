@@ -25,7 +25,7 @@ CONTRIBUTING = os.path.join(ROOT, "docs", "CONTRIBUTING.md")
 # it; "xbp" is the package's own __init__.py alone.
 LAYERS = [
     ("backend", "arrays, devices, dtypes, sizes: nothing that needs a Tensor",
-     ["xbp._backend", "xbp._cuda_runtime", "xbp._size", "xbp._grad_fn_names", "xbp._torch_pickle",
+     ["xbp._backend", "xbp._cublas", "xbp._cuda_runtime", "xbp._size", "xbp._grad_fn_names", "xbp._torch_pickle",
       "xbp.return_types"]),
     ("tensor", "the Tensor record (no maths) and its predicates",
      ["xbp._tensor", "xbp._predicates"]),
@@ -43,7 +43,7 @@ LAYERS = [
     ("libraries", "layers, optimizers, data loading",
      ["xbp.nn", "xbp.optim", "xbp.data"]),
     ("tools", "tools over whole models; the torch.cuda and torch.utils namespaces",
-     ["xbp._compile", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention", "xbp.cuda", "xbp.utils"]),
+     ["xbp._compile", "xbp._cuda_graph", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention", "xbp.cuda", "xbp.utils"]),
     ("face", "the public top level (explicit re-exports)",
      ["xbp"]),
 ]

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _cublas
+
 __all__ = [
     "device", "Backend", "get_backend", "backend_of", "set_default_device", "get_default_device",
     "manual_seed", "DeviceError", "canonical_dtype", "check_range", "count_host_reads",
@@ -116,6 +118,9 @@ class Backend:
     # backend's arrays (one dtype); it updates them in place and returns the same as the
     # algorithm's ``*_update_multi`` function, or NotImplemented to fall back to the loop.
     fused_optimizer_step = None
+    # True while xbp/_cuda_graph.py captures a CUDA graph of a step on this device (fast paths that
+    # call libraries CuPy refuses under capture switch to a capturable form)
+    capturing = False
 
     def __init__(self, ns, name: str, native_device):
         for k in dir(ns):
@@ -693,6 +698,18 @@ class CupyBackend(Backend):
 
     def may_share_memory(self, a, b):
         return self.cupy.may_share_memory(a, b)
+
+    # Named fast path: under CUDA-graph capture CuPy refuses to call cuBLAS, so float32/float64
+    # matmuls call cuBLAS's GEMM directly on CuPy's handle (xbp/_cublas.py, the stream set before
+    # capture); elsewhere, and for other dtypes, CuPy's own matmul (the portable path).
+    def matmul(self, a, b):
+        if self.capturing and _cublas.supports(a, b):
+            return self.matmul_cublas(a, b)
+        return self.ns.matmul(a, b)
+
+    def matmul_cublas(self, a, b):
+        """``matmul`` by one direct cuBLAS GEMM call (capturable), NumPy's matmul semantics."""
+        return _cublas.matmul(self.cupy, a, b)
 
     def unaliased(self, dst, src):
         if isinstance(src, self.cupy.ndarray) and self.cupy.may_share_memory(dst, src):

@@ -23,8 +23,8 @@ become guards: re-evaluated on replay before anything is changed; if one differs
 eagerly. Anything the plan cannot honour makes the function run eagerly, with a one-time warning
 naming the cause (``fullgraph=True``: an error instead).
 
-Where it applies. NumPy (``cpu``) tensors; on other devices the function runs eagerly (the CUDA
-graph of the GPU issue is not built yet). Python side effects inside the step other than the
+Where it applies. NumPy (``cpu``) tensors; on cuda the step is captured as a CUDA graph instead
+(xbp/_cuda_graph.py); on other devices the function runs eagerly. Python side effects inside the step other than the
 optimizer calls above happen only while recording (as with ``torch.compile``'s guards-free
 regions): keep counters and logging outside the compiled step.
 """
@@ -40,6 +40,7 @@ import weakref
 
 import numpy as np
 
+from . import _cuda_graph
 from ._tensor import Tensor, _wrap
 
 
@@ -948,6 +949,8 @@ class _Compiled:
         if isinstance(entry, str):
             self.stats["eager"] += 1
             return self.fn(*args, **kwargs)
+        if _cuda_graph.handles(self, tensors):     # cuda: the step as a CUDA graph (xbp/_cuda_graph.py)
+            return _cuda_graph.run(self, key, tensors, args, kwargs)
         if any(t.xp.kind != "numpy" for t in tensors):
             self._give_up(key, "plans are recorded for NumPy (cpu) tensors; other devices run eagerly")
             return self.fn(*args, **kwargs)

@@ -30,6 +30,7 @@ __all__ = [
     "memory_allocated", "max_memory_allocated", "reset_peak_memory_stats", "reset_max_memory_allocated",
     "memory_reserved", "empty_cache", "mem_get_info",
     "Event", "Stream", "current_stream", "default_stream", "stream",
+    "CUDAGraph", "graph", "graph_pool_handle", "make_graphed_callables",
 ]
 
 def is_available() -> bool:
@@ -322,3 +323,151 @@ def stream(s):
         return
     with s:
         yield
+
+
+# --- CUDA graphs (torch.cuda.CUDAGraph / graph / graph_pool_handle); NOT YET RUN ON A GPU ----------
+class _GraphPool:
+    """An opaque memory-pool handle (`graph_pool_handle`): graphs captured with it share its memory."""
+
+    def __init__(self, cupy_pool):
+        self.cupy_pool = cupy_pool
+
+
+def graph_pool_handle() -> _GraphPool:
+    """A new private memory pool (a ``cupy.cuda.MemoryPool``) to pass as ``pool=`` to several
+    captures, so they share memory (they must then be replayed in capture order)."""
+    return _GraphPool(_rt.cupy("xbp.cuda.graph_pool_handle").cuda.MemoryPool())
+
+
+class CUDAGraph:
+    """A CUDA graph (``torch.cuda.CUDAGraph`` on CuPy): ``capture_begin()`` ... ``capture_end()`` on a
+    non-default stream records the kernels queued in between (nothing runs); ``replay()`` launches
+    them again on the current stream, reading and writing the same device addresses.
+
+    Allocations during capture come from a private pool kept alive with the graph (``pool()``
+    returns it for another capture to share). Float32/float64 matmuls go to cuBLAS directly
+    (CuPy refuses cuBLAS under capture, see xbp/_cublas.py); host reads (``.item()``), other CUDA
+    libraries and host-to-device copies raise during capture. Python numbers (an optimizer's
+    learning rate, Adam's step count) are frozen into the graph: for a training step use
+    ``xbp.compile(step)``, which captures on cuda with those values in device memory."""
+
+    def __init__(self, keep_graph: bool = False):
+        self._graph = None
+        self._pool = None
+        self._stream = None
+        self._alloc = None
+        self._backend = None
+
+    def capture_begin(self, pool=None, capture_error_mode: str = "global") -> None:
+        """Starts capturing the current stream (which must not be the default stream; use
+        ``with xbp.cuda.graph(g):`` to get a side stream). `pool`: a `graph_pool_handle()` or
+        another graph's ``pool()`` (default: a new private pool). `capture_error_mode`: "global",
+        "thread_local" or "relaxed" (CUDA's stream-capture modes)."""
+        from . import _cublas
+        cp = _rt.cupy("xbp.cuda.CUDAGraph.capture_begin")
+        modes = {"global": "streamCaptureModeGlobal", "thread_local": "streamCaptureModeThreadLocal",
+                 "relaxed": "streamCaptureModeRelaxed"}
+        if capture_error_mode not in modes:
+            raise ValueError(f"CUDAGraph.capture_begin: capture_error_mode must be one of {sorted(modes)}, "
+                             f"got {capture_error_mode!r}")
+        if self._stream is not None:
+            raise RuntimeError("CUDAGraph.capture_begin: a capture is already in progress")
+        stream = cp.cuda.get_current_stream()
+        if stream.ptr == 0:
+            raise RuntimeError("CUDAGraph.capture_begin: the current stream is the default stream, which cannot be "
+                               "captured; use `with xbp.cuda.graph(g):` or `with xbp.cuda.stream(xbp.cuda.Stream()):`")
+        if isinstance(pool, _GraphPool):
+            self._pool = pool.cupy_pool
+        elif pool is None:
+            self._pool = cp.cuda.MemoryPool()
+        else:
+            self._pool = pool
+        self._backend = get_backend("cuda")
+        self._alloc = cp.cuda.using_allocator(self._pool.malloc)
+        self._alloc.__enter__()
+        _cublas.set_stream(stream.ptr)
+        self._backend.capturing = True
+        self._stream = stream
+        try:
+            stream.begin_capture(getattr(cp.cuda.runtime, modes[capture_error_mode]))
+        except BaseException:
+            self._end_context()
+            raise
+
+    def _end_context(self):
+        self._backend.capturing = False
+        self._alloc.__exit__(None, None, None)
+        self._alloc = None
+        self._stream = None
+
+    def capture_end(self) -> None:
+        """Ends the capture begun by `capture_begin`; the graph is ready for `replay`."""
+        if self._stream is None:
+            raise RuntimeError("CUDAGraph.capture_end: no capture in progress (call capture_begin first)")
+        stream = self._stream
+        try:
+            self._graph = stream.end_capture()
+        finally:
+            self._end_context()
+
+    def replay(self) -> None:
+        """Launches the captured kernels on the current stream."""
+        if self._graph is None:
+            raise RuntimeError("CUDAGraph.replay: nothing captured yet (capture_begin/capture_end, or xbp.cuda.graph)")
+        self._graph.launch(_rt.cupy("xbp.cuda.CUDAGraph.replay").cuda.get_current_stream())
+
+    def reset(self) -> None:
+        """Drops the graph and its pool (tensors allocated during capture keep their memory)."""
+        self._graph = None
+        self._pool = None
+
+    def pool(self) -> _GraphPool:
+        """This graph's memory pool, to share with another capture (``capture_begin(pool=...)``)."""
+        if self._pool is None:
+            raise RuntimeError("CUDAGraph.pool: no pool yet (capture first)")
+        return _GraphPool(self._pool)
+
+
+class graph:
+    """``with xbp.cuda.graph(g):`` captures the block into `g` (a `CUDAGraph`) on a side stream
+    (`stream`, default a new one), with `pool` shared if given, as ``torch.cuda.graph``. The device
+    is synchronised before and after. Warm the code up eagerly (a few calls) before capturing."""
+
+    def __init__(self, cuda_graph: CUDAGraph, pool=None, stream=None, capture_error_mode: str = "global"):
+        if not isinstance(cuda_graph, CUDAGraph):
+            raise TypeError(f"xbp.cuda.graph: expected an xbp.cuda.CUDAGraph, got {type(cuda_graph).__name__}")
+        self.cuda_graph = cuda_graph
+        self.pool = pool
+        self.capture_error_mode = capture_error_mode
+        self.capture_stream = stream
+
+    def __enter__(self):
+        synchronize()
+        if self.capture_stream is None:
+            self.capture_stream = Stream()
+        self._ctx = self.capture_stream
+        self._ctx.__enter__()
+        try:
+            self.cuda_graph.capture_begin(pool=self.pool, capture_error_mode=self.capture_error_mode)
+        except BaseException:
+            self._ctx.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.cuda_graph.capture_end()
+        finally:
+            self._ctx.__exit__(*exc)
+            synchronize()
+        return False
+
+
+def make_graphed_callables(callables, sample_args, num_warmup_iters: int = 3, allow_unused_input: bool = False,
+                           pool=None):
+    """Not implemented in xbp: capturing a callable's forward and backward as two graphs behind
+    an autograd function is not built. Raises NotImplementedError; capture a whole training step
+    with ``xbp.compile(step)`` on cuda, or use `CUDAGraph` / `graph` directly."""
+    raise NotImplementedError("xbp.cuda.make_graphed_callables is not implemented: compile the whole training "
+                              "step with xbp.compile(step) (on cuda it is captured as one CUDA graph), or capture "
+                              "code yourself with xbp.cuda.graph(g)")

@@ -34,6 +34,12 @@ __all__ = ["Optimizer", "required", "implementation_flags"]
 # They are kept in the param groups as PyTorch keeps them.
 IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
+# Set by xbp/_cuda_graph.py while it captures a step as a CUDA graph, else None: called as
+# ``hook(optimizer, group, param_states, hyper, states)`` before each bucket's update, it returns
+# (hyper, states) with the learning rate and step counts as device scalars, so the captured
+# kernels read them from memory that is updated between replays (PyTorch's ``capturable``).
+CAPTURE_HOOK: list = [None]
+
 
 def implementation_flags(name: str, foreach=None, fused=None, capturable=False, differentiable=False) -> dict:
     """Check PyTorch's ``foreach=``/``fused=``/``capturable=``/``differentiable=`` keywords for
@@ -234,6 +240,8 @@ class Optimizer:
             for n in state_names:
                 values = [st.get(n) for st in sts]
                 states[n] = [getattr(v, "array", v) for v in values]     # Tensor -> array; numbers stay
+            if CAPTURE_HOOK[0] is not None:
+                hyper, states = CAPTURE_HOOK[0](self, group, sts, hyper, states)
             out = NotImplemented
             fused = xp.fused_optimizer_step if use_fused else None
             if fused is not None:
