@@ -184,6 +184,11 @@ def main(argv=None):
                    "ratio": ratio, "target": ("met" if ratio <= 0.9 else "MISSED") if ratio else None}
             row.update({k: t[k]["us"] for k in t})
             rows.append(row)
+            tg = t.get("torch graph", {}).get("us")
+            print(f"graph-summary: {cfg} {opt_name}: xbp compiled {t['xbp compiled']['us']:.1f} us "
+                  f"(captured: {captured}), torch graph {'-' if tg is None else f'{tg:.1f} us'}, "
+                  f"ratio {'-' if ratio is None else f'{ratio:.2f}'} (target <= 0.9)"
+                  + ("  [EMULATION: meaningless]" if emu else ""), flush=True)
             results.append({"config": cfg, "optimizer": opt_name, "captured": captured, "times_us": t,
                             "xbp_graph_over_torch_graph": ratio, "emulated": emu})
     cols = [("config", "config", "{}"), ("opt", "opt", "{}")]

@@ -389,7 +389,8 @@ class CUDAGraph:
         self._backend.capturing = True
         self._stream = stream
         try:
-            stream.begin_capture(getattr(cp.cuda.runtime, modes[capture_error_mode]))
+            mode = getattr(cp.cuda.runtime, modes[capture_error_mode], None)
+            stream.begin_capture(mode) if mode is not None else stream.begin_capture()
         except BaseException:
             self._end_context()
             raise
