@@ -43,6 +43,24 @@ from ._tensor import Tensor, _wrap
 
 WARMUP_CALLS = 2
 MAX_RECAPTURES = 3
+# Every private pool stays referenced for the life of the process: arrays allocated from it (the
+# optimizer state made in warm-up, gradients made in capture) can outlive their graph, and in
+# CuPy versions whose PooledMemory holds only a weak reference to its pool, a collected pool
+# would free their memory under them. A dropped graph's pool releases its free blocks instead.
+LIVE_POOLS: list = []
+
+
+def keep_pool(pool):
+    """Register `pool` in `LIVE_POOLS` and return it."""
+    LIVE_POOLS.append(pool)
+    return pool
+
+
+def release_pool(pool) -> None:
+    """A dropped graph's pool: its cached free blocks go back to the driver (live arrays stay)."""
+    free = getattr(pool, "free_all_blocks", None)
+    if free is not None:
+        free()
 
 
 class CaptureError(RuntimeError):
@@ -282,8 +300,10 @@ class GraphedStep:
         self._reset()
 
     def _reset(self):
+        if getattr(self, "pool", None) is not None:
+            release_pool(self.pool)
         self.warm = 0
-        self.pool = self.driver.new_pool()
+        self.pool = keep_pool(self.driver.new_pool())
         self.graph = None
         self.static: list = []          # (position in tensors, static Tensor) for the copied inputs
         self.direct: list = []          # (position, tensor, array) for tensors used as they are

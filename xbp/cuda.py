@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import Any
 
+from . import _cuda_graph
 from . import _cuda_runtime as _rt
 from ._backend import DeviceError, _BACKENDS, cuda_available, get_backend
 
@@ -336,7 +338,7 @@ class _GraphPool:
 def graph_pool_handle() -> _GraphPool:
     """A new private memory pool (a ``cupy.cuda.MemoryPool``) to pass as ``pool=`` to several
     captures, so they share memory (they must then be replayed in capture order)."""
-    return _GraphPool(_rt.cupy("xbp.cuda.graph_pool_handle").cuda.MemoryPool())
+    return _GraphPool(_cuda_graph.keep_pool(_rt.cupy("xbp.cuda.graph_pool_handle").cuda.MemoryPool()))
 
 
 class CUDAGraph:
@@ -352,11 +354,11 @@ class CUDAGraph:
     ``xbp.compile(step)``, which captures on cuda with those values in device memory."""
 
     def __init__(self, keep_graph: bool = False):
-        self._graph = None
-        self._pool = None
-        self._stream = None
-        self._alloc = None
-        self._backend = None
+        self._graph: Any = None
+        self._pool: Any = None
+        self._stream: Any = None
+        self._alloc: Any = None
+        self._backend: Any = None
 
     def capture_begin(self, pool=None, capture_error_mode: str = "global") -> None:
         """Starts capturing the current stream (which must not be the default stream; use
@@ -379,7 +381,7 @@ class CUDAGraph:
         if isinstance(pool, _GraphPool):
             self._pool = pool.cupy_pool
         elif pool is None:
-            self._pool = cp.cuda.MemoryPool()
+            self._pool = _cuda_graph.keep_pool(cp.cuda.MemoryPool())   # outlives the graph (see there)
         else:
             self._pool = pool
         self._backend = get_backend("cuda")
@@ -418,8 +420,11 @@ class CUDAGraph:
         self._graph.launch(_rt.cupy("xbp.cuda.CUDAGraph.replay").cuda.get_current_stream())
 
     def reset(self) -> None:
-        """Drops the graph and its pool (tensors allocated during capture keep their memory)."""
+        """Drops the graph; its pool gives its free blocks back (tensors allocated during capture
+        keep their memory)."""
         self._graph = None
+        if self._pool is not None:
+            _cuda_graph.release_pool(self._pool)
         self._pool = None
 
     def pool(self) -> _GraphPool:
