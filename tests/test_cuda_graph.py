@@ -82,6 +82,27 @@ def test_gemm_passes_transposed_operands_without_copy():
     assert pa == W.ctypes.data and lda == 128 and pb == x.ctypes.data and ldb == 128 and ldc == 10
 
 
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_arguments_match_the_h100_probe(ta, tb):
+    """The cuBLAS arguments equal those of ../shared/probes/cuda_graph_cublas.py's `mm` (which
+    trained an MLP correctly as a CUDA graph on an H100) for op(A) @ op(B) of stored contiguous
+    A and B: sgemm(h, tb, ta, n, m, k, 1, B, B.shape[1], A, A.shape[1], 0, C, n)."""
+    rs = np.random.RandomState(4)
+    m, k, n = 5, 7, 3
+    A = rs.randn(*((k, m) if ta else (m, k))).astype(np.float32)
+    B = rs.randn(*((n, k) if tb else (k, n))).astype(np.float32)
+    calls = []
+
+    def gemm(*args):
+        calls.append(args)
+        _cublas.numpy_gemm(*args)
+    C = _cublas.matmul(np, A.T if ta else A, B.T if tb else B, gemm, PTR)
+    np.testing.assert_allclose(C, (A.T if ta else A) @ (B.T if tb else B), rtol=1e-5, atol=1e-5)
+    char, transa, transb, mm, nn_, kk, pa, lda, _, pb, ldb, _, pc, ldc, _, batch = calls[0]
+    probe = (int(tb), int(ta), n, m, k, B.ctypes.data, B.shape[1], A.ctypes.data, A.shape[1], n)
+    assert (transa, transb, mm, nn_, kk, pa, lda, pb, ldb, ldc) == probe and batch == 1
+
+
 def test_gemm_refuses_other_dtypes():
     assert not _cublas.supports(np.ones((2, 2), np.float16), np.ones((2, 2), np.float16))
     assert not _cublas.supports(np.ones((2, 2), np.float32), np.ones((2, 2), np.float64))
@@ -169,6 +190,40 @@ class FakeDriver:
         a[...] = v
 
 
+class ReplayingFakeDriver(FakeDriver):
+    """A launch after the first re-runs the captured step on its static inputs, as the graph would
+    (with the capture hook on, so the optimizers read the device scalars, and the host's step
+    counts put back: a graph does not run host code), and writes the results into the captured
+    output buffers. So a trajectory checks the data flow of replay: static inputs, device lr and
+    step counts advanced and uploaded, host step counts mirrored, outputs refreshed."""
+
+    def __init__(self):
+        super().__init__()
+        self.hook = None
+
+    def capture(self, stream, pool, fn):
+        from xbp.optim import optimizer as O
+        self.hook = O.CAPTURE_HOOK[0]
+        g, out = super().capture(stream, pool, fn)
+        g.fn, g.out, g.hook = fn, out, self.hook
+        return g, out
+
+    def launch(self, graph):
+        from xbp.optim import optimizer as O
+        graph.launches += 1
+        if graph.launches == 1:          # call 3 itself ran during the fake capture
+            return
+        saved = [(e[0], e[0]["step"]) for e in graph.hook.__self__.steps.values()]
+        O.CAPTURE_HOOK[0] = graph.hook
+        try:
+            out = graph.fn()
+        finally:
+            O.CAPTURE_HOOK[0] = None
+        for st, v in saved:
+            st["step"] = v
+        graph.out.array[...] = out.array
+
+
 @pytest.fixture
 def fake(monkeypatch):
     d = FakeDriver()
@@ -216,6 +271,7 @@ def test_warmup_capture_replay(fake, opt_name):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-7)
     assert c.stats["captured"] == 1 and len(fake.graphs) == 1 and fake.graphs[0].launches == 1
     steps = [st["step"] for st in opt.state.values() if "step" in st]
+    assert steps == [3] * len(steps)        # the capture call counted once (host), not twice
     for x, y in data[3:]:
         c(x, y)
     g = fake.graphs[0]
@@ -225,8 +281,33 @@ def test_warmup_capture_replay(fake, opt_name):
     np.testing.assert_array_equal(step_obj.static[0][1].numpy(), data[-1][0].numpy())
     if opt_name == "adam":     # host step counts follow the replays; the device count was not re-written
         assert [st["step"] for st in opt.state.values()] == [s + 3 for s in steps]
-        assert all(e[1] == 3 for e in step_obj.scalars.used_steps)   # the device value at capture (fake)
+        assert all(e[1] == 3 for e in step_obj.scalars.used.values())   # the device value at capture (fake)
         assert fake.fills == []
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_replayed_trajectory_matches_eager(monkeypatch, opt_name):
+    d = ReplayingFakeDriver()
+    monkeypatch.setattr(_cuda_graph, "handles", lambda compiled, tensors: True)
+    monkeypatch.setattr(_cuda_graph, "make_driver", lambda backend: d)
+    data = _batches(12)
+    ref_model, ref_opt, ref_step = _model_and_step(opt_name, lr=0.05)
+    ref_sched = xbp.optim.lr_scheduler.StepLR(ref_opt, step_size=3, gamma=0.5)
+    model, opt, step = _model_and_step(opt_name, lr=0.05)
+    sched = xbp.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    c = xbp.compile(step)
+    ref, got = [], []
+    for x, y in data:
+        ref.append(float(ref_step(x, y)))
+        ref_sched.step()
+        got.append(float(c(x, y)))
+        sched.step()
+    assert c.stats["captured"] == 1 and c.stats["replayed"] == 9
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert [s.get("step") for s in opt.state.values()] == [s.get("step") for s in ref_opt.state.values()]
+    assert len(d.fills) == 3            # lr halved at steps 3, 6, 9: one fill each after capture
 
 
 def test_lr_and_step_changes_are_uploaded(fake):
@@ -243,7 +324,7 @@ def test_lr_and_step_changes_are_uploaded(fake):
     for s in opt.state.values():                         # e.g. an optimizer state loaded in place
         s["step"] = 100
     c(*data[4])
-    assert all(float(e[1]) == 100.0 for e in st.scalars.used_steps)
+    assert all(float(e[1]) == 100.0 for e in st.scalars.used.values())
     assert all(s["step"] == 101 for s in opt.state.values())
 
 

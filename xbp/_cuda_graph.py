@@ -197,7 +197,7 @@ class _DeviceScalars:
         self.driver = driver
         self.lr = {}            # id(group) -> [group, device scalar, last value written]
         self.steps = {}         # id(state dict) -> [state dict, device scalar, host value expected]
-        self.used_steps: list = []
+        self.used: dict = {}        # id(state dict) -> its steps entry, for the states the step updates
         for opt in optimizers:
             for g in opt.param_groups:
                 v = float(g["lr"])
@@ -223,7 +223,7 @@ class _DeviceScalars:
                 sd = e[1]
                 sd += 1                     # in the graph: the device count advances every replay
                 steps.append(sd)
-                self.used_steps.append(e)
+                self.used[id(st)] = e
             states = dict(states, step=steps)
         return hyper, states
 
@@ -234,15 +234,21 @@ class _DeviceScalars:
             if v != e[2]:
                 self.driver.set_scalar(e[1], v)
                 e[2] = v
-        for e in self.used_steps:
+        for e in self.used.values():
             if e[0]["step"] != e[2]:
                 # the device holds the count before the step; the graph adds 1
                 self.driver.set_scalar(e[1], float(e[0]["step"]))
                 e[2] = e[0]["step"]
 
+    def captured(self):
+        """After the capture call's launch: its host code already counted this step, and the
+        device count (made from the host's before capture, +1 in the graph) agrees."""
+        for e in self.used.values():
+            e[2] = e[0]["step"]
+
     def advance(self):
         """After a launch: the host's step counts follow the device's."""
-        for e in self.used_steps:
+        for e in self.used.values():
             e[0]["step"] += 1
             e[2] = e[0]["step"]
 
@@ -394,7 +400,7 @@ class GraphedStep:
         # nothing ran during capture: this launch is call 3's step
         d.launch(graph)
         self.launches += 1
-        scalars.advance()
+        scalars.captured()
         return _rebuild(self.out, d)
 
     @staticmethod
