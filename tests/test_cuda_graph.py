@@ -344,6 +344,18 @@ def test_guard_flip_recaptures(fake):
     assert c.stats["captured"] == 2 and len(fake.graphs) == 2
 
 
+def test_optimizer_load_state_dict_recaptures(fake):
+    model, opt, step = _model_and_step("adam")
+    c = xbp.compile(step)
+    data = _batches(8)
+    for x, y in data[:4]:
+        c(x, y)
+    opt.load_state_dict(opt.state_dict())      # new state and param_groups objects
+    for x, y in data[4:7]:
+        c(x, y)
+    assert c.stats.get("recaptures") == 1 and c.stats["captured"] == 2
+
+
 def test_new_signature_captures_again(fake):
     model, opt, step = _model_and_step()
     c = xbp.compile(step)

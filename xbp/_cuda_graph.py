@@ -439,6 +439,9 @@ class GraphedStep:
         for p in params:
             g.append((p, "array", p.array, "a parameter"))
         for o in opts:
+            # load_state_dict replaces both: the graph's device scalars belong to the old groups
+            g.append((o, "state", o.state, f"{type(o).__name__}'s state"))
+            g.append((o, "param_groups", o.param_groups, f"{type(o).__name__}'s param_groups"))
             for p, st in o.state.items():
                 g.append((o.state, p, st, f"{type(o).__name__}'s state"))
                 for k, v in st.items():
@@ -485,6 +488,8 @@ def run(compiled, key, tensors, args, kwargs):
             compiled.stats["eager"] += 1
             return compiled.fn(*args, **kwargs)
         if len(compiled.cache) >= compiled.cache_size:
-            compiled.cache.pop(next(iter(compiled.cache)))      # its graph and pool go with it
+            old = compiled.cache.pop(next(iter(compiled.cache)))      # its graph goes with it
+            if isinstance(old, GraphedStep):
+                release_pool(old.pool)
         step = compiled.cache[key] = GraphedStep(weakref.proxy(compiled), key, backend, driver)
     return step(tensors, args, kwargs)
