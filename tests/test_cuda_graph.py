@@ -520,6 +520,30 @@ def test_cuda_graph_api_cuda():
     assert isinstance(g.pool(), type(xbp.cuda.graph_pool_handle()))
 
 
+def test_cuda_graph_api_errors():
+    g = xbp.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        g.replay()
+    with pytest.raises(RuntimeError, match="no capture in progress"):
+        g.capture_end()
+    with pytest.raises(RuntimeError, match="no pool"):
+        g.pool()
+    with pytest.raises(ValueError, match="capture_error_mode"):
+        g.capture_begin(capture_error_mode="loose")
+    with pytest.raises(TypeError, match="CUDAGraph"):
+        xbp.cuda.graph(object())
+
+
+def test_cuda_graph_api_without_capture_cuda(device):
+    """Where CuPy cannot capture (no GPU: DeviceError; the emulation: RuntimeError naming why)."""
+    if device != "cuda":
+        pytest.skip("the cuda path")
+    if _real_graphs() is None:
+        pytest.skip("this CuPy can capture graphs (see test_cuda_graph_api_cuda)")
+    with pytest.raises(RuntimeError, match="CUDA-graph capture is unavailable"):
+        xbp.cuda.CUDAGraph().capture_begin()
+
+
 def test_make_graphed_callables_not_implemented():
     with pytest.raises(NotImplementedError, match="xbp.compile"):
         xbp.cuda.make_graphed_callables(lambda x: x, ())

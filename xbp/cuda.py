@@ -366,7 +366,6 @@ class CUDAGraph:
         another graph's ``pool()`` (default: a new private pool). `capture_error_mode`: "global",
         "thread_local" or "relaxed" (CUDA's stream-capture modes)."""
         from . import _cublas
-        cp = _rt.cupy("xbp.cuda.CUDAGraph.capture_begin")
         modes = {"global": "streamCaptureModeGlobal", "thread_local": "streamCaptureModeThreadLocal",
                  "relaxed": "streamCaptureModeRelaxed"}
         if capture_error_mode not in modes:
@@ -374,6 +373,10 @@ class CUDAGraph:
                              f"got {capture_error_mode!r}")
         if self._stream is not None:
             raise RuntimeError("CUDAGraph.capture_begin: a capture is already in progress")
+        cp = _rt.cupy("xbp.cuda.CUDAGraph.capture_begin")
+        why = _cuda_graph.make_driver(get_backend("cuda")).unavailable()
+        if why is not None:
+            raise RuntimeError(f"CUDAGraph.capture_begin: {why}")
         stream = cp.cuda.get_current_stream()
         if stream.ptr == 0:
             raise RuntimeError("CUDAGraph.capture_begin: the current stream is the default stream, which cannot be "
