@@ -310,6 +310,44 @@ def test_replayed_trajectory_matches_eager(monkeypatch, opt_name):
     assert len(d.fills) == 3            # lr halved at steps 3, 6, 9: one fill each after capture
 
 
+def test_module_forward_returns_fresh_copies(fake):
+    """A compiled module's eval forward under no_grad: replays return copies of the graph's output
+    buffer (the next replay overwrites it), so results kept by the caller stay as they were."""
+    xbp.manual_seed(0)
+    model = nn.Linear(4, 3)
+    model.eval()
+    c = xbp.compile(model)
+    x = xbp.ones(2, 4)
+    with xbp.no_grad():
+        outs = [c(x) for _ in range(5)]
+    assert c._compiled_call.stats["captured"] == 1
+    buf = c._compiled_call.cache[next(iter(c._compiled_call.cache))].out[1]
+    assert all(o.array is not buf for o in outs[2:])
+    with xbp.no_grad():
+        want = model(x).numpy()
+    for o in outs[:3]:        # calls 1-3 computed (the fake's launches after capture compute nothing)
+        np.testing.assert_allclose(o.numpy(), want, rtol=1e-6)
+
+
+def test_handles_only_cuda():
+    model = nn.Linear(2, 2)
+    c = xbp.compile(lambda: model(xbp.ones(1, 2)))
+    assert not _cuda_graph.handles(c, [xbp.ones(2)])
+    assert not _cuda_graph.handles(c, [])          # no tensors: the closure's modules decide (cpu here)
+
+
+def test_cache_eviction_releases_the_pool(fake, monkeypatch):
+    released = []
+    monkeypatch.setattr(_cuda_graph, "release_pool", lambda pool: released.append(pool))
+    model, opt, step = _model_and_step()
+    c = xbp.compile(step)
+    c.cache_size = 1
+    rs = np.random.RandomState(0)
+    for n in (6, 6, 6, 5):
+        c(xbp.tensor(rs.randn(n, 8).astype(np.float32)), xbp.tensor(rs.randint(0, 4, n)))
+    assert len(c.cache) == 1 and len(released) == 1
+
+
 def test_lr_and_step_changes_are_uploaded(fake):
     model, opt, step = _model_and_step("adam", lr=0.01)
     c = xbp.compile(step)
