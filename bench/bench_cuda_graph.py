@@ -173,11 +173,13 @@ def main(argv=None):
         widths, batch = CONFIGS[cfg]
         for opt_name in a.optimizers.split(","):
             runners = {"xbp eager": (make_xbp(widths, batch, "cuda", opt_name), sync)}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)     # the emulation's fallback warning
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
                 comp = xbp_compiled(widths, batch, opt_name)
                 for _ in range(3):
                     comp()
+            for m in dict.fromkeys(str(w.message) for w in caught if "xbp.compile" in str(w.message)):
+                print(f"# {cfg} {opt_name}: {m}")           # why xbp did not capture, if it did not
             runners["xbp compiled"] = (comp, sync)
             runners["cupy eager"] = (make_hand(cp, widths, batch, opt_name), sync)
             if opt_name == "sgd" and not no_capture:
