@@ -329,6 +329,23 @@ def test_module_forward_returns_fresh_copies(fake):
         np.testing.assert_allclose(o.numpy(), want, rtol=1e-6)
 
 
+def test_same_tensor_twice_is_one_static_buffer(fake):
+    model = nn.Linear(4, 4)
+    model.eval()
+    c = xbp.compile(lambda a, b: model(a) + b)
+    rs = np.random.RandomState(0)
+    with xbp.no_grad():
+        for _ in range(5):
+            x = xbp.tensor(rs.randn(2, 4).astype(np.float32))
+            c(x, x)
+    st = c.cache[next(iter(c.cache))]
+    assert c.stats["captured"] == 1 and c.stats["replayed"] == 2 and len(st.static) == 1
+    np.testing.assert_array_equal(st.static[0][1].numpy(), x.numpy())
+    with xbp.no_grad():
+        c(x, xbp.tensor(x.numpy().copy()))          # now two tensors: the graph's wiring no longer holds
+    assert c.stats.get("recaptures") == 1
+
+
 def test_handles_only_cuda():
     model = nn.Linear(2, 2)
     c = xbp.compile(lambda: model(xbp.ones(1, 2)))

@@ -313,6 +313,7 @@ class GraphedStep:
         self.graph = None
         self.static: list = []          # (position in tensors, static Tensor) for the copied inputs
         self.direct: list = []          # (position, tensor, array) for tensors used as they are
+        self.repeats: list = []         # (position, position of its first occurrence)
         self.guards: list = []          # (owner, attribute getter, object expected)
         self.grads: list = []           # (parameter, gradient tensor after the step)
         self.scalars = None
@@ -346,10 +347,15 @@ class GraphedStep:
         c = self.compiled
         d = self.driver
         mapping = {}
-        self.static, self.direct = [], []
+        first: dict = {}
+        self.static, self.direct, self.repeats = [], [], []
         with self.driver.eager_on(self.stream, self.pool):
             for i, t in enumerate(tensors):
-                if t.requires_grad or id(t) in mapping:
+                if id(t) in first:                  # the same tensor twice (c(x, x)): one buffer
+                    self.repeats.append((i, first[id(t)]))
+                    continue
+                first[id(t)] = i
+                if t.requires_grad:
                     self.direct.append((i, t, t.array))
                     continue
                 s = _wrap(d.clone(t.array), t.xp)
@@ -450,6 +456,9 @@ class GraphedStep:
         return g
 
     def _guard_failure(self, tensors):
+        for i, j in self.repeats:
+            if tensors[i] is not tensors[j]:
+                return "an argument that was the same tensor as another at capture is a different one"
         for i, t, a in self.direct:
             if tensors[i] is not t or t.array is not a:
                 return "a tensor argument that requires grad is a different tensor or array than at capture"
