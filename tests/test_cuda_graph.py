@@ -544,6 +544,63 @@ def test_compiled_graph_matches_eager_cuda(opt_name):
         [s["step"] for s in ref_opt.state.values() if "step" in s]
 
 
+def test_graph_batchnorm_running_stats_cuda():
+    """BatchNorm's running statistics (updated in place on the device) advance on every replay
+    as in eager mode."""
+    why = _real_graphs()
+    if why:
+        pytest.skip(why)
+
+    def make():
+        xbp.manual_seed(0)
+        model = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4)).to("cuda")
+        opt = xbp.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return model, step
+    rs = np.random.RandomState(1)
+    data = [(xbp.tensor(rs.randn(32, 16).astype(np.float32), device="cuda"),
+             xbp.tensor(rs.randint(0, 4, 32), device="cuda")) for _ in range(10)]
+    ref_model, ref_step = make()
+    model, step = make()
+    c = xbp.compile(step, fullgraph=True)
+    for x, y in data:
+        ref_step(x, y)
+        c(x, y)
+    assert c.stats["replayed"] == 7
+    bn, ref_bn = model[1], ref_model[1]
+    np.testing.assert_allclose(bn.running_mean.numpy(), ref_bn.running_mean.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), ref_bn.running_var.numpy(), rtol=1e-4, atol=1e-6)
+    assert int(bn.num_batches_tracked.item()) == 10
+
+
+def test_graph_memory_flat_over_replays_cuda():
+    """Replays allocate only the returned copies, which the caller drops: the default pool's use
+    stays flat over 2,000 replays (the graph's own memory is in its private pool)."""
+    why = _real_graphs()
+    if why:
+        pytest.skip(why)
+    import cupy
+    model, opt, step = _gpu_step("adam")
+    c = xbp.compile(step, fullgraph=True)
+    x = xbp.randn(64, 64, device="cuda")
+    y = xbp.zeros(64, dtype=xbp.int64, device="cuda")
+    for _ in range(10):
+        c(x, y)
+    xbp.cuda.synchronize()
+    pool = cupy.get_default_memory_pool()
+    before = pool.used_bytes()
+    for _ in range(2000):
+        c(x, y)
+    xbp.cuda.synchronize()
+    assert pool.used_bytes() <= before + 4096, (before, pool.used_bytes())
+
+
 def test_graph_dropout_draws_fresh_numbers_cuda():
     why = _real_graphs()
     if why:
