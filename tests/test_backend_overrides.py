@@ -49,6 +49,7 @@ CASES = {
     "erf float32": ((_ERF_IN.astype(np.float32),), _erf_ref(_ERF_IN).astype(np.float32), 1e-6),
     "window_columns": ((_X, (2, 3), (2, 1), (1, 2), (2, 2)), _windows_ref(_X, (2, 3), (2, 1), (1, 2), (2, 2)), 0),
     "int_range": ((np.array([3, -7, 12, 0]),), (-7, 12), 0),
+    "row_major": ((_ROWS.T,), _ROWS.T.copy(), 0),
 }
 
 
@@ -77,6 +78,15 @@ def test_native_and_portable_bodies_agree(device, case):
         assert got.shape == want.shape, which
         assert got.dtype == want.dtype, (which, got.dtype, want.dtype)
         np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7 if rtol else 0, err_msg=which)
+
+
+def test_row_major_lays_out_rows_on_numpy():
+    # the one backend where layout changes speed: the NumPy fast path must really be C-ordered
+    # (and copy nothing when it already is)
+    be = get_backend("cpu")
+    got = be.row_major(_ROWS.T)
+    assert got.flags["C_CONTIGUOUS"] and not np.shares_memory(got, _ROWS)
+    assert be.row_major(_ROWS) is _ROWS
 
 
 def test_erf_keeps_float16(device):

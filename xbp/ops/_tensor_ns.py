@@ -105,6 +105,14 @@ class TensorNamespace:
     def concat(xs, axis=0):
         return S.cat(xs, axis)
 
+    @staticmethod
+    def stack(xs, axis=0):
+        return S.stack(xs, axis)
+
+    @staticmethod
+    def row_major(x):
+        return x      # a memory-layout hint for first-order speed; nothing to do on the graph
+
     # products and gathers
     matmul = staticmethod(L.matmul)
 

@@ -32,7 +32,7 @@ def _sig(xp, a):
 
 
 def _stack0(xp, items):
-    return xp.concat([xp.expand_dims(a, axis=0) for a in items], axis=0)
+    return xp.stack(items, axis=0)
 
 
 def _steps(T, reverse):
@@ -43,7 +43,7 @@ def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
     """-> (hs, cs, acts): per-step states and gate activations, indexed by time."""
     T = xs.shape[0]
     H = h0.shape[-1]
-    wT = xp.matrix_transpose(w_hh)
+    wT = xp.row_major(xp.matrix_transpose(w_hh))  # one copy, T fast products (Backend.row_major)
     hs, cs, acts = [None] * T, [None] * T, [None] * T
     h, c = h0, c0
     if b_hh is not None and mode != "GRU":      # (GRU's b_hn sits inside r * (...): keep it per step)
@@ -98,39 +98,32 @@ def _recur_vjp(c, g):
         acts = c.res
         H_all = c.out[:, :, 0:H] if lstm else c.out
         hs = [H_all[t, ...] for t in range(T)]
-        cs = [c.out[t, :, H:2 * H] for t in range(T)] if lstm else None
+        cs = None                      # LSTM: read stacked from the output, c.out[:, :, H:2H]
     prev = (lambda t: t + 1) if reverse else (lambda t: t - 1)
     first = T - 1 if reverse else 0
-    dh = g[first, :, 0:H] * 0.0 if lstm else g[first, ...] * 0.0
-    dc = dh
-    dxs, dhg = [None] * T, [None] * T
-    for t in _steps(T, not reverse):
-        dh = dh + (g[t, :, 0:H] if lstm else g[t, ...])
-        h_prev = h0 if t == first else hs[prev(t)]
-        if lstm:
-            S, gg, tc = acts[t]
-            i, f, o = S[:, 0:H], S[:, H:2 * H], S[:, 3 * H:4 * H]
-            c_prev = c0 if t == first else cs[prev(t)]
-            dct = dc + g[t, :, H:2 * H] + dh * o * (1.0 - tc * tc)
-            dS = S * (1.0 - S)                   # sigmoid' of every block; the g block uses tanh'
-            deriv = xp.concat([dS[:, 0:2 * H], 1.0 - gg * gg, dS[:, 3 * H:4 * H]], axis=1)
-            da = xp.concat([dct * gg, dct * c_prev, dct * i, dh * tc], axis=1) * deriv
-            dc = dct * f
-            dxs[t] = dhg[t] = da
-            dh = xp.matmul(da, w_hh)
-        elif mode == "GRU":
-            r, z, n, hn = acts[t]
-            dn = dh * (1.0 - z) * (1.0 - n * n)
-            dr = dn * hn * r * (1.0 - r)
-            dz = dh * (h_prev - n) * z * (1.0 - z)
-            dxs[t] = xp.concat([dr, dz, dn], axis=1)
-            dhg[t] = xp.concat([dr, dz, dn * r], axis=1)
-            dh = dh * z + xp.matmul(dhg[t], w_hh)
-        else:
-            h = hs[t]
-            da = dh * (1.0 - h * h) if mode == "RNN_TANH" else xp.where(h > 0, dh, 0.0)
-            dxs[t] = dhg[t] = da
-            dh = xp.matmul(da, w_hh)
+    if lstm:
+        C = c.out[:, :, H:2 * H] if cs is None else _stack0(xp, cs)
+        dxs, dh, dc = _lstm_backward(xp, g, acts, c0, C, w_hh, reverse)
+        dhg = dxs
+    else:
+        dh, dc = g[first, ...] * 0.0, None
+        dxs, dhg = [None] * T, [None] * T
+        for t in _steps(T, not reverse):
+            dh = dh + g[t, ...]
+            if mode == "GRU":
+                h_prev = h0 if t == first else hs[prev(t)]
+                r, z, n, hn = acts[t]
+                dn = dh * (1.0 - z) * (1.0 - n * n)
+                dr = dn * hn * r * (1.0 - r)
+                dz = dh * (h_prev - n) * z * (1.0 - z)
+                dxs[t] = xp.concat([dr, dz, dn], axis=1)
+                dhg[t] = xp.concat([dr, dz, dn * r], axis=1)
+                dh = dh * z + xp.matmul(dhg[t], w_hh)
+            else:
+                h = hs[t]
+                da = dh * (1.0 - h * h) if mode == "RNN_TANH" else xp.where(h > 0, dh, 0.0)
+                dxs[t] = dhg[t] = da
+                dh = xp.matmul(da, w_hh)
     gxs = _stack0(xp, dxs) if c.needs[0] else None
     gw = gb = None
     if c.needs[3] or (b_hh is not None and c.needs[4]):
@@ -143,6 +136,42 @@ def _recur_vjp(c, g):
         if b_hh is not None and c.needs[4]:
             gb = xp.sum(dA, axis=0)
     return (gxs, dh if c.needs[1] else None, dc if lstm and c.needs[2] else None, gw, gb)
+
+
+def _lstm_backward(xp, g, acts, c0, C, w_hh, reverse):
+    """The LSTM steps' backward. Everything that does not depend on the incoming dh, dc (the
+    gates' derivatives and their products with the saved states) is computed once over all T
+    steps as (T, B, .) arrays, which leaves ~9 small ops per step instead of ~22: on a small
+    LSTM the per-call cost of those ops is most of the step.
+    g (T, B, 2H) = [dh_t | dc_t]; acts: per-step (S, g, tanh c) of the forward; C (T, B, H) the
+    cell states. -> ([da_t] indexed by time, dh_prev, dc_prev) of the first step."""
+    T, B, H = C.shape[0], C.shape[1], C.shape[2]
+    S = _stack0(xp, [a[0] for a in acts])                  # (T, B, 4H) sigmoid of every block
+    G = _stack0(xp, [a[1] for a in acts])                  # (T, B, H) tanh of the g block
+    TC = _stack0(xp, [a[2] for a in acts])                 # (T, B, H) tanh(c_t)
+    c0e = xp.expand_dims(c0, axis=0)
+    C_prev = xp.concat([C[1:T, ...], c0e], axis=0) if reverse else xp.concat([c0e, C[0:T - 1, ...]], axis=0)
+    dS = S * (1.0 - S)
+    I, F, O = S[:, :, 0:H], S[:, :, H:2 * H], S[:, :, 3 * H:4 * H]
+    OD = O * (1.0 - TC * TC)                               # d c_t / d h_t through h = o tanh(c)
+    # da = [dct gi', dct c_prev f', dct i (1-g^2) | dh tanh(c) o']: the factors of dct as
+    # (T, B, 3, H) (one broadcast product per step), the factor of dh as (T, B, H)
+    A = xp.stack([G * dS[:, :, 0:H], C_prev * dS[:, :, H:2 * H], I * (1.0 - G * G)], axis=2)
+    A_o = TC * dS[:, :, 3 * H:4 * H]
+    dH, dC = g[:, :, 0:H], g[:, :, H:2 * H]
+    das = [None] * T
+    dh = dc = None
+    for t in _steps(T, not reverse):
+        dh = dH[t, ...] if dh is None else dh + dH[t, ...]
+        dct = dh * OD[t, ...] + dC[t, ...]
+        if dc is not None:
+            dct = dct + dc
+        da = xp.concat([xp.reshape(xp.expand_dims(dct, axis=1) * A[t, ...], (B, 3 * H)),
+                        dh * A_o[t, ...]], axis=1)
+        das[t] = da
+        dc = dct * F[t, ...]
+        dh = xp.matmul(da, w_hh)
+    return das, dh, dc
 
 
 recurrence_p = Primitive("recurrence", _recur_fwd, _recur_vjp, save="in,out", res=True)
