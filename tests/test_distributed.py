@@ -54,7 +54,7 @@ def _pytest_under_mpi(n, files):
 
 @needs_mpi
 def test_collectives_and_ddp_on_2_ranks():
-    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py"])
+    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py", "mpi_ddp_buckets.py"])
 
 
 @needs_mpi
