@@ -124,6 +124,9 @@ class _Reducer:
     # set False only to measure what testing from every hook buys (bench/bench_distributed.py);
     # then the buckets in flight are tested only when one becomes full
     poll_in_hooks = True
+    # set False only to measure what reusing the buffers buys: then (gradient_as_bucket_view
+    # False) every bucket allocates a new buffer each step, as DDP did before
+    reuse_buffers = True
 
     def __init__(self, params, names, buckets, bucket_of, group, find_unused, as_view):
         self.params, self.names, self.buckets = params, names, buckets
@@ -190,7 +193,7 @@ class _Reducer:
         if b.arrays is None:
             self.allocate(b)
             b.refs = xp.refcounts(b.arrays)
-        elif not self.as_view and (b.refs is None or xp.refcounts(b.arrays) != b.refs):
+        elif not self.as_view and (b.refs is None or not self.reuse_buffers or xp.refcounts(b.arrays) != b.refs):
             # a gradient handed out last step (or a view of it) is still held: leave it alone
             self.allocate(b)
             b.refs = xp.refcounts(b.arrays)
