@@ -125,7 +125,8 @@ class _Reducer:
     # then the buckets in flight are tested only when one becomes full
     poll_in_hooks = True
     # set False only to measure what reusing the buffers buys: then (gradient_as_bucket_view
-    # False) every bucket allocates a new buffer each step, as DDP did before
+    # False) every bucket allocates a new buffer each step that only the .grad views keep alive,
+    # as DDP did before (freed at zero_grad)
     reuse_buffers = True
 
     def __init__(self, params, names, buckets, bucket_of, group, find_unused, as_view):
@@ -193,7 +194,7 @@ class _Reducer:
         if b.arrays is None:
             self.allocate(b)
             b.refs = xp.refcounts(b.arrays)
-        elif not self.as_view and (b.refs is None or not self.reuse_buffers or xp.refcounts(b.arrays) != b.refs):
+        elif not self.as_view and (b.refs is None or xp.refcounts(b.arrays) != b.refs):
             # a gradient handed out last step (or a view of it) is still held: leave it alone
             self.allocate(b)
             b.refs = xp.refcounts(b.arrays)
@@ -227,6 +228,8 @@ class _Reducer:
                 xp = b.xp
                 for p, v in zip(b.params, b.views):
                     p.grad = _wrap(v, xp)
+                if not self.reuse_buffers and not self.as_view:
+                    b.flat = b.views = b.arrays = None     # the buffer lives on in the .grad views only
             if used is not None:
                 for i in np.flatnonzero(used == 0):
                     params[i].grad = None
