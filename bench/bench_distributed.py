@@ -2,7 +2,8 @@
 
     python bench/bench_distributed.py [--ranks 2] [--rounds 3] [--blocks 10] [--steps 10]
                                       [--widths 784,512,512,10] [--bucket-cap-mb 25]
-                                      [--bind] [--async-progress] [--json OUT]
+                                      [--bind] [--async-progress] [--progress-interval S]
+                                      [--json OUT]
 
 The step: 784 -> 512 -> 512 -> 10 (ReLU), float32, mean cross-entropy, backward, SGD (lr 0.01),
 128 rows per rank, one BLAS thread per rank (OMP/OPENBLAS/MKL_NUM_THREADS=1 in each rank's
@@ -18,6 +19,8 @@ count, medians over blocks of the mean time per step, with the range over blocks
   ddp_fresh   the same as ddp but a new bucket buffer every step (what DDP did before buffers
               were kept: _Reducer.reuse_buffers = False)
   ddp_nopoll  the same as ddp but buckets tested only when one becomes full (no hook polling)
+  ddp_thread  the same as ddp with ``mpi_progress_interval`` set (--progress-interval): a helper
+              thread calls MPI's progress engine while buckets are in flight during backward
   ddp_sync    the same gradients, all-reduced after backward in one blocking call (no overlap)
   allreduce   the blocking all-reduce of the whole gradient (2.55 MiB) alone
   wait        time DDP's end-of-backward callback waited for the buckets (the exposed part), ddp
@@ -79,7 +82,9 @@ def worker(args):
     models = {"ddp": DDP(make(), bucket_cap_mb=args.bucket_cap_mb),
               "ddp_view": DDP(make(), bucket_cap_mb=args.bucket_cap_mb, gradient_as_bucket_view=True),
               "ddp_fresh": DDP(make(), bucket_cap_mb=args.bucket_cap_mb),
-              "ddp_nopoll": DDP(make(), bucket_cap_mb=args.bucket_cap_mb)}
+              "ddp_nopoll": DDP(make(), bucket_cap_mb=args.bucket_cap_mb),
+              "ddp_thread": DDP(make(), bucket_cap_mb=args.bucket_cap_mb)}
+    models["ddp_thread"].mpi_progress_interval = args.progress_interval
     models["ddp_fresh"]._reducer.reuse_buffers = False
     models["ddp_nopoll"]._reducer.poll_in_hooks = False
     sync_model = DDP(make())
@@ -121,9 +126,9 @@ def worker(args):
     for fn in runners.values():
         for _ in range(3):
             fn()
-    waited = {"ddp": "wait", "ddp_view": "wait_view"}
+    waited = {"ddp": "wait", "ddp_view": "wait_view", "ddp_thread": "wait_thread"}
     per = {k: [] for k in list(runners) + list(waited.values())}
-    early = []
+    early = {"ddp": [], "ddp_thread": []}
     ddp = models["ddp"]
     for _ in range(args.blocks):
         for name, fn in runners.items():
@@ -140,8 +145,8 @@ def worker(args):
             per[name].append(float(t[0].item()) * 1e3)
             if name in waited:
                 per[waited[name]].append(float(t[1].item()) * 1e3)
-            if name == "ddp":
-                early.append((m.buckets_completed_early - e0) / args.steps)
+            if name in ("ddp", "ddp_thread"):
+                early[name].append((m.buckets_completed_early - e0) / args.steps)
     allocated = {k: m.buckets_allocated for k, m in models.items()}
     if rank == 0:
         print("RESULT " + json.dumps({"world": world, "grad_mb": grads_numel * 4 / 2 ** 20,
@@ -158,7 +163,8 @@ def launch(n, args):
     cmd = ["mpiexec", "-n", str(n)] + (["-bind-to", "core"] if args.bind else []) + [
            sys.executable, os.path.abspath(__file__), "--worker",
            "--blocks", str(args.blocks), "--steps", str(args.steps),
-           "--widths", args.widths, "--bucket-cap-mb", str(args.bucket_cap_mb)]
+           "--widths", args.widths, "--bucket-cap-mb", str(args.bucket_cap_mb),
+           "--progress-interval", str(args.progress_interval)]
     load = os.getloadavg()[0]
     print(f"  launch: {n} rank(s), load average (1 min) {load:.2f}", flush=True)
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -180,6 +186,8 @@ def main():
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)),
                     help="layer widths of the MLP, comma-separated (default %(default)s)")
     ap.add_argument("--bucket-cap-mb", type=float, default=25.0, help="DDP bucket_cap_mb")
+    ap.add_argument("--progress-interval", type=float, default=2e-4,
+                    help="ddp_thread: seconds between its progress thread's MPI calls (default %(default)s)")
     ap.add_argument("--bind", action="store_true",
                     help="mpiexec -bind-to core: one core per rank (helps only if the cores are otherwise idle)")
     ap.add_argument("--async-progress", action="store_true",
@@ -210,20 +218,21 @@ def main():
           f"{r0['grad_mb']:.2f} MiB in {r0['buckets']} buckets ("
           + ", ".join(f"{mb:.2f}" for mb in r0["bucket_mb"]) + f" MiB); {args.rounds} rounds x "
           f"{args.blocks} blocks x {args.steps} steps; ms per step, median [min-max] over blocks and rounds")
-    cols = ["plain", "ddp", "ddp_view", "ddp_fresh", "ddp_nopoll", "ddp_sync", "allreduce", "wait", "wait_view"]
-    print("| ranks | " + " | ".join(cols) + " | early (ddp) | scaling ddp | scaling ddp_view | scaling ddp_fresh "
-          "| buffers allocated (ddp/view/fresh) | load avg at launch |")
-    print("|---" * (len(cols) + 7) + "|")
+    cols = ["plain", "ddp", "ddp_view", "ddp_fresh", "ddp_nopoll", "ddp_thread", "ddp_sync", "allreduce", "wait",
+            "wait_view", "wait_thread"]
+    scaled = ("ddp", "ddp_view", "ddp_fresh", "ddp_thread")
+    print("| ranks | " + " | ".join(cols) + " | early (ddp/ddp_thread) | " + " | ".join(f"scaling {k}" for k in scaled)
+          + " | buffers allocated (ddp/view/fresh) | load avg at launch |")
+    print("|---" * (len(cols) + len(scaled) + 4) + "|")
     for n in runs:
         r = res[n]
-        scale = {k: (n * ROWS / (r[k][0] / 1e3)) / (ROWS / (base / 1e3)) for k in ("ddp", "ddp_view", "ddp_fresh")}
+        scale = {k: (n * ROWS / (r[k][0] / 1e3)) / (ROWS / (base / 1e3)) for k in scaled}
         cells = [f"{r[k][0]:.2f} [{r[k][1]:.2f}-{r[k][2]:.2f}]" for k in cols]
-        early = statistics.median([v for x in runs[n] for v in x["early"]])
+        early = "/".join(f"{statistics.median([v for x in runs[n] for v in x['early'][k]]):.2f}" for k in ("ddp", "ddp_thread"))
         alloc = runs[n][-1]["allocated"]
         loads = [x["load"] for x in runs[n]]
-        print(f"| {n} | " + " | ".join(cells) + f" | {early:.2f} of {runs[n][0]['buckets']} "
-              f"| {scale['ddp']:.2f}x | {scale['ddp_view']:.2f}x | {scale['ddp_fresh']:.2f}x "
-              f"| {alloc['ddp']}/{alloc['ddp_view']}/{alloc['ddp_fresh']} | {min(loads):.2f}-{max(loads):.2f} |")
+        print(f"| {n} | " + " | ".join(cells) + f" | {early} of {runs[n][0]['buckets']} | "
+              + " | ".join(f"{scale[k]:.2f}x" for k in scaled) + f" | {alloc['ddp']}/{alloc['ddp_view']}/{alloc['ddp_fresh']} | {min(loads):.2f}-{max(loads):.2f} |")
     print("\nscaling = (ranks x rows / DDP time on N ranks) / (rows / plain time on 1 rank); target >= 1.8x on 2 ranks. "
           "Times mean something only on a quiet machine: each rank needs a core of its own (load average near 0 before a launch).")
     if args.json:

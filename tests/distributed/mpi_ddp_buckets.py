@@ -189,3 +189,32 @@ def test_buckets_sum_prescaled_gradients(world):
     avg = np.mean([o.numpy() for o in outs], axis=0)
     got = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
     np.testing.assert_allclose(got, avg, rtol=1e-12, atol=1e-15)
+
+
+def test_progress_thread_keeps_the_values_and_stops(world):
+    """mpi_progress_interval: a helper thread turns MPI's progress engine while buckets are in
+    flight; gradients are unchanged, the thread is parked between backwards and ends with the
+    wrapper."""
+    import gc
+    rank, size = world
+    model = mlp(8)
+    ddp = DDP(model, bucket_cap_mb=0.001)
+    with pytest.raises(ValueError, match="mpi_progress_interval must be > 0"):
+        ddp.mpi_progress_interval = 0
+    ddp.mpi_progress_interval = 1e-4
+    ref = mlp(8)
+    X, Y = batch(size, seed=4)
+    for _ in range(2):
+        for m in (model, ref):
+            for p in m.parameters():
+                p.grad = None
+        loss_fn(ddp(shard(X, rank)), shard(Y, rank)).backward()
+        loss_fn(ref(xbp.tensor(X)), xbp.tensor(Y)).backward()
+        for p, q in zip(model.parameters(), ref.parameters()):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-10)
+    pr = ddp._reducer.progress
+    assert pr is not None and pr.thread.is_alive() and not pr.go.is_set()
+    del ddp
+    gc.collect()
+    pr.thread.join(timeout=5)
+    assert not pr.thread.is_alive()

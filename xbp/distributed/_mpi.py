@@ -116,6 +116,16 @@ class MPIComm:
             return self._bool_ops[op]
         return self._ops[op]
 
+    def progress(self) -> None:
+        """One turn of MPI's progress engine (``MPI_Iprobe`` on this communicator: it moves every
+        outstanding non-blocking operation and touches no request, so another thread may call it
+        while this one waits or tests; needs MPI_THREAD_MULTIPLE, see `threads_ok`)."""
+        self.c.Iprobe(source=self.MPI.ANY_SOURCE, tag=self.MPI.ANY_TAG)
+
+    def threads_ok(self) -> bool:
+        """Whether MPI was initialised with MPI_THREAD_MULTIPLE (mpi4py's default)."""
+        return self.MPI.Query_thread() == self.MPI.THREAD_MULTIPLE
+
     def split(self, ranks):
         MPI = mpi()
         member = self.rank in ranks

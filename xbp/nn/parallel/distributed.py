@@ -33,6 +33,7 @@ as it can (``bench/count_ddp_calls.py`` counts them).
 """
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from contextlib import contextmanager
@@ -84,6 +85,37 @@ def _remove_all(handles):
         h.remove()
 
 
+class _Progress:
+    """A helper thread that turns MPI's progress engine every `interval` seconds while a
+    backward has buckets in flight (MPICH moves a non-blocking collective only inside MPI calls,
+    and backward's long kernels -- the first layer's weight-gradient matmul -- make none; NumPy
+    releases the GIL in them, so this thread runs there). It calls ``comm.progress()`` only
+    (``MPI_Iprobe``), never touches a request, and sleeps between calls, unlike
+    MPICH_ASYNC_PROGRESS's thread, which spins on a core of its own."""
+
+    def __init__(self, comm, interval):
+        self.comm, self.interval = comm, float(interval)
+        self.go = threading.Event()
+        self.closed = False
+        self.thread = threading.Thread(target=self.loop, name="xbp-ddp-mpi-progress", daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        go, progress, sleep, interval = self.go, self.comm.progress, time.sleep, self.interval
+        while True:
+            go.wait()
+            while go.is_set() and not self.closed:
+                progress()
+                sleep(interval)
+            if self.closed:
+                return
+
+    def close(self):
+        """End the thread (the wrapper was collected); it never calls MPI afterwards."""
+        self.closed = True
+        self.go.set()
+
+
 class _Bucket:
     __slots__ = ("index", "params", "n", "ready", "numel", "xp", "dtype", "work", "test",
                  "flat", "views", "arrays", "refs")
@@ -124,6 +156,10 @@ class _Reducer:
     # set False only to measure what testing from every hook buys (bench/bench_distributed.py);
     # then the buckets in flight are tested only when one becomes full
     poll_in_hooks = True
+    # seconds between the progress thread's MPI calls during backward (`_Progress`), or None for
+    # no thread: off by default (on 2 cores shared by 2 ranks its benefit is not yet measured);
+    # DistributedDataParallel.mpi_progress_interval sets it per wrapper
+    progress_interval = None
     # set False only to measure what reusing the buffers buys: then (gradient_as_bucket_view
     # False) every bucket allocates a new buffer each step that only the .grad views keep alive,
     # as DDP did before (freed at zero_grad)
@@ -146,6 +182,7 @@ class _Reducer:
         self.buckets_launched_early = 0
         self.buckets_completed_early = 0
         self.buckets_allocated = 0
+        self.progress = None          # the _Progress thread, made at the first backward that wants one
         self.reset()
 
     def reset(self):
@@ -171,12 +208,26 @@ class _Reducer:
             k += 1
         if early:
             self.buckets_launched_early += k - self.next
+            if self.progress_interval is not None and self.next == 0 and k < len(bs):
+                self.start_progress()
         self.next = k
         if self.poll is not None:
             if self.poll():
                 self.advance()
         elif self.oldest < k:
             self.poll = bs[self.oldest].test
+
+    def start_progress(self):
+        """Buckets are in flight and backward goes on: let the progress thread run (MPI only)."""
+        pr = self.progress
+        if pr is None:
+            comm = self.comm
+            if not hasattr(comm, "progress") or not comm.threads_ok():
+                self.progress_interval = None          # NCCL progresses on the GPU; MPI without threads
+                return
+            pr = self.progress = _Progress(comm, self.progress_interval)
+            weakref.finalize(self, pr.close)
+        pr.go.set()
 
     def allocate(self, b):
         xp = b.xp
@@ -212,6 +263,8 @@ class _Reducer:
     def finish(self):
         t0 = time.perf_counter()
         params = self.params
+        if self.progress is not None:
+            self.progress.go.clear()                   # the waits below progress MPI themselves
         try:
             if len(self.seen) < len(params):
                 used = self.launch_missing()
@@ -369,6 +422,21 @@ class DistributedDataParallel(Module):
         while the buffers are reused (always with ``gradient_as_bucket_view=True``; by default
         as long as no gradient of the previous step is still held when the next one reduces)."""
         return self._reducer.buckets_allocated
+
+    @property
+    def mpi_progress_interval(self):
+        """Seconds between the MPI progress calls of a helper thread that runs while buckets are
+        in flight during backward, or None (default: no thread). On MPI, non-blocking all-reduces
+        advance only inside MPI calls; the thread makes them advance during backward's long
+        kernels (which release the GIL), so buckets can finish before backward ends. It sleeps
+        between calls and needs MPI_THREAD_MULTIPLE (mpi4py's default); ignored on NCCL."""
+        return self._reducer.progress_interval
+
+    @mpi_progress_interval.setter
+    def mpi_progress_interval(self, seconds):
+        if seconds is not None and not float(seconds) > 0:
+            raise ValueError(f"mpi_progress_interval must be > 0 seconds or None, got {seconds!r}")
+        self._reducer.progress_interval = None if seconds is None else float(seconds)
 
     @property
     def _buckets(self):
