@@ -215,8 +215,9 @@ def test_every_gradient_hook_drives_mpi_progress(world):
 
     def counting_launch(b):
         launch(b)
-        test = b.test
-        b.test = lambda: (tests.append((b.index, r.next)), test())[1]
+        # count the tests, and report "in flight" for all of them (the real wait still runs at
+        # the end), so how often each hook tests does not depend on the peer's timing
+        b.test = lambda: (tests.append((b.index, r.next)), False)[1]
     r.launch = counting_launch
     ref = mlp(13)
     loss_fn(ddp(shard(X, rank)), shard(Y, rank)).backward()
@@ -231,5 +232,7 @@ def test_every_gradient_hook_drives_mpi_progress(world):
     for p in model.parameters():
         p.grad = None
     loss_fn(ddp(shard(X, rank)), shard(Y, rank)).backward()
-    assert len(tests) < polled, (len(tests), polled)  # the hooks that filled no bucket tested too
+    # the hooks that filled no bucket while one was in flight tested too (here at least layer 1's
+    # bias or weight hook, whichever comes first)
+    assert len(tests) < polled, (len(tests), polled)
     assert_same([p.grad.numpy() for p in model.parameters()], [p.grad.numpy() for p in ref.parameters()])

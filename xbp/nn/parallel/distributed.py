@@ -266,6 +266,8 @@ class _Reducer:
         if self.progress is not None:
             self.progress.go.clear()                   # the waits below progress MPI themselves
         try:
+            # the overlap, counted before any wait: buckets already finished as backward ends
+            self.buckets_completed_early += sum([b.test() for b in self.buckets[:self.next]])
             if len(self.seen) < len(params):
                 used = self.launch_missing()
             else:
@@ -273,11 +275,7 @@ class _Reducer:
                 if self.find_unused:
                     used = self.all_used()
             for b in self.buckets:
-                w = b.work
-                if w.is_completed():
-                    self.buckets_completed_early += 1
-                else:
-                    w.wait()
+                b.work.wait()
                 xp = b.xp
                 for p, v in zip(b.params, b.views):
                     p.grad = _wrap(v, xp)
