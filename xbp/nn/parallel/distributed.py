@@ -346,6 +346,10 @@ class DistributedDataParallel(Module):
 
     ``state_dict()`` has the wrapped module's keys (no "module." prefix) and ``load_state_dict``
     accepts both forms, so checkpoints load into the plain model and back.
+
+    Statistics (read-only): ``buckets_allocated``, ``buckets_launched_early``,
+    ``buckets_completed_early``, ``comm_wait_s``. On MPI, ``mpi_progress_interval`` (seconds, default
+    None) lets a helper thread advance the all-reduces during backward.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim: int = 0,
