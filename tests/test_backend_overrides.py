@@ -120,3 +120,49 @@ def test_index_positions_agree(device):
     np.testing.assert_array_equal(be.to_numpy(be.index_positions((3, 4), key)), want)
     if type(be).index_positions is not Backend.index_positions and device != "strict":
         np.testing.assert_array_equal(be.to_numpy(Backend.index_positions(be, (3, 4), key)), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [0.5, 1.0 / 3.0, 1.0])
+def test_copy_scaled_agrees_with_the_portable_body(device, dtype, scale):
+    # DistributedDataParallel copies each gradient into a view of its bucket, divided by the
+    # world size; the native bodies (np.multiply / cupy.multiply with out=) write in place
+    be = get_backend(device)
+    src = RS.randn(3, 4).astype(dtype)
+    want = (src * dtype(scale)).astype(dtype)
+    for body in ([be.copy_scaled] + ([] if type(be).copy_scaled is Backend.copy_scaled
+                                     else [lambda d, s, k: Backend.copy_scaled(be, d, s, k)])):
+        buf = be.zeros((14,), dtype=be.dtype(np.dtype(dtype)))
+        view = be.reshape(buf[1:13], (3, 4))          # a slice of the flat bucket
+        body(view, be.asarray(src), scale)
+        got = be.to_numpy(buf)
+        np.testing.assert_allclose(got[1:13].reshape(3, 4), want, rtol=1e-7 if dtype == np.float32 else 1e-15)
+        assert got[0] == 0 and got[13] == 0            # nothing outside the view was written
+        assert got.dtype == dtype
+
+
+def test_refcounts_see_every_new_holder_of_a_buffer():
+    # NumPy: a view (of the buffer, or of one of its views) or a memoryview raises the owner's
+    # count; dropping it restores the count. The portable body answers None (unknown).
+    be = get_backend("cpu")
+    buf = np.zeros(8)
+    views = [buf[:4].reshape(2, 2), buf[4:]]
+    arrays = [buf] + views
+
+    def counts():
+        return be.refcounts(arrays)
+    base = counts()
+    held = views[0][0]                 # a view of a view: its base is the owner
+    assert counts() != base
+    del held
+    assert counts() == base
+    kept = views[1]                    # the view object itself, held elsewhere
+    assert counts() != base
+    del kept
+    mv = memoryview(buf)
+    assert counts() != base
+    mv.release()
+    del mv
+    assert counts() == base
+    assert Backend.refcounts(be, arrays) is None
+    assert get_backend("strict").refcounts([get_backend("strict").zeros((2,))]) is None

@@ -54,7 +54,7 @@ def _pytest_under_mpi(n, files):
 
 @needs_mpi
 def test_collectives_and_ddp_on_2_ranks():
-    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py"])
+    _pytest_under_mpi(2, ["mpi_collectives.py", "mpi_ddp.py", "mpi_ddp_buckets.py"])
 
 
 @needs_mpi
@@ -183,3 +183,33 @@ def test_train_digits_ddp_example_on_2_ranks(tmp_path):
     assert state["world_size"] == 2 and set(state["model"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
     acc = float(p.stdout.rsplit("final test accuracy:", 1)[1].split()[0])
     assert acc > 0.85
+
+
+# --- NCCL checks that need no GPU -------------------------------------------------------------
+def test_nccl_version_rule_for_native_avg():
+    from xbp.distributed._nccl import version_at_least
+    # ncclGetVersion codes: 2.8.4 (old encoding), 2.9.6, 2.10.3, 2.18.3, 2.21.5 (new encoding)
+    assert not version_at_least(2804, 2, 10)
+    assert not version_at_least(20906, 2, 10)
+    assert version_at_least(21003, 2, 10)
+    assert version_at_least(21803, 2, 10)
+    assert version_at_least(22105, 2, 10)
+    assert version_at_least(30000, 2, 10)
+
+
+def test_nccl_refuses_a_tensor_on_another_gpu():
+    from types import SimpleNamespace
+    from xbp.distributed._nccl import NCCLComm
+    comm = NCCLComm()
+    comm.device_id = 0
+
+    def fake(gpu):
+        xp = SimpleNamespace(kind="cupy", native_device=SimpleNamespace(id=gpu))
+        return SimpleNamespace(xp=xp, device=f"cuda:{gpu}", array=object())
+    ok = fake(0)
+    assert comm._array(ok, "all_reduce") is ok.array
+    with pytest.raises(ValueError, match=r"all_reduce: the tensor is on cuda:1 but this rank's NCCL communicator "
+                                         r"is on cuda:0.*CUDA_VISIBLE_DEVICES"):
+        comm._array(fake(1), "all_reduce")
+    with pytest.raises(TypeError, match="takes cuda tensors"):
+        comm._array(SimpleNamespace(xp=SimpleNamespace(kind="numpy"), device="cpu"), "all_reduce")

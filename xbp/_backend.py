@@ -15,6 +15,7 @@ import json
 import math
 import operator
 import os
+import sys
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -335,6 +336,20 @@ class Backend:
         """Whether two arrays may overlap in memory (a reshape may copy). Portable body: assume so."""
         return True
 
+    def copy_scaled(self, dst, src, scale: float) -> None:
+        """``dst[...] = src * scale`` in place, without a temporary where the backend allows
+        (DistributedDataParallel's copy of a gradient into its bucket, already divided by the world
+        size). `dst` and `src` have one shape and dtype. Portable body: the product, then a copy."""
+        self.setitem(dst, (Ellipsis,), src * scale if scale != 1.0 else src)
+
+    def refcounts(self, arrays):
+        """A list with the number of references to each array object in `arrays`, or None where
+        the backend cannot tell whether something else holds an array's memory. Compared with an
+        earlier call made in the same way, equal counts mean no new view of these arrays (and no
+        new holder of them) exists: DistributedDataParallel reuses a bucket buffer only then.
+        Portable body: None (unknown; the caller must assume the memory is still held)."""
+        return None
+
     def int_range(self, x):
         """(min, max) of a non-empty integer array as Python ints, with one device-to-host transfer
         (one GPU sync): the class-index checks of the losses."""
@@ -544,6 +559,18 @@ class NumpyBackend(Backend):
     def may_share_memory(self, a, b):
         return np.may_share_memory(a, b)
 
+    @staticmethod
+    def copy_scaled(dst, src, scale):
+        # one pass, no temporary: the multiply writes into the bucket's slice
+        np.multiply(src, scale, out=dst)
+
+    @staticmethod
+    def refcounts(arrays):
+        # A NumPy view holds a reference to the array that owns the memory (`.base` always names
+        # the owner, never an intermediate view), and so do memoryviews, DLPack capsules and
+        # torch.from_numpy tensors of it: while such a holder lives, the owner's count is higher.
+        return [sys.getrefcount(a) for a in arrays]
+
     def erf(self, x):
         f = _scipy_erf()
         if f is None:
@@ -721,6 +748,10 @@ class CupyBackend(Backend):
     def matmul_cublas(self, a, b):
         """``matmul`` by one direct cuBLAS GEMM call (capturable), NumPy's matmul semantics."""
         return _cublas.matmul(self.cupy, a, b)
+
+    def copy_scaled(self, dst, src, scale):
+        # one elementwise kernel writing into the bucket's slice (no temporary array)
+        self.cupy.multiply(src, scale, out=dst)
 
     def unaliased(self, dst, src):
         if isinstance(src, self.cupy.ndarray) and self.cupy.may_share_memory(dst, src):

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# imported by xbp.distributed's functions only, so the package is initialised by now (module-level
+# names: the per-collective path makes no import calls)
+from . import Work, _write
+
 _MPI = [None]
 _WORLD: "list[MPIComm | None]" = [None]
 
@@ -73,7 +77,6 @@ class _Host:
 
     def store(self, a=None):
         """Write `a` (default: the buffer) back into the tensor, in place."""
-        from . import _write
         t = self.t
         a = self.buf if a is None else a
         if self.shared and a is self.buf:
@@ -97,12 +100,11 @@ class MPIComm:
         self.c = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
-        MPI = mpi()
+        self.MPI = MPI = mpi()
         self._ops, self._bool_ops = _ops(MPI), _bool_ops(MPI)
 
     # --- plumbing ---
     def _work(self, req, finish=None, tensors=(), status=None):
-        from . import Work
         if status is None:
             return Work(req.Test, req.Wait, finish, tensors)
         return Work(lambda: req.Test(status), lambda: req.Wait(status), finish, tensors)
@@ -113,6 +115,16 @@ class MPIComm:
                 raise TypeError(f"{op} is undefined for bool tensors")
             return self._bool_ops[op]
         return self._ops[op]
+
+    def progress(self) -> None:
+        """One turn of MPI's progress engine (``MPI_Iprobe`` on this communicator: it moves every
+        outstanding non-blocking operation and touches no request, so another thread may call it
+        while this one waits or tests; needs MPI_THREAD_MULTIPLE, see `threads_ok`)."""
+        self.c.Iprobe(source=self.MPI.ANY_SOURCE, tag=self.MPI.ANY_TAG)
+
+    def threads_ok(self) -> bool:
+        """Whether MPI was initialised with MPI_THREAD_MULTIPLE (mpi4py's default)."""
+        return self.MPI.Query_thread() == self.MPI.THREAD_MULTIPLE
 
     def split(self, ranks):
         MPI = mpi()
@@ -133,12 +145,11 @@ class MPIComm:
 
     def all_reduce(self, t, op, async_op):
         h = _Host(t, reduce=True)
-        mop = self._mpi_op(op, h.buf.dtype)
-        MPI = mpi()
+        mop = self._ops[op] if h.buf.dtype != np.bool_ else self._mpi_op(op, h.buf.dtype)
+        MPI = self.MPI
         if not async_op:
             self.c.Allreduce(MPI.IN_PLACE, h.buf, op=mop)
             self._done_reduce(h, op)
-            from . import Work
             return Work.completed([t])
         req = self.c.Iallreduce(MPI.IN_PLACE, h.buf, op=mop)
         return self._work(req, lambda: self._done_reduce(h, op), [t])
@@ -168,7 +179,6 @@ class MPIComm:
             self.c.Bcast(h.buf, root=root)
             if self.rank != root:
                 h.store()
-            from . import Work
             return Work.completed([t])
         req = self.c.Ibcast(h.buf, root=root)
         return self._work(req, None if self.rank == root else h.store, [t])
@@ -236,7 +246,6 @@ class MPIComm:
 
 def _store_into(t, a):
     """Write host array `a` (t's number of elements) into tensor t in place."""
-    from . import _write
     a = np.ascontiguousarray(np.reshape(a, t.shape))
     if a.dtype != t.dtype:
         a = a.astype(t.dtype)

@@ -51,6 +51,17 @@ def unavailable_reason() -> str:
     return ""
 
 
+def version_at_least(code: int, major: int, minor: int) -> bool:
+    """Whether NCCL version `code` (``ncclGetVersion``: major*1000 + minor*100 + patch before
+    2.9, major*10000 + minor*100 + patch since) is at least major.minor."""
+    code = int(code)
+    if code >= 10000:
+        have = (code // 10000, code % 10000 // 100)
+    else:
+        have = (code // 1000, code % 1000 // 100)
+    return have >= (major, minor)
+
+
 def _local_rank(mpicomm):
     for k in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"):
         if k in os.environ:
@@ -93,7 +104,11 @@ class NCCLComm:
             ("uint32", "NCCL_UINT32"), ("int64", "NCCL_INT64"), ("uint64", "NCCL_UINT64"))}
         self.ops = {"sum": nccl.NCCL_SUM, "product": nccl.NCCL_PROD, "min": nccl.NCCL_MIN,
                     "max": nccl.NCCL_MAX}
-        self.native_avg = getattr(nccl, "NCCL_AVG", None)
+        # ncclAvg exists since NCCL 2.10; CuPy may export the constant while linking an older NCCL,
+        # so the library's own version decides (else SUM, then a division)
+        self.version = int(nccl.get_version())
+        avg = getattr(nccl, "NCCL_AVG", None)
+        self.native_avg = avg if avg is not None and version_at_least(self.version, 2, 10) else None
         return self
 
     # --- plumbing ---
@@ -101,6 +116,13 @@ class NCCLComm:
         if t.xp.kind != "cupy":
             raise TypeError(f"{what}: the nccl backend takes cuda tensors, got one on {t.device}; move it "
                             "with .to('cuda') or use init_process_group('mpi') for cpu tensors")
+        gpu = getattr(t.xp.native_device, "id", self.device_id)
+        if gpu != self.device_id:
+            # NCCL would read the other GPU's pointer from this communicator's device: refuse
+            raise ValueError(f"{what}: the tensor is on cuda:{gpu} but this rank's NCCL communicator is on "
+                             f"cuda:{self.device_id}; move it with .to('cuda:{self.device_id}'), or give each "
+                             "rank one GPU (CUDA_VISIBLE_DEVICES=<gpu> per rank, then every rank uses 'cuda', "
+                             "see docs/guides/distributed.md)")
         return t.array
 
     def _native(self, a, op=None):

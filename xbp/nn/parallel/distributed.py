@@ -5,21 +5,36 @@ How the overlap works (PyTorch's reducer, in small):
   the order backward produces their gradients): the first bucket is capped at 1 MB so its
   all-reduce starts early, the others at `bucket_cap_mb`. Parameters and buffers are broadcast
   from rank 0.
-- Each parameter has a post-accumulate-grad hook (`xbp._engine`). When the last gradient of a
-  bucket has been accumulated, the bucket is flattened into one tensor and its non-blocking
-  all-reduce (AVG) starts while backward goes on computing earlier layers' gradients. Buckets
-  are launched strictly in bucket order, so every rank issues the same collectives in the same
-  order even if their gradients become ready in a different order.
+- Each bucket owns one flat buffer, allocated at its first use and kept across steps (counted in
+  ``buckets_allocated``), with one view of it per parameter. When the last gradient of a bucket
+  has been accumulated (a post-accumulate-grad hook, `xbp._engine`), every gradient of the bucket
+  is copied into its view already divided by the world size (``Backend.copy_scaled``: one pass,
+  no temporary) and the buffer's non-blocking all-reduce (SUM) starts while backward goes on
+  computing earlier layers' gradients. Buckets are launched strictly in bucket order, so every
+  rank issues the same collectives in the same order even if their gradients become ready in a
+  different order.
 - MPI (MPICH) advances a non-blocking collective only inside MPI calls. So every gradient hook
   call -- each parameter's gradient becoming ready, not only a bucket's last one -- also tests the
-  buckets in flight (``MPI_Test``): the backward pass itself drives the all-reduces forward between
-  its layers. Testing only reads completion; the values are those of the final wait.
+  oldest bucket in flight (``MPI_Test``; MPI's progress engine then moves every outstanding
+  request): the backward pass itself drives the all-reduces forward between its layers.
 - At the end of backward an engine callback launches any bucket still waiting (parameters that
-  got no gradient, with ``find_unused_parameters=True``), waits for all of them and stores the
-  averaged gradients back into ``.grad`` (as slices of the reduced bucket: no extra copy).
+  got no gradient, with ``find_unused_parameters=True``), waits for all of them and sets each
+  ``.grad`` to its view of the reduced buffer (no copy back).
+- Reusing a buffer: with ``gradient_as_bucket_view=True`` the gradients *are* the bucket views,
+  as in PyTorch: a ``.grad`` kept from the previous step is overwritten by the next one. By
+  default (False) a gradient kept by the user keeps its values: a bucket reuses its buffer only
+  when nothing outside DDP references it or its views any more (``Backend.refcounts``; after
+  ``zero_grad()`` that is the normal case), else it allocates a new one for this step. Backends
+  that cannot tell (array-api-strict, CuPy) allocate a new buffer per step in that mode.
+
+The hook path runs once per parameter per step, so its state lives in a plain `_Reducer` object
+(attribute writes on a Module go through ``Module.__setattr__``) and it makes as few Python calls
+as it can (``bench/count_ddp_calls.py`` counts them).
 """
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from contextlib import contextmanager
 
@@ -28,7 +43,7 @@ import numpy as np
 from ... import _engine
 from ..._creation import tensor as _tensor
 from ..._tensor import _wrap
-from ...autograd import no_grad
+from ...autograd import is_grad_enabled, no_grad
 from ..module import Module
 
 __all__ = ["DistributedDataParallel"]
@@ -65,25 +80,241 @@ def _groups(tensors):
     return list(out.values())
 
 
-def _hook(ref, i):
-    def hook(p):
-        ddp = ref()
-        if ddp is not None:
-            ddp._ready(i)
-    return hook
-
-
 def _remove_all(handles):
     for h in handles:
         h.remove()
 
 
+class _Progress:
+    """A helper thread that turns MPI's progress engine every `interval` seconds while a
+    backward has buckets in flight (MPICH moves a non-blocking collective only inside MPI calls,
+    and backward's long kernels -- the first layer's weight-gradient matmul -- make none; NumPy
+    releases the GIL in them, so this thread runs there). It calls ``comm.progress()`` only
+    (``MPI_Iprobe``), never touches a request, and sleeps between calls, unlike
+    MPICH_ASYNC_PROGRESS's thread, which spins on a core of its own."""
+
+    def __init__(self, comm, interval):
+        self.comm, self.interval = comm, float(interval)
+        self.go = threading.Event()
+        self.closed = False
+        self.thread = threading.Thread(target=self.loop, name="xbp-ddp-mpi-progress", daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        go, progress, sleep, interval = self.go, self.comm.progress, time.sleep, self.interval
+        while True:
+            go.wait()
+            while go.is_set() and not self.closed:
+                progress()
+                sleep(interval)
+            if self.closed:
+                return
+
+    def close(self):
+        """End the thread (the wrapper was collected); it never calls MPI afterwards."""
+        self.closed = True
+        self.go.set()
+
+
 class _Bucket:
-    __slots__ = ("params", "index", "ready", "work", "flat")
+    __slots__ = ("index", "params", "n", "ready", "numel", "xp", "dtype", "work", "test",
+                 "flat", "views", "arrays", "refs")
 
     def __init__(self, index):
         self.index, self.params = index, []
-        self.ready, self.work, self.flat = 0, None, None
+        self.n = self.ready = self.numel = 0
+        self.xp = self.dtype = None
+        self.work = self.test = None
+        self.flat = self.views = self.arrays = self.refs = None
+
+
+def _hook(ref, i, b):
+    """Parameter i's post-accumulate-grad hook (its gradient is in ``.grad``); b its bucket.
+    One Python call per parameter per step unless a bucket fills or finishes."""
+    def hook(p):
+        r = ref()
+        if r is None or not r.sync:
+            return
+        seen = r.seen
+        if not seen:
+            _engine.queue_callback(r.finish)
+        elif i in seen:
+            raise RuntimeError(f"DistributedDataParallel: parameter {r.names[i]} got a gradient twice in one "
+                               "backward pass (a second backward through the same forward); run a new forward")
+        seen.add(i)
+        b.ready += 1
+        if b.ready == b.n:
+            r.launch_ready(True)
+        elif r.poll is not None and r.poll_in_hooks and r.poll():
+            r.advance()
+    return hook
+
+
+class _Reducer:
+    """The gradient averaging of one DDP wrapper: buckets, their buffers and the per-step state."""
+
+    # set False only to measure what testing from every hook buys (bench/bench_distributed.py);
+    # then the buckets in flight are tested only when one becomes full
+    poll_in_hooks = True
+    # seconds between the progress thread's MPI calls during backward (`_Progress`), or None for
+    # no thread: off by default (on 2 cores shared by 2 ranks its benefit is not yet measured);
+    # DistributedDataParallel.mpi_progress_interval sets it per wrapper
+    progress_interval = None
+    # set False only to measure what reusing the buffers buys: then (gradient_as_bucket_view
+    # False) every bucket allocates a new buffer each step that only the .grad views keep alive,
+    # as DDP did before (freed at zero_grad)
+    reuse_buffers = True
+
+    def __init__(self, params, names, buckets, bucket_of, group, find_unused, as_view):
+        self.params, self.names, self.buckets = params, names, buckets
+        self.bucket_of = bucket_of    # parameter index -> its bucket
+        self.group = group
+        self.comm = group.comm
+        self.scale = 1.0 / group.size()
+        self.find_unused = find_unused
+        self.as_view = as_view
+        self.sync = True
+        # statistics (benchmark, tests): seconds spent in the end-of-backward wait; buckets whose
+        # all-reduce started from a gradient hook (while backward was still running); buckets
+        # whose all-reduce had already finished when backward ended (the overlap, counted); bucket
+        # buffers allocated so far (constant over steps when they are reused)
+        self.comm_wait_s = 0.0
+        self.buckets_launched_early = 0
+        self.buckets_completed_early = 0
+        self.buckets_allocated = 0
+        self.progress = None          # the _Progress thread, made at the first backward that wants one
+        self.reset()
+
+    def reset(self):
+        self.seen = set()
+        self.next = 0             # buckets [0, next) are launched
+        self.oldest = 0           # buckets [0, oldest) are known to have finished
+        self.poll = None          # the raw test of bucket `oldest`, while it is in flight
+        for b in self.buckets:
+            b.ready, b.work, b.test = 0, None, None
+
+    def advance(self):
+        """The bucket polled last has finished: poll the next one in flight."""
+        bs, k = self.buckets, self.oldest + 1
+        while k < self.next and bs[k].test():
+            k += 1
+        self.oldest = k
+        self.poll = bs[k].test if k < self.next else None
+
+    def launch_ready(self, early=False):
+        bs, k = self.buckets, self.next
+        while k < len(bs) and bs[k].ready == bs[k].n:
+            self.launch(bs[k])
+            k += 1
+        if early:
+            self.buckets_launched_early += k - self.next
+            if self.progress_interval is not None and self.next == 0 and k < len(bs):
+                self.start_progress()
+        self.next = k
+        if self.poll is not None:
+            if self.poll():
+                self.advance()
+        elif self.oldest < k:
+            self.poll = bs[self.oldest].test
+
+    def start_progress(self):
+        """Buckets are in flight and backward goes on: let the progress thread run (MPI only)."""
+        pr = self.progress
+        if pr is None:
+            comm = self.comm
+            if not hasattr(comm, "progress") or not comm.threads_ok():
+                self.progress_interval = None          # NCCL progresses on the GPU; MPI without threads
+                return
+            pr = self.progress = _Progress(comm, self.progress_interval)
+            weakref.finalize(self, pr.close)
+        pr.go.set()
+
+    def allocate(self, b):
+        xp = b.xp
+        buf = xp.empty((b.numel,), dtype=b.dtype)
+        views, off = [], 0
+        for p in b.params:
+            n = p.numel()
+            views.append(xp.reshape(buf[off:off + n], p.array.shape))
+            off += n
+        b.flat, b.views, b.arrays = _wrap(buf, xp), views, [buf] + views
+        self.buckets_allocated += 1
+
+    def launch(self, b):
+        xp = b.xp
+        if b.arrays is None:
+            self.allocate(b)
+            b.refs = xp.refcounts(b.arrays)
+        elif not self.as_view and (b.refs is None or xp.refcounts(b.arrays) != b.refs):
+            # a gradient handed out last step (or a view of it) is still held: leave it alone
+            self.allocate(b)
+            b.refs = xp.refcounts(b.arrays)
+        copy, scale = xp.copy_scaled, self.scale
+        for p, v in zip(b.params, b.views):
+            g = p.grad
+            if g is None:                  # unused here (find_unused_parameters): counts as zero
+                xp.setitem(v, (Ellipsis,), 0)
+            else:
+                copy(v, g.array, scale)
+        # pre-scaled, so a SUM is the average (no division pass afterwards; NCCL or MPI alike)
+        b.work = self.comm.all_reduce(b.flat, "sum", True)
+        b.test = b.work._test
+
+    def finish(self):
+        t0 = time.perf_counter()
+        params = self.params
+        if self.progress is not None:
+            self.progress.go.clear()                   # the waits below progress MPI themselves
+        try:
+            # the overlap, counted before any wait: buckets already finished as backward ends
+            self.buckets_completed_early += sum([b.test() for b in self.buckets[:self.next]])
+            if len(self.seen) < len(params):
+                used = self.launch_missing()
+            else:
+                used = None
+                if self.find_unused:
+                    used = self.all_used()
+            for b in self.buckets:
+                b.work.wait()
+                xp = b.xp
+                for p, v in zip(b.params, b.views):
+                    p.grad = _wrap(v, xp)
+                if not self.reuse_buffers and not self.as_view:
+                    b.flat = b.views = b.arrays = None     # the buffer lives on in the .grad views only
+            if used is not None:
+                for i in np.flatnonzero(used == 0):
+                    params[i].grad = None
+        finally:
+            self.reset()
+            self.comm_wait_s += time.perf_counter() - t0
+
+    def all_used(self, had_grad=None):
+        """Which parameters got a gradient on some rank (MAX over ranks of this rank's flags)."""
+        dist = _dist()
+        if had_grad is None:
+            had_grad = np.ones(len(self.params), dtype=np.uint8)
+        used = _tensor(had_grad, device=self.params[0].device)
+        dist.all_reduce(used, op=dist.ReduceOp.MAX, group=self.group)
+        return used.to("cpu").numpy()
+
+    def launch_missing(self):
+        """End of a backward in which some parameters got no gradient: refuse, or (with
+        find_unused_parameters) count them as zero and launch the buckets still waiting."""
+        params = self.params
+        missing = [i for i in range(len(params)) if i not in self.seen]
+        if not self.find_unused:
+            for b in self.buckets[:self.next]:
+                b.work.wait()
+            names = ", ".join(self.names[i] for i in missing[:10])
+            raise RuntimeError(
+                f"DistributedDataParallel: rank {_dist().get_rank()}: {len(missing)} parameter(s) got no gradient "
+                f"in this backward ({names}); pass find_unused_parameters=True if some parameters are unused "
+                "by design, or make every parameter contribute to the loss")
+        had_grad = np.array([p.grad is not None for p in params], dtype=np.uint8)
+        for i in missing:
+            self.bucket_of[i].ready += 1
+        self.launch_ready()
+        return self.all_used(had_grad)
 
 
 class DistributedDataParallel(Module):
@@ -107,10 +338,18 @@ class DistributedDataParallel(Module):
         find_unused_parameters: allow parameters that get no gradient in a backward (they count
             as zero; those that got none on every rank keep ``.grad = None``). Without it such a
             parameter is an error that names it.
-        gradient_as_bucket_view: accepted; gradients are always views of the reduced bucket.
+        gradient_as_bucket_view: as PyTorch's: after backward each ``.grad`` is a view of its
+            bucket's buffer, which every step reuses (a ``.grad`` kept from one step is
+            overwritten by the next). False (default): ``.grad`` is still a view of the reduced
+            buffer (no copy back), but a buffer is reused only while nothing else holds a view
+            of it, so a gradient kept from a step keeps its values.
 
     ``state_dict()`` has the wrapped module's keys (no "module." prefix) and ``load_state_dict``
     accepts both forms, so checkpoints load into the plain model and back.
+
+    Statistics (read-only): ``buckets_allocated``, ``buckets_launched_early``,
+    ``buckets_completed_early``, ``comm_wait_s``. On MPI, ``mpi_progress_interval`` (seconds, default
+    None) lets a helper thread advance the all-reduces during backward.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim: int = 0,
@@ -132,30 +371,78 @@ class DistributedDataParallel(Module):
         self.find_unused_parameters = bool(find_unused_parameters)
         self.gradient_as_bucket_view = bool(gradient_as_bucket_view)
         self.bucket_bytes_cap = int(float(bucket_cap_mb) * 1024 * 1024)
-        self.require_backward_grad_sync = True
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
         self._device = self._params[0].device if self._params else "cpu"
         self._check_same_model(named)
         self._sync_from_rank0([p for p in module.parameters()] + list(module.buffers()))
-        self._buckets = self._make_buckets()
-        self._bucket_of = {}
-        for b in self._buckets:
-            for i in b.params:
-                self._bucket_of[i] = b
-        # the hooks hold this wrapper weakly (they live on the parameters, which outlive it) and
-        # are removed when it is collected, so re-wrapping a model never reduces twice
-        me = weakref.ref(self)
-        handles = [_engine.register_post_accumulate_grad_hook(p, _hook(me, i)) for i, p in enumerate(self._params)]
+        # the buffers broadcast at each forward: their (registry, name) slots, found once (as
+        # PyTorch collects them at construction); a buffer reassigned later is still found
+        self._buffer_slots = [(m._buffers, k) for m in module.modules() for k in m._buffers]
+        buckets, bucket_of = self._make_buckets()
+        self._reducer = r = _Reducer(self._params, self._names, buckets, bucket_of, self.process_group,
+                                     self.find_unused_parameters, self.gradient_as_bucket_view)
+        # the hooks hold the reducer weakly (they live on the parameters, which outlive the
+        # wrapper) and are removed when the wrapper is collected, so re-wrapping a model never
+        # reduces twice
+        me = weakref.ref(r)
+        handles = [_engine.register_post_accumulate_grad_hook(p, _hook(me, i, bucket_of[i]))
+                   for i, p in enumerate(self._params)]
         weakref.finalize(self, _remove_all, handles)
-        self._reset()
-        # statistics (benchmark, tests): seconds spent in the end-of-backward wait, and how many
-        # buckets started their all-reduce from a gradient hook, i.e. while backward was still running
-        self.comm_wait_s = 0.0
-        self.buckets_launched_early = 0
-        # buckets whose all-reduce had already finished when backward ended (the overlap, counted)
-        self.buckets_completed_early = 0
+
+    # --- statistics and switches (kept by the reducer) ---
+    @property
+    def require_backward_grad_sync(self) -> bool:
+        """False inside `no_sync()`: backward then only accumulates local gradients."""
+        return self._reducer.sync
+
+    @require_backward_grad_sync.setter
+    def require_backward_grad_sync(self, value):
+        self._reducer.sync = bool(value)
+
+    @property
+    def comm_wait_s(self) -> float:
+        """Seconds spent, over all steps so far, in the end-of-backward wait for the all-reduces
+        (the communication not hidden behind backward, plus the skew between ranks)."""
+        return self._reducer.comm_wait_s
+
+    @property
+    def buckets_launched_early(self) -> int:
+        """Buckets, over all steps so far, whose all-reduce started from a gradient hook (while
+        backward was still running)."""
+        return self._reducer.buckets_launched_early
+
+    @property
+    def buckets_completed_early(self) -> int:
+        """Buckets, over all steps so far, whose all-reduce had finished when backward ended."""
+        return self._reducer.buckets_completed_early
+
+    @property
+    def buckets_allocated(self) -> int:
+        """Bucket buffers allocated so far: one per bucket at the first backward, then constant
+        while the buffers are reused (always with ``gradient_as_bucket_view=True``; by default
+        as long as no gradient of the previous step is still held when the next one reduces)."""
+        return self._reducer.buckets_allocated
+
+    @property
+    def mpi_progress_interval(self):
+        """Seconds between the MPI progress calls of a helper thread that runs while buckets are
+        in flight during backward, or None (default: no thread). On MPI, non-blocking all-reduces
+        advance only inside MPI calls; the thread makes them advance during backward's long
+        kernels (which release the GIL), so buckets can finish before backward ends. It sleeps
+        between calls and needs MPI_THREAD_MULTIPLE (mpi4py's default); ignored on NCCL."""
+        return self._reducer.progress_interval
+
+    @mpi_progress_interval.setter
+    def mpi_progress_interval(self, seconds):
+        if seconds is not None and not float(seconds) > 0:
+            raise ValueError(f"mpi_progress_interval must be > 0 seconds or None, got {seconds!r}")
+        self._reducer.progress_interval = None if seconds is None else float(seconds)
+
+    @property
+    def _buckets(self):
+        return self._reducer.buckets
 
     # --- setup ---
     def _check_same_model(self, named):
@@ -183,132 +470,38 @@ class DistributedDataParallel(Module):
                 _unflatten_into(flat, grp)
 
     def _make_buckets(self):
-        buckets, cur, size = [], {}, {}
+        buckets, cur, size, bucket_of = [], {}, {}, {}
         cap = min(FIRST_BUCKET_BYTES, self.bucket_bytes_cap)
         for i in reversed(range(len(self._params))):
             p = self._params[i]
+            if p.dtype.kind not in "fc":
+                raise TypeError(f"DistributedDataParallel: parameter {self._names[i]} is {p.dtype}; gradients "
+                                "are averaged, so parameters that require grad must be floating point")
             key = (str(p.device), str(p.dtype))
             b = cur.get(key)
             if b is None:
                 b = cur[key] = _Bucket(len(buckets))
+                b.xp, b.dtype = p.xp, p.array.dtype
                 buckets.append(b)
                 size[key] = 0
-            b.params.append(i)
+            b.params.append(p)
+            b.n += 1
+            b.numel += p.numel()
+            bucket_of[i] = b
             size[key] += p.numel() * p.dtype.itemsize
             if size[key] >= cap:
                 del cur[key]
                 cap = self.bucket_bytes_cap
-        return buckets
-
-    def _reset(self):
-        self._seen = set()
-        self._next = 0
-        self._tested = 0          # buckets [0, _tested) have finished their all-reduce
-        self._queued = False
-        for b in self._buckets:
-            b.ready, b.work, b.flat = 0, None, None
-
-    # --- backward ---
-    def _ready(self, i):
-        """Parameter i's gradient is accumulated (a post-accumulate-grad hook)."""
-        if not self.require_backward_grad_sync:
-            return
-        if not self._queued:
-            _engine.queue_callback(self._finish)
-            self._queued = True
-        if i in self._seen:
-            raise RuntimeError(f"DistributedDataParallel: parameter {self._names[i]} got a gradient twice in one "
-                               "backward pass (a second backward through the same forward); run a new forward")
-        self._seen.add(i)
-        b = self._bucket_of[i]
-        b.ready += 1
-        if b.ready == len(b.params):
-            self.buckets_launched_early += self._launch_ready()
-        if self._poll_in_hooks or b.ready == len(b.params):
-            self._progress()
-
-    # set False only to measure what testing from every hook buys (bench/bench_distributed.py);
-    # then buckets are tested only when one becomes full
-    _poll_in_hooks = True
-
-    def _progress(self):
-        """Test the buckets in flight, oldest first (``MPI_Test`` runs MPI's progress engine, so
-        the all-reduces advance while backward computes the next gradients)."""
-        bs = self._buckets
-        while self._tested < self._next and bs[self._tested].work.is_completed():
-            self._tested += 1
-        # MPI progress is global: one test moves every outstanding request, the later ones included
-        for b in bs[self._tested + 1:self._next]:
-            b.work.is_completed()
-
-    def _launch_ready(self) -> int:
-        bs = self._buckets
-        first = self._next
-        while self._next < len(bs) and bs[self._next].ready == len(bs[self._next].params):
-            self._launch(bs[self._next])
-            self._next += 1
-        return self._next - first
-
-    def _launch(self, b):
-        dist = _dist()
-        b.flat = _flat([self._params[i].grad for i in b.params])
-        b.work = dist.all_reduce(b.flat, op=dist.ReduceOp.AVG, group=self.process_group, async_op=True)
-
-    def _finish(self):
-        import time
-        dist = _dist()
-        t0 = time.perf_counter()
-        params = self._params
-        missing = [i for i in range(len(params)) if i not in self._seen]
-        try:
-            self.buckets_completed_early += sum(1 for b in self._buckets[:self._next] if b.work.is_completed())
-            if missing and not self.find_unused_parameters:
-                for b in self._buckets[:self._next]:
-                    b.work.wait()
-                names = ", ".join(self._names[i] for i in missing[:10])
-                raise RuntimeError(
-                    f"DistributedDataParallel: rank {dist.get_rank()}: {len(missing)} parameter(s) got no gradient in "
-                    f"this backward ({names}); pass find_unused_parameters=True if some parameters are unused "
-                    "by design, or make every parameter contribute to the loss")
-            had_grad = None
-            if missing:
-                had_grad = np.array([p.grad is not None for p in params], dtype=np.uint8)
-                for i in missing:
-                    p = params[i]
-                    if p.grad is None:
-                        p.grad = _wrap(p.xp.zeros(p.array.shape, dtype=p.array.dtype), p.xp)
-                    b = self._bucket_of[i]
-                    b.ready += 1
-                self._launch_ready()
-            if self.find_unused_parameters:
-                if had_grad is None:
-                    had_grad = np.ones(len(params), dtype=np.uint8)
-                used = _tensor(had_grad, device=self._device)
-                dist.all_reduce(used, op=dist.ReduceOp.MAX, group=self.process_group)
-                used = used.to("cpu").numpy()
-            for b in self._buckets:
-                b.work.wait()
-                xp = b.flat.xp
-                flat, off = b.flat.array, 0
-                for i in b.params:
-                    p = params[i]
-                    n = p.numel()
-                    p.grad = _wrap(xp.reshape(flat[off:off + n], p.array.shape), xp)
-                    off += n
-            if self.find_unused_parameters:
-                for i in np.flatnonzero(used == 0):
-                    params[i].grad = None
-        finally:
-            self._reset()
-            self.comm_wait_s += time.perf_counter() - t0
+        return buckets, bucket_of
 
     # --- forward ---
     def forward(self, *args, **kwargs):
-        from ...autograd import is_grad_enabled
-        if self._seen or self._next:
-            self._reset()          # a backward that raised left a half-reduced step behind
-        if self.broadcast_buffers and self.require_backward_grad_sync and is_grad_enabled():
-            self._sync_from_rank0(list(self.module.buffers()))
+        r = self._reducer
+        if r.seen or r.next:
+            r.reset()          # a backward that raised left a half-reduced step behind
+        if self._buffer_slots and self.broadcast_buffers and r.sync and is_grad_enabled():
+            bufs = [d[k] for d, k in self._buffer_slots if d.get(k) is not None]
+            self._sync_from_rank0(bufs)
         return self.module(*args, **kwargs)
 
     @contextmanager
