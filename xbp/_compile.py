@@ -679,7 +679,7 @@ class _Plan:
                 _, ref, s = e
                 lines.append(ind + f"{deref(ref)}.array = s{s}")
             elif kind == "emit":
-                lines.extend(ind + line for line in e[1](const, expr))
+                lines.extend(ind + line for line in e[1](const, expr, deref))
         if deref_lines:
             # every object the plan reaches by weak reference, dereferenced once, before anything runs
             deref_lines.append(ind + "if " + " or ".join(f"{n} is None" for n in refs.values()) +
@@ -853,7 +853,10 @@ def _flatten_inputs(args, kwargs):
     def desc(v):
         if isinstance(v, Tensor):
             tensors.append(v)
-            return ("T", v.shape, str(v.dtype), str(v.device), v.requires_grad)
+            a = _ORIG_ARRAY.__get__(v)
+            # the array's own shape tuple and dtype object and the tensor's backend (one per
+            # device): cheap to read and hash on every call, unlike Size, str(dtype), str(device)
+            return ("T", a.shape, a.dtype, v.xp, v.requires_grad)
         if isinstance(v, (list, tuple)):
             return (type(v).__name__,) + tuple(desc(e) for e in v)
         if isinstance(v, dict):

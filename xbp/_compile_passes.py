@@ -13,7 +13,7 @@ Entries (tuples, the first item their kind), as `xbp._compile._Recorder` writes 
   ("guardcall", fn, args, kw, value) ("guard", slot, conv, value)
   ("host", ref, name, args, kw, idempotent)  ("setgrad", ref, slot | None, xp)  ("setarray", ref, slot)
 and one that only passes write:
-  ("emit", emit, slots)              emit(const, expr) -> lines of source; `slots` are the slots it reads
+  ("emit", emit, slots)              emit(const, expr, deref) -> lines of source; `slots`: the slots it reads
 """
 from __future__ import annotations
 
@@ -442,8 +442,8 @@ def inline_optimizer_steps(program: Program) -> None:
 
 
 def _group_plan(opt, window, program):
-    """For each group: its params with (tensor weakref, gradient slot), or None when a parameter's
-    gradient is not one the plan set since the last host call (then the step is not inlined)."""
+    """For each group: its params with their gradient slots, or None when a parameter's gradient
+    is not one the plan set since the last host call (then the step is not inlined)."""
     groups = []
     for g in opt.param_groups:
         ps = []
@@ -453,130 +453,153 @@ def _group_plan(opt, window, program):
             s = window[id(p)]
             if s is None:
                 continue                  # a gradient set to None: the optimizer skips it
-            if p.xp is not program.backend or p.grad is None:
+            if p.xp is not program.backend or p.grad is None or not isinstance(p.array, np.ndarray):
                 return None
             ps.append((p, s))
         groups.append((g, ps))
     return groups
 
 
-def _fallback_guard(opt_name, group_names, checks):
-    """The condition line under which the inlined step runs (else the real ``step()``)."""
-    return f"if {opt_name}.param_groups is {group_names} and " + " and ".join(checks) + ":"
+def _flag_checks(groups, flags, names):
+    """Conditions (source) that the groups still select the inlined formula."""
+    checks = []
+    for k, (g, _) in enumerate(groups):
+        for name, value in zip(names, flags[k]):
+            if name == "momentum":
+                checks.append(f"_pg[{k}]['momentum'] == 0.0")
+            elif name == "weight_decay":
+                checks.append(f"(_pg[{k}]['weight_decay'] != 0.0) is {value}")
+            else:
+                checks.append(f"bool(_pg[{k}][{name!r}]) is {value}")
+    return checks
 
 
-def _inline_sgd(opt, opt_ref, window, program):
-    groups = _group_plan(opt, window, program)
-    if groups is None or any(g["momentum"] != 0.0 for g, _ in groups):
-        return None
-    flags = [(g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
+def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None):
+    """The ("emit", ...) entry of an inlined step: a check that the optimizer still has the
+    recorded groups and formula flags, then `per_group(k)` lines per group and `per_param(...)`
+    lines per parameter; otherwise ``opt.step()``. Each parameter gets one scratch array of its
+    shape and dtype (kept with the plan) for the update's temporaries."""
     pg = opt.param_groups
-    group_dicts = [g for g, _ in groups]
-    slots = [s for _, ps in groups for _, s in ps]
-    refs = [(weakref.ref(p), s) for _, ps in groups for p, s in ps]
+    slots = tuple(s for _, ps in groups for _, s in ps)
+    scratch = {id(p): np.empty_like(p.array) for _, ps in groups for p, _ in ps}
 
-    def emit(const, expr):
-        o = f"{const(opt_ref)}()"
-        lines = [f"_opt = {o}",
-                 "_pg = _opt.param_groups if _opt is not None else None"]
-        checks = [f"len(_pg) == {len(pg)}"] + [f"_pg[{k}] is {const(g)}" for k, g in enumerate(group_dicts)]
-        for k, (wd, mx) in enumerate(flags):
-            checks.append(f"_pg[{k}]['momentum'] == 0.0")
-            checks.append(f"(_pg[{k}]['weight_decay'] != 0.0) is {wd}")
-            checks.append(f"bool(_pg[{k}]['maximize']) is {mx}")
-        lines.append("if _pg is not None and " + " and ".join(checks) + ":")
-        body = []
-        i = 0
+    def emit(const, expr, deref):
+        o = deref(opt_ref)
+        checks = [f"len(_pg) == {len(pg)}"] + [f"_pg[{k}] is {const(g)}" for k, (g, _) in enumerate(groups)]
+        checks += extra_checks(const, o) if extra_checks is not None else []
+        checks += _flag_checks(groups, flags, names)
+        lines = [f"_pg = {o}.param_groups", "if " + " and ".join(checks) + ":"]
+        body: list = []
         for k, (g, ps) in enumerate(groups):
-            wd, mx = flags[k]
-            body.append(f"_lr = float(_pg[{k}]['lr'])")
-            if wd:
-                body.append(f"_wd = float(_pg[{k}]['weight_decay'])")
+            body += per_group(k, flags[k])
             for p, s in ps:
-                ref = refs[i][0]
-                i += 1
-                body.append(f"_t = {const(ref)}()")
-                body.append("_t._version[0] += 1")
-                body.append("_a = _t.array")
-                d = f"s{s}"
-                if mx:
-                    body.append(f"_d = -{d}")
-                    d = "_d"
-                if wd:
-                    body.append(f"_d = {d} + _wd * _a")
-                    d = "_d"
-                body.append(f"_a -= _lr * {d}")
+                t = deref(weakref.ref(p))
+                body += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
+                body += per_param(const, p, f"s{s}", flags[k])
         lines += ["    " + b for b in body]
         lines += ["else:", f"    {o}.step()"]
         return lines
-    return ("emit", emit, tuple(slots))
+    return ("emit", emit, slots)
+
+
+_NP = {name: getattr(np, name) for name in ("negative", "add", "subtract", "multiply", "divide")}
+
+
+def _ufunc(const, name):
+    return const(_NP[name])
+
+
+def _inline_sgd(opt, opt_ref, window, program):
+    """SGD without momentum (sgd_update of xbp/optim/sgd.py: maximize, weight decay, lr)."""
+    groups = _group_plan(opt, window, program)
+    if groups is None or any(g["momentum"] != 0.0 for g, _ in groups):
+        return None
+    names = ("momentum", "weight_decay", "maximize")
+    flags = [(0.0, g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
+
+    def per_group(k, fl):
+        lines = [f"_lr = float(_pg[{k}]['lr'])"]
+        if fl[1]:
+            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
+        return lines
+
+    def per_param(const, p, g, fl):
+        _, wd, mx = fl
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        lines = []
+        if mx:
+            lines.append(f"{u('negative')}({g}, out=_T)")       # d = -grad
+            g = "_T"
+        if wd:                                                  # d = d + weight_decay * param
+            lines.append(f"_d = {g} + _wd * _a")
+            g = "_d"
+        lines.append(f"{u('multiply')}(_lr, {g}, out=_T)")      # param -= lr * d
+        lines.append("_a -= _T")
+        return lines
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param)
 
 
 def _inline_adam(opt, opt_ref, window, program):
+    """Adam and AdamW without amsgrad (adam_update of xbp/optim/adam.py, its operations in its order)."""
     groups = _group_plan(opt, window, program)
-    if groups is None or any(g["amsgrad"] for g, _ in groups):
+    sqrt = program.backend.sqrt
+    if groups is None or any(g["amsgrad"] for g, _ in groups) or type(sqrt) is not np.ufunc:
         return None
+    states = {}
     for _, ps in groups:
         for p, _ in ps:
             st = opt.state.get(p)
             if not st or "exp_avg" not in st or "exp_avg_sq" not in st or type(st.get("step")) is not int:
                 return None
-    flags = [(g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
+            states[id(p)] = st
+    names = ("amsgrad", "weight_decay", "maximize")
+    flags = [(False, g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
     decoupled = bool(opt._decoupled)
-    pg = opt.param_groups
-    group_dicts = [g for g, _ in groups]
-    slots = [s for _, ps in groups for _, s in ps]
-    sqrt = program.backend.sqrt
     state = opt.state
 
-    def emit(const, expr):
-        o = f"{const(opt_ref)}()"
-        lines = [f"_opt = {o}",
-                 "_pg = _opt.param_groups if _opt is not None else None"]
-        checks = [f"_opt.state is {const(state)}", f"len(_pg) == {len(pg)}"]
-        checks += [f"_pg[{k}] is {const(g)}" for k, g in enumerate(group_dicts)]
-        for k, (wd, mx) in enumerate(flags):
-            checks.append(f"not _pg[{k}]['amsgrad']")
-            checks.append(f"(_pg[{k}]['weight_decay'] != 0.0) is {wd}")
-            checks.append(f"bool(_pg[{k}]['maximize']) is {mx}")
-        lines.append("if _pg is not None and " + " and ".join(checks) + ":")
-        body = []
-        for k, (g, ps) in enumerate(groups):
-            wd, mx = flags[k]
-            body.append(f"_b1, _b2 = (float(_b) for _b in _pg[{k}]['betas'])")
-            body.append(f"_lr = float(_pg[{k}]['lr'])")
-            body.append(f"_eps = float(_pg[{k}]['eps'])")
-            if wd:
-                body.append(f"_wd = float(_pg[{k}]['weight_decay'])")
-            for p, s in ps:
-                body.append(f"_t = {const(weakref.ref(p))}()")
-                body.append(f"_st = {const(state)}[_t]")
-                body.append("_n = _st['step'] = _st['step'] + 1")
-                body.append("_t._version[0] += 1")
-                body.append("_a = _t.array")
-                body.append("_m = _st['exp_avg'].array")
-                body.append("_v = _st['exp_avg_sq'].array")
-                gexpr = f"s{s}"
-                if mx:
-                    body.append(f"_g = -{gexpr}")
-                    gexpr = "_g"
-                if wd:
-                    if decoupled:
-                        body.append("_a *= 1.0 - _lr * _wd")
-                    else:
-                        body.append(f"_g = {gexpr} + _wd * _a")
-                        gexpr = "_g"
-                # adam_update's lines, in its order (xbp/optim/adam.py)
-                body.append(f"_m += (1.0 - _b1) * ({gexpr} - _m)")
-                body.append("_v *= _b2")
-                body.append(f"_v += (1.0 - _b2) * {gexpr} * {gexpr}")
-                body.append("_ss = _lr / (1.0 - _b1 ** _n)")
-                body.append("_bc = (1.0 - _b2 ** _n) ** 0.5")
-                body.append(f"_a -= _ss * (_m / ({const(sqrt)}(_v) / _bc + _eps))")
-        lines += ["    " + b for b in body]
-        lines += ["else:", f"    {o}.step()"]
+    def per_group(k, fl):
+        lines = [f"_b1, _b2 = _pg[{k}]['betas']", "_b1 = float(_b1)", "_b2 = float(_b2)",
+                 f"_lr = float(_pg[{k}]['lr'])", f"_eps = float(_pg[{k}]['eps'])"]
+        if fl[1]:
+            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
         return lines
-    return ("emit", emit, tuple(slots))
+
+    def per_param(const, p, g, fl):
+        _, wd, mx = fl
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        lines = [f"_st = {const(states[id(p)])}",
+                 "_n = _st['step'] = _st['step'] + 1",
+                 "_m = _st['exp_avg'].array",
+                 "_v = _st['exp_avg_sq'].array"]
+        if mx:
+            lines.append(f"_g = -{g}")
+            g = "_g"
+        if wd:
+            if decoupled:
+                lines.append("_a *= 1.0 - _lr * _wd")
+            else:
+                lines.append(f"_g = {g} + _wd * _a")
+                g = "_g"
+        lines += [
+            f"{u('subtract')}({g}, _m, out=_T)",                 # m += (1 - beta1) * (g - m)
+            f"{u('multiply')}(1.0 - _b1, _T, out=_T)",
+            "_m += _T",
+            "_v *= _b2",                                          # v = beta2 * v + (1 - beta2) * g * g
+            f"{u('multiply')}(1.0 - _b2, {g}, out=_T)",
+            f"{u('multiply')}(_T, {g}, out=_T)",
+            "_v += _T",
+            "_ss = _lr / (1.0 - _b1 ** _n)",
+            "_bc = (1.0 - _b2 ** _n) ** 0.5",
+            f"{const(sqrt)}(_v, out=_T)",                       # denom = sqrt(v) / bc2_sqrt + eps
+            f"{u('divide')}(_T, _bc, out=_T)",
+            f"{u('add')}(_T, _eps, out=_T)",
+            f"{u('divide')}(_m, _T, out=_T)",                    # param -= step_size * (m / denom)
+            f"{u('multiply')}(_ss, _T, out=_T)",
+            "_a -= _T"]
+        return lines
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param,
+                        # load_state_dict replaces the state dict: then the real step() runs
+                        extra_checks=lambda const, o: [f"{o}.state is {const(state)}"])
 
 
 # The passes in the order they run. inline_optimizer_steps comes first (it turns a host call into
