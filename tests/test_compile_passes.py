@@ -402,3 +402,22 @@ def test_a_parameter_replaced_by_another_shape_runs_eagerly():
     want_calls = f.stats["eager"]
     f(x)
     assert f.stats["eager"] >= want_calls
+
+
+def test_a_gradient_renamed_by_a_later_pass_reaches_an_emitted_entry():
+    """drop_noop_views runs after inline_optimizer_steps: the slots an emitted entry (an inlined
+    step) reads are renamed with the rest of the plan, and its source is written from them."""
+    x = np.arange(6.0).reshape(2, 3)
+    g = np.exp(x)
+    seen = []
+
+    def emit(const, expr, deref, slots):
+        seen.append(slots)
+        return [f"_keep = s{slots[0]} * 1.0"]
+    entries = [("input", 0, 0), ("call", np.exp, (_S(0),), {}, _S(1)),
+               ("call", NumpyBackend.reshape, (_S(1), (2, 3)), {}, _S(2)),
+               ("emit", emit, (2,))]
+    plan = _plan(entries, {0: x, 1: g, 2: g.reshape(2, 3)}, ("value", None), passes=[P.drop_noop_views])
+    assert plan.changes == {"drop_noop_views": 1} and seen == [(1,)]
+    assert "_keep = s1 * 1.0" in plan.source and "s2" not in plan.source
+    assert plan.run([xbp.tensor(x)]) is None

@@ -679,7 +679,7 @@ class _Plan:
                 _, ref, s = e
                 lines.append(ind + f"{deref(ref)}.array = s{s}")
             elif kind == "emit":
-                lines.extend(ind + line for line in e[1](const, expr, deref))
+                lines.extend(ind + line for line in e[1](const, expr, deref, e[2]))
         if deref_lines:
             # every object the plan reaches by weak reference, dereferenced once, before anything runs
             deref_lines.append(ind + "if " + " or ".join(f"{n} is None" for n in refs.values()) +

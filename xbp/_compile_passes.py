@@ -13,11 +13,10 @@ Entries (tuples, the first item their kind), as `xbp._compile._Recorder` writes 
   ("guardcall", fn, args, kw, value) ("guard", slot, conv, value)
   ("host", ref, name, args, kw, idempotent)  ("setgrad", ref, slot | None, xp)  ("setarray", ref, slot)
 and one that only passes write:
-  ("emit", emit, slots)              emit(const, expr, deref) -> lines of source; `slots`: the slots it reads
+  ("emit", emit, slots)              emit(const, expr, deref, slots) -> lines of source; `slots`: the slots it reads
 """
 from __future__ import annotations
 
-import operator
 import weakref
 from typing import Any, Callable
 
@@ -186,6 +185,8 @@ def _rename_entry(e, names):
         return ("guard", names.get(e[1], e[1]), e[2], e[3])
     if kind in ("setgrad", "setarray"):
         return (kind, e[1], names.get(e[2], e[2])) + tuple(e[3:])
+    if kind == "emit":
+        return ("emit", e[1], tuple(names.get(s, s) for s in e[2]))
     return e
 
 
@@ -405,25 +406,16 @@ def inline_optimizer_steps(program: Program) -> None:
     the recording's, that replay calls ``opt.step()`` as before."""
     from .optim.adam import Adam
     from .optim.sgd import SGD
-    inliners = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
+    inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
     entries = program.entries
     out: list = []
     window: dict = {}                    # id(param) -> gradient slot, set since the last host call
-    param_slot: dict = {}                # id(param) -> slot read from it (its array, before any write)
     for e in entries:
         kind = e[0]
-        if kind == "ext":
-            t = e[1]()
-            if t is not None:
-                param_slot.setdefault(id(t), e[2])
         if kind == "setgrad":
             t = e[1]()
             if t is not None:
                 window[id(t)] = e[2]
-        if kind == "setarray":
-            t = e[1]()
-            if t is not None:
-                param_slot.pop(id(t), None)
         if kind == "host":
             opt = e[1]()
             if e[2] == "step" and not e[3] and not e[4] and opt is not None:
@@ -483,7 +475,9 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
     slots = tuple(s for _, ps in groups for _, s in ps)
     scratch = {id(p): np.empty_like(p.array) for _, ps in groups for p, _ in ps}
 
-    def emit(const, expr, deref):
+    def emit(const, expr, deref, current):
+        # `current`: the entry's slots as the later passes left them (renamed), in `slots` order
+        grad_slots = iter(current)
         o = deref(opt_ref)
         checks = [f"len(_pg) == {len(pg)}"] + [f"_pg[{k}] is {const(g)}" for k, (g, _) in enumerate(groups)]
         checks += extra_checks(const, o) if extra_checks is not None else []
@@ -492,10 +486,10 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
         body: list = []
         for k, (g, ps) in enumerate(groups):
             body += per_group(k, flags[k])
-            for p, s in ps:
+            for p, _ in ps:
                 t = deref(weakref.ref(p))
                 body += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
-                body += per_param(const, p, f"s{s}", flags[k])
+                body += per_param(const, p, f"s{next(grad_slots)}", flags[k])
         lines += ["    " + b for b in body]
         lines += ["else:", f"    {o}.step()"]
         return lines
@@ -622,6 +616,3 @@ def optimize(program: Program, passes=None) -> Program:
     program.values = {}
     return program
 
-
-__all__: list[Any] = []
-_ = operator
