@@ -613,7 +613,22 @@ class _Plan:
         deref_lines: list = []
         self.refs = []                  # weak references that must stay alive
         ind = "        "
-        for e in self.rec_entries:
+        # a slot's local is deleted after the entry that last names it (unless the step returns it):
+        # the replay, one Python function, would otherwise keep every temporary of the step alive
+        # until it returns (a peak several times eager's, which frees them as it goes)
+        returned: list = []
+        _collect_slots(_returned_slots(self.out_template), returned)
+        last: dict = {}
+        for idx, e in enumerate(self.rec_entries):
+            for s in Program.uses(e) + Program.defines(e):
+                last[s] = idx
+        dead_after: dict = {}
+        for s, idx in last.items():
+            if s not in returned:
+                dead_after.setdefault(idx, []).append(s)
+        for idx, e in enumerate(self.rec_entries):
+            if idx and dead_after.get(idx - 1):
+                lines.append(ind + "del " + ", ".join(f"s{s}" for s in sorted(dead_after[idx - 1])))
             kind = e[0]
             if kind == "call":
                 _, fn, a, kw, outs = e
@@ -732,6 +747,16 @@ def _out_expr(t):
     if kind == "dict":
         return "(" + "".join(_out_expr(e) + ", " for e in t[2]) + ")"
     return "None"
+
+
+def _returned_slots(t):
+    """The slots an output template returns (as a template of `_S`)."""
+    kind = t[0]
+    if kind == "tensor":
+        return _S(t[1])
+    if kind in ("seq", "dict"):
+        return tuple(_returned_slots(e) for e in t[2])
+    return ()
 
 
 def _rebuild_out(t, v):
