@@ -14,6 +14,8 @@ timings on a shared machine):
       OPTIMIZER  sgd (default) | adam
 
 (instructions of 110 steps - of 10 steps) / 100 = instructions per step, start-up excluded.
+XBP_BENCH_WITHOUT=pass1,pass2 leaves those passes of xbp/_compile_passes.py's PIPELINE out (to
+count what each one saves).
 The MLP steps are bench/bench_mlp.py's (SGD lr 0.01 or Adam lr 1e-3), each returning its loss
 (the hand-written step returns its loss array, the xbp steps ``loss.detach()``); `compiled` is
 xbp.compile of the eager step, warmed until it replays."""
@@ -29,6 +31,10 @@ from bench_mlp import CONFIGS, make_hand, make_xbp  # noqa: E402
 import xbp  # noqa: E402
 import xbp.nn.functional as F  # noqa: E402
 
+if os.environ.get("XBP_BENCH_WITHOUT"):
+    from xbp import _compile_passes
+    _compile_passes.PIPELINE[:] = [p for p in _compile_passes.PIPELINE
+                                   if p.__name__ not in os.environ["XBP_BENCH_WITHOUT"].split(",")]
 impl, n = sys.argv[1], int(sys.argv[2])
 config = sys.argv[3] if len(sys.argv) > 3 else "digits"
 opt_name = sys.argv[4] if len(sys.argv) > 4 else "sgd"
