@@ -403,7 +403,9 @@ def inline_optimizer_steps(program: Program) -> None:
     hyperparameters (lr, betas, eps, weight decay) are read from ``param_groups`` on every replay,
     so schedulers and hand-set learning rates still work; Adam's step counts advance in its state.
     If a group's structure or the formula's flags (momentum, maximize, amsgrad, ...) differ from
-    the recording's, that replay calls ``opt.step()`` as before."""
+    the recording's, or the optimizer's state dict was replaced (load_state_dict), that replay calls
+    ``opt.step()`` as before. (A per-parameter state dict replaced by hand, ``opt.state[p] = {...}``,
+    is not noticed: the plan keeps the recorded one.)"""
     from .optim.adam import Adam
     from .optim.sgd import SGD
     inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
@@ -420,7 +422,10 @@ def inline_optimizer_steps(program: Program) -> None:
             opt = e[1]()
             if e[2] == "step" and not e[3] and not e[4] and opt is not None:
                 inliner = inliners.get(getattr(type(opt), "_step_group", None))
+                # the class's own step machinery, not a subclass's override of a part of it
                 if inliner is not None and type(opt).step is SGD.step and \
+                        type(opt)._multi_tensor_step is SGD._multi_tensor_step and \
+                        type(opt)._param_state in (SGD._param_state, Adam._param_state) and \
                         getattr(program.backend, "fused_optimizer_step", None) is None:
                     emitted = inliner(opt, e[1], window, program)
                     if emitted is not None:
