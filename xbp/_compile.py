@@ -6,12 +6,16 @@ checks. The arrays of the step are temporarily a NumPy subclass (`_Traced`) whos
 ``__array_ufunc__`` / ``__array_function__`` and array methods log each call with the slots of its
 inputs and outputs. The log becomes straight-line Python source, one line per NumPy call,
 compiled once; a replay runs only those lines: no Tensor, no graph node, no topological sort, no
-version check (all were done while recording).
+version check (all were done while recording). Before it is compiled, the passes of
+xbp/_compile_passes.py rewrite it (no-op views dropped, constants folded, backend wrappers
+replaced by the NumPy functions they forward to, dead code dropped, out= into dead temporaries,
+SGD/Adam/AdamW steps inlined), and each local is deleted after its last reader.
 
 What stays live. Optimizer and scheduler calls (``opt.step()``, ``opt.zero_grad()``,
 ``model.zero_grad()``, ``sched.step()``) are not traced but replayed as calls, so learning rates set
 by schedulers or by hand, Adam's step count and bias correction and every optimizer formula run
-as in eager mode. Random numbers (dropout) are drawn fresh on every replay from the device
+as in eager mode; a plain SGD, Adam or AdamW step is written into the plan instead, reading its
+hyperparameters from ``param_groups`` on every replay (`inline_optimizer_steps`). Random numbers (dropout) are drawn fresh on every replay from the device
 generator, in the eager order. Inputs, parameters and buffers are read from their tensors at each
 replay, so ``load_state_dict`` or ``p.data = ...`` between calls is honoured.
 
