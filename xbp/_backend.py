@@ -113,6 +113,13 @@ class Backend:
     if TYPE_CHECKING:
         # the Array API namespace's functions are copied onto the instance by __init__
         def __getattr__(self, name: str) -> Any: ...
+    def compile_direct_call(self, fn, n_positional: int, keywords: tuple):
+        """For xbp.compile's plans (`xbp._compile_passes.direct_calls`): the function a recorded
+        call of `fn` (one of this backend's wrappers) with `n_positional` positional arguments and
+        these keyword names may call instead, with the same arguments and the same result, or
+        None (keep `fn`). The portable answer is None: backends with a table override it."""
+        return None
+
     # Fused optimizer kernel (one launch for a whole group of tensors), or None: the portable
     # multi-tensor loop in xbp/optim runs. Called as
     # ``fused_optimizer_step(algorithm, params, grads, states, hyper)`` with lists of this
@@ -601,6 +608,43 @@ class NumpyBackend(Backend):
             x, (x.shape[0], kh, kw, Ho, Wo, x.shape[3]), (s0, s1 * dh, s2 * dw, s1 * sh, s2 * sw, s3),
             writeable=False)
         return np.ascontiguousarray(view)
+
+
+    def compile_direct_call(self, fn, n_positional, keywords):
+        """NumPy's entry points for the wrappers above that only forward their arguments (see
+        `Backend.compile_direct_call`; `_DIRECT_CALLS` is the table, checked against the wrappers
+        by tests/test_compile_passes.py)."""
+        if getattr(fn, "__self__", None) is self:
+            fn = fn.__func__
+        try:
+            entry = _DIRECT_CALLS.get(fn)
+        except TypeError:                      # an unhashable callable
+            return None
+        if entry is None:
+            return None
+        direct, most_positional, allowed, axis_required = entry
+        if n_positional > most_positional or not set(keywords) <= allowed:
+            return None
+        if axis_required and n_positional < 2 and "axis" not in keywords:
+            return None                        # ufunc.reduce's default axis is 0, the wrapper's None
+        return direct
+
+
+# wrapper -> (NumPy function, most positional arguments, keyword names, whether the axis must be
+# given) for which a call of the wrapper and of the NumPy function take the same arguments and give
+# the same result
+_DIRECT_CALLS: dict = {
+    NumpyBackend.__dict__["sum"].__func__: (np.add.reduce, 3, frozenset(("axis", "dtype", "keepdims")), True),
+    NumpyBackend.__dict__["max"].__func__: (np.maximum.reduce, 2, frozenset(("axis", "keepdims")), True),
+    NumpyBackend.__dict__["min"].__func__: (np.minimum.reduce, 2, frozenset(("axis", "keepdims")), True),
+    NumpyBackend.__dict__["reshape"].__func__: (np.ndarray.reshape, 2, frozenset(), False),
+    NumpyBackend.__dict__["permute_dims"].__func__: (np.ndarray.transpose, 2, frozenset(), False),
+    NumpyBackend.__dict__["astype"].__func__: (np.ndarray.astype, 2, frozenset(("copy",)), False),
+    NumpyBackend.zeros: (np.zeros, 2, frozenset(("dtype",)), False),
+    NumpyBackend.ones: (np.ones, 2, frozenset(("dtype",)), False),
+    NumpyBackend.empty: (np.empty, 2, frozenset(("dtype",)), False),
+    NumpyBackend.full: (np.full, 3, frozenset(("dtype",)), False),
+}
 
 
 def _row_ids(n, _cache={}):

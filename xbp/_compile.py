@@ -6,12 +6,16 @@ checks. The arrays of the step are temporarily a NumPy subclass (`_Traced`) whos
 ``__array_ufunc__`` / ``__array_function__`` and array methods log each call with the slots of its
 inputs and outputs. The log becomes straight-line Python source, one line per NumPy call,
 compiled once; a replay runs only those lines: no Tensor, no graph node, no topological sort, no
-version check (all were done while recording).
+version check (all were done while recording). Before it is compiled, the passes of
+xbp/_compile_passes.py rewrite it (no-op views dropped, constants folded, backend wrappers
+replaced by the NumPy functions they forward to, dead code dropped, out= into dead temporaries,
+SGD/Adam/AdamW steps inlined), and each local is deleted after its last reader.
 
 What stays live. Optimizer and scheduler calls (``opt.step()``, ``opt.zero_grad()``,
 ``model.zero_grad()``, ``sched.step()``) are not traced but replayed as calls, so learning rates set
 by schedulers or by hand, Adam's step count and bias correction and every optimizer formula run
-as in eager mode. Random numbers (dropout) are drawn fresh on every replay from the device
+as in eager mode; a plain SGD, Adam or AdamW step is written into the plan instead, reading its
+hyperparameters from ``param_groups`` on every replay (`inline_optimizer_steps`). Random numbers (dropout) are drawn fresh on every replay from the device
 generator, in the eager order. Inputs, parameters and buffers are read from their tensors at each
 replay, so ``load_state_dict`` or ``p.data = ...`` between calls is honoured.
 
@@ -41,6 +45,7 @@ import weakref
 import numpy as np
 
 from . import _cuda_graph
+from ._compile_passes import Program, _S, _collect_slots, optimize
 from ._tensor import Tensor, _wrap
 
 
@@ -167,23 +172,6 @@ def _host_read(arr, conv):
 
 
 # --- slots and constants in the recorded program ----------------------------------------------------
-class _S:
-    """A reference to slot `i` in a recorded call's arguments."""
-    __slots__ = ("i",)
-
-    def __init__(self, i):
-        self.i = i
-
-    def __eq__(self, o):
-        return type(o) is _S and o.i == self.i
-
-    def __hash__(self):
-        return hash(("S", self.i))
-
-    def __repr__(self):
-        return f"s{self.i}"
-
-
 # entry kinds: ("call", fn, args, kw, outs) outs: slot / tuple of slots / None;
 # ("input", k, slot) read args[k].array; ("ext", owner_ref, slot) read owner.array;
 # ("const", slot); ("rng", backend, name, args, kw, slot); ("guard", slot, conv, value);
@@ -540,7 +528,7 @@ def _host_method(orig, name):
 
 _BACKEND_SKIP = frozenset(("dtype", "canonical", "is_array", "kind", "device", "native_device", "ns", "array_type",
                            "float_dtypes", "has_float64", "rng", "seed", "synchronize", "isdtype", "finfo",
-                           "iinfo", "result_type", "can_cast"))
+                           "iinfo", "result_type", "can_cast", "compile_direct_call"))
 
 
 # host reads that look at memory layout, not values: the same on every replay of a plan
@@ -552,19 +540,6 @@ def _backend_method(name, orig, *args, **kw):
     if rec is None or rec.paused:
         return orig(*args, **kw)
     return rec.backend_call(orig, name, args, kw)
-
-
-def _collect_slots(v, out):
-    if type(v) is _S:
-        out.append(v.i)
-    elif type(v) in (tuple, list):
-        for e in v:
-            _collect_slots(e, out)
-    elif type(v) is dict:
-        for e in v.values():
-            _collect_slots(e, out)
-    elif type(v) is slice:
-        _collect_slots((v.start, v.stop, v.step), out)
 
 
 def _has_traced(v):
@@ -581,27 +556,45 @@ def _has_traced(v):
 class _Plan:
     """A recording turned into Python source and compiled: ``run(inputs)`` replays it."""
 
-    def __init__(self, rec: _Recorder, out_template):
-        self.rec_entries = rec.entries
-        self.out_template = out_template
-        self.consts = rec.consts
-        self.written = rec.written
-        self.input_slots = rec.input_slots
-        self.clean_ext = rec.clean_ext
+    def __init__(self, rec: _Recorder, out_template, passes=None):
+        from ._backend import get_backend
+        values = _recorded_values(rec)
+        # the shapes and dtypes of closure tensors (parameters) read before any host call: checked on
+        # replay (the passes' proofs, and the plan's shapes, assume them)
+        self.ext_layout = {s: (values[s].shape, values[s].dtype) for s in rec.clean_ext if s in values}
+        program = Program(rec.entries, rec.consts, rec.written, rec.input_slots, rec.clean_ext, out_template,
+                          values, get_backend("cpu"))
+        optimize(program, passes)
+        self.changes = program.changes      # what the passes of xbp/_compile_passes.py rewrote
+        self.rec_entries = program.entries
+        self.out_template = program.out_template
+        self.consts = program.consts
+        self.written = program.written
+        self.input_slots = program.input_slots
+        self.clean_ext = program.clean_ext
         self.replays = self.failures = 0
         self._build()
 
     def _build(self):
         K = []                          # constants of the program
-        lines = ["def _replay(_inputs, _K):"]
+        lines = ["    def _replay(_inputs, _unused=None):"]
         kidx = {}
+        refs = {}                       # id(weakref) -> local name of its object (dereferenced once)
 
         def const(v):
             key = id(v)
             if key not in kidx:
                 kidx[key] = len(K)
                 K.append(v)
-            return f"_K[{kidx[key]}]"
+            return f"_k{kidx[key]}"
+
+        def deref(ref):
+            name = refs.get(id(ref))
+            if name is None:
+                name = refs[id(ref)] = f"_o{len(refs)}"
+                self.refs.append(ref)
+                deref_lines.append(ind + f"{name} = {const(ref)}()")
+            return name
 
         def expr(v):
             if type(v) is _S:
@@ -622,9 +615,25 @@ class _Plan:
             return const(v)
 
         hoisted = []
+        deref_lines: list = []
         self.refs = []                  # weak references that must stay alive
-        ind = "    "
-        for e in self.rec_entries:
+        ind = "        "
+        # a slot's local is deleted after the entry that last names it (unless the step returns it):
+        # the replay, one Python function, would otherwise keep every temporary of the step alive
+        # until it returns (a peak several times eager's, which frees them as it goes)
+        returned: list = []
+        _collect_slots(_returned_slots(self.out_template), returned)
+        last: dict = {}
+        for idx, e in enumerate(self.rec_entries):
+            for s in Program.uses(e) + Program.defines(e):
+                last[s] = idx
+        dead_after: dict = {}
+        for s, idx in last.items():
+            if s not in returned:
+                dead_after.setdefault(idx, []).append(s)
+        for idx, e in enumerate(self.rec_entries):
+            if idx and dead_after.get(idx - 1):
+                lines.append(ind + "del " + ", ".join(f"s{s}" for s in sorted(dead_after[idx - 1])))
             kind = e[0]
             if kind == "call":
                 _, fn, a, kw, outs = e
@@ -640,8 +649,12 @@ class _Plan:
             elif kind == "input":
                 lines.append(ind + f"s{e[2]} = _inputs[{e[1]}].array")
             elif kind == "ext":
-                self.refs.append(e[1])
-                lines.append(ind + f"s{e[2]} = _deref({const(e[1])}).array")
+                lines.append(ind + f"s{e[2]} = {deref(e[1])}.array")
+                if e[2] in self.ext_layout:
+                    # read before any host call: the array the plan was recorded for (shape, dtype)
+                    shape, dtype = self.ext_layout[e[2]]
+                    lines.append(ind + f"if s{e[2]}.shape != {shape!r} or s{e[2]}.dtype != {const(dtype)}: "
+                                       "raise _GuardFailed")
             elif kind == "const":
                 c = self.consts[e[1]]
                 if e[1] in self.written:      # written in place: a fresh copy on every replay
@@ -659,8 +672,7 @@ class _Plan:
                         if type(v) is _S and v.i in self.input_slots:
                             return f"_inputs[{self.input_slots[v.i]}].array"
                         if type(v) is _S and v.i in self.clean_ext:
-                            self.refs.append(self.clean_ext[v.i])
-                            return f"_deref({const(self.clean_ext[v.i])}).array"
+                            return f"{deref(self.clean_ext[v.i])}.array"
                         if type(v) is _S:
                             return const(self.consts[v.i])
                         if type(v) in (tuple, list):
@@ -676,30 +688,48 @@ class _Plan:
                 lines.append(ind + f"if {const(conv)}(s{s}) != {const(value)}: raise _GuardFailed")
             elif kind == "host":
                 _, ref, name, a, kw, idem = e
-                self.refs.append(ref)
-                lines.append(ind + f"_deref({const(ref)}).{name}(" + ", ".join([expr(x) for x in a] + [f"{k}={expr(x)}" for k, x in kw.items()]) + ")")
+                lines.append(ind + f"{deref(ref)}.{name}(" + ", ".join([expr(x) for x in a] + [f"{k}={expr(x)}" for k, x in kw.items()]) + ")")
             elif kind == "setgrad":
                 _, ref, s, xp = e
-                self.refs.append(ref)
                 if s is None:
-                    lines.append(ind + f"_deref({const(ref)}).grad = None")
+                    lines.append(ind + f"{deref(ref)}.grad = None")
                 else:
-                    lines.append(ind + f"_deref({const(ref)}).grad = _wrap(s{s}, {const(xp)})")
+                    lines.append(ind + f"{deref(ref)}.grad = _wrap(s{s}, {const(xp)})")
             elif kind == "setarray":
                 _, ref, s = e
-                self.refs.append(ref)
-                lines.append(ind + f"_deref({const(ref)}).array = s{s}")
-        lines[1:1] = hoisted
+                lines.append(ind + f"{deref(ref)}.array = s{s}")
+            elif kind == "emit":
+                lines.extend(ind + line for line in e[1](const, expr, deref, e[2]))
+        if deref_lines:
+            # every object the plan reaches by weak reference, dereferenced once, before anything runs
+            deref_lines.append(ind + "if " + " or ".join(f"{n} is None" for n in refs.values()) +
+                               ": raise _GuardFailed")
+        lines[1:1] = deref_lines + hoisted
         lines.append(ind + "return " + _out_expr(self.out_template))
+        n_lines = len(lines) - 1
+        # the constants are locals of a factory: the plan reads each with one load
+        lines[0:0] = ["def _make(_K):"] + [f"    _k{i} = _K[{i}]" for i in range(len(K))]
+        lines.append("    return _replay")
         self.source = "\n".join(lines)
-        ns = {"_asarray": np.asarray, "_wrap": _wrap, "_deref": _deref, "_GuardFailed": _GuardFailed}
+        ns = {"_asarray": np.asarray, "_wrap": _wrap, "_GuardFailed": _GuardFailed}
         exec(builtins.compile(self.source, "<xbp.compile plan>", "exec"), ns)
-        self._replay = ns["_replay"]
+        self._replay = ns["_make"](K)
         self.K = K
-        self.n_lines = len(lines) - 2
+        self.n_lines = n_lines
 
     def run(self, inputs):
         return _rebuild_out(self.out_template, self._replay(inputs, self.K))
+
+
+def _recorded_values(rec):
+    """slot -> the plain array the recording held in it (shapes, dtypes and memory for the passes)."""
+    values = {}
+    for o in rec.keep:
+        if isinstance(o, np.ndarray):
+            s = rec.slot_of.get(id(o))
+            if s is not None and s not in values:
+                values[s] = _plain(o)
+    return values
 
 
 def _deref(ref):
@@ -722,6 +752,16 @@ def _out_expr(t):
     if kind == "dict":
         return "(" + "".join(_out_expr(e) + ", " for e in t[2]) + ")"
     return "None"
+
+
+def _returned_slots(t):
+    """The slots an output template returns (as a template of `_S`)."""
+    kind = t[0]
+    if kind == "tensor":
+        return _S(t[1])
+    if kind in ("seq", "dict"):
+        return tuple(_returned_slots(e) for e in t[2])
+    return ()
 
 
 def _rebuild_out(t, v):
@@ -843,7 +883,10 @@ def _flatten_inputs(args, kwargs):
     def desc(v):
         if isinstance(v, Tensor):
             tensors.append(v)
-            return ("T", v.shape, str(v.dtype), str(v.device), v.requires_grad)
+            a = _ORIG_ARRAY.__get__(v)
+            # the array's own shape tuple and dtype object and the tensor's backend (one per
+            # device): cheap to read and hash on every call, unlike Size, str(dtype), str(device)
+            return ("T", a.shape, a.dtype, v.xp, v.requires_grad)
         if isinstance(v, (list, tuple)):
             return (type(v).__name__,) + tuple(desc(e) for e in v)
         if isinstance(v, dict):

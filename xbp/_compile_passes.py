@@ -1,0 +1,623 @@
+"""Passes over a recorded plan (`xbp.compile`): a `Program` is the list of operations one recording
+made, `optimize(program)` rewrites it in place through `PIPELINE`, one small pass at a time.
+
+Every pass keeps the replay's results equal to the eager step's: it removes or replaces only what
+it can prove changes no value a later operation, the caller or a tensor sees. The proofs use the
+arrays of the recording itself (`Program.values`: shapes, dtypes, layouts, which arrays share
+memory), which hold on every replay because a plan is replayed only for the signature (input
+shapes and dtypes) it was recorded with, and parameter shapes and dtypes are checked on replay.
+
+Entries (tuples, the first item their kind), as `xbp._compile._Recorder` writes them:
+  ("call", fn, args, kw, outs)       outs: a slot `_S`, a tuple of slots, ("scalar", slot) or None
+  ("input", k, slot)  ("ext", ref, slot)  ("const", slot)
+  ("guardcall", fn, args, kw, value) ("guard", slot, conv, value)
+  ("host", ref, name, args, kw, idempotent)  ("setgrad", ref, slot | None, xp)  ("setarray", ref, slot)
+and one that only passes write:
+  ("emit", emit, slots)              emit(const, expr, deref, slots) -> lines of source; `slots`: the slots it reads
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+
+class _S:
+    """A reference to slot `i` in a recorded call's arguments."""
+    __slots__ = ("i",)
+
+    def __init__(self, i):
+        self.i = i
+
+    def __eq__(self, o):
+        return type(o) is _S and o.i == self.i
+
+    def __hash__(self):
+        return hash(("S", self.i))
+
+    def __repr__(self):
+        return f"s{self.i}"
+
+
+def _collect_slots(v, out):
+    """Append the slot numbers in template `v` (nested tuples, lists, dicts, slices) to `out`."""
+    if type(v) is _S:
+        out.append(v.i)
+    elif type(v) in (tuple, list):
+        for e in v:
+            _collect_slots(e, out)
+    elif type(v) is dict:
+        for e in v.values():
+            _collect_slots(e, out)
+    elif type(v) is slice:
+        _collect_slots((v.start, v.stop, v.step), out)
+
+
+def _rename(v, names: dict):
+    """Template `v` with each slot `s` replaced by slot ``names[s]`` (where named)."""
+    t = type(v)
+    if t is _S:
+        j = names.get(v.i)
+        return v if j is None else _S(j)
+    if t is tuple or t is list:
+        return t(_rename(e, names) for e in v)
+    if t is dict:
+        return {k: _rename(e, names) for k, e in v.items()}
+    if t is slice:
+        return slice(_rename(v.start, names), _rename(v.stop, names), _rename(v.step, names))
+    return v
+
+
+class Program:
+    """A recording as passes see it.
+
+    entries: the operation list (kinds in the module docstring), in execution order.
+    consts: slot -> constant array of the recording (not an input); folded results join them.
+    written: slots written in place somewhere in the step (their memory changes after creation).
+    input_slots: slot -> argument position; clean_ext: slot -> weakref, closure tensors read before
+        any host call (the guards may read them first).
+    out_template: how the step's result is rebuilt (`xbp._compile._out_template`).
+    values: slot -> the array the recording held in that slot (plain ndarray), for shapes, dtypes,
+        layouts and memory sharing; dropped by `optimize` when the passes are done.
+    backend: the Backend the plan runs on (its tables: `Backend.compile_direct_call`).
+    changes: pass name -> how many entries it rewrote (for tests and for reading a plan)."""
+
+    def __init__(self, entries, consts, written, input_slots, clean_ext, out_template, values, backend):
+        self.entries = list(entries)
+        self.consts = dict(consts)
+        self.written = set(written)
+        self.input_slots = dict(input_slots)
+        self.clean_ext = dict(clean_ext)
+        self.out_template = out_template
+        self.values = values
+        self.backend = backend
+        self.changes: dict = {}
+
+    # --- what entries read and define ---------------------------------------------------------------
+    @staticmethod
+    def uses(e) -> list:
+        """Slots entry `e` reads (an out= target counts: it is written, so it must be alive)."""
+        kind = e[0]
+        out: list = []
+        if kind in ("call", "guardcall"):
+            _collect_slots((e[2], e[3]), out)
+        elif kind == "guard":
+            out.append(e[1])
+        elif kind in ("setgrad", "setarray"):
+            if e[2] is not None:
+                out.append(e[2])
+        elif kind == "emit":
+            out.extend(e[2])
+        return out
+
+    @staticmethod
+    def defines(e) -> list:
+        """Slots entry `e` assigns."""
+        kind = e[0]
+        if kind == "call":
+            outs = e[4]
+            if outs is None:
+                return []
+            if type(outs) is _S:
+                return [outs.i]
+            if outs[0] == "scalar":
+                return [outs[1].i]
+            return [o.i for o in outs]
+        if kind in ("input", "ext"):
+            return [e[2]]
+        if kind == "const":
+            return [e[1]]
+        return []
+
+    def escaping(self) -> set:
+        """Slots whose arrays leave the plan: returned, stored as a tensor's data or gradient, or
+        read by an inlined optimizer step (which keeps them past the step's end)."""
+        out: list = []
+        _collect_slots(_template_slots(self.out_template), out)
+        for e in self.entries:
+            if e[0] in ("setgrad", "setarray", "emit"):
+                out.extend(self.uses(e))
+        return set(out)
+
+    def alias_roots(self) -> dict:
+        """slot -> an id shared by every slot whose recorded array shares that slot's memory (the
+        owner at the end of the ``.base`` chain); slots without a recorded array are absent."""
+        roots = {}
+        for s, a in self.values.items():
+            b = a
+            while isinstance(getattr(b, "base", None), np.ndarray):
+                b = b.base
+            base = b.base if b.base is not None else b
+            roots[s] = id(base)
+        return roots
+
+    def note(self, name: str, n: int = 1) -> None:
+        self.changes[name] = self.changes.get(name, 0) + n
+
+
+def _template_slots(t):
+    """The slots named by an output template (`xbp._compile._out_template`)."""
+    kind = t[0]
+    if kind == "tensor":
+        return (_S(t[1]),)
+    if kind in ("seq", "dict"):
+        return tuple(_template_slots(e) for e in t[2])
+    return ()
+
+
+def _rename_template(t, names):
+    kind = t[0]
+    if kind == "tensor":
+        return ("tensor", names.get(t[1], t[1]), t[2])
+    if kind == "seq":
+        return ("seq", t[1], tuple(_rename_template(e, names) for e in t[2]))
+    if kind == "dict":
+        return ("dict", t[1], tuple(_rename_template(e, names) for e in t[2]))
+    return t
+
+
+def _rename_entry(e, names):
+    kind = e[0]
+    if kind in ("call", "guardcall"):
+        return (kind, e[1], _rename(e[2], names), _rename(e[3], names), e[4])
+    if kind == "guard":
+        return ("guard", names.get(e[1], e[1]), e[2], e[3])
+    if kind in ("setgrad", "setarray"):
+        return (kind, e[1], names.get(e[2], e[2])) + tuple(e[3:])
+    if kind == "emit":
+        return ("emit", e[1], tuple(names.get(s, s) for s in e[2]))
+    return e
+
+
+def rename_slots(program: Program, names: dict) -> None:
+    """Replace every read of slot ``s`` by slot ``names[s]`` (chains resolved), in the entries, the
+    output template and the bookkeeping sets."""
+    if not names:
+        return
+    for s in list(names):
+        j = names[s]
+        while j in names:
+            j = names[j]
+        names[s] = j
+    program.entries = [_rename_entry(e, names) for e in program.entries]
+    program.out_template = _rename_template(program.out_template, names)
+    program.written = {names.get(s, s) for s in program.written}
+
+
+# --- what a call does -------------------------------------------------------------------------------
+_UFUNC_METHODS = frozenset(("reduce", "accumulate", "outer", "reduceat"))
+
+
+def is_pure(fn) -> bool:
+    """Whether a recorded call of `fn` that returns its results only computes them: it writes no
+    argument (calls that do return None or use out=, which callers check) and draws no random
+    numbers (a random call must run on every replay, in order)."""
+    if type(fn) is np.ufunc:
+        return True
+    owner = getattr(fn, "__self__", None)
+    if type(owner) is np.ufunc:
+        return getattr(fn, "__name__", "") in _UFUNC_METHODS
+    if isinstance(owner, (np.random.Generator, np.random.RandomState, np.random.BitGenerator)):
+        return False
+    name = getattr(fn, "__name__", "") or ""
+    module = getattr(fn, "__module__", "") or ""
+    if "random" in name or "random" in module or "rng" in name or "seed" in name:
+        return False
+    return True
+
+
+def _is_call_without_out(e) -> bool:
+    return e[0] == "call" and e[4] is not None and not (e[3] and "out" in e[3])
+
+
+# --- the passes ---------------------------------------------------------------------------------------
+_VIEW_NAMES = frozenset(("reshape", "broadcast_to", "astype", "expand"))
+
+
+def drop_noop_views(program: Program) -> None:
+    """A reshape or expand (broadcast_to) to the shape the array already has, or an astype to its
+    own dtype that returned the array itself (copy=False), makes a view identical to its input:
+    the call is dropped and later reads of its result read the input. Recognised from the
+    recording: the result has the input's shape, strides, dtype and data pointer (a copy never
+    does), and the function is one that gives a view for every input layout."""
+    names: dict = {}
+    keep = []
+    values = program.values
+    for e in program.entries:
+        if _is_call_without_out(e) and type(e[4]) is _S and getattr(e[1], "__name__", None) in _VIEW_NAMES \
+                and e[2] and type(e[2][0]) is _S:
+            src, dst = e[2][0].i, e[4].i
+            a, b = values.get(src), values.get(dst)
+            if a is not None and b is not None and a.shape == b.shape and a.dtype == b.dtype \
+                    and a.strides == b.strides and a.__array_interface__["data"] == b.__array_interface__["data"]:
+                names[dst] = src
+                if dst in program.written:
+                    program.written.add(src)
+                program.note("drop_noop_views")
+                continue
+        keep.append(e)
+    program.entries = keep
+    rename_slots(program, names)
+
+
+def fold_constants(program: Program) -> None:
+    """A pure call whose array arguments are all constants of the recording (or that has none,
+    like ``ones(())``) gives the same array on every replay: its recorded result becomes a
+    constant. Not when the result (or anything sharing its memory) is written in place, leaves
+    the plan, or the call draws random numbers."""
+    escaping = program.escaping()
+    roots = program.alias_roots()
+    unsafe_roots = {roots[s] for s in (escaping | program.written) if s in roots}
+    keep = []
+    for e in program.entries:
+        if _is_call_without_out(e) and is_pure(e[1]):
+            used: list = []
+            _collect_slots((e[2], e[3]), used)
+            outs = Program.defines(e)
+            if len(outs) == 1 and all(s in program.consts for s in used):
+                s = outs[0]
+                v = program.values.get(s)
+                if v is not None and s not in escaping and s not in program.written and \
+                        roots.get(s) not in unsafe_roots:
+                    program.consts[s] = v
+                    keep.append(("const", s))
+                    program.note("fold_constants")
+                    continue
+        keep.append(e)
+    program.entries = keep
+
+
+def direct_calls(program: Program) -> None:
+    """Replace a call of a backend wrapper that only forwards its arguments (array-api-compat's
+    or the backend's own argument handling) by the function it forwards to, as the backend's
+    table says (`Backend.compile_direct_call`; None: keep the call)."""
+    table = getattr(program.backend, "compile_direct_call", None)
+    if table is None:
+        return
+    out = []
+    for e in program.entries:
+        if e[0] == "call":
+            direct = table(e[1], len(e[2]), tuple(e[3]))
+            if direct is not None:
+                e = ("call", direct, e[2], e[3], e[4])
+                program.note("direct_calls")
+        out.append(e)
+    program.entries = out
+
+
+def eliminate_dead_code(program: Program) -> None:
+    """Drop pure calls (and constant, input and parameter reads) whose results nothing reads
+    later: not a later entry, not the output, not a tensor's data or gradient. Calls that write
+    into an argument (out=, in-place functions) always stay: a view of the target may be read."""
+    live = set(program.escaping())
+    keep = []
+    for e in reversed(program.entries):
+        kind = e[0]
+        defs = Program.defines(e)
+        removable = (kind in ("const", "input", "ext") or (_is_call_without_out(e) and is_pure(e[1])))
+        if removable and defs and not any(s in live for s in defs):
+            program.note("eliminate_dead_code")
+            continue
+        live.update(Program.uses(e))
+        keep.append(e)
+    keep.reverse()
+    program.entries = keep
+
+
+def _reusable_call(e) -> bool:
+    """A ufunc call (or ufunc reduction) that allocates its result: it can write into out= instead."""
+    if not _is_call_without_out(e) or type(e[4]) is not _S:
+        return False
+    fn = e[1]
+    if type(fn) is np.ufunc:
+        return fn.nout == 1 and "where" not in e[3] and len(e[2]) == fn.nin
+    owner = getattr(fn, "__self__", None)
+    return type(owner) is np.ufunc and getattr(fn, "__name__", "") == "reduce" and len(e[2]) <= 3 \
+        and "where" not in e[3] and "initial" not in e[3]
+
+
+def reuse_buffers(program: Program) -> None:
+    """Let a ufunc write its result (out=) into an array of the same replay whose last reader has
+    run, instead of allocating: same shape and dtype, both C-contiguous, the buffer made by a
+    ufunc of this plan (fresh memory, not a parameter, input, constant or cached array), and no
+    array sharing its memory read later, returned or kept by a tensor. Values are unchanged: a
+    ufunc's result does not depend on where it is written."""
+    entries = program.entries
+    values = program.values
+    roots = program.alias_roots()
+    escaping = program.escaping()
+    members: dict = {}
+    for s, r in roots.items():
+        members.setdefault(r, []).append(s)
+    last: dict = {}                       # alias root -> index of the last entry reading it
+    for i, e in enumerate(entries):
+        for s in Program.uses(e) + Program.defines(e):
+            r = roots.get(s)
+            if r is not None:
+                last[r] = i
+    # roots the plan owns: every member made by a call of this plan; none external or escaping
+    made: set = set()
+    for e in entries:
+        if e[0] == "call":
+            made.update(Program.defines(e))
+    fresh_roots = {}
+    for i, e in enumerate(entries):
+        if _reusable_call(e):
+            s = e[4].i
+            r = roots.get(s)
+            v = values.get(s)
+            if r is not None and v is not None and v.flags.c_contiguous:
+                fresh_roots.setdefault(r, s)
+    ownable = {r for r, s in fresh_roots.items()
+               if all(m in made and m not in escaping for m in members[r])}
+    releases: dict = {}
+    for r in ownable:
+        releases.setdefault(last.get(r, -1), []).append(r)
+    pool: dict = {}                       # (shape, dtype) -> [buffer slot]
+    out = []
+    for i, e in enumerate(entries):
+        if _reusable_call(e):
+            v = values.get(e[4].i)
+            if v is not None and v.flags.c_contiguous and v.ndim:
+                free = pool.get((v.shape, v.dtype))
+                if free:
+                    buf = free.pop()
+                    kw = dict(e[3])
+                    kw["out"] = (_S(buf),)
+                    e = ("call", e[1], e[2], kw, e[4])
+                    program.note("reuse_buffers")
+        out.append(e)
+        for r in releases.get(i, ()):
+            s = fresh_roots[r]
+            v = values[s]
+            if v.ndim:
+                pool.setdefault((v.shape, v.dtype), []).append(s)
+    program.entries = out
+
+
+def inline_optimizer_steps(program: Program) -> None:
+    """Replace ``opt.step()`` of a plain SGD, Adam or AdamW by its update written into the plan: the
+    same array operations in the same order on the parameters' arrays and the gradients the plan
+    just computed, without the optimizer's Python (group loop, bucketing, state lookups). The
+    hyperparameters (lr, betas, eps, weight decay) are read from ``param_groups`` on every replay,
+    so schedulers and hand-set learning rates still work; Adam's step counts advance in its state.
+    If a group's structure or the formula's flags (momentum, maximize, amsgrad, ...) differ from
+    the recording's, or the optimizer's state dict was replaced (load_state_dict), that replay calls
+    ``opt.step()`` as before. (A per-parameter state dict replaced by hand, ``opt.state[p] = {...}``,
+    is not noticed: the plan keeps the recorded one.)"""
+    from .optim.adam import Adam
+    from .optim.sgd import SGD
+    inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
+    entries = program.entries
+    out: list = []
+    window: dict = {}                    # id(param) -> gradient slot, set since the last host call
+    for e in entries:
+        kind = e[0]
+        if kind == "setgrad":
+            t = e[1]()
+            if t is not None:
+                window[id(t)] = e[2]
+        if kind == "host":
+            opt = e[1]()
+            if e[2] == "step" and not e[3] and not e[4] and opt is not None:
+                inliner = inliners.get(getattr(type(opt), "_step_group", None))
+                # the class's own step machinery, not a subclass's override of a part of it
+                if inliner is not None and type(opt).step is SGD.step and \
+                        type(opt)._multi_tensor_step is SGD._multi_tensor_step and \
+                        type(opt)._param_state in (SGD._param_state, Adam._param_state) and \
+                        getattr(program.backend, "fused_optimizer_step", None) is None:
+                    emitted = inliner(opt, e[1], window, program)
+                    if emitted is not None:
+                        out.append(emitted)
+                        program.note("inline_optimizer_steps")
+                        window = {}
+                        continue
+            window = {}
+        out.append(e)
+    program.entries = out
+
+
+def _group_plan(opt, window, program):
+    """For each group: its params with their gradient slots, or None when a parameter's gradient
+    is not one the plan set since the last host call (then the step is not inlined)."""
+    groups = []
+    for g in opt.param_groups:
+        ps = []
+        for p in g["params"]:
+            if id(p) not in window:
+                return None
+            s = window[id(p)]
+            if s is None:
+                continue                  # a gradient set to None: the optimizer skips it
+            if p.xp is not program.backend or p.grad is None or not isinstance(p.array, np.ndarray):
+                return None
+            ps.append((p, s))
+        groups.append((g, ps))
+    return groups
+
+
+def _flag_checks(groups, flags, names):
+    """Conditions (source) that the groups still select the inlined formula."""
+    checks = []
+    for k, (g, _) in enumerate(groups):
+        for name, value in zip(names, flags[k]):
+            if name == "momentum":
+                checks.append(f"_pg[{k}]['momentum'] == 0.0")
+            elif name == "weight_decay":
+                checks.append(f"(_pg[{k}]['weight_decay'] != 0.0) is {value}")
+            else:
+                checks.append(f"bool(_pg[{k}][{name!r}]) is {value}")
+    return checks
+
+
+def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None):
+    """The ("emit", ...) entry of an inlined step: a check that the optimizer still has the
+    recorded groups and formula flags, then `per_group(k)` lines per group and `per_param(...)`
+    lines per parameter; otherwise ``opt.step()``. Each parameter gets one scratch array of its
+    shape and dtype (kept with the plan) for the update's temporaries."""
+    pg = opt.param_groups
+    slots = tuple(s for _, ps in groups for _, s in ps)
+    scratch = {id(p): np.empty_like(p.array) for _, ps in groups for p, _ in ps}
+
+    def emit(const, expr, deref, current):
+        # `current`: the entry's slots as the later passes left them (renamed), in `slots` order
+        grad_slots = iter(current)
+        o = deref(opt_ref)
+        checks = [f"len(_pg) == {len(pg)}"] + [f"_pg[{k}] is {const(g)}" for k, (g, _) in enumerate(groups)]
+        checks += extra_checks(const, o) if extra_checks is not None else []
+        checks += _flag_checks(groups, flags, names)
+        lines = [f"_pg = {o}.param_groups", "if " + " and ".join(checks) + ":"]
+        body: list = []
+        for k, (g, ps) in enumerate(groups):
+            body += per_group(k, flags[k])
+            for p, _ in ps:
+                t = deref(weakref.ref(p))
+                body += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
+                body += per_param(const, p, f"s{next(grad_slots)}", flags[k])
+        lines += ["    " + b for b in body]
+        lines += ["else:", f"    {o}.step()"]
+        return lines
+    return ("emit", emit, slots)
+
+
+_NP = {name: getattr(np, name) for name in ("negative", "add", "subtract", "multiply", "divide")}
+
+
+def _ufunc(const, name):
+    return const(_NP[name])
+
+
+def _inline_sgd(opt, opt_ref, window, program):
+    """SGD without momentum (sgd_update of xbp/optim/sgd.py: maximize, weight decay, lr)."""
+    groups = _group_plan(opt, window, program)
+    if groups is None or any(g["momentum"] != 0.0 for g, _ in groups):
+        return None
+    names = ("momentum", "weight_decay", "maximize")
+    flags = [(0.0, g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
+
+    def per_group(k, fl):
+        lines = [f"_lr = float(_pg[{k}]['lr'])"]
+        if fl[1]:
+            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
+        return lines
+
+    def per_param(const, p, g, fl):
+        _, wd, mx = fl
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        lines = []
+        if mx:
+            lines.append(f"{u('negative')}({g}, out=_T)")       # d = -grad
+            g = "_T"
+        if wd:                                                  # d = d + weight_decay * param
+            lines.append(f"_d = {g} + _wd * _a")
+            g = "_d"
+        lines.append(f"{u('multiply')}(_lr, {g}, out=_T)")      # param -= lr * d
+        lines.append("_a -= _T")
+        return lines
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param)
+
+
+def _inline_adam(opt, opt_ref, window, program):
+    """Adam and AdamW without amsgrad (adam_update of xbp/optim/adam.py, its operations in its order)."""
+    groups = _group_plan(opt, window, program)
+    sqrt = program.backend.sqrt
+    if groups is None or any(g["amsgrad"] for g, _ in groups) or type(sqrt) is not np.ufunc:
+        return None
+    states = {}
+    for _, ps in groups:
+        for p, _ in ps:
+            st = opt.state.get(p)
+            if not st or "exp_avg" not in st or "exp_avg_sq" not in st or type(st.get("step")) is not int:
+                return None
+            states[id(p)] = st
+    names = ("amsgrad", "weight_decay", "maximize")
+    flags = [(False, g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
+    decoupled = bool(opt._decoupled)
+    state = opt.state
+
+    def per_group(k, fl):
+        lines = [f"_b1, _b2 = _pg[{k}]['betas']", "_b1 = float(_b1)", "_b2 = float(_b2)",
+                 f"_lr = float(_pg[{k}]['lr'])", f"_eps = float(_pg[{k}]['eps'])"]
+        if fl[1]:
+            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
+        return lines
+
+    def per_param(const, p, g, fl):
+        _, wd, mx = fl
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        lines = [f"_st = {const(states[id(p)])}",
+                 "_n = _st['step'] = _st['step'] + 1",
+                 "_m = _st['exp_avg'].array",
+                 "_v = _st['exp_avg_sq'].array"]
+        if mx:
+            lines.append(f"_g = -{g}")
+            g = "_g"
+        if wd:
+            if decoupled:
+                lines.append("_a *= 1.0 - _lr * _wd")
+            else:
+                lines.append(f"_g = {g} + _wd * _a")
+                g = "_g"
+        lines += [
+            f"{u('subtract')}({g}, _m, out=_T)",                 # m += (1 - beta1) * (g - m)
+            f"{u('multiply')}(1.0 - _b1, _T, out=_T)",
+            "_m += _T",
+            "_v *= _b2",                                          # v = beta2 * v + (1 - beta2) * g * g
+            f"{u('multiply')}(1.0 - _b2, {g}, out=_T)",
+            f"{u('multiply')}(_T, {g}, out=_T)",
+            "_v += _T",
+            "_ss = _lr / (1.0 - _b1 ** _n)",
+            "_bc = (1.0 - _b2 ** _n) ** 0.5",
+            f"{const(sqrt)}(_v, out=_T)",                       # denom = sqrt(v) / bc2_sqrt + eps
+            f"{u('divide')}(_T, _bc, out=_T)",
+            f"{u('add')}(_T, _eps, out=_T)",
+            f"{u('divide')}(_m, _T, out=_T)",                    # param -= step_size * (m / denom)
+            f"{u('multiply')}(_ss, _T, out=_T)",
+            "_a -= _T"]
+        return lines
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param,
+                        # load_state_dict replaces the state dict: then the real step() runs
+                        extra_checks=lambda const, o: [f"{o}.state is {const(state)}"])
+
+
+# The passes in the order they run. inline_optimizer_steps comes first (it turns a host call into
+# array code the others can see); dead code goes before buffer reuse so liveness is final.
+PIPELINE: list[Callable[[Program], None]] = [
+    inline_optimizer_steps,
+    drop_noop_views,
+    fold_constants,
+    direct_calls,
+    eliminate_dead_code,
+    reuse_buffers,
+]
+
+
+def optimize(program: Program, passes=None) -> Program:
+    """Run `passes` (default `PIPELINE`) over `program` in order; returns it, its recorded values
+    dropped (they are only for the passes' proofs)."""
+    for p in PIPELINE if passes is None else passes:
+        p(program)
+    program.values = {}
+    return program
+
