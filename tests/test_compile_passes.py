@@ -359,6 +359,26 @@ def test_inlined_adam_honours_a_loaded_optimizer_state():
         np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
 
 
+def test_inlined_adam_notices_a_parameter_state_replaced_by_hand():
+    """``opt.state[p] = {...}`` between calls (a fresh state for one parameter): the replay must
+    update the new dict, as eager does, not the one it recorded."""
+    def between(i, m, opt):
+        if i == 7:
+            p = opt.param_groups[0]["params"][0]
+            old = opt.state[p]
+            opt.state[p] = {"step": 0, "exp_avg": xbp.zeros_like(old["exp_avg"]),
+                            "exp_avg_sq": xbp.zeros_like(old["exp_avg_sq"])}
+    el, es, _, eopt = _train("adam", False, between=between)
+    cl, cs, f, copt = _train("adam", True, between=between)
+    assert f.stats["eager"] == 0
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for k in es:
+        np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
+    pe, pc = eopt.param_groups[0]["params"][0], copt.param_groups[0]["params"][0]
+    assert eopt.state[pe]["step"] == copt.state[pc]["step"] == 25 - 8
+
+
 def test_all_passes_on_an_mlp_step_float32_match_eager_and_numpy():
     """The digits-like step through every pass: the plan's rewrites are all used, and its losses
     match eager xbp (bit for bit) and a NumPy forward written here (first step)."""

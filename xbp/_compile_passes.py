@@ -404,8 +404,8 @@ def inline_optimizer_steps(program: Program) -> None:
     so schedulers and hand-set learning rates still work; Adam's step counts advance in its state.
     If a group's structure or the formula's flags (momentum, maximize, amsgrad, ...) differ from
     the recording's, or the optimizer's state dict was replaced (load_state_dict), that replay calls
-    ``opt.step()`` as before. (A per-parameter state dict replaced by hand, ``opt.state[p] = {...}``,
-    is not noticed: the plan keeps the recorded one.)"""
+    ``opt.step()`` as before; so does one where a parameter's state dict was replaced by hand
+    (``opt.state[p] = {...}``)."""
     from .optim.adam import Adam
     from .optim.sgd import SGD
     inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
@@ -485,7 +485,7 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
         grad_slots = iter(current)
         o = deref(opt_ref)
         checks = [f"len(_pg) == {len(pg)}"] + [f"_pg[{k}] is {const(g)}" for k, (g, _) in enumerate(groups)]
-        checks += extra_checks(const, o) if extra_checks is not None else []
+        checks += extra_checks(const, o, deref) if extra_checks is not None else []
         checks += _flag_checks(groups, flags, names)
         lines = [f"_pg = {o}.param_groups", "if " + " and ".join(checks) + ":"]
         body: list = []
@@ -597,8 +597,11 @@ def _inline_adam(opt, opt_ref, window, program):
             "_a -= _T"]
         return lines
     return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param,
-                        # load_state_dict replaces the state dict: then the real step() runs
-                        extra_checks=lambda const, o: [f"{o}.state is {const(state)}"])
+                        # load_state_dict replaces the state dict, or a parameter's state is
+                        # replaced by hand: then the real step() runs
+                        extra_checks=lambda const, o, deref: [f"{o}.state is {const(state)}"] + [
+                            f"{o}.state.get({deref(weakref.ref(p))}) is {const(states[id(p)])}"
+                            for _, ps in groups for p, _ in ps])
 
 
 # The passes in the order they run. inline_optimizer_steps comes first (it turns a host call into
