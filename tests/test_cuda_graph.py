@@ -19,7 +19,7 @@ import xbp
 import xbp.nn as nn
 import xbp.nn.functional as F
 from xbp import _cublas, _cuda_graph
-from xbp._backend import cuda_available
+from xbp._backend import cuda_available, get_backend
 
 PTR = (lambda a: a.ctypes.data)
 
@@ -224,6 +224,30 @@ class ReplayingFakeDriver(FakeDriver):
         graph.out.array[...] = out.array
 
 
+class CheckingReplayFakeDriver(ReplayingFakeDriver):
+    """The replaying fake, and as a graph does with the deferred index checks it captured: a
+    replay rewrites their spans in place (no host code runs, nothing new is queued)."""
+
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+
+    def capture(self, stream, pool, fn):
+        n0 = len(self.backend._pending)
+        g, out = super().capture(stream, pool, fn)
+        g.checks = self.backend._pending[n0:]
+        return g, out
+
+    def launch(self, graph):
+        n0 = len(self.backend._pending)
+        super().launch(graph)
+        new = self.backend._pending[n0:]
+        del self.backend._pending[n0:]
+        if new:
+            for captured, e in zip(graph.checks, new):
+                captured.span[...] = e.span
+
+
 @pytest.fixture
 def fake(monkeypatch):
     d = FakeDriver()
@@ -308,6 +332,35 @@ def test_replayed_trajectory_matches_eager(monkeypatch, opt_name):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert [s.get("step") for s in opt.state.values()] == [s.get("step") for s in ref_opt.state.values()]
     assert len(d.fills) == 3            # lr halved at steps 3, 6, 9: one fill each after capture
+
+
+def test_deferred_index_checks_are_read_for_every_replay(monkeypatch):
+    """A class index out of range in a replayed step's batch raises at the next host read (the
+    check rides along in the graph), even after later replays with valid batches."""
+    be = get_backend("cpu")
+    monkeypatch.setattr(be, "defers_checks", True)
+    # CuPy's gather wraps an out-of-range index (NumPy raises at once): the check must catch it
+    monkeypatch.setattr(be, "take_along_axis", lambda x, i, axis=-1: np.take_along_axis(x, i % x.shape[axis], axis))
+    d = CheckingReplayFakeDriver(be)
+    monkeypatch.setattr(_cuda_graph, "handles", lambda compiled, tensors: True)
+    monkeypatch.setattr(_cuda_graph, "make_driver", lambda backend: d)
+    model, opt, step = _model_and_step("sgd")
+    c = xbp.compile(step)
+    data = _batches(5)
+    for x, y in data:
+        c(x, y)
+    be.synchronize()                                   # valid labels: nothing raises
+    assert c.stats["captured"] == 1 and c.stats["replayed"] == 2
+    step_obj = c.cache[next(iter(c.cache))]
+    assert len(step_obj.checks) >= 1 and not be._pending
+    bad = xbp.tensor(np.array([0, 1, 2, 3, 7, 1]))
+    c(data[0][0], bad)                                 # a replay with class 7 of 4
+    c(*data[1])                                        # and a valid one after it
+    assert c.stats["replayed"] == 4
+    with pytest.raises(IndexError, match="7"):
+        be.synchronize()
+    c(*data[2])
+    be.synchronize()                                   # read: the queue is clean again
 
 
 def test_module_forward_returns_fresh_copies(fake):

@@ -223,7 +223,12 @@ class Backend:
         error: the exception class raised (IndexError for indices, ValueError for values).
         """
         span = self.stack([self.min(x), self.max(x)])       # (2,) on the device: no read
-        entry = _PendingCheck((message, low, high, error, self.canonical(span.dtype).kind), span, 1)
+        self.queue_check(_PendingCheck((message, low, high, error, self.canonical(span.dtype).kind), span, 1))
+
+    def queue_check(self, entry) -> None:
+        """Queue one deferred check (a `_PendingCheck`: its key and its (2,) device span), merging
+        repeats and reading them all once too many are pending. `defer_check` makes the entries; a
+        replayed CUDA graph queues copies of the ones it captured (xbp/_cuda_graph.py)."""
         with self._pending_lock:
             self._pending.append(entry)
             full = len(self._pending) >= self.PENDING_CHECKS_LIMIT

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
+from ._backend import _PendingCheck
 from ._tensor import Tensor, _wrap
 
 WARMUP_CALLS = 2
@@ -316,6 +317,7 @@ class GraphedStep:
         self.repeats: list = []         # (position, position of its first occurrence)
         self.guards: list = []          # (owner, attribute getter, object expected)
         self.grads: list = []           # (parameter, gradient tensor after the step)
+        self.checks: list = []          # deferred checks captured in the graph (_queue_checks)
         self.scalars = None
         self.out = None
         self.launches = 0
@@ -370,6 +372,7 @@ class GraphedStep:
         saved_grads = [(p, p.grad) for p in params]
         before = self._state_objects(opts)
         lr_before = scalars.lr_values()
+        pending_before = {id(e) for e in self.backend._pending}
         self.backend.capturing = True
         _opt.CAPTURE_HOOK[0] = scalars.hook
         try:
@@ -381,6 +384,13 @@ class GraphedStep:
         finally:
             self.backend.capturing = False
             _opt.CAPTURE_HOOK[0] = None
+            # deferred checks made during capture: their spans are buffers the graph writes on
+            # every launch. Kept as templates (queued as copies after each launch, _queue_checks),
+            # never left pending themselves (before a launch they hold nothing yet).
+            with self.backend._pending_lock:
+                pending = self.backend._pending
+                self.checks = [e for e in pending if id(e) not in pending_before]
+                self.backend._pending = [e for e in pending if id(e) in pending_before]
         if why is None:
             why = self._capture_problem(opts, before, lr_before, scalars)
             if why is None:
@@ -406,6 +416,7 @@ class GraphedStep:
         # nothing ran during capture: this launch is call 3's step
         d.launch(graph)
         self.launches += 1
+        self._queue_checks()
         scalars.captured()
         return _rebuild(self.out, d)
 
@@ -476,12 +487,22 @@ class GraphedStep:
         self.scalars.upload()
         d.launch(self.graph)
         self.launches += 1
+        self._queue_checks()
         self.scalars.advance()
         for p, g in self.grads:
             if p.grad is not g:
                 p.grad = g
         self.compiled.stats["replayed"] += 1
         return _rebuild(self.out, d)
+
+
+    def _queue_checks(self):
+        """After a launch: the step's deferred index checks (class ids, gather, embedding ...), as
+        the graph just recomputed them, queued for the next host read like an eager step's. Each is
+        a copy of the captured span (one tiny device copy, ordered after the launch), so the next
+        replay cannot overwrite a bad batch's values before they are read."""
+        for e in self.checks:
+            self.backend.queue_check(_PendingCheck(e.key, self.driver.clone(e.span), e.count))
 
 
 def run(compiled, key, tensors, args, kwargs):
