@@ -351,7 +351,11 @@ _SCRIPT = textwrap.dedent("""
             print(" ".join(map(str, sorted(pids))), flush=True)
             if {mode!r} == "exit":
                 sys.exit(0)
-            time.sleep(60)
+            # short sleeps: a SIGINT that lands just before the sleep's system call starts does
+            # not interrupt it (CPython checks for signals between bytecodes), so one long sleep
+            # would hold the KeyboardInterrupt for its whole length
+            for _ in range(600):
+                time.sleep(0.1)
 """)
 
 
