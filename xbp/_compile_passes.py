@@ -504,6 +504,14 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
 _NP = {name: getattr(np, name) for name in ("negative", "add", "subtract", "multiply", "divide")}
 
 
+def _hyper_lines(k, weight_decay):
+    """Source reading group k's learning rate (and weight decay) live, at every replay."""
+    lines = [f"_lr = float(_pg[{k}]['lr'])"]
+    if weight_decay:
+        lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
+    return lines
+
+
 def _ufunc(const, name):
     return const(_NP[name])
 
@@ -517,10 +525,7 @@ def _inline_sgd(opt, opt_ref, window, program):
     flags = [(0.0, g["weight_decay"] != 0.0, bool(g["maximize"])) for g, _ in groups]
 
     def per_group(k, fl):
-        lines = [f"_lr = float(_pg[{k}]['lr'])"]
-        if fl[1]:
-            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
-        return lines
+        return _hyper_lines(k, fl[1])
 
     def per_param(const, p, g, fl):
         _, wd, mx = fl
@@ -557,11 +562,8 @@ def _inline_adam(opt, opt_ref, window, program):
     state = opt.state
 
     def per_group(k, fl):
-        lines = [f"_b1, _b2 = _pg[{k}]['betas']", "_b1 = float(_b1)", "_b2 = float(_b2)",
-                 f"_lr = float(_pg[{k}]['lr'])", f"_eps = float(_pg[{k}]['eps'])"]
-        if fl[1]:
-            lines.append(f"_wd = float(_pg[{k}]['weight_decay'])")
-        return lines
+        return [f"_b1, _b2 = _pg[{k}]['betas']", "_b1 = float(_b1)", "_b2 = float(_b2)",
+                f"_eps = float(_pg[{k}]['eps'])"] + _hyper_lines(k, fl[1])
 
     def per_param(const, p, g, fl):
         _, wd, mx = fl

@@ -39,6 +39,14 @@ def _steps(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
+def _previous(xp, S, s0, reverse):
+    """States stacked by time (T, B, H) -> the state each step started from: s0, then S shifted by
+    one step in the direction of the walk."""
+    T = S.shape[0]
+    s0e = xp.expand_dims(s0, axis=0)
+    return xp.concat([S[1:T, ...], s0e], axis=0) if reverse else xp.concat([s0e, S[0:T - 1, ...]], axis=0)
+
+
 def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
     """-> (hs, cs, acts): per-step states and gate activations, indexed by time."""
     T = xs.shape[0]
@@ -97,7 +105,7 @@ def _recur_vjp(c, g):
     else:
         acts = c.res
         H_all = c.out[:, :, 0:H] if lstm else c.out
-        hs = [H_all[t, ...] for t in range(T)]
+        hs = None if lstm else [H_all[t, ...] for t in range(T)]   # (the LSTM reads H_all, C stacked)
         cs = None                      # LSTM: read stacked from the output, c.out[:, :, H:2H]
     prev = (lambda t: t + 1) if reverse else (lambda t: t - 1)
     first = T - 1 if reverse else 0
@@ -127,11 +135,10 @@ def _recur_vjp(c, g):
     gxs = _stack0(xp, dxs) if c.needs[0] else None
     gw = gb = None
     if c.needs[3] or (b_hh is not None and c.needs[4]):
-        dA = xp.reshape(_stack0(xp, dhg), (T * B, -1))
+        # (LSTM and RNN: dhg is dxs, already stacked when the inputs need a gradient)
+        dA = xp.reshape(gxs if gxs is not None and dhg is dxs else _stack0(xp, dhg), (T * B, -1))
         if c.needs[3]:
-            h0e = xp.expand_dims(h0, axis=0)
-            H_prev = (xp.concat([H_all[1:T, ...], h0e], axis=0) if reverse
-                      else xp.concat([h0e, H_all[0:T - 1, ...]], axis=0))
+            H_prev = _previous(xp, H_all, h0, reverse)
             gw = xp.matmul(xp.matrix_transpose(dA), xp.reshape(H_prev, (T * B, H)))
         if b_hh is not None and c.needs[4]:
             gb = xp.sum(dA, axis=0)
@@ -149,8 +156,7 @@ def _lstm_backward(xp, g, acts, c0, C, w_hh, reverse):
     S = _stack0(xp, [a[0] for a in acts])                  # (T, B, 4H) sigmoid of every block
     G = _stack0(xp, [a[1] for a in acts])                  # (T, B, H) tanh of the g block
     TC = _stack0(xp, [a[2] for a in acts])                 # (T, B, H) tanh(c_t)
-    c0e = xp.expand_dims(c0, axis=0)
-    C_prev = xp.concat([C[1:T, ...], c0e], axis=0) if reverse else xp.concat([c0e, C[0:T - 1, ...]], axis=0)
+    C_prev = _previous(xp, C, c0, reverse)
     dS = S * (1.0 - S)
     I, F, O = S[:, :, 0:H], S[:, :, H:2 * H], S[:, :, 3 * H:4 * H]
     OD = O * (1.0 - TC * TC)                               # d c_t / d h_t through h = o tanh(c)
