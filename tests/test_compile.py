@@ -203,20 +203,101 @@ def test_returning_a_graph_tensor_falls_back():
     assert m[0].weight.grad is not None
 
 
-def test_bad_targets_still_raise_and_other_ranges_run_eagerly():
+def _twins(make_model, make_step, lr=0.1):
+    """The same model twice (same seed): an eager step on one, the compiled step on the other."""
+    m_eager, m_comp = make_model(), make_model()
+    eager = make_step(m_eager, xbp.optim.SGD(m_eager.parameters(), lr=lr))
+    compiled = xbp.compile(make_step(m_comp, xbp.optim.SGD(m_comp.parameters(), lr=lr)))
+    return m_eager, eager, m_comp, compiled
+
+
+def _params(m):
+    return [p.detach().numpy().copy() for p in m.parameters()]
+
+
+def test_targets_of_any_range_replay_checked_and_match_eager():
+    # Random targets from 1000 classes: every batch spans another [min, max]. The class check is
+    # replayed on every call (only its result is guarded), so nothing falls back to eager; before,
+    # the recorded span was a guard and every such batch ran eagerly.
+    rng = np.random.default_rng(1)
+    batches = [(xbp.tensor(rng.standard_normal((16, 8)).astype(np.float32)),
+                xbp.tensor(rng.integers(0, 1000, 16))) for _ in range(12)]
+    m_eager, eager, m_comp, f = _twins(lambda: _model(classes=1000), _plain_step)
+    for x, y in batches:
+        assert float(f(x, y)) == float(eager(x, y))
+    assert f.stats["eager"] == 0 and f.stats["guard_failures"] == 0
+    assert f.stats["replayed"] == len(batches) - f.stats["recorded"] >= 8
+    for a, b in zip(_params(m_eager), _params(m_comp)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_targets_raise_on_replay_and_change_nothing():
     xs, ys = _data()
     m = _model()
-    opt = xbp.optim.SGD(m.parameters(), lr=0.1)
-
-    step = _plain_step(m, opt)
-    f = xbp.compile(step)
+    f = xbp.compile(_plain_step(m, xbp.optim.SGD(m.parameters(), lr=0.1)))
     for i in range(5):
         f(xs[i % 6], ys[i % 6])
     assert f.stats["replayed"] >= 1
-    with pytest.raises(IndexError, match="class index out of range"):
-        f(xs[0], xbp.tensor(np.full(16, 7)))
-    f(xs[0], xbp.tensor(np.arange(16) % 3))     # a valid batch without class 3: the guard sends it eager
-    assert f.stats["guard_failures"] >= 1
+    before, replayed = _params(m), f.stats["replayed"]
+    bad = np.arange(16) % 4
+    bad[3] = 4                                   # one class id past the 4 classes
+    with pytest.raises(IndexError, match=r"cross_entropy: target class index out of range: targets span \[0, 4\]"):
+        f(xs[0], xbp.tensor(bad))
+    bad[3] = -1                                  # -1 is not ignore_index (-100): refused, never wrapped
+    with pytest.raises(IndexError, match=r"targets span \[-1, 3\].*\[0, 3\]"):
+        f(xs[0], xbp.tensor(bad))
+    for a, b in zip(before, _params(m)):         # the failed calls changed no parameter
+        np.testing.assert_array_equal(a, b)
+    f(xs[0], xbp.tensor(np.arange(16) % 3))     # a valid batch without class 3: replayed, not eager
+    assert f.stats["replayed"] == replayed + 1 and f.stats["guard_failures"] == 0
+
+
+def test_ignored_targets_take_the_masked_path_and_match_eager():
+    # a batch holding ignore_index needs the loss's masked path: the guard on check_span's result
+    # sends it to a plan of its own; the unmasked plan keeps replaying the other batches
+    xs, ys = _data()
+    m_eager, eager, m_comp, f = _twins(_model, _plain_step)
+    ignored = np.arange(16) % 4
+    ignored[::5] = -100
+    for i in range(10):
+        y = xbp.tensor(ignored) if i in (5, 7) else ys[i % 6]
+        assert float(f(xs[i % 6], y)) == float(eager(xs[i % 6], y))
+    assert f.stats["guard_failures"] >= 1 and f.stats["replayed"] >= 5
+    for a, b in zip(_params(m_eager), _params(m_comp)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_embedding_ids_and_bce_probabilities_are_checked_on_every_replay():
+    rng = np.random.default_rng(2)
+
+    def make_model():
+        xbp.manual_seed(0)
+        return nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 1))
+
+    def make_step(m, opt):
+        def step(ids, t, scale):
+            opt.zero_grad()
+            p = xbp.sigmoid(m(ids)).reshape(-1) * scale     # scale > 1 can push p past 1
+            loss = F.binary_cross_entropy(p, t)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return step
+
+    m_eager, eager, m_comp, f = _twins(make_model, make_step)
+    one = xbp.tensor(np.float32(1.0))
+    for _ in range(8):
+        ids = xbp.tensor(rng.integers(0, 50, (16, 3)))
+        t = xbp.tensor((rng.random(16) < 0.5).astype(np.float32))
+        assert float(f(ids, t, one)) == float(eager(ids, t, one))
+    assert f.stats["eager"] == 0 and f.stats["guard_failures"] == 0 and f.stats["replayed"] >= 4
+    before = _params(m_comp)
+    with pytest.raises(IndexError, match=r"embedding: ids span \[50, 50\], outside \[0, 50\)"):
+        f(xbp.tensor(np.full((16, 3), 50)), t, one)
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: input must hold probabilities in \[0, 1\]"):
+        f(ids, t, xbp.tensor(np.float32(3.0)))
+    for a, b in zip(before, _params(m_comp)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_strict_runs_eagerly_and_agrees():

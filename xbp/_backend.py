@@ -368,6 +368,27 @@ class Backend:
         lo, hi = self.to_numpy(self.stack([self.min(x), self.max(x)]))
         return int(lo), int(hi)
 
+    def check_span(self, x, low, high, message: str, error: type = IndexError, ignore=None) -> bool:
+        """Raise `error` if a value of the non-empty array `x` is outside [low, high] (inclusive;
+        NaN is outside), values equal to `ignore` excepted (they count as `low`). -> whether
+        `ignore` lies within the span of the values (so that some may equal it: the losses then
+        mask them). One host read for min and max together; a second only when `ignore` lies in
+        the span. `message` as for `check_range`.
+
+        The immediate form of `check_range`, one backend call so that `xbp.compile` replays the
+        check itself on every call and guards only its result: a plan recorded with targets
+        spanning [0, 9] still runs, and still checks, a batch spanning [1, 8] or [0, 10]."""
+        if self.canonical(x.dtype).kind in "iub":
+            lo, hi = self.int_range(x)          # one device -> host read for both bounds
+        else:
+            lo, hi = (float(v) for v in self.to_numpy(self.stack([self.min(x), self.max(x)])))
+        masked = ignore is not None and lo <= ignore <= hi
+        if masked:
+            lo, hi = self.int_range(self.where(x == ignore, low, x))
+        if not (low <= lo and hi <= high):
+            raise error(_fill_span(message, lo, hi))
+        return masked
+
     def check_index_range(self, index, n: int, what: str, negative: bool = True):
         """Raise IndexError if any index is outside [-n, n) (`negative`: Python-style indexing such
         as x[idx]) or outside [0, n) (negative=False: gather, index_select, embedding, one_hot...,
@@ -954,19 +975,14 @@ def check_range(xp: Backend, x, low, high, message: str, error: type = IndexErro
     with ``{lo}`` and ``{hi}`` for the values found.
 
     Where a host read is cheap (NumPy, strict) the check is immediate: one read of min and max
-    together (`int_range` for integers, so `xbp.compile` keeps it as a guard). Where it is a
+    together (`Backend.check_span`, which `xbp.compile` replays on every call). Where it is a
     device sync (`Backend.defers_checks`: CuPy) it is recorded on the device and raised at the next
     host read or synchronize() (`Backend.defer_check`), so a training step does not wait for the GPU.
     """
     if xp.defers_checks:
         xp.defer_check(x, low, high, message, error)
         return
-    if xp.canonical(x.dtype).kind in "iub":
-        lo, hi = xp.int_range(x)            # one device -> host read for both bounds
-    else:
-        lo, hi = (float(v) for v in xp.to_numpy(xp.stack([xp.min(x), xp.max(x)])))
-    if not (low <= lo and hi <= high):
-        raise error(_fill_span(message, lo, hi))
+    xp.check_span(x, low, high, message, error)
 
 
 class HostReadCount:

@@ -22,9 +22,11 @@ replay, so ``load_state_dict`` or ``p.data = ...`` between calls is honoured.
 What is checked. A plan is accepted only after two recordings agree: same operations, same
 Python constants, and every array that is not an input, a parameter or a buffer equal in value
 (an array computed behind the tracer's back from data, or a Python number that changes from call
-to call, would differ). Values read to the host inside the step (xbp's class-index range checks)
-become guards: re-evaluated on replay before anything is changed; if one differs, that call runs
-eagerly. Anything the plan cannot honour makes the function run eagerly, with a one-time warning
+to call, would differ). Values read to the host inside the step become guards: re-evaluated on
+replay (before anything is changed where they read only inputs); if one differs, that call runs
+eagerly. xbp's range checks are one backend call each (`Backend.check_span`): replayed whole, so
+every call checks its own batch and only the check's result (whether the loss must mask
+ignore_index) is guarded. Anything the plan cannot honour makes the function run eagerly, with a one-time warning
 naming the cause (``fullgraph=True``: an error instead).
 
 Where it applies. NumPy (``cpu``) tensors; on cuda the step is captured as a CUDA graph instead
@@ -303,7 +305,7 @@ class _Recorder:
             self.entries.append(("call", fn, targs, tkw, outs))
             return wrapped
         if _has_traced((args, kw)):
-            # a value read to the host from arrays of the step (int_range of the class-index checks)
+            # a value read to the host from arrays of the step (check_span's result: masked or not)
             if self.side_effect and name not in _STRUCTURAL and not self._on_inputs_only((targs, tkw)):
                 self.problem = (f"the backend's {name}() reads a value to the host after the step changed a "
                                 "parameter or buffer in place")
@@ -986,7 +988,7 @@ class _Compiled:
                 entry.failures += 1
                 if entry.failures >= _MAX_GUARD_FAILURES and entry.failures > entry.replays:
                     self._give_up(key, "a value read to the host inside the step (x.item(), float(x), a branch on "
-                                       "a tensor, a class-index range) keeps changing from call to call")
+                                       "a tensor) keeps changing from call to call")
                 self.stats["eager"] += 1
                 return self.fn(*args, **kwargs)
         if isinstance(entry, str):

@@ -88,15 +88,11 @@ def _check_classes(name, input_shape, t, n_classes, ignore_index):
         return True, (f"{name}: target class index out of range: targets span [{{lo}}, {{hi}}] (ignored ones "
                       f"as 0) but the input (shape {input_shape}) has {n_classes} classes; class indices "
                       f"must be in [0, {n_classes - 1}] (or equal ignore_index={ignore_index})")
-    lo, hi = xp.int_range(t.array)
-    masked = lo <= ignore_index <= hi
-    if masked:
-        lo, hi = xp.int_range(xp.where(t.array == ignore_index, 0, t.array))
-    if lo < 0 or hi >= n_classes:
-        raise IndexError(
-            f"{name}: target class index out of range: targets span [{lo}, {hi}] but the input "
-            f"(shape {input_shape}) has {n_classes} classes; class indices must be in [0, {n_classes - 1}]"
-            f" (or equal ignore_index={ignore_index})")
+    masked = xp.check_span(
+        t.array, 0, n_classes - 1,
+        f"{name}: target class index out of range: targets span [{{lo}}, {{hi}}] but the input (shape "
+        f"{input_shape}) has {n_classes} classes; class indices must be in [0, {n_classes - 1}] (or equal "
+        f"ignore_index={ignore_index})", IndexError, ignore=ignore_index)
     return masked, None
 
 
