@@ -452,6 +452,29 @@ def test_guard_flip_recaptures(fake):
     assert c.stats["captured"] == 2 and len(fake.graphs) == 2
 
 
+def test_manual_seed_after_capture_recaptures_without_giving_up(fake):
+    # the graph draws from the generator current at capture; xbp.manual_seed makes a new one, so
+    # the next call warms up and captures again (reaching the new seed), however often the user
+    # reseeds (once per epoch, say): reseeds do not count against MAX_RECAPTURES
+    model, opt, step = _model_and_step()
+    c = xbp.compile(step)
+    data = _batches(4)
+    xbp.tensor(np.zeros(1)).uniform_()         # the default generator exists before capture
+    for x, y in data[:4]:
+        c(x, y)
+    assert c.stats["captured"] == 1
+    rounds = _cuda_graph.MAX_RECAPTURES + 2
+    for epoch in range(rounds):
+        xbp.manual_seed(epoch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")         # no "running eagerly" give-up warning
+            for x, y in data[:3]:                  # warm-up, warm-up, capture
+                c(x, y)
+        assert c.stats["captured"] == 2 + epoch
+    c(*data[3])
+    assert c.stats["replayed"] >= 2 and len(fake.graphs) == rounds + 1
+
+
 def test_optimizer_load_state_dict_recaptures(fake):
     model, opt, step = _model_and_step("adam")
     c = xbp.compile(step)

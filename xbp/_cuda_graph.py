@@ -294,6 +294,11 @@ def _rebuild(t, driver):
     return t[1]
 
 
+# _guard_failure's answer when the default generator was reseeded (xbp.manual_seed) since capture:
+# the graph is captured again (not counted against MAX_RECAPTURES)
+RESEEDED = "the default random generator was reseeded since capture (xbp.manual_seed)"
+
+
 class GraphedStep:
     """One signature's CUDA graph: warm-up count, static inputs, pool, graph, guards."""
 
@@ -328,7 +333,8 @@ class GraphedStep:
             why = self._guard_failure(tensors)
             if why is None:
                 return self._replay(tensors)
-            self.recaptures += 1
+            if why is not RESEEDED:           # a reseed is the user's choice, not a guard that keeps failing
+                self.recaptures += 1
             if self.recaptures > MAX_RECAPTURES:
                 c._give_up(self.key, f"the CUDA graph was captured {MAX_RECAPTURES + 1} times and its guards keep "
                                      f"failing ({why})")
@@ -449,6 +455,11 @@ class GraphedStep:
 
     def _make_guards(self, modules, opts, params):
         g = []
+        # the graph draws from the device state of the generator current at capture; manual_seed
+        # makes a new one (built at the next draw), which only a new capture reaches
+        rng = getattr(self.backend, "_rng", None)
+        if rng is not None:
+            g.append((self.backend, "_rng", rng, RESEEDED))
         for m in modules:
             for name, b in m.named_buffers(recurse=False):
                 if b is not None:
@@ -476,6 +487,8 @@ class GraphedStep:
         for owner, attr, expected, what in self.guards:
             cur = owner.get(attr) if isinstance(owner, dict) else getattr(owner, attr)
             if cur is not expected:
+                if what is RESEEDED:
+                    return RESEEDED
                 return f"{what} was replaced since capture (p.data = ..., load_state_dict)"
         return None
 
