@@ -337,3 +337,36 @@ def test_replays_keep_memory_flat():
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert after - base < 64 * 1024, (base, after)
+
+
+class _FakeComm:
+    """Stands for xbp.distributed's MPI/NCCL communicators (this module's classes are watched in
+    their place; the MPI tests run the real ones: tests/distributed/mpi_ddp.py)."""
+    calls = 0
+
+    def all_reduce(self, t, op, async_op):
+        _FakeComm.calls += 1
+
+
+def test_step_that_communicates_runs_eagerly(monkeypatch):
+    from xbp import _cuda_graph
+    monkeypatch.setattr(_cuda_graph, "_COMM_MODULES", (__name__,))
+    xs, ys = _data()
+    m_eager, eager, m_comp, f = _twins(_model, _plain_step)
+    comm = _FakeComm()
+
+    def step(x, y):
+        out = f_inner(x, y)
+        comm.all_reduce(out, "sum", False)
+        return out
+    f_inner = f.fn
+    g = xbp.compile(step)
+    with pytest.warns(RuntimeWarning, match=r"running eagerly: the step communicates \(all_reduce"):
+        g(xs[0], ys[0])
+    for i in range(1, 5):
+        g(xs[i], ys[i])
+    for i in range(5):
+        eager(xs[i], ys[i])
+    assert g.stats["replayed"] == 0 and g.stats["eager"] == 4 and _FakeComm.calls == 5
+    for a, b in zip(_params(m_eager), _params(m_comp)):
+        np.testing.assert_array_equal(a, b)

@@ -475,6 +475,36 @@ def test_manual_seed_after_capture_recaptures_without_giving_up(fake):
     assert c.stats["replayed"] >= 2 and len(fake.graphs) == rounds + 1
 
 
+class _FakeComm:
+    """Stands for xbp.distributed's MPI/NCCL communicators (test_cuda_graph's classes are watched
+    in their place)."""
+    calls = 0
+
+    def all_reduce(self, t, op, async_op):
+        _FakeComm.calls += 1
+
+
+def test_step_that_communicates_is_refused_before_capture(fake, monkeypatch):
+    # DDP's all-reduce (or a collective in the step) runs host code a graph would not replay: the
+    # warm-up sees it and the step stays eager, with the cause named, and nothing is captured
+    monkeypatch.setattr(_cuda_graph, "_COMM_MODULES", (__name__,))
+    model, opt, step = _model_and_step()
+    comm = _FakeComm()
+
+    def communicating_step(x, y):
+        out = step(x, y)
+        comm.all_reduce(out, "sum", False)
+        return out
+    c = xbp.compile(communicating_step)
+    data = _batches(5)
+    with pytest.warns(RuntimeWarning, match=r"running eagerly: the step communicates \(all_reduce"):
+        c(*data[0])
+    for x, y in data[1:]:
+        c(x, y)
+    assert c.stats.get("captured", 0) == 0 and not fake.graphs and c.stats["eager"] == 5
+    assert _FakeComm.calls == 5                          # every call communicated, for real
+
+
 def test_optimizer_load_state_dict_recaptures(fake):
     model, opt, step = _model_and_step("adam")
     c = xbp.compile(step)

@@ -480,6 +480,10 @@ class _Patches:
             for n in names:
                 orig = c.__dict__[n]
                 self._set(c, n, _host_method(orig, n))
+        # communication (DDP's gradient all-reduce, a collective in the step) runs for real while
+        # recording, but a plan could not replay it: the recording is refused, the step runs eagerly
+        self._comm = _cuda_graph.watch_communication(_on_communication)
+        self._comm.__enter__()
         for b in self.backends:
             # each backend call is one entry, replayed whole: its own host reads (the NumPy mask's
             # finiteness test) run again on every replay
@@ -500,6 +504,7 @@ class _Patches:
         setattr(obj, n, v)
 
     def __exit__(self, *exc):
+        self._comm.__exit__(*exc)
         for c, n, v, inst in reversed(self.saved):
             if inst and v is _MISSING:
                 delattr(c, n)
@@ -508,6 +513,13 @@ class _Patches:
 
 
 _MISSING = object()
+
+
+def _on_communication(name):
+    rec = _TRACER[0]
+    if rec is not None and rec.problem is None:
+        rec.problem = (f"the step communicates ({name} of xbp.distributed: DistributedDataParallel's gradient "
+                       "all-reduce, or a collective called in the step), which a plan cannot replay")
 
 
 def _all_subclasses(c):

@@ -37,6 +37,8 @@ machine on the CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import weakref
 
 from ._backend import _PendingCheck
@@ -137,6 +139,47 @@ class _CupyDriver:
 
     def set_scalar(self, a, value):
         a.fill(value)
+
+
+_COMM_MODULES = ("xbp.distributed._mpi", "xbp.distributed._nccl")
+_COLLECTIVES = ("barrier", "all_reduce", "reduce", "broadcast", "all_gather", "all_gather_flat",
+                "reduce_scatter_flat", "gather", "scatter", "send", "recv")
+
+
+@contextlib.contextmanager
+def watch_communication(on_call):
+    """While active, every communication method of xbp.distributed's communicators (MPI, NCCL)
+    calls ``on_call(name)`` before it runs. A recording or a capture uses it to refuse a step that
+    communicates: the call runs for real, but neither a plan nor a CUDA graph would replay the
+    host side of it (DDP's buckets, MPI's progress, the waits). Only modules already imported are
+    patched (looked up in sys.modules: a step without xbp.distributed loads no MPI)."""
+    saved = []
+    for mod in _COMM_MODULES:
+        m = sys.modules.get(mod)
+        for c in [v for v in vars(m).values() if isinstance(v, type) and v.__module__ == mod] if m else ():
+            for n in _COLLECTIVES:
+                if n in c.__dict__:
+                    saved.append((c, n, c.__dict__[n]))
+                    setattr(c, n, _watched(c.__dict__[n], n, on_call))
+    try:
+        yield
+    finally:
+        for c, n, orig in reversed(saved):
+            setattr(c, n, orig)
+
+
+def _watched(orig, name, on_call):
+    @functools.wraps(orig)
+    def m(self, *args, **kw):
+        on_call(name)
+        return orig(self, *args, **kw)
+    return m
+
+
+def _communicates(name):
+    return (f"the step communicates ({name} of xbp.distributed: DistributedDataParallel's gradient all-reduce, "
+            "or a collective called in the step), which a CUDA graph does not replay (its host side: buckets, "
+            "waits)")
 
 
 def make_driver(backend):
@@ -345,8 +388,12 @@ class GraphedStep:
         if self.warm < WARMUP_CALLS:
             self.warm += 1
             c.stats["eager"] += 1
-            with self.driver.eager_on(self.stream, self.pool):
-                return c.fn(*args, **kwargs)
+            communicated: list = []
+            with self.driver.eager_on(self.stream, self.pool), watch_communication(communicated.append):
+                out = c.fn(*args, **kwargs)
+            if communicated:                  # refused before any capture (which would run MPI on host too)
+                c._give_up(self.key, _communicates(communicated[0]))
+            return out
         return self._capture(tensors, args, kwargs)
 
     # capture
@@ -381,9 +428,11 @@ class GraphedStep:
         pending_before = {id(e) for e in self.backend._pending}
         self.backend.capturing = True
         _opt.CAPTURE_HOOK[0] = scalars.hook
+        communicated: list = []
         try:
-            graph, out = d.capture(self.stream, self.pool, lambda: c.fn(*margs, **mkw))
-            why = None
+            with watch_communication(communicated.append):
+                graph, out = d.capture(self.stream, self.pool, lambda: c.fn(*margs, **mkw))
+            why = _communicates(communicated[0]) if communicated else None
         except Exception as e:            # noqa: BLE001 - any failure means: no graph, with the cause
             graph, out = None, None
             why = f"CUDA-graph capture failed ({type(e).__name__}: {e})"

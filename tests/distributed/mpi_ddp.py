@@ -236,3 +236,43 @@ def test_every_gradient_hook_drives_mpi_progress(world):
     # bias or weight hook, whichever comes first)
     assert len(tests) < polled, (len(tests), polled)
     assert_same([p.grad.numpy() for p in model.parameters()], [p.grad.numpy() for p in ref.parameters()])
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["ddp", "all_reduce_in_step"])
+def test_compiled_step_that_communicates_runs_eagerly_and_trains_right(world, manual):
+    # a plan cannot replay communication (DDP's buckets and waits, or a collective the step calls):
+    # xbp.compile refuses it with a warning naming the cause and every call runs eagerly, so the
+    # ranks stay in step and training equals single-process training
+    import warnings
+    rank, size = world
+    model = mlp(100 + rank)
+    net = model if manual else DDP(model, bucket_cap_mb=0.001)
+    if manual:                                     # hand-written data parallelism: same start, averaged grads
+        for p in model.parameters():
+            dist.broadcast(p.detach(), 0)
+    opt = xbp.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        if manual:
+            for p in model.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= size
+        opt.step()
+        return loss.detach()
+    compiled = xbp.compile(step)
+    ref = mlp(100)
+    ropt = xbp.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(4):
+            Xs, Ys = batch(size, seed=k)
+            compiled(shard(Xs, rank), shard(Ys, rank))
+            ropt.zero_grad()
+            loss_fn(ref(xbp.tensor(Xs)), xbp.tensor(Ys)).backward()
+            ropt.step()
+    assert compiled.stats["replayed"] == 0 and compiled.stats["eager"] >= 3
+    assert any("running eagerly: the step communicates (" in str(w.message) for w in caught)
+    assert_same(params_np(model), params_np(ref))
