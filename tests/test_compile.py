@@ -2,6 +2,7 @@
 the same NumPy calls in the same order), honours what changes between calls, and falls back to
 eager (with a warning, or an error under fullgraph=True) where it cannot."""
 import gc
+import sys
 import tracemalloc
 import warnings
 
@@ -337,6 +338,13 @@ def test_replays_keep_memory_flat():
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert after - base < 64 * 1024, (base, after)
+    # and over 10,000 replays (the issue's figure; without tracemalloc, which would make it slow):
+    # Python's allocated blocks, which count every array and Tensor object a replay might keep
+    blocks = sys.getallocatedblocks()
+    for i in range(10_000):
+        f(xs[i % 6], ys[i % 6])
+    gc.collect()
+    assert sys.getallocatedblocks() - blocks < 200, (blocks, sys.getallocatedblocks())
 
 
 class _FakeComm:
