@@ -15,6 +15,7 @@ from xbp import _compile_passes as P
 from xbp._backend import _DIRECT_CALLS, NumpyBackend, get_backend
 from xbp._compile import _Plan
 from xbp._compile_passes import _S
+from xbp._pyguards import PythonState
 
 XP = get_backend("cpu")
 
@@ -27,7 +28,7 @@ def _recording(entries, values, inputs=(), consts=None, written=()):
     slot_of.update({id(v): s for s, v in consts.items()})
     return types.SimpleNamespace(entries=entries, consts=consts, written=set(written),
                                  input_slots={s: k for k, s in enumerate(inputs)}, clean_ext={},
-                                 keep=keep, slot_of=slot_of)
+                                 keep=keep, slot_of=slot_of, py_state=PythonState(None))
 
 
 def _plan(entries, values, out, inputs=(0,), passes=(), consts=None, written=()):

@@ -505,6 +505,39 @@ def test_step_that_communicates_is_refused_before_capture(fake, monkeypatch):
     assert _FakeComm.calls == 5                          # every call communicated, for real
 
 
+LOSS_SCALE = 1.0
+
+
+def test_a_python_value_baked_into_the_graph_recaptures_when_set_anew(fake):
+    # the graph bakes in the Python numbers of the step (xbp/_pyguards.py): a new value of a global
+    # the step reads drops the graph and captures again
+    global LOSS_SCALE
+    xbp.manual_seed(0)
+    model = nn.Linear(8, 4)
+    opt = xbp.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y) * LOSS_SCALE
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    c = xbp.compile(step)
+    data = _batches(8)
+    try:
+        for x, y in data[:4]:
+            c(x, y)
+        assert c.stats["captured"] == 1
+        LOSS_SCALE = 2.0
+        for x, y in data[4:7]:                     # warm-up, warm-up, capture
+            c(x, y)
+        assert c.stats.get("recaptures") == 1 and c.stats["captured"] == 2
+        c(*data[7])
+        assert c.stats["replayed"] >= 2
+    finally:
+        LOSS_SCALE = 1.0
+
+
 def test_optimizer_load_state_dict_recaptures(fake):
     model, opt, step = _model_and_step("adam")
     c = xbp.compile(step)

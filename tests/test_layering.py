@@ -43,7 +43,7 @@ LAYERS = [
     ("libraries", "layers, optimizers, data loading",
      ["xbp.nn", "xbp.optim", "xbp.data"]),
     ("tools", "tools over whole models; the torch.cuda and torch.utils namespaces",
-     ["xbp._compile", "xbp._compile_passes", "xbp._cuda_graph", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention",
+     ["xbp._compile", "xbp._compile_passes", "xbp._pyguards", "xbp._cuda_graph", "xbp.serialization", "xbp.onnx", "xbp._onnx_attention",
       "xbp.cuda", "xbp.utils"]),
     ("face", "the public top level (explicit re-exports)",
      ["xbp"]),

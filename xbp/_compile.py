@@ -47,6 +47,7 @@ import weakref
 import numpy as np
 
 from . import _cuda_graph
+from ._pyguards import PythonState
 from ._compile_passes import Program, _S, _collect_slots, optimize
 from ._tensor import Tensor, _wrap
 
@@ -186,6 +187,7 @@ _HOST_IDEMPOTENT = {"zero_grad"}
 class _Recorder:
     def __init__(self, inputs):
         self.entries = []
+        self.py_state = PythonState(None)   # the Python values the step reads (set by _record)
         self.n = 0
         self.slot_of = {}            # id(array object) -> slot (the traced views and plain consts)
         self.keep = []               # objects whose ids are in slot_of (so ids stay unique)
@@ -586,7 +588,8 @@ class _Plan:
         self.written = program.written
         self.input_slots = program.input_slots
         self.clean_ext = program.clean_ext
-        self.replays = self.failures = 0
+        self.replays = self.failures = self.invalidations = 0
+        self.py_state = rec.py_state
         self._build()
 
     def _build(self):
@@ -982,6 +985,7 @@ class _Compiled:
         self.warned = set()
         self.stats = {"recorded": 0, "replayed": 0, "eager": 0, "guard_failures": 0}
         self._modules = [None]
+        self._invalidated: dict = {}   # signature -> plans invalidated in a row, never replayed (PythonState)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
@@ -989,6 +993,22 @@ class _Compiled:
         tensors, key = _flatten_inputs(args, kwargs)
         key = (key, GRAD_STATE.enabled, _training_flags(self.fn, self._modules))
         entry = self.cache.get(key)
+        if isinstance(entry, _Plan):
+            changed = entry.py_state.changed()
+            if changed is not None:
+                # a Python value the plan baked in (x / temperature, dropout.p) was set anew: record
+                # again with it, unless it changes on every call (plans invalidated before any replay,
+                # several in a row)
+                entry.invalidations = entry.invalidations + 1 if entry.replays == 0 else 1
+                if entry.invalidations >= _MAX_GUARD_FAILURES:
+                    self._give_up(key, f"a Python value the step reads ({changed}) keeps changing from call to "
+                                       "call (pass it as a tensor argument to compile the step)")
+                    self.stats["eager"] += 1
+                    return self.fn(*args, **kwargs)
+                self.stats["invalidated"] = self.stats.get("invalidated", 0) + 1
+                del self.cache[key]
+                self._invalidated[key] = entry.invalidations
+                entry = None
         if isinstance(entry, _Plan):
             try:
                 out = entry.run(tensors)
@@ -1024,7 +1044,8 @@ class _Compiled:
         why = _compare(entry[0], rec)
         if why is None:
             try:
-                self.cache[key] = _Plan(rec, rec.out_template)
+                plan = self.cache[key] = _Plan(rec, rec.out_template)
+                plan.invalidations = self._invalidated.pop(key, 0)
             except Exception as e:        # a plan that does not compile: eager, with the reason
                 self._give_up(key, f"internal: the plan failed to build ({type(e).__name__}: {e})")
         elif entry[1] < _MAX_RECORDINGS - 1:
@@ -1048,6 +1069,9 @@ class _Compiled:
         if not _LOCK.acquire(blocking=False):
             return self.fn(*args, **kwargs), None, "another recording is running (in another thread)"
         rec = _Recorder(tensors)
+        # the plain Python values the step can reach, before it runs (so a value the step itself
+        # changes, a counter, fails the check on the next call: its side effect must run)
+        rec.py_state = PythonState(self.fn, self._modules[0] or ())
         from ._backend import get_backend
         backends = [get_backend("cpu")]
         why = None

@@ -42,6 +42,7 @@ import sys
 import weakref
 
 from ._backend import _PendingCheck
+from ._pyguards import PythonState
 from ._tensor import Tensor, _wrap
 
 WARMUP_CALLS = 2
@@ -367,6 +368,7 @@ class GraphedStep:
         self.grads: list = []           # (parameter, gradient tensor after the step)
         self.checks: list = []          # deferred checks captured in the graph (_queue_checks)
         self.scalars = None
+        self.py_state = None
         self.out = None
         self.launches = 0
 
@@ -418,6 +420,8 @@ class GraphedStep:
                 self.static.append((i, s))
         margs, mkw = _substitute(args, mapping), _substitute(kwargs, mapping)
         modules, opts = _modules(c.fn), _optimizers(c.fn)
+        # the plain Python values the graph bakes in (x / temperature): a change captures again
+        self.py_state = PythonState(c.fn, c._modules[0] or [m for top in modules for m in top.modules()])
         scalars = _DeviceScalars(d, opts)
         # what to restore if capture fails: step counts and gradients (host state the call changes)
         saved_steps = [(st, st["step"]) for e in scalars.steps.values() for st in (e[0],)]
@@ -533,6 +537,9 @@ class GraphedStep:
         for i, t, a in self.direct:
             if tensors[i] is not t or t.array is not a:
                 return "a tensor argument that requires grad is a different tensor or array than at capture"
+        changed = self.py_state.changed() if self.py_state is not None else None
+        if changed is not None:
+            return f"the Python value {changed} changed since capture"
         for owner, attr, expected, what in self.guards:
             cur = owner.get(attr) if isinstance(owner, dict) else getattr(owner, attr)
             if cur is not expected:
