@@ -168,6 +168,15 @@ def test_python_state_what_it_watches():
         return big[0]
     assert PythonState(uses_big).entries == []
 
+    weights = [1.0, 2.0]
+
+    def uses_list():
+        return weights[0]
+    st = PythonState(uses_list)
+    assert [e[3] for e in st.entries] == ["weights"] and st.changed() is None
+    weights[1] = 5.0
+    assert st.changed() == "weights"
+
     def inner():
         return temperature
 

@@ -8,12 +8,13 @@ step can reach by name and checks them before every replay; a changed one makes 
 What is watched (plain values: numbers, strings, None, and tuples of them):
 - the compiled function's closure cells and the globals its code names (nested code objects
   included), and those of the Python functions and bound methods it names in turn (2 levels);
-- the plain items of a dict held by such a name (``cfg["scale"]``);
+- the plain items of a dict held by such a name (``cfg["scale"]``), and a list of plain values
+  held by one (``class_weights = [1.0, 2.0]``);
 - the public plain attributes of the modules the step uses (``dropout.p``, ``self.scale``) and of
   the object a compiled bound method belongs to.
 Values reached any other way (an attribute of an attribute of an object that is not a module, a
-list's items) are not watched: pass such a value as a tensor argument instead. The optimizers'
-hyperparameters are read live by the plan and need no guard.
+NumPy array's values) are not watched: pass such a value as a tensor argument instead. The
+optimizers' hyperparameters are read live by the plan and need no guard.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import types
 
 _PLAIN = (int, float, bool, str, complex, type(None))
 _CELL = object()           # the key of a closure cell's entry
+_ITEMS = object()          # the key of a list's entry: its items, as a tuple
 _MISSING = object()
 _MAX_DEPTH = 2             # functions named by functions named by the compiled one
 _MAX_ITEMS = 64            # dicts larger than this are data, not configuration: not watched
@@ -53,7 +55,8 @@ class PythonState:
     """The plain Python values a step can reach by name, as they were when it was recorded.
 
     `entries`: (holder, key, value, label): holder is a dict (globals, a module's or an object's
-    ``__dict__``, a config dict) read with ``holder.get(key)``, or a closure cell (key `_CELL`)."""
+    ``__dict__``, a config dict) read with ``holder.get(key)``, a closure cell (key `_CELL`) or a
+    list of plain values (key `_ITEMS`: compared as a tuple)."""
 
     __slots__ = ("entries",)
 
@@ -75,6 +78,8 @@ class PythonState:
                     cur = holder.cell_contents
                 except ValueError:
                     cur = _MISSING
+            elif key is _ITEMS:
+                cur = tuple(holder)
             else:
                 cur = holder.get(key, _MISSING)
             if cur is not value and not _same(cur, value):
@@ -110,6 +115,10 @@ class PythonState:
                 for k, e in v.items():
                     if _is_plain(e):
                         self.entries.append((v, k, e, f"{label}[{k!r}]"))
+        elif type(v) is list:
+            if len(v) <= _MAX_ITEMS and id(v) not in seen and all(_is_plain(e) for e in v):
+                seen.add(id(v))
+                self.entries.append((v, _ITEMS, tuple(v), label))
         elif isinstance(v, (types.FunctionType, types.MethodType)):
             self._function(v, depth + 1, seen)
 
