@@ -68,7 +68,7 @@ def _nccl_skip_reason():
 
 
 @pytest.mark.skipif(_nccl_skip_reason() is not None, reason=_nccl_skip_reason() or "")
-def test_nccl_on_1_rank():
+def test_nccl_cuda_on_1_rank():   # ('cuda' in the name: ci/gpu runs it in its cuda stage)
     """On a GPU machine: the cuda cases (an NCCL communicator of one rank) of both suites."""
     p, _ = _mpiexec(1, PYTEST + ["-k", "cuda", str(DIST_TESTS / "mpi_collectives.py"), str(DIST_TESTS / "mpi_ddp.py")],
                     timeout=240)
