@@ -164,6 +164,86 @@ def test_direct_calls_refuses_reductions_without_an_axis():
     assert get_backend("strict").compile_direct_call(XP.sum, 2, ()) is None     # the portable answer
 
 
+# --- scalar_operands_as_arrays ----------------------------------------------------------------------------
+_SPECIAL = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40, 0.5, -0.5, 3.0, -3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("fn", [np.maximum, np.minimum, np.fmax, np.fmin])
+def test_a_scalar_operand_and_an_array_of_it_give_the_same_bits(fn, dtype):
+    """The NumPy property the pass rests on (and checks again on probe values when it runs)."""
+    with np.errstate(all="ignore"):
+        x = np.concatenate([_SPECIAL, np.random.RandomState(0).standard_normal(301)]).astype(dtype)
+        for c in (0, 0.0, -0.0, 0.5, -100.0, 1e-12, 6):
+            for k in (0, 1):
+                full = np.full(x.shape, c, dtype)
+                want = fn(x, c) if k == 0 else fn(c, x)
+                got = fn(x, full) if k == 0 else fn(full, x)
+                assert want.dtype == got.dtype == dtype
+                assert want.tobytes() == got.tobytes(), (c, k)
+                assert P._same_bits(fn, k, np.dtype(dtype), c)
+
+
+def test_scalar_operands_as_arrays_rewrites_maximum_and_minimum_with_a_number():
+    x = np.linspace(-2, 2, 12).reshape(3, 4)
+    r = np.maximum(x, 0)
+    q = np.minimum(0.5, r)
+    n = np.maximum(x, x)                       # two arrays: left alone
+    entries = [("input", 0, 0), ("call", np.maximum, (_S(0), 0), {}, _S(1)),
+               ("call", np.minimum, (0.5, _S(1)), {}, _S(2)),
+               ("call", np.maximum, (_S(2), _S(0)), {}, _S(3))]
+    values = {0: x, 1: r, 2: q, 3: n}
+    plan = _plan(entries, values, _out(3), passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {"scalar_operands_as_arrays": 2}
+    assert "s0, 0)" not in plan.source and "(0.5, s1)" not in plan.source
+    xs = np.concatenate([_SPECIAL, [7.0, -7.0]]).reshape(2, 7)[:, :6].reshape(3, 4)
+    with np.errstate(all="ignore"):
+        want = np.maximum(np.minimum(0.5, np.maximum(xs, 0)), xs)
+    got = _run(plan, xs).numpy()
+    assert got.tobytes() == want.tobytes()
+
+
+def test_scalar_operands_as_arrays_leaves_integers_and_numpy_scalars():
+    x = np.arange(6).reshape(2, 3)
+    xf = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    entries = [("input", 0, 0), ("input", 1, 1), ("call", np.maximum, (_S(0), 2), {}, _S(2)),
+               # a NumPy float64 scalar is not a weak Python number: it makes the result float64
+               ("call", np.maximum, (_S(1), np.float64(0.25)), {}, _S(3))]
+    values = {0: x, 1: xf, 2: np.maximum(x, 2), 3: np.maximum(xf, np.float64(0.25))}
+    plan = _plan(entries, values, ("seq", tuple, (_out(2), _out(3))), inputs=(0, 1),
+                 passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {}
+
+
+def test_scalar_operands_as_arrays_broadcasts_a_large_constant_over_the_leading_axis():
+    x = np.random.RandomState(1).standard_normal((5, 8, 600)).astype(np.float32)
+    entries = [("input", 0, 0), ("call", np.maximum, (_S(0), 0), {}, _S(1))]
+    plan = _plan(entries, {0: x, 1: np.maximum(x, 0)}, _out(1), passes=[P.scalar_operands_as_arrays])
+    assert [c.shape for c in plan.consts.values()] == [(1, 8, 600)]
+    xs = np.random.RandomState(2).standard_normal((5, 8, 600)).astype(np.float32)
+    xs[0, 0, :4] = [np.nan, -0.0, np.inf, -np.inf]
+    assert _run(plan, xs).numpy().tobytes() == np.maximum(xs, 0).tobytes()
+
+
+def test_scalar_operands_as_arrays_keeps_the_result_layout_of_a_transposed_input():
+    """maximum(x.T, 0) comes out in x's memory order; so must the rewritten call: a later sum over
+    axes runs in memory order, and another layout rounds differently (LeNet's conv bias)."""
+    x = np.random.RandomState(3).standard_normal((6, 5, 7, 4)).astype(np.float32)
+    xt = x.transpose(3, 0, 1, 2)
+    r = np.maximum(xt, 0)
+    s = np.add.reduce(r, axis=(0, 2, 3))
+    entries = [("input", 0, 0), ("call", np.ndarray.transpose, (_S(0), (3, 0, 1, 2)), {}, _S(1)),
+               ("call", np.maximum, (_S(1), 0), {}, _S(2)),
+               ("call", np.add.reduce, (_S(2),), {"axis": (0, 2, 3)}, _S(3))]
+    plan = _plan(entries, {0: x, 1: xt, 2: r, 3: s}, _out(3), passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {"scalar_operands_as_arrays": 1}
+    c = next(iter(plan.consts.values()))
+    assert c.strides == np.empty_like(xt).strides
+    xs = np.random.RandomState(4).standard_normal((6, 5, 7, 4)).astype(np.float32) * 1e3
+    want = np.add.reduce(np.maximum(xs.transpose(3, 0, 1, 2), 0), axis=(0, 2, 3))
+    assert _run(plan, xs).numpy().tobytes() == want.tobytes()
+
+
 # --- eliminate_dead_code ---------------------------------------------------------------------------------
 def test_eliminate_dead_code_drops_unread_pure_calls_only():
     x = np.arange(3.0)
@@ -385,7 +465,8 @@ def test_all_passes_on_an_mlp_step_float32_match_eager_and_numpy():
     el, es, _, _ = _train("sgd", False, steps=8, dtype=np.float32)
     cl, cs, f, _ = _train("sgd", True, steps=8, dtype=np.float32)
     plan = next(v for v in f.cache.values() if isinstance(v, _Plan))
-    for name in ("inline_optimizer_steps", "drop_noop_views", "fold_constants", "direct_calls", "reuse_buffers"):
+    for name in ("inline_optimizer_steps", "drop_noop_views", "fold_constants", "direct_calls",
+                 "scalar_operands_as_arrays", "reuse_buffers"):
         assert plan.changes.get(name, 0) >= 1, (name, plan.changes)
     for a, b in zip(el, cl):
         np.testing.assert_array_equal(a, b)
