@@ -403,6 +403,92 @@ def test_inlined_optimizer_step_is_eager_bit_for_bit_with_a_scheduler(opt_name):
             np.testing.assert_array_equal(se["exp_avg_sq"].numpy(), sc["exp_avg_sq"].numpy())
 
 
+def _flat_path_used(f):
+    """Whether the last replay of each plan of `f` took the flat Adam form (its state arrays are
+    still the views the plan checks)."""
+    plans = [v for v in f.cache.values() if isinstance(v, _Plan)]
+    return plans and all("axis=None, out=" in p.source for p in plans)
+
+
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_flat_adam_is_eager_bit_for_bit_and_keeps_the_state_the_optimizers(opt_name):
+    el, es, _, eopt = _train(opt_name, False)
+    cl, cs, f, copt = _train(opt_name, True)
+    assert _flat_path_used(f)
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for k in es:
+        np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
+    bases = set()
+    for pe, pc in zip(eopt.param_groups[0]["params"], copt.param_groups[0]["params"]):
+        se, sc = eopt.state[pe], copt.state[pc]
+        assert se["step"] == sc["step"]
+        for n in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(se[n].numpy(), sc[n].numpy())
+            assert sc[n].shape == pc.shape
+            bases.add(id(sc[n].numpy().base))
+    assert len(bases) == 2                    # exp_avg and exp_avg_sq: one flat array each
+    sd = copt.state_dict()["state"][0]["exp_avg"].numpy()
+    np.testing.assert_array_equal(sd, eopt.state_dict()["state"][0]["exp_avg"].numpy())
+
+
+@pytest.mark.parametrize("change", ["state_tensor_replaced", "step_count_set", "moments_written"])
+def test_flat_adam_falls_back_per_parameter_when_the_state_changes_by_hand(change):
+    """A state tensor replaced (not the flat view any more) or one parameter's step count set by
+    hand (the flat form needs one count per group): that replay takes the per-parameter form,
+    still bit for bit with eager; moments written in place stay flat and are read as written."""
+    def between(i, m, opt):
+        if i == 8:
+            p = opt.param_groups[0]["params"][1]
+            st = opt.state[p]
+            if change == "state_tensor_replaced":
+                st["exp_avg"] = st["exp_avg"].clone()
+            elif change == "step_count_set":
+                st["step"] = st["step"] + 7
+            else:
+                with xbp.no_grad():
+                    st["exp_avg_sq"].mul_(2.0)
+    el, es, _, _ = _train("adam", False, between=between)
+    cl, cs, f, _ = _train("adam", True, between=between)
+    assert f.stats["eager"] == 0 and f.stats["replayed"] >= 20
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for k in es:
+        np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
+
+
+def test_flat_adam_layout_is_shared_by_the_plans_of_two_signatures():
+    """Batches of two sizes: two plans inline the same Adam; the second finds the state already
+    flat and uses the same arrays, so both replay the flat form (and match eager)."""
+    def run(compiled):
+        m = _mlp()
+        opt = xbp.optim.Adam(m.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        f = xbp.compile(step) if compiled else step
+        out = []
+        for i, (x, y) in enumerate(_batches(24)):
+            if i % 2:
+                x, y = x[:6], y[:6]
+            out.append(f(x, y).numpy().copy())
+        return out, m, f
+    el, em, _ = run(False)
+    cl, cm, f = run(True)
+    plans = [v for v in f.cache.values() if isinstance(v, _Plan)]
+    assert len(plans) == 2 and _flat_path_used(f)
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for pe, pc in zip(em.parameters(), cm.parameters()):
+        np.testing.assert_array_equal(pe.detach().numpy(), pc.detach().numpy())
+    views = [[k for k in p.K if isinstance(k, np.ndarray) and k.ndim == 1 and k.size == 212] for p in plans]
+    assert any(a is b for a in views[0] for b in views[1])      # the same flat moments
+
+
 def test_inlined_step_falls_back_to_step_when_the_formula_changes():
     """Momentum switched on between calls (not the recorded formula): that replay calls the real
     ``step()``, which creates the momentum buffers as eager does."""

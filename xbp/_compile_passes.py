@@ -494,7 +494,8 @@ def inline_optimizer_steps(program: Program) -> None:
     If a group's structure or the formula's flags (momentum, maximize, amsgrad, ...) differ from
     the recording's, or the optimizer's state dict was replaced (load_state_dict), that replay calls
     ``opt.step()`` as before; so does one where a parameter's state dict was replaced by hand
-    (``opt.state[p] = {...}``)."""
+    (``opt.state[p] = {...}``). Adam's update of a group runs on flat arrays where it can
+    (`_flat_state`)."""
     from .optim.adam import Adam
     from .optim.sgd import SGD
     inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
@@ -560,7 +561,7 @@ def _flag_checks(groups, flags, names):
     return checks
 
 
-def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None):
+def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None, flat=None):
     """The ("emit", ...) entry of an inlined step: a check that the optimizer still has the
     recorded groups and formula flags, then `per_group(k)` lines per group and `per_param(...)`
     lines per parameter; otherwise ``opt.step()``. Each parameter gets one scratch array of its
@@ -580,10 +581,20 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
         body: list = []
         for k, (g, ps) in enumerate(groups):
             body += per_group(k, flags[k])
-            for p, _ in ps:
+            grads = [f"s{next(grad_slots)}" for _ in ps]
+            each: list = []
+            for (p, _), gname in zip(ps, grads):
                 t = deref(weakref.ref(p))
-                body += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
-                body += per_param(const, p, f"s{next(grad_slots)}", flags[k])
+                each += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
+                each += per_param(const, p, gname, flags[k])
+            # the whole group as one flat array where `flat` can (see _flat_adam): the same
+            # elementwise operations on the same values, so the same bits, in fewer NumPy calls
+            fl = flat(const, deref, k, ps, grads, flags[k]) if flat is not None else None
+            if fl is None:
+                body += each
+            else:
+                cond, flat_lines = fl
+                body += ["if " + cond + ":"] + ["    " + x for x in flat_lines] + ["else:"] + ["    " + x for x in each]
         lines += ["    " + b for b in body]
         lines += ["else:", f"    {o}.step()"]
         return lines
@@ -687,12 +698,115 @@ def _inline_adam(opt, opt_ref, window, program):
             f"{u('multiply')}(_ss, _T, out=_T)",
             "_a -= _T"]
         return lines
-    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param,
+    layouts = [_flat_state(ps, states, fl, decoupled) for (_, ps), fl in zip(groups, flags)]
+
+    def flat(const, deref, k, ps, grads, fl):
+        lay = layouts[k]
+        if lay is None:
+            return None
+        G, T, M, V, views = lay
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        sts = [const(states[id(p)]) for p, _ in ps]
+        ts = [deref(weakref.ref(p)) for p, _ in ps]
+        # still the flat layout (state arrays not replaced) and one step count for the group
+        cond = " and ".join([f"{st}['exp_avg'].array is {const(mv)} and {st}['exp_avg_sq'].array is {const(vv)}"
+                             for st, (mv, vv, _) in zip(sts, views)] +
+                            [" == ".join(f"{st}['step']" for st in sts)])
+        lines = [f"_n = {sts[0]}['step'] + 1"] + [f"{st}['step'] = _n" for st in sts]
+        lines += [f"{t}._version[0] += 1" for t in ts]
+        if fl[1]:                                               # AdamW: param *= 1 - lr * wd
+            lines += [f"{t}.array *= 1.0 - _lr * _wd" for t in ts]
+        lines += [
+            f"{const(np.concatenate)}(({''.join(g + ', ' for g in grads)}), axis=None, out={const(G)})",
+            f"{u('subtract')}({const(G)}, {const(M)}, out={const(T)})",
+            f"{u('multiply')}(1.0 - _b1, {const(T)}, out={const(T)})",
+            # in-place updates as ufunc calls with out=: the constants are the factory's locals,
+            # which an augmented assignment would make the replay's own (unbound) locals
+            f"{u('add')}({const(M)}, {const(T)}, out={const(M)})",
+            f"{u('multiply')}({const(V)}, _b2, out={const(V)})",
+            f"{u('multiply')}(1.0 - _b2, {const(G)}, out={const(T)})",
+            f"{u('multiply')}({const(T)}, {const(G)}, out={const(T)})",
+            f"{u('add')}({const(V)}, {const(T)}, out={const(V)})",
+            "_ss = _lr / (1.0 - _b1 ** _n)",
+            "_bc = (1.0 - _b2 ** _n) ** 0.5",
+            f"{const(sqrt)}({const(V)}, out={const(T)})",
+            f"{u('divide')}({const(T)}, _bc, out={const(T)})",
+            f"{u('add')}({const(T)}, _eps, out={const(T)})",
+            f"{u('divide')}({const(M)}, {const(T)}, out={const(T)})",
+            f"{u('multiply')}(_ss, {const(T)}, out={const(T)})"]
+        for t, (_, _, tv) in zip(ts, views):
+            lines += [f"_a = {t}.array", f"_a -= {const(tv)}"]
+        return cond, lines
+
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, flat=flat,
                         # load_state_dict replaces the state dict, or a parameter's state is
                         # replaced by hand: then the real step() runs
                         extra_checks=lambda const, o, deref: [f"{o}.state is {const(state)}"] + [
                             f"{o}.state.get({deref(weakref.ref(p))}) is {const(states[id(p)])}"
                             for _, ps in groups for p, _ in ps])
+
+
+def _flat_state(ps, states, fl, decoupled):
+    """For one group of an inlined Adam: (G, T, M, V, views) where the group's exp_avg and
+    exp_avg_sq arrays become views of two flat arrays M and V (values copied once, here, when
+    the plan is built), G gathers the gradients and T is scratch; views: per parameter (its M
+    view, its V view, its view of T). None where the flat form does not apply: fewer than two
+    parameters, maximize or L2 weight decay (those stay per parameter), mixed dtypes, or state
+    arrays that are not contiguous arrays of their own (another array may share them).
+
+    The state tensors stay the optimizer's: only their arrays are replaced, by views holding the
+    same values, and every update writes them in place as before, so ``opt.state``,
+    ``state_dict()`` and the per-parameter form (which reads ``.array`` live) see the same numbers.
+    A plan already built for this optimizer (another input signature) left them flat: reused."""
+    from ._tensor import Tensor
+    _, wd, mx = fl
+    if len(ps) < 2 or mx or (wd and not decoupled):
+        return None
+    arrays = []
+    dtype = ps[0][0].array.dtype
+    for p, _ in ps:
+        st = states[id(p)]
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        if not isinstance(m, Tensor) or not isinstance(v, Tensor):
+            return None
+        for a in (m.array, v.array):
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != p.array.shape or \
+                    not a.flags.c_contiguous:
+                return None
+        arrays.append((m, v, p.array.shape))
+    n = sum(int(np.prod(shape)) for _, _, shape in arrays)
+    flats = []
+    for which in (0, 1):
+        ts = [t[which] for t in arrays]
+        base = ts[0].array.base
+        ok = isinstance(base, np.ndarray) and base.ndim == 1 and base.size == n and base.dtype == dtype
+        off = 0
+        for t in ts:
+            a = t.array
+            ok = ok and a.base is base and \
+                a.__array_interface__["data"][0] == base.__array_interface__["data"][0] + off * dtype.itemsize
+            off += a.size
+        if not ok:
+            if any(not t.array.flags.owndata for t in ts):
+                return None
+            base = np.empty(n, dtype)
+            off = 0
+            for t in ts:
+                a = t.array
+                view = base[off:off + a.size].reshape(a.shape)
+                view[...] = a
+                t.array = view
+                off += a.size
+        flats.append(base)
+    M, V = flats
+    G, T = np.empty(n, dtype), np.empty(n, dtype)
+    views = []
+    off = 0
+    for m, v, shape in arrays:
+        size = int(np.prod(shape))
+        views.append((m.array, v.array, T[off:off + size].reshape(shape)))
+        off += size
+    return G, T, M, V, views
 
 
 # The passes in the order they run. inline_optimizer_steps comes first (it turns a host call into
