@@ -164,6 +164,63 @@ def test_direct_calls_refuses_reductions_without_an_axis():
     assert get_backend("strict").compile_direct_call(XP.sum, 2, ()) is None     # the portable answer
 
 
+# --- eliminate_common_calls ---------------------------------------------------------------------------------
+def test_eliminate_common_calls_reuses_an_equal_pure_call():
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    t1, t2 = x.T, x.T
+    e1, e2 = np.exp(t1), np.exp(t2)
+    r = np.add(e1, e2)
+    entries = [("input", 0, 0), ("call", np.ndarray.transpose, (_S(0),), {}, _S(1)),
+               ("call", np.exp, (_S(1),), {}, _S(2)),
+               ("call", np.ndarray.transpose, (_S(0),), {}, _S(3)),
+               ("call", np.exp, (_S(3),), {}, _S(4)),
+               ("call", np.add, (_S(2), _S(4)), {}, _S(5))]
+    plan = _plan(entries, {0: x, 1: t1, 2: e1, 3: t2, 4: e2, 5: r}, _out(5), passes=[P.eliminate_common_calls])
+    assert plan.changes == {"eliminate_common_calls": 2}
+    assert plan.source.count("_k1(") == 1 and "s4" not in plan.source
+    xs = np.linspace(0, 2, 6).reshape(2, 3)
+    np.testing.assert_array_equal(_run(plan, xs).numpy(), 2 * np.exp(xs.T))
+
+
+def test_eliminate_common_calls_respects_writes_escapes_and_signed_zeros():
+    x = np.linspace(-1, 1, 4)
+    values = {0: x, 1: np.exp(x), 2: np.exp(x), 3: np.exp(x), 4: np.exp(x), 5: np.exp(x),
+              6: x + 0.0, 7: x + -0.0, 8: np.exp(x)}
+    entries = [("input", 0, 0),
+               ("call", np.exp, (_S(0),), {}, _S(1)),
+               ("call", np.multiply, (_S(0), 2.0), {"out": (_S(0),)}, _S(0)),   # x changes in between
+               ("call", np.exp, (_S(0),), {}, _S(2)),
+               ("call", np.exp, (_S(0),), {}, _S(3)),                            # s2's twin, but s3 is written
+               ("call", np.add, (_S(3), 1.0), {"out": (_S(3),)}, _S(3)),
+               ("call", np.exp, (_S(0),), {}, _S(4)),                            # s2's twin: merged
+               ("call", np.add, (_S(0), 0.0), {}, _S(6)),
+               ("call", np.add, (_S(0), -0.0), {}, _S(7)),                       # another constant
+               ("call", np.exp, (_S(0),), {}, _S(8)),                            # returned: kept apart
+               ("call", np.add, (_S(1), _S(4)), {}, _S(5))]
+    tmpl = ("seq", tuple, tuple(_out(i) for i in (5, 3, 6, 7, 8)))
+    plan = _plan(entries, values, tmpl, passes=[P.eliminate_common_calls], written={0, 3})
+    assert plan.changes == {"eliminate_common_calls": 1}
+    xs = np.array([-0.0, 0.5, 1.0, 2.0])
+    got = [t.numpy() for t in _run(plan, xs)]
+    x2 = xs * 2.0
+    want = [np.exp(xs) + np.exp(x2), np.exp(x2) + 1.0, x2 + 0.0, x2 + -0.0, np.exp(x2)]
+    for g, w in zip(got, want):
+        assert g.tobytes() == w.tobytes()
+    assert "s4" not in plan.source and "s3 = " in plan.source and "s7 = " in plan.source and "s8 = " in plan.source
+
+
+def test_eliminate_common_calls_never_merges_random_draws():
+    from xbp._backend import get_backend
+    be = get_backend("cpu")
+    x = np.zeros(3)
+    entries = [("input", 0, 0), ("call", be.random_uniform, ((3,), np.dtype("float64")), {}, _S(1)),
+               ("call", be.random_uniform, ((3,), np.dtype("float64")), {}, _S(2)),
+               ("call", np.subtract, (_S(1), _S(2)), {}, _S(3))]
+    plan = _plan(entries, {0: x, 1: np.ones(3), 2: np.ones(3), 3: np.zeros(3)}, _out(3),
+                 passes=[P.eliminate_common_calls])
+    assert plan.changes == {}
+
+
 # --- scalar_operands_as_arrays ----------------------------------------------------------------------------
 _SPECIAL = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40, 0.5, -0.5, 3.0, -3.0])
 

@@ -395,6 +395,84 @@ def _same_bits(fn, k, dtype, c) -> bool:
     return want.dtype == got.dtype == dtype and want.tobytes() == got.tobytes()
 
 
+def _key(v):
+    """A hashable stand-in for an argument template, equal only for equal arguments (floats by
+    repr: 0.0 and -0.0 differ)."""
+    t = type(v)
+    if t is _S:
+        return ("S", v.i)
+    if t is tuple or t is list:
+        return (t.__name__,) + tuple(_key(e) for e in v)
+    if t is dict:
+        return ("dict",) + tuple((k, _key(e)) for k, e in sorted(v.items()))
+    if t is slice:
+        return ("slice", _key(v.start), _key(v.stop), _key(v.step))
+    if t is float or t is complex:
+        return (t.__name__, repr(v))
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return (t, v)
+
+
+def eliminate_common_calls(program: Program) -> None:
+    """A pure call with the same function and the same arguments (slots and values) as an earlier
+    one, with nothing written into any of those arrays (or memory they share) in between, gives
+    the same result: later reads take the earlier result. Only where neither result is written in
+    place anywhere in the step or leaves it (two tensors must not share memory eager gave them
+    apart). The convolution's weight gradient rebuilds the forward's im2col columns from the same
+    input: it reuses them (a memory-for-time trade: the columns live until the backward)."""
+    roots = program.alias_roots()
+    escaping = program.escaping()
+    written_roots = {roots.get(s, ("slot", s)) for s in program.written}
+    seen: dict = {}                        # key -> (result slot, alias roots it depends on)
+    names: dict = {}
+    out = []
+
+    def root(i):
+        return roots.get(i, ("slot", i))
+
+    def invalidate(slots):
+        hit = {root(i) for i in slots}
+        for k in [k for k, (_, deps) in seen.items() if deps & hit]:
+            del seen[k]
+    for e in program.entries:
+        e = _rename_entry(e, names)
+        kind = e[0]
+        if kind == "call":
+            kw = e[3]
+            if kw and "out" in kw:
+                written: list = []
+                _collect_slots(kw["out"], written)
+                invalidate(written)
+            elif e[4] is None:
+                if e[2] and type(e[2][0]) is _S:
+                    invalidate([e[2][0].i])
+                else:
+                    seen.clear()
+            elif type(e[4]) is _S and is_pure(e[1]):
+                r = e[4].i
+                used: list = []
+                _collect_slots((e[2], kw), used)
+                ok = r not in escaping and root(r) not in written_roots
+                if ok:
+                    key = (_key(e[1]) if not hasattr(e[1], "__self__") else ("m", id(e[1].__self__),
+                           getattr(e[1], "__name__", None), _key(getattr(e[1], "__func__", e[1]))),
+                           _key(e[2]), _key(kw))
+                    hit = seen.get(key)
+                    if hit is not None:
+                        names[r] = hit[0]
+                        program.note("eliminate_common_calls")
+                        continue
+                    seen[key] = (r, {root(i) for i in used} | {root(r)})
+        elif kind in ("host", "emit", "setarray"):
+            seen.clear()                   # an optimizer or data change: anything may be written
+        out.append(e)
+    program.entries = out
+    rename_slots(program, names)
+
+
 def eliminate_dead_code(program: Program) -> None:
     """Drop pure calls (and constant, input and parameter reads) whose results nothing reads
     later: not a later entry, not the output, not a tensor's data or gradient. Calls that write
@@ -816,6 +894,7 @@ PIPELINE: list[Callable[[Program], None]] = [
     drop_noop_views,
     fold_constants,
     direct_calls,
+    eliminate_common_calls,
     scalar_operands_as_arrays,
     eliminate_dead_code,
     reuse_buffers,
