@@ -209,6 +209,25 @@ def test_eliminate_common_calls_respects_writes_escapes_and_signed_zeros():
     assert "s4" not in plan.source and "s3 = " in plan.source and "s7 = " in plan.source and "s8 = " in plan.source
 
 
+def test_eliminate_common_calls_recomputes_a_result_too_large_to_keep(monkeypatch):
+    monkeypatch.setattr(P, "_COMMON_CALL_BYTES", 40)
+    x = np.linspace(-1, 1, 6)
+    entries = [("input", 0, 0), ("call", np.exp, (_S(0),), {}, _S(1)),
+               ("call", np.exp, (_S(0),), {}, _S(2)),
+               ("call", np.add, (_S(1), _S(2)), {}, _S(3))]
+    plan = _plan(entries, {0: x, 1: np.exp(x), 2: np.exp(x), 3: 2 * np.exp(x)}, _out(3),
+                 passes=[P.eliminate_common_calls])
+    assert plan.changes == {}                 # 48 bytes each: both computed
+
+
+def test_conv_padding_is_one_backend_call_and_matches_numpy():
+    from xbp._backend import Backend
+    x = np.random.RandomState(0).standard_normal((2, 3, 4)).astype(np.float32)
+    got = Backend.padded(XP, x, ((0, 0), (1, 2), (2, 0)), -np.inf)
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (1, 2), (2, 0)), constant_values=-np.inf))
+    assert got.dtype == x.dtype
+
+
 def test_eliminate_common_calls_never_merges_random_draws():
     from xbp._backend import get_backend
     be = get_backend("cpu")

@@ -334,6 +334,15 @@ class Backend:
         """x[key] = value in place (the standard's basic indexing)."""
         x[key] = value
 
+    def padded(self, x, pad, value=0.0):
+        """A new array: `x` with ``pad[d] = (before, after)`` elements of `value` around axis d.
+        One backend call (not a fill then a write), so that `xbp.compile` sees a pure function of
+        `x`: the convolution's forward and weight gradient pad the same input, and a plan builds
+        it (and the columns read from it) once (`eliminate_common_calls`)."""
+        out = self.full(tuple(n + a + b for n, (a, b) in zip(x.shape, pad)), value, dtype=x.dtype)
+        self.setitem(out, tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, pad)), x)
+        return out
+
     def unaliased(self, dst, src):
         """`src`, copied first if it may overlap `dst` (for x[1:] = x[:-1], x[1:] += x[:-1],
         x.copy_(x.T)). Portable body: as is (NumPy and array-api-strict buffer overlapping

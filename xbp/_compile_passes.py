@@ -416,13 +416,21 @@ def _key(v):
     return (t, v)
 
 
+# A reused result lives from its first use to its last (the forward's columns until the backward):
+# peak memory for time. Larger results are recomputed: a 3x3 convolution's columns are 9x its input,
+# and keeping every layer's would multiply a deep network's peak (LeNet-128: conv2's 4.9 MB columns
+# are reused, conv1's 10 MB are rebuilt from the shared padded input)
+_COMMON_CALL_BYTES = 8 << 20
+
+
 def eliminate_common_calls(program: Program) -> None:
     """A pure call with the same function and the same arguments (slots and values) as an earlier
     one, with nothing written into any of those arrays (or memory they share) in between, gives
     the same result: later reads take the earlier result. Only where neither result is written in
     place anywhere in the step or leaves it (two tensors must not share memory eager gave them
-    apart). The convolution's weight gradient rebuilds the forward's im2col columns from the same
-    input: it reuses them (a memory-for-time trade: the columns live until the backward)."""
+    apart), and results up to `_COMMON_CALL_BYTES`. The convolution's weight gradient rebuilds the
+    forward's padded input and im2col columns: it reuses them (a memory-for-time trade: they live
+    until the backward)."""
     roots = program.alias_roots()
     escaping = program.escaping()
     written_roots = {roots.get(s, ("slot", s)) for s in program.written}
@@ -455,7 +463,9 @@ def eliminate_common_calls(program: Program) -> None:
                 r = e[4].i
                 used: list = []
                 _collect_slots((e[2], kw), used)
-                ok = r not in escaping and root(r) not in written_roots
+                v = program.values.get(r)
+                ok = r not in escaping and root(r) not in written_roots and \
+                    (v is None or v.nbytes <= _COMMON_CALL_BYTES)
                 if ok:
                     key = (_key(e[1]) if not hasattr(e[1], "__self__") else ("m", id(e[1].__self__),
                            getattr(e[1], "__name__", None), _key(getattr(e[1], "__func__", e[1]))),
