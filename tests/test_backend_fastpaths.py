@@ -112,6 +112,49 @@ def test_mask_with_non_finite_gradients_matches_where_and_pytorch(bad):
     _same(CPU.mask(np.full((), bad, np.float32), np.array(False)), np.float32(0))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_mask_fast_finiteness_check_agrees_with_where(dtype):
+    """The BLAS self-dot finiteness test: every layout, a non-finite value at a kept or a dropped
+    place, and finite values so large that the dot overflows (those take where(): same values)."""
+    from xbp._backend import Backend
+    rs = np.random.RandomState(7)
+    keep = rs.rand(16, 9) > 0.5
+    big = np.finfo(dtype).max / 4
+    for g, overflows in ((rs.randn(16, 9), False), (rs.randn(9, 16).T, False), (np.full((16, 9), big), True),
+                         (rs.randn(16, 9) * 1e30, True)):
+        with np.errstate(over="ignore"):
+            g = g.astype(dtype)
+        for bad in (None, np.inf, -np.inf, np.nan):
+            h = g.copy() if bad is None else np.where(rs.rand(16, 9) > 0.8, dtype(bad), g)
+            with warnings.catch_warnings():
+                # no warning for inf or NaN; finite values overflowing the test warn (as NumPy's
+                # sum did before)
+                warnings.simplefilter("ignore" if overflows else "error")
+                got = CPU.mask(h, keep)
+                want = Backend.mask(CPU, h, keep)
+            assert got.dtype == h.dtype
+            np.testing.assert_array_equal(got, want.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.float32])
+def test_check_span_fast_path_agrees_with_the_portable_body(dtype):
+    from xbp._backend import Backend
+    msg = "span [{lo}, {hi}]"
+    cases = [[0, 3, 9], [9, 9], [0], [1, 5], [-1, 3], [0, 10], [3, -100], [-100, -100], [5, 12, -7]]
+    for vals in cases:
+        if np.dtype(dtype).kind == "u" and min(vals) < 0:
+            continue
+        for x in (np.array(vals, dtype), np.repeat(np.array(vals, dtype), 3)[::3]):
+            for ignore in (None, -100, 0, 4, 12):
+                results = []
+                for fn in (CPU.check_span, lambda *a, **k: Backend.check_span(CPU, *a, **k)):
+                    try:
+                        results.append(fn(x, 0, 9, msg, IndexError, ignore=ignore))
+                    except IndexError as e:
+                        results.append(("raised", str(e)))
+                assert results[0] == results[1], (vals, ignore, results)
+
+
 def test_relu_and_clamp_backward_of_an_infinite_gradient_is_zero_where_dropped(device):
     # the common sqrt(clamp(E[x^2] - E[x]^2, min=0)) on a constant feature: d sqrt at 0 is inf
     # (0.1, 0.1, 0.1) in float64: E[x^2] - E[x]^2 = -1.7e-18, so clamp drops it and PyTorch's

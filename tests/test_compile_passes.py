@@ -165,6 +165,162 @@ def test_direct_calls_refuses_reductions_without_an_axis():
     assert get_backend("strict").compile_direct_call(XP.sum, 2, ()) is None     # the portable answer
 
 
+# --- eliminate_common_calls ---------------------------------------------------------------------------------
+def test_eliminate_common_calls_reuses_an_equal_pure_call():
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    t1, t2 = x.T, x.T
+    e1, e2 = np.exp(t1), np.exp(t2)
+    r = np.add(e1, e2)
+    entries = [("input", 0, 0), ("call", np.ndarray.transpose, (_S(0),), {}, _S(1)),
+               ("call", np.exp, (_S(1),), {}, _S(2)),
+               ("call", np.ndarray.transpose, (_S(0),), {}, _S(3)),
+               ("call", np.exp, (_S(3),), {}, _S(4)),
+               ("call", np.add, (_S(2), _S(4)), {}, _S(5))]
+    plan = _plan(entries, {0: x, 1: t1, 2: e1, 3: t2, 4: e2, 5: r}, _out(5), passes=[P.eliminate_common_calls])
+    assert plan.changes == {"eliminate_common_calls": 2}
+    assert plan.source.count("_k1(") == 1 and "s4" not in plan.source
+    xs = np.linspace(0, 2, 6).reshape(2, 3)
+    np.testing.assert_array_equal(_run(plan, xs).numpy(), 2 * np.exp(xs.T))
+
+
+def test_eliminate_common_calls_respects_writes_escapes_and_signed_zeros():
+    x = np.linspace(-1, 1, 4)
+    values = {0: x, 1: np.exp(x), 2: np.exp(x), 3: np.exp(x), 4: np.exp(x), 5: np.exp(x),
+              6: x + 0.0, 7: x + -0.0, 8: np.exp(x)}
+    entries = [("input", 0, 0),
+               ("call", np.exp, (_S(0),), {}, _S(1)),
+               ("call", np.multiply, (_S(0), 2.0), {"out": (_S(0),)}, _S(0)),   # x changes in between
+               ("call", np.exp, (_S(0),), {}, _S(2)),
+               ("call", np.exp, (_S(0),), {}, _S(3)),                            # s2's twin, but s3 is written
+               ("call", np.add, (_S(3), 1.0), {"out": (_S(3),)}, _S(3)),
+               ("call", np.exp, (_S(0),), {}, _S(4)),                            # s2's twin: merged
+               ("call", np.add, (_S(0), 0.0), {}, _S(6)),
+               ("call", np.add, (_S(0), -0.0), {}, _S(7)),                       # another constant
+               ("call", np.exp, (_S(0),), {}, _S(8)),                            # returned: kept apart
+               ("call", np.add, (_S(1), _S(4)), {}, _S(5))]
+    tmpl = ("seq", tuple, tuple(_out(i) for i in (5, 3, 6, 7, 8)))
+    plan = _plan(entries, values, tmpl, passes=[P.eliminate_common_calls], written={0, 3})
+    assert plan.changes == {"eliminate_common_calls": 1}
+    xs = np.array([-0.0, 0.5, 1.0, 2.0])
+    got = [t.numpy() for t in _run(plan, xs)]
+    x2 = xs * 2.0
+    want = [np.exp(xs) + np.exp(x2), np.exp(x2) + 1.0, x2 + 0.0, x2 + -0.0, np.exp(x2)]
+    for g, w in zip(got, want):
+        assert g.tobytes() == w.tobytes()
+    assert "s4" not in plan.source and "s3 = " in plan.source and "s7 = " in plan.source and "s8 = " in plan.source
+
+
+def test_eliminate_common_calls_recomputes_a_result_too_large_to_keep(monkeypatch):
+    monkeypatch.setattr(P, "_COMMON_CALL_BYTES", 40)
+    x = np.linspace(-1, 1, 6)
+    entries = [("input", 0, 0), ("call", np.exp, (_S(0),), {}, _S(1)),
+               ("call", np.exp, (_S(0),), {}, _S(2)),
+               ("call", np.add, (_S(1), _S(2)), {}, _S(3))]
+    plan = _plan(entries, {0: x, 1: np.exp(x), 2: np.exp(x), 3: 2 * np.exp(x)}, _out(3),
+                 passes=[P.eliminate_common_calls])
+    assert plan.changes == {}                 # 48 bytes each: both computed
+
+
+def test_conv_padding_is_one_backend_call_and_matches_numpy():
+    from xbp._backend import Backend
+    x = np.random.RandomState(0).standard_normal((2, 3, 4)).astype(np.float32)
+    got = Backend.padded(XP, x, ((0, 0), (1, 2), (2, 0)), -np.inf)
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (1, 2), (2, 0)), constant_values=-np.inf))
+    assert got.dtype == x.dtype
+
+
+def test_eliminate_common_calls_never_merges_random_draws():
+    from xbp._backend import get_backend
+    be = get_backend("cpu")
+    x = np.zeros(3)
+    entries = [("input", 0, 0), ("call", be.random_uniform, ((3,), np.dtype("float64")), {}, _S(1)),
+               ("call", be.random_uniform, ((3,), np.dtype("float64")), {}, _S(2)),
+               ("call", np.subtract, (_S(1), _S(2)), {}, _S(3))]
+    plan = _plan(entries, {0: x, 1: np.ones(3), 2: np.ones(3), 3: np.zeros(3)}, _out(3),
+                 passes=[P.eliminate_common_calls])
+    assert plan.changes == {}
+
+
+# --- scalar_operands_as_arrays ----------------------------------------------------------------------------
+_SPECIAL = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40, 0.5, -0.5, 3.0, -3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("fn", [np.maximum, np.minimum, np.fmax, np.fmin])
+def test_a_scalar_operand_and_an_array_of_it_give_the_same_bits(fn, dtype):
+    """The NumPy property the pass rests on (and checks again on probe values when it runs)."""
+    with np.errstate(all="ignore"):
+        x = np.concatenate([_SPECIAL, np.random.RandomState(0).standard_normal(301)]).astype(dtype)
+        for c in (0, 0.0, -0.0, 0.5, -100.0, 1e-12, 6):
+            for k in (0, 1):
+                full = np.full(x.shape, c, dtype)
+                want = fn(x, c) if k == 0 else fn(c, x)
+                got = fn(x, full) if k == 0 else fn(full, x)
+                assert want.dtype == got.dtype == dtype
+                assert want.tobytes() == got.tobytes(), (c, k)
+                assert P._same_bits(fn, k, np.dtype(dtype), c)
+
+
+def test_scalar_operands_as_arrays_rewrites_maximum_and_minimum_with_a_number():
+    x = np.linspace(-2, 2, 12).reshape(3, 4)
+    r = np.maximum(x, 0)
+    q = np.minimum(0.5, r)
+    n = np.maximum(x, x)                       # two arrays: left alone
+    entries = [("input", 0, 0), ("call", np.maximum, (_S(0), 0), {}, _S(1)),
+               ("call", np.minimum, (0.5, _S(1)), {}, _S(2)),
+               ("call", np.maximum, (_S(2), _S(0)), {}, _S(3))]
+    values = {0: x, 1: r, 2: q, 3: n}
+    plan = _plan(entries, values, _out(3), passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {"scalar_operands_as_arrays": 2}
+    assert "s0, 0)" not in plan.source and "(0.5, s1)" not in plan.source
+    xs = np.concatenate([_SPECIAL, [7.0, -7.0]]).reshape(2, 7)[:, :6].reshape(3, 4)
+    with np.errstate(all="ignore"):
+        want = np.maximum(np.minimum(0.5, np.maximum(xs, 0)), xs)
+    got = _run(plan, xs).numpy()
+    assert got.tobytes() == want.tobytes()
+
+
+def test_scalar_operands_as_arrays_leaves_integers_and_numpy_scalars():
+    x = np.arange(6).reshape(2, 3)
+    xf = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    entries = [("input", 0, 0), ("input", 1, 1), ("call", np.maximum, (_S(0), 2), {}, _S(2)),
+               # a NumPy float64 scalar is not a weak Python number: it makes the result float64
+               ("call", np.maximum, (_S(1), np.float64(0.25)), {}, _S(3))]
+    values = {0: x, 1: xf, 2: np.maximum(x, 2), 3: np.maximum(xf, np.float64(0.25))}
+    plan = _plan(entries, values, ("seq", tuple, (_out(2), _out(3))), inputs=(0, 1),
+                 passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {}
+
+
+def test_scalar_operands_as_arrays_broadcasts_a_large_constant_over_the_leading_axis():
+    x = np.random.RandomState(1).standard_normal((5, 8, 600)).astype(np.float32)
+    entries = [("input", 0, 0), ("call", np.maximum, (_S(0), 0), {}, _S(1))]
+    plan = _plan(entries, {0: x, 1: np.maximum(x, 0)}, _out(1), passes=[P.scalar_operands_as_arrays])
+    assert [c.shape for c in plan.consts.values()] == [(1, 8, 600)]
+    xs = np.random.RandomState(2).standard_normal((5, 8, 600)).astype(np.float32)
+    xs[0, 0, :4] = [np.nan, -0.0, np.inf, -np.inf]
+    assert _run(plan, xs).numpy().tobytes() == np.maximum(xs, 0).tobytes()
+
+
+def test_scalar_operands_as_arrays_keeps_the_result_layout_of_a_transposed_input():
+    """maximum(x.T, 0) comes out in x's memory order; so must the rewritten call: a later sum over
+    axes runs in memory order, and another layout rounds differently (LeNet's conv bias)."""
+    x = np.random.RandomState(3).standard_normal((6, 5, 7, 4)).astype(np.float32)
+    xt = x.transpose(3, 0, 1, 2)
+    r = np.maximum(xt, 0)
+    s = np.add.reduce(r, axis=(0, 2, 3))
+    entries = [("input", 0, 0), ("call", np.ndarray.transpose, (_S(0), (3, 0, 1, 2)), {}, _S(1)),
+               ("call", np.maximum, (_S(1), 0), {}, _S(2)),
+               ("call", np.add.reduce, (_S(2),), {"axis": (0, 2, 3)}, _S(3))]
+    plan = _plan(entries, {0: x, 1: xt, 2: r, 3: s}, _out(3), passes=[P.scalar_operands_as_arrays])
+    assert plan.changes == {"scalar_operands_as_arrays": 1}
+    c = next(iter(plan.consts.values()))
+    assert c.strides == np.empty_like(xt).strides
+    xs = np.random.RandomState(4).standard_normal((6, 5, 7, 4)).astype(np.float32) * 1e3
+    want = np.add.reduce(np.maximum(xs.transpose(3, 0, 1, 2), 0), axis=(0, 2, 3))
+    assert _run(plan, xs).numpy().tobytes() == want.tobytes()
+
+
 # --- eliminate_dead_code ---------------------------------------------------------------------------------
 def test_eliminate_dead_code_drops_unread_pure_calls_only():
     x = np.arange(3.0)
@@ -324,6 +480,92 @@ def test_inlined_optimizer_step_is_eager_bit_for_bit_with_a_scheduler(opt_name):
             np.testing.assert_array_equal(se["exp_avg_sq"].numpy(), sc["exp_avg_sq"].numpy())
 
 
+def _flat_path_used(f):
+    """Whether the last replay of each plan of `f` took the flat Adam form (its state arrays are
+    still the views the plan checks)."""
+    plans = [v for v in f.cache.values() if isinstance(v, _Plan)]
+    return plans and all("axis=None, out=" in p.source for p in plans)
+
+
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_flat_adam_is_eager_bit_for_bit_and_keeps_the_state_the_optimizers(opt_name):
+    el, es, _, eopt = _train(opt_name, False)
+    cl, cs, f, copt = _train(opt_name, True)
+    assert _flat_path_used(f)
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for k in es:
+        np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
+    bases = set()
+    for pe, pc in zip(eopt.param_groups[0]["params"], copt.param_groups[0]["params"]):
+        se, sc = eopt.state[pe], copt.state[pc]
+        assert se["step"] == sc["step"]
+        for n in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(se[n].numpy(), sc[n].numpy())
+            assert sc[n].shape == pc.shape
+            bases.add(id(sc[n].numpy().base))
+    assert len(bases) == 2                    # exp_avg and exp_avg_sq: one flat array each
+    sd = copt.state_dict()["state"][0]["exp_avg"].numpy()
+    np.testing.assert_array_equal(sd, eopt.state_dict()["state"][0]["exp_avg"].numpy())
+
+
+@pytest.mark.parametrize("change", ["state_tensor_replaced", "step_count_set", "moments_written"])
+def test_flat_adam_falls_back_per_parameter_when_the_state_changes_by_hand(change):
+    """A state tensor replaced (not the flat view any more) or one parameter's step count set by
+    hand (the flat form needs one count per group): that replay takes the per-parameter form,
+    still bit for bit with eager; moments written in place stay flat and are read as written."""
+    def between(i, m, opt):
+        if i == 8:
+            p = opt.param_groups[0]["params"][1]
+            st = opt.state[p]
+            if change == "state_tensor_replaced":
+                st["exp_avg"] = st["exp_avg"].clone()
+            elif change == "step_count_set":
+                st["step"] = st["step"] + 7
+            else:
+                with xbp.no_grad():
+                    st["exp_avg_sq"].mul_(2.0)
+    el, es, _, _ = _train("adam", False, between=between)
+    cl, cs, f, _ = _train("adam", True, between=between)
+    assert f.stats["eager"] == 0 and f.stats["replayed"] >= 20
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for k in es:
+        np.testing.assert_array_equal(es[k], cs[k], err_msg=k)
+
+
+def test_flat_adam_layout_is_shared_by_the_plans_of_two_signatures():
+    """Batches of two sizes: two plans inline the same Adam; the second finds the state already
+    flat and uses the same arrays, so both replay the flat form (and match eager)."""
+    def run(compiled):
+        m = _mlp()
+        opt = xbp.optim.Adam(m.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        f = xbp.compile(step) if compiled else step
+        out = []
+        for i, (x, y) in enumerate(_batches(24)):
+            if i % 2:
+                x, y = x[:6], y[:6]
+            out.append(f(x, y).numpy().copy())
+        return out, m, f
+    el, em, _ = run(False)
+    cl, cm, f = run(True)
+    plans = [v for v in f.cache.values() if isinstance(v, _Plan)]
+    assert len(plans) == 2 and _flat_path_used(f)
+    for a, b in zip(el, cl):
+        np.testing.assert_array_equal(a, b)
+    for pe, pc in zip(em.parameters(), cm.parameters()):
+        np.testing.assert_array_equal(pe.detach().numpy(), pc.detach().numpy())
+    views = [[k for k in p.K if isinstance(k, np.ndarray) and k.ndim == 1 and k.size == 212] for p in plans]
+    assert any(a is b for a in views[0] for b in views[1])      # the same flat moments
+
+
 def test_inlined_step_falls_back_to_step_when_the_formula_changes():
     """Momentum switched on between calls (not the recorded formula): that replay calls the real
     ``step()``, which creates the momentum buffers as eager does."""
@@ -386,7 +628,8 @@ def test_all_passes_on_an_mlp_step_float32_match_eager_and_numpy():
     el, es, _, _ = _train("sgd", False, steps=8, dtype=np.float32)
     cl, cs, f, _ = _train("sgd", True, steps=8, dtype=np.float32)
     plan = next(v for v in f.cache.values() if isinstance(v, _Plan))
-    for name in ("inline_optimizer_steps", "drop_noop_views", "fold_constants", "direct_calls", "reuse_buffers"):
+    for name in ("inline_optimizer_steps", "drop_noop_views", "fold_constants", "direct_calls",
+                 "scalar_operands_as_arrays", "reuse_buffers"):
         assert plan.changes.get(name, 0) >= 1, (name, plan.changes)
     for a, b in zip(el, cl):
         np.testing.assert_array_equal(a, b)

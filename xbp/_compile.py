@@ -8,7 +8,8 @@ inputs and outputs. The log becomes straight-line Python source, one line per Nu
 compiled once; a replay runs only those lines: no Tensor, no graph node, no topological sort, no
 version check (all were done while recording). Before it is compiled, the passes of
 xbp/_compile_passes.py rewrite it (no-op views dropped, constants folded, backend wrappers
-replaced by the NumPy functions they forward to, dead code dropped, out= into dead temporaries,
+replaced by the NumPy functions they forward to, a scalar operand of maximum/minimum made a
+constant array (NumPy's faster loop), dead code dropped, out= into dead temporaries,
 SGD/Adam/AdamW steps inlined), and each local is deleted after its last reader.
 
 What stays live. Optimizer and scheduler calls (``opt.step()``, ``opt.zero_grad()``,

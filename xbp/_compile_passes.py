@@ -306,6 +306,183 @@ def direct_calls(program: Program) -> None:
     program.entries = out
 
 
+# NumPy's maximum/minimum/fmax/fmin with a scalar operand take a slow loop (3-10x the time of the
+# same ufunc on two arrays, at every size: relu's maximum(x, 0) on LeNet's first activation, 0.28 vs
+# 0.56 ms); with an array operand of equal values they give the same bits (tests/test_compile_passes.py)
+_SCALAR_SLOW = frozenset((np.maximum, np.minimum, np.fmax, np.fmin))
+# a constant block at least this large (elements) is broadcast over the leading axis instead of
+# matching the whole shape: as fast (the inner loop runs on whole contiguous rows), less memory
+_BROADCAST_BLOCK = 4096
+
+
+def _scalar_probe(dtype, s):
+    """Values that exercise a comparison ufunc against `s`: NaNs with payloads, signed zeros,
+    infinities, `s` and its neighbours, subnormals, random values (long enough for SIMD loops)."""
+    f = np.finfo(dtype)
+    c = dtype.type(s)
+    special = [np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, f.tiny, -f.tiny, f.smallest_subnormal,
+               -f.smallest_subnormal, f.max, -f.max, 1.0, -1.0]
+    near = [c, np.nextafter(c, dtype.type(np.inf)), np.nextafter(c, dtype.type(-np.inf)), -c]
+    rand = np.random.RandomState(0).standard_normal(97) * (1.0 + abs(float(c)))
+    a = np.concatenate([np.array(special + near, dtype), rand.astype(dtype)])
+    return np.concatenate([a, a[::-1], a[1:]])
+
+
+def scalar_operands_as_arrays(program: Program) -> None:
+    """``maximum(x, c)`` (minimum, fmax, fmin) with a Python number `c` becomes the same ufunc of
+    `x` and a constant array filled with `c` (its dtype and memory order; the whole shape, or one
+    row of the leading axis when that is large enough). NumPy compares each element with the scalar in a
+    slow loop; on two arrays it runs its vector loop, several times faster, with the same result:
+    checked here, when the plan is built, on probe values (NaNs, signed zeros, infinities, `c`'s
+    neighbours) for the ufunc, dtype and constant, and the call is left alone if any bit differs."""
+    values = program.values
+    consts: dict = {}
+    new_slot = 1 + max([s for s in values] + [s for s in program.consts] +
+                       [s for e in program.entries for s in Program.uses(e) + Program.defines(e)] + [-1])
+    out = []
+    for e in program.entries:
+        if e[0] == "call" and e[1] in _SCALAR_SLOW and not e[3] and len(e[2]) == 2 and type(e[4]) is _S:
+            a, b = e[2]
+            k = 0 if type(a) is _S else 1
+            x, c = e[2][k], e[2][1 - k]
+            v, r = values.get(x.i) if type(x) is _S else None, values.get(e[4].i)
+            if type(c) in (int, float) and type(c) is not bool and v is not None and r is not None \
+                    and v.dtype.kind == "f" and r.dtype == v.dtype and r.shape == v.shape and v.ndim:
+                key = (e[1], k, v.shape, v.strides, v.dtype, type(c), c)
+                slot = consts.get(key)
+                if slot is None and _same_bits(e[1], k, v.dtype, c):
+                    arr = _scalar_as_array(e[1], k, v, c, r)
+                    if arr is not None:
+                        slot = consts[key] = new_slot
+                        new_slot += 1
+                        program.consts[slot] = values[slot] = arr
+                if slot is not None:
+                    args = (x, _S(slot)) if k == 0 else (_S(slot), x)
+                    out.append(("const", slot))
+                    e = ("call", e[1], args, e[3], e[4])
+                    program.note("scalar_operands_as_arrays")
+        out.append(e)
+    program.entries = out
+
+
+def _scalar_as_array(fn, k, x, c, result):
+    """The constant array standing for `c` in ``fn(x, c)`` (`k`: x's position), or None. The
+    result must come out with the recorded result's layout (strides), not only its values: a
+    later reduction sums in memory order, so another layout would round differently. A constant
+    in x's own memory order keeps it (one row broadcast over the leading axis when x is
+    C-contiguous and a row is large); checked on the recorded arrays."""
+    if x.flags.c_contiguous and x.ndim > 1 and int(np.prod(x.shape[1:])) >= _BROADCAST_BLOCK:
+        arr = np.full((1,) + x.shape[1:], c, dtype=x.dtype)
+    else:
+        arr = np.full_like(x, c, order="K")
+    arr.flags.writeable = False
+    with np.errstate(all="ignore"):
+        got = fn(x, arr) if k == 0 else fn(arr, x)
+    return arr if got.strides == result.strides and got.dtype == result.dtype else None
+
+
+def _same_bits(fn, k, dtype, c) -> bool:
+    """Whether ufunc `fn` gives the same bits with the Python number `c` as with an array of it
+    (`k`: the array operand's position)."""
+    try:
+        with np.errstate(all="ignore"):
+            p = _scalar_probe(dtype, c)
+            full = np.full(p.shape, c, dtype=dtype)
+            want = fn(p, c) if k == 0 else fn(c, p)
+            got = fn(p, full) if k == 0 else fn(full, p)
+    except (OverflowError, TypeError, ValueError):
+        return False
+    return want.dtype == got.dtype == dtype and want.tobytes() == got.tobytes()
+
+
+def _key(v):
+    """A hashable stand-in for an argument template, equal only for equal arguments (floats by
+    repr: 0.0 and -0.0 differ)."""
+    t = type(v)
+    if t is _S:
+        return ("S", v.i)
+    if t is tuple or t is list:
+        return (t.__name__,) + tuple(_key(e) for e in v)
+    if t is dict:
+        return ("dict",) + tuple((k, _key(e)) for k, e in sorted(v.items()))
+    if t is slice:
+        return ("slice", _key(v.start), _key(v.stop), _key(v.step))
+    if t is float or t is complex:
+        return (t.__name__, repr(v))
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return (t, v)
+
+
+# A reused result lives from its first use to its last (the forward's columns until the backward):
+# peak memory for time. Larger results are recomputed: a 3x3 convolution's columns are 9x its input,
+# and keeping every layer's would multiply a deep network's peak (LeNet-128: conv2's 4.9 MB columns
+# are reused, conv1's 10 MB are rebuilt from the shared padded input)
+_COMMON_CALL_BYTES = 8 << 20
+
+
+def eliminate_common_calls(program: Program) -> None:
+    """A pure call with the same function and the same arguments (slots and values) as an earlier
+    one, with nothing written into any of those arrays (or memory they share) in between, gives
+    the same result: later reads take the earlier result. Only where neither result is written in
+    place anywhere in the step or leaves it (two tensors must not share memory eager gave them
+    apart), and results up to `_COMMON_CALL_BYTES`. The convolution's weight gradient rebuilds the
+    forward's padded input and im2col columns: it reuses them (a memory-for-time trade: they live
+    until the backward)."""
+    roots = program.alias_roots()
+    escaping = program.escaping()
+    written_roots = {roots.get(s, ("slot", s)) for s in program.written}
+    seen: dict = {}                        # key -> (result slot, alias roots it depends on)
+    names: dict = {}
+    out = []
+
+    def root(i):
+        return roots.get(i, ("slot", i))
+
+    def invalidate(slots):
+        hit = {root(i) for i in slots}
+        for k in [k for k, (_, deps) in seen.items() if deps & hit]:
+            del seen[k]
+    for e in program.entries:
+        e = _rename_entry(e, names)
+        kind = e[0]
+        if kind == "call":
+            kw = e[3]
+            if kw and "out" in kw:
+                written: list = []
+                _collect_slots(kw["out"], written)
+                invalidate(written)
+            elif e[4] is None:
+                if e[2] and type(e[2][0]) is _S:
+                    invalidate([e[2][0].i])
+                else:
+                    seen.clear()
+            elif type(e[4]) is _S and is_pure(e[1]):
+                r = e[4].i
+                used: list = []
+                _collect_slots((e[2], kw), used)
+                v = program.values.get(r)
+                ok = r not in escaping and root(r) not in written_roots and \
+                    (v is None or v.nbytes <= _COMMON_CALL_BYTES)
+                if ok:
+                    key = (_key(e[1]) if not hasattr(e[1], "__self__") else ("m", id(e[1].__self__),
+                           getattr(e[1], "__name__", None), _key(getattr(e[1], "__func__", e[1]))),
+                           _key(e[2]), _key(kw))
+                    hit = seen.get(key)
+                    if hit is not None:
+                        names[r] = hit[0]
+                        program.note("eliminate_common_calls")
+                        continue
+                    seen[key] = (r, {root(i) for i in used} | {root(r)})
+        elif kind in ("host", "emit", "setarray"):
+            seen.clear()                   # an optimizer or data change: anything may be written
+        out.append(e)
+    program.entries = out
+    rename_slots(program, names)
+
+
 def eliminate_dead_code(program: Program) -> None:
     """Drop pure calls (and constant, input and parameter reads) whose results nothing reads
     later: not a later entry, not the output, not a tensor's data or gradient. Calls that write
@@ -405,7 +582,8 @@ def inline_optimizer_steps(program: Program) -> None:
     If a group's structure or the formula's flags (momentum, maximize, amsgrad, ...) differ from
     the recording's, or the optimizer's state dict was replaced (load_state_dict), that replay calls
     ``opt.step()`` as before; so does one where a parameter's state dict was replaced by hand
-    (``opt.state[p] = {...}``)."""
+    (``opt.state[p] = {...}``). Adam's update of a group runs on flat arrays where it can
+    (`_flat_state`)."""
     from .optim.adam import Adam
     from .optim.sgd import SGD
     inliners: dict[Any, Callable] = {SGD._step_group: _inline_sgd, Adam._step_group: _inline_adam}
@@ -471,7 +649,7 @@ def _flag_checks(groups, flags, names):
     return checks
 
 
-def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None):
+def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra_checks=None, flat=None):
     """The ("emit", ...) entry of an inlined step: a check that the optimizer still has the
     recorded groups and formula flags, then `per_group(k)` lines per group and `per_param(...)`
     lines per parameter; otherwise ``opt.step()``. Each parameter gets one scratch array of its
@@ -491,10 +669,20 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
         body: list = []
         for k, (g, ps) in enumerate(groups):
             body += per_group(k, flags[k])
-            for p, _ in ps:
+            grads = [f"s{next(grad_slots)}" for _ in ps]
+            each: list = []
+            for (p, _), gname in zip(ps, grads):
                 t = deref(weakref.ref(p))
-                body += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
-                body += per_param(const, p, f"s{next(grad_slots)}", flags[k])
+                each += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
+                each += per_param(const, p, gname, flags[k])
+            # the whole group as one flat array where `flat` can (see _flat_adam): the same
+            # elementwise operations on the same values, so the same bits, in fewer NumPy calls
+            fl = flat(const, deref, k, ps, grads, flags[k]) if flat is not None else None
+            if fl is None:
+                body += each
+            else:
+                cond, flat_lines = fl
+                body += ["if " + cond + ":"] + ["    " + x for x in flat_lines] + ["else:"] + ["    " + x for x in each]
         lines += ["    " + b for b in body]
         lines += ["else:", f"    {o}.step()"]
         return lines
@@ -598,12 +786,115 @@ def _inline_adam(opt, opt_ref, window, program):
             f"{u('multiply')}(_ss, _T, out=_T)",
             "_a -= _T"]
         return lines
-    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param,
+    layouts = [_flat_state(ps, states, fl, decoupled) for (_, ps), fl in zip(groups, flags)]
+
+    def flat(const, deref, k, ps, grads, fl):
+        lay = layouts[k]
+        if lay is None:
+            return None
+        G, T, M, V, views = lay
+        u = lambda n: _ufunc(const, n)  # noqa: E731
+        sts = [const(states[id(p)]) for p, _ in ps]
+        ts = [deref(weakref.ref(p)) for p, _ in ps]
+        # still the flat layout (state arrays not replaced) and one step count for the group
+        cond = " and ".join([f"{st}['exp_avg'].array is {const(mv)} and {st}['exp_avg_sq'].array is {const(vv)}"
+                             for st, (mv, vv, _) in zip(sts, views)] +
+                            [" == ".join(f"{st}['step']" for st in sts)])
+        lines = [f"_n = {sts[0]}['step'] + 1"] + [f"{st}['step'] = _n" for st in sts]
+        lines += [f"{t}._version[0] += 1" for t in ts]
+        if fl[1]:                                               # AdamW: param *= 1 - lr * wd
+            lines += [f"{t}.array *= 1.0 - _lr * _wd" for t in ts]
+        lines += [
+            f"{const(np.concatenate)}(({''.join(g + ', ' for g in grads)}), axis=None, out={const(G)})",
+            f"{u('subtract')}({const(G)}, {const(M)}, out={const(T)})",
+            f"{u('multiply')}(1.0 - _b1, {const(T)}, out={const(T)})",
+            # in-place updates as ufunc calls with out=: the constants are the factory's locals,
+            # which an augmented assignment would make the replay's own (unbound) locals
+            f"{u('add')}({const(M)}, {const(T)}, out={const(M)})",
+            f"{u('multiply')}({const(V)}, _b2, out={const(V)})",
+            f"{u('multiply')}(1.0 - _b2, {const(G)}, out={const(T)})",
+            f"{u('multiply')}({const(T)}, {const(G)}, out={const(T)})",
+            f"{u('add')}({const(V)}, {const(T)}, out={const(V)})",
+            "_ss = _lr / (1.0 - _b1 ** _n)",
+            "_bc = (1.0 - _b2 ** _n) ** 0.5",
+            f"{const(sqrt)}({const(V)}, out={const(T)})",
+            f"{u('divide')}({const(T)}, _bc, out={const(T)})",
+            f"{u('add')}({const(T)}, _eps, out={const(T)})",
+            f"{u('divide')}({const(M)}, {const(T)}, out={const(T)})",
+            f"{u('multiply')}(_ss, {const(T)}, out={const(T)})"]
+        for t, (_, _, tv) in zip(ts, views):
+            lines += [f"_a = {t}.array", f"_a -= {const(tv)}"]
+        return cond, lines
+
+    return _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, flat=flat,
                         # load_state_dict replaces the state dict, or a parameter's state is
                         # replaced by hand: then the real step() runs
                         extra_checks=lambda const, o, deref: [f"{o}.state is {const(state)}"] + [
                             f"{o}.state.get({deref(weakref.ref(p))}) is {const(states[id(p)])}"
                             for _, ps in groups for p, _ in ps])
+
+
+def _flat_state(ps, states, fl, decoupled):
+    """For one group of an inlined Adam: (G, T, M, V, views) where the group's exp_avg and
+    exp_avg_sq arrays become views of two flat arrays M and V (values copied once, here, when
+    the plan is built), G gathers the gradients and T is scratch; views: per parameter (its M
+    view, its V view, its view of T). None where the flat form does not apply: fewer than two
+    parameters, maximize or L2 weight decay (those stay per parameter), mixed dtypes, or state
+    arrays that are not contiguous arrays of their own (another array may share them).
+
+    The state tensors stay the optimizer's: only their arrays are replaced, by views holding the
+    same values, and every update writes them in place as before, so ``opt.state``,
+    ``state_dict()`` and the per-parameter form (which reads ``.array`` live) see the same numbers.
+    A plan already built for this optimizer (another input signature) left them flat: reused."""
+    from ._tensor import Tensor
+    _, wd, mx = fl
+    if len(ps) < 2 or mx or (wd and not decoupled):
+        return None
+    arrays = []
+    dtype = ps[0][0].array.dtype
+    for p, _ in ps:
+        st = states[id(p)]
+        m, v = st["exp_avg"], st["exp_avg_sq"]
+        if not isinstance(m, Tensor) or not isinstance(v, Tensor):
+            return None
+        for a in (m.array, v.array):
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != p.array.shape or \
+                    not a.flags.c_contiguous:
+                return None
+        arrays.append((m, v, p.array.shape))
+    n = sum(int(np.prod(shape)) for _, _, shape in arrays)
+    flats = []
+    for which in (0, 1):
+        ts = [t[which] for t in arrays]
+        base = ts[0].array.base
+        ok = isinstance(base, np.ndarray) and base.ndim == 1 and base.size == n and base.dtype == dtype
+        off = 0
+        for t in ts:
+            a = t.array
+            ok = ok and a.base is base and \
+                a.__array_interface__["data"][0] == base.__array_interface__["data"][0] + off * dtype.itemsize
+            off += a.size
+        if not ok:
+            if any(not t.array.flags.owndata for t in ts):
+                return None
+            base = np.empty(n, dtype)
+            off = 0
+            for t in ts:
+                a = t.array
+                view = base[off:off + a.size].reshape(a.shape)
+                view[...] = a
+                t.array = view
+                off += a.size
+        flats.append(base)
+    M, V = flats
+    G, T = np.empty(n, dtype), np.empty(n, dtype)
+    views = []
+    off = 0
+    for m, v, shape in arrays:
+        size = int(np.prod(shape))
+        views.append((m.array, v.array, T[off:off + size].reshape(shape)))
+        off += size
+    return G, T, M, V, views
 
 
 # The passes in the order they run. inline_optimizer_steps comes first (it turns a host call into
@@ -613,6 +904,8 @@ PIPELINE: list[Callable[[Program], None]] = [
     drop_noop_views,
     fold_constants,
     direct_calls,
+    eliminate_common_calls,
+    scalar_operands_as_arrays,
     eliminate_dead_code,
     reuse_buffers,
 ]

@@ -69,10 +69,7 @@ def _to_chwn(xp, x, pad, value=0.0):
     xt = xp.permute_dims(x, (1, 2, 3, 0))
     if not (pt or pb or pl or pr):
         return xt
-    C, H, W, N = xt.shape
-    out = xp.full((C, H + pt + pb, W + pl + pr, N), value, dtype=x.dtype)
-    out[:, pt:pt + H, pl:pl + W, :] = xt
-    return out
+    return xp.padded(xt, ((0, 0), (pt, pb), (pl, pr), (0, 0)), value)
 
 
 def _from_chwn(xp, y):
