@@ -69,10 +69,15 @@ def _linear_vjp(c, g):
     xp = c.xp
     x, w = c.ins[0], c.ins[1]
     gx = gw = gb = None
+    g2 = xp.reshape(g, (-1, g.shape[-1]))
     if c.needs[0]:
-        gx = xp.matmul(g, w)
+        if g.ndim > 2:
+            # one GEMM over the flattened rows: a (T, B, out) @ (out, in) product is a batch of T
+            # small GEMMs in NumPy (~3x slower at the small LSTM's (16, 8, 256) @ (256, 64))
+            gx = xp.reshape(xp.matmul(g2, w), tuple(g.shape[:-1]) + (w.shape[-1],))
+        else:
+            gx = xp.matmul(g, w)
     if c.needs[1] or (len(c.needs) > 2 and c.needs[2]):
-        g2 = xp.reshape(g, (-1, g.shape[-1]))
         if c.needs[1]:
             gw = xp.matmul(xp.matrix_transpose(g2), xp.reshape(x, (-1, x.shape[-1])))
         if len(c.needs) > 2 and c.needs[2]:

@@ -48,7 +48,8 @@ def _previous(xp, S, s0, reverse):
 
 
 def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
-    """-> (hs, cs, acts): per-step states and gate activations, indexed by time."""
+    """-> (hs, cs, acts): per-step states and gate activations, indexed by time; for LSTM
+    acts[t] = ([s(a_i), s(a_f), tanh(a_g), s(a_o)], tanh(c_t)) (Backend.lstm_forward's ACT, TC)."""
     T = xs.shape[0]
     H = h0.shape[-1]
     wT = xp.row_major(xp.matrix_transpose(w_hh))  # one copy, T fast products (Backend.row_major)
@@ -69,7 +70,7 @@ def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
             c = S[:, H:2 * H] * c + S[:, 0:H] * g
             tc = xp.tanh(c)
             h = S[:, 3 * H:4 * H] * tc
-            acts[t] = (S, g, tc)
+            acts[t] = (xp.concat([S[:, 0:2 * H], g, S[:, 3 * H:4 * H]], axis=1), tc)
         elif mode == "GRU":
             r = _sig(xp, xg[:, 0:H] + hg[:, 0:H])
             z = _sig(xp, xg[:, H:2 * H] + hg[:, H:2 * H])
@@ -86,10 +87,33 @@ def _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse):
 
 
 def _recur_fwd(xp, xs, h0, c0, w_hh, b_hh=None, *, mode, reverse):
+    if mode == "LSTM":
+        if b_hh is not None:
+            xs, b_hh = xs + b_hh, None
+        fast = getattr(xp, "lstm_forward", None)
+        r = NotImplemented if fast is None else fast(xs, h0, c0, w_hh, reverse)
+        if r is not NotImplemented:
+            Y, ACT, TC = r
+            return Y, (ACT, TC)
     hs, cs, acts = _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse)
     if mode == "LSTM":
-        return xp.concat([_stack0(xp, hs), _stack0(xp, cs)], axis=2), acts
+        return (xp.concat([_stack0(xp, hs), _stack0(xp, cs)], axis=2),
+                (_stack0(xp, [a[0] for a in acts]), _stack0(xp, [a[1] for a in acts])))
     return _stack0(xp, hs), acts
+
+
+def _hidden_weight_grad(xp, dA, H_all, h0, reverse):
+    """dW_hh = sum_t da_t^T h_prev_t, with dA (T, B, G) and H_all (T, B, H) stacked by time: the
+    steps whose previous state is in H_all as ONE GEMM over them, plus the first step's (from h0),
+    so no time-shifted copy of H_all is made."""
+    T, B, H = H_all.shape[0], H_all.shape[1], H_all.shape[2]
+    first = T - 1 if reverse else 0
+    gw = xp.matmul(xp.matrix_transpose(dA[first, ...]), h0)
+    if T > 1:
+        a, hp = (dA[0:T - 1, ...], H_all[1:T, ...]) if reverse else (dA[1:T, ...], H_all[0:T - 1, ...])
+        n = (T - 1) * B
+        gw = gw + xp.matmul(xp.matrix_transpose(xp.reshape(a, (n, -1))), xp.reshape(hp, (n, H)))
+    return gw
 
 
 def _recur_vjp(c, g):
@@ -102,17 +126,24 @@ def _recur_vjp(c, g):
     if isinstance(g, Tensor):          # create_graph: states as functions of the Tensor inputs
         hs, cs, acts = _recur_forward(xp, xs, h0, c0, w_hh, b_hh, mode, reverse)
         H_all = _stack0(xp, hs)
+        if lstm:
+            Y, C = None, _stack0(xp, cs)
+            ACT, TC = _stack0(xp, [a[0] for a in acts]), _stack0(xp, [a[1] for a in acts])
     else:
         acts = c.res
         H_all = c.out[:, :, 0:H] if lstm else c.out
         hs = None if lstm else [H_all[t, ...] for t in range(T)]   # (the LSTM reads H_all, C stacked)
-        cs = None                      # LSTM: read stacked from the output, c.out[:, :, H:2H]
+        if lstm:
+            Y, C = c.out, c.out[:, :, H:2 * H]
+            ACT, TC = acts
     prev = (lambda t: t + 1) if reverse else (lambda t: t - 1)
     first = T - 1 if reverse else 0
     if lstm:
-        C = c.out[:, :, H:2 * H] if cs is None else _stack0(xp, cs)
-        dxs, dh, dc = _lstm_backward(xp, g, acts, c0, C, w_hh, reverse)
-        dhg = dxs
+        fast = None if Y is None else getattr(xp, "lstm_backward", None)
+        r = NotImplemented if fast is None else fast(g, Y, ACT, TC, c0, w_hh, reverse)
+        if r is NotImplemented:
+            r = _lstm_backward(xp, g, ACT, TC, c0, C, w_hh, reverse)
+        dA, dh, dc = r                 # dA (T, B, 4H): the gradient of xs, and what dW_hh needs
     else:
         dh, dc = g[first, ...] * 0.0, None
         dxs, dhg = [None] * T, [None] * T
@@ -132,38 +163,36 @@ def _recur_vjp(c, g):
                 da = dh * (1.0 - h * h) if mode == "RNN_TANH" else xp.where(h > 0, dh, 0.0)
                 dxs[t] = dhg[t] = da
                 dh = xp.matmul(da, w_hh)
-    gxs = _stack0(xp, dxs) if c.needs[0] else None
+        # dA: the gradient of the pre-activations the hidden weight saw (RNN: the same as that
+        # of xs, stacked once when both need it; GRU: the n block differs, scaled by r)
+        wants = c.needs[3] or (b_hh is not None and c.needs[4])
+        gx_all = _stack0(xp, dxs) if c.needs[0] or (wants and dhg is dxs) else None
+        dA = gx_all if dhg is dxs else (_stack0(xp, dhg) if wants else None)
+    gxs = (dA if lstm else gx_all) if c.needs[0] else None
     gw = gb = None
-    if c.needs[3] or (b_hh is not None and c.needs[4]):
-        # (LSTM and RNN: dhg is dxs, already stacked when the inputs need a gradient)
-        dA = xp.reshape(gxs if gxs is not None and dhg is dxs else _stack0(xp, dhg), (T * B, -1))
-        if c.needs[3]:
-            H_prev = _previous(xp, H_all, h0, reverse)
-            gw = xp.matmul(xp.matrix_transpose(dA), xp.reshape(H_prev, (T * B, H)))
-        if b_hh is not None and c.needs[4]:
-            gb = xp.sum(dA, axis=0)
+    if c.needs[3]:
+        gw = _hidden_weight_grad(xp, dA, H_all, h0, reverse)
+    if b_hh is not None and c.needs[4]:
+        gb = xp.sum(xp.reshape(dA, (T * B, -1)), axis=0)
     return (gxs, dh if c.needs[1] else None, dc if lstm and c.needs[2] else None, gw, gb)
 
 
-def _lstm_backward(xp, g, acts, c0, C, w_hh, reverse):
-    """The LSTM steps' backward. Everything that does not depend on the incoming dh, dc (the
-    gates' derivatives and their products with the saved states) is computed once over all T
-    steps as (T, B, .) arrays, which leaves ~9 small ops per step instead of ~22: on a small
-    LSTM the per-call cost of those ops is most of the step.
-    g (T, B, 2H) = [dh_t | dc_t]; acts: per-step (S, g, tanh c) of the forward; C (T, B, H) the
-    cell states. -> ([da_t] indexed by time, dh_prev, dc_prev) of the first step."""
+def _lstm_backward(xp, g, ACT, TC, c0, C, w_hh, reverse):
+    """The LSTM steps' backward (the portable body of Backend.lstm_backward). Everything that does
+    not depend on the incoming dh, dc (the gates' derivatives and their products with the saved
+    states) is computed once over all T steps as (T, B, .) arrays, which leaves ~9 small ops per
+    step instead of ~22: on a small LSTM the per-call cost of those ops is most of the step.
+    g (T, B, 2H) = [dh_t | dc_t]; ACT (T, B, 4H) = [i, f, tanh(a_g), o] and TC (T, B, H) = tanh(c_t)
+    of the forward; C (T, B, H) the cell states. -> (dA (T, B, 4H), dh_prev, dc_prev) of the
+    first step."""
     T, B, H = C.shape[0], C.shape[1], C.shape[2]
-    S = _stack0(xp, [a[0] for a in acts])                  # (T, B, 4H) sigmoid of every block
-    G = _stack0(xp, [a[1] for a in acts])                  # (T, B, H) tanh of the g block
-    TC = _stack0(xp, [a[2] for a in acts])                 # (T, B, H) tanh(c_t)
     C_prev = _previous(xp, C, c0, reverse)
-    dS = S * (1.0 - S)
-    I, F, O = S[:, :, 0:H], S[:, :, H:2 * H], S[:, :, 3 * H:4 * H]
+    I, F, G, O = ACT[:, :, 0:H], ACT[:, :, H:2 * H], ACT[:, :, 2 * H:3 * H], ACT[:, :, 3 * H:4 * H]
     OD = O * (1.0 - TC * TC)                               # d c_t / d h_t through h = o tanh(c)
     # da = [dct gi', dct c_prev f', dct i (1-g^2) | dh tanh(c) o']: the factors of dct as
     # (T, B, 3, H) (one broadcast product per step), the factor of dh as (T, B, H)
-    A = xp.stack([G * dS[:, :, 0:H], C_prev * dS[:, :, H:2 * H], I * (1.0 - G * G)], axis=2)
-    A_o = TC * dS[:, :, 3 * H:4 * H]
+    A = xp.stack([G * (I * (1.0 - I)), C_prev * (F * (1.0 - F)), I * (1.0 - G * G)], axis=2)
+    A_o = TC * (O * (1.0 - O))
     dH, dC = g[:, :, 0:H], g[:, :, H:2 * H]
     das = [None] * T
     dh = dc = None
@@ -177,7 +206,7 @@ def _lstm_backward(xp, g, acts, c0, C, w_hh, reverse):
         das[t] = da
         dc = dct * F[t, ...]
         dh = xp.matmul(da, w_hh)
-    return das, dh, dc
+    return _stack0(xp, das), dh, dc
 
 
 recurrence_p = Primitive("recurrence", _recur_fwd, _recur_vjp, save="in,out", res=True)
