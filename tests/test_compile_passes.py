@@ -371,6 +371,8 @@ def test_reuse_buffers_writes_into_dead_temporaries_and_never_a_returned_value()
     c2, b2 = plan.run([xbp.tensor(xs)])
     for got in (c1, c2):
         np.testing.assert_allclose(got.numpy(), want_c, rtol=1e-15)
+    for got in (b1, b2):                                  # the returned intermediate, too
+        np.testing.assert_allclose(got.numpy(), want_b, rtol=1e-15)
     arrays = [c1.numpy(), b1.numpy(), c2.numpy(), b2.numpy()]
     for i in range(4):
         for j in range(i + 1, 4):
@@ -419,6 +421,17 @@ def _mlp(dtype=xbp.float64):
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).to(dtype=dtype)
 
 
+def _ce_step(m, opt):
+    """The training step these tests compile: zero_grad, cross-entropy, backward, optimizer step."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
 def _batches(n, dtype=np.float64):
     rng = np.random.default_rng(0)
     return [(xbp.tensor(rng.standard_normal((12, 8)).astype(dtype)), xbp.tensor(np.arange(12) % 4))
@@ -440,12 +453,7 @@ def _train(opt_name, compiled, steps=25, between=None, dtype=np.float64):
     opt = OPTS[opt_name](m.parameters())
     sched = xbp.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = _ce_step(m, opt)
     f = xbp.compile(step) if compiled else step
     losses = []
     for i, (x, y) in enumerate(_batches(steps, dtype)):
@@ -541,12 +549,7 @@ def test_flat_adam_layout_is_shared_by_the_plans_of_two_signatures():
         m = _mlp()
         opt = xbp.optim.Adam(m.parameters(), lr=1e-2)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss.detach()
+        step = _ce_step(m, opt)
         f = xbp.compile(step) if compiled else step
         out = []
         for i, (x, y) in enumerate(_batches(24)):
@@ -700,12 +703,7 @@ def test_a_replay_frees_its_temporaries_as_it_goes():
     x = xbp.randn(256, 128, dtype=xbp.float64)
     y = xbp.tensor(np.arange(256) % 4)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = _ce_step(m, opt)
     f = xbp.compile(step)
 
     def peak(fn):

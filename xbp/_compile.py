@@ -27,8 +27,8 @@ to call, would differ). Values read to the host inside the step become guards: r
 replay (before anything is changed where they read only inputs); if one differs, that call runs
 eagerly. xbp's range checks are one backend call each (`Backend.check_span`): replayed whole, so
 every call checks its own batch and only the check's result (whether the loss must mask
-ignore_index) is guarded. Anything the plan cannot honour makes the function run eagerly, with a one-time warning
-naming the cause (``fullgraph=True``: an error instead).
+ignore_index) is guarded. Anything the plan cannot honour makes the function run eagerly, with a
+one-time warning naming the cause (``fullgraph=True``: an error instead).
 
 Where it applies. NumPy (``cpu``) tensors; on cuda the step is captured as a CUDA graph instead
 (xbp/_cuda_graph.py); on other devices the function runs eagerly. Python side effects inside the step other than the
@@ -521,8 +521,7 @@ _MISSING = object()
 def _on_communication(name):
     rec = _TRACER[0]
     if rec is not None and rec.problem is None:
-        rec.problem = (f"the step communicates ({name} of xbp.distributed: DistributedDataParallel's gradient "
-                       "all-reduce, or a collective called in the step), which a plan cannot replay")
+        rec.problem = _cuda_graph.communicates(name)
 
 
 def _all_subclasses(c):

@@ -675,7 +675,7 @@ def _inline_step(opt, opt_ref, groups, flags, names, per_group, per_param, extra
                 t = deref(weakref.ref(p))
                 each += [f"{t}._version[0] += 1", f"_a = {t}.array", f"_T = {const(scratch[id(p)])}"]
                 each += per_param(const, p, gname, flags[k])
-            # the whole group as one flat array where `flat` can (see _flat_adam): the same
+            # the whole group as one flat array where `flat` can (_inline_adam's, over _flat_state): the same
             # elementwise operations on the same values, so the same bits, in fewer NumPy calls
             fl = flat(const, deref, k, ps, grads, flags[k]) if flat is not None else None
             if fl is None:

@@ -177,10 +177,11 @@ def _watched(orig, name, on_call):
     return m
 
 
-def _communicates(name):
+def communicates(name):
+    """Why a step that called communicator method `name` runs eagerly (a plan's and a graph's reason)."""
     return (f"the step communicates ({name} of xbp.distributed: DistributedDataParallel's gradient all-reduce, "
-            "or a collective called in the step), which a CUDA graph does not replay (its host side: buckets, "
-            "waits)")
+            "or a collective called in the step), which neither a recorded plan nor a CUDA graph replays (its "
+            "host side: buckets, MPI progress, waits)")
 
 
 def make_driver(backend):
@@ -394,7 +395,7 @@ class GraphedStep:
             with self.driver.eager_on(self.stream, self.pool), watch_communication(communicated.append):
                 out = c.fn(*args, **kwargs)
             if communicated:                  # refused before any capture (which would run MPI on host too)
-                c._give_up(self.key, _communicates(communicated[0]))
+                c._give_up(self.key, communicates(communicated[0]))
             return out
         return self._capture(tensors, args, kwargs)
 
@@ -436,7 +437,7 @@ class GraphedStep:
         try:
             with watch_communication(communicated.append):
                 graph, out = d.capture(self.stream, self.pool, lambda: c.fn(*margs, **mkw))
-            why = _communicates(communicated[0]) if communicated else None
+            why = communicates(communicated[0]) if communicated else None
         except Exception as e:            # noqa: BLE001 - any failure means: no graph, with the cause
             graph, out = None, None
             why = f"CUDA-graph capture failed ({type(e).__name__}: {e})"

@@ -69,7 +69,7 @@ def _linear_vjp(c, g):
     xp = c.xp
     x, w = c.ins[0], c.ins[1]
     gx = gw = gb = None
-    g2 = xp.reshape(g, (-1, g.shape[-1]))
+    g2 = xp.reshape(g, (-1, g.shape[-1])) if g.ndim != 2 else g
     if c.needs[0]:
         if g.ndim > 2:
             # one GEMM over the flattened rows: a (T, B, out) @ (out, in) product is a batch of T
