@@ -995,23 +995,33 @@ class CupyBackend(Backend):
         if self._pending:
             self.check_pending()
 
-    def scatter_add_flat(self, n, index, values):
+    # cupyx.scatter_add is CUDA's atomicAdd, which CuPy 14.2 takes for int32, int64, uint32, uint64,
+    # float16, float32 and float64 only: any other dtype raises TypeError ("cupy.add.at only
+    # supports ...", cupy/_core/_routines_indexing.pyx:944-952). bool, int8, uint8, int16 and uint16
+    # values are added as int32 and the sums cast back, which wraps as np.add.at does (the cast keeps
+    # the low bits) and gives logical or for bool.
+    _ATOMIC_ADD_DTYPES = frozenset(np.dtype(n) for n in ("int32", "int64", "uint32", "uint64",
+                                                         "float16", "float32", "float64"))
+
+    def _scatter_added(self, shape, index, values):
+        """zeros(shape) with values[i] added at index[i] along the first axis (one scatter kernel)."""
         import cupyx
+        dt = values.dtype
+        wide = dt not in self._ATOMIC_ADD_DTYPES and dt.kind in "biu"
         with self.native_device:
-            out = self.cupy.zeros(n, dtype=values.dtype)
-            cupyx.scatter_add(out, index, values)
-        return out
+            out = self.cupy.zeros(shape, dtype=np.int32 if wide else dt)
+            cupyx.scatter_add(out, index, values.astype(np.int32) if wide else values)
+            return out.astype(dt) if wide else out
+
+    def scatter_add_flat(self, n, index, values):
+        return self._scatter_added((n,), index, values)
 
     def index_positions(self, shape, key):
         with self.native_device:
             return self.cupy.arange(math.prod(shape)).reshape(shape)[key]
 
     def index_add_rows(self, n, index, values):
-        import cupyx
-        with self.native_device:
-            out = self.cupy.zeros((n,) + values.shape[1:], dtype=values.dtype)
-            cupyx.scatter_add(out, index, values)
-        return out
+        return self._scatter_added((n,) + values.shape[1:], index, values)
 
     def erf(self, x):
         import cupyx.scipy.special

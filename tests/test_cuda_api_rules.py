@@ -1,0 +1,56 @@
+"""CuPy's own rules, where they differ from NumPy's, and what xbp does about them (an audit of the cuda
+path against the CuPy v14.2.0 source). Each test runs on every device (the CuPy rows on a GPU or on
+the emulation in ../shared/tools/fakecupy) against NumPy written here; the rule it guards is cited
+with its CuPy file and line."""
+import math
+
+import numpy as np
+import pytest
+
+import xbp
+from xbp._backend import get_backend
+
+
+# --- scatter-add of the dtypes CUDA's atomicAdd lacks ------------------------------------------------
+# cupyx.scatter_add raises TypeError for every dtype but int32, int64, uint32, uint64, float16/32/64
+# (cupy/_core/_routines_indexing.pyx:944-952); np.add.at takes them all (wrapping on overflow).
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "bool", "int32", "float16"])
+def test_index_add_rows_and_scatter_add_flat_take_every_integer_dtype(device, dtype):
+    be = get_backend(device)
+    if dtype == "float16" and device == "strict":
+        pytest.skip("array-api-strict has no float16")
+    rng = np.random.default_rng(0)
+    idx = np.array([0, 2, 2, 1, 2, 0, 4], dtype=np.int64)
+    if dtype == "bool":
+        vals = np.array([True, False, True, False, False, False, True])
+    else:
+        info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+        hi = min(info.max, 100) if info is not None else 4
+        lo = max(info.min, -100) if info is not None else -4
+        vals = rng.integers(lo, hi, size=7).astype(dtype)
+        if info is not None and info.bits == 8:
+            vals[1:3] = info.max                  # position 2 overflows: wraps, as np.add.at does
+    want = np.zeros(5, dtype=dtype)
+    np.add.at(want, idx, vals)
+    got = be.to_numpy(be.scatter_add_flat(5, be.from_numpy(idx), be.from_numpy(vals)))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    rows = np.stack([vals, vals[::-1]], axis=1)     # (7, 2)
+    want2 = np.zeros((5, 2), dtype=dtype)
+    np.add.at(want2, idx, rows)
+    got2 = be.to_numpy(be.index_add_rows(5, be.from_numpy(idx), be.from_numpy(rows)))
+    assert got2.dtype == want2.dtype
+    np.testing.assert_array_equal(got2, want2)
+
+
+def test_scatter_add_of_an_int16_tensor_matches_numpy(device):
+    x = np.arange(6, dtype=np.int16).reshape(2, 3)
+    idx = np.array([[0, 1, 0], [1, 1, 0]])
+    src = np.array([[5, -7, 300], [2, 1, -4]], dtype=np.int16)
+    want = x.copy()
+    for i in range(2):
+        for j in range(3):
+            want[idx[i, j], j] += src[i, j]
+    got = xbp.tensor(x, device=device).scatter_add(0, xbp.tensor(idx, device=device), xbp.tensor(src, device=device))
+    assert got.dtype == xbp.int16
+    np.testing.assert_array_equal(got.numpy(), want)
