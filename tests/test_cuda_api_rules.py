@@ -54,3 +54,22 @@ def test_scatter_add_of_an_int16_tensor_matches_numpy(device):
     got = xbp.tensor(x, device=device).scatter_add(0, xbp.tensor(idx, device=device), xbp.tensor(src, device=device))
     assert got.dtype == xbp.int16
     np.testing.assert_array_equal(got.numpy(), want)
+
+
+# --- erf of integers ---------------------------------------------------------------------------------
+# cupyx.scipy.special.erf has loops 'e->d', 'f->f', 'd->d' (cupyx/scipy/special/_erf.py:6-8): an int64
+# input runs the 'd' loop and gives float64, as scipy.special.erf does. Casting that back to the input's
+# dtype (right for float16 only) truncated erf(1) = 0.84 to 0.
+def test_erf_of_an_integer_tensor_is_float64_on_every_device(device):
+    v = [0, 1, -2, 3]
+    y = xbp.erf(xbp.tensor(v, device=device))
+    assert y.dtype == xbp.float64
+    np.testing.assert_allclose(y.numpy(), [math.erf(a) for a in v], rtol=1e-14, atol=1e-15)
+
+
+def test_portable_erf_of_integers_matches_math_erf():
+    from xbp._backend import Backend
+    cpu = get_backend("cpu")
+    y = Backend.erf(cpu, np.array([0, 1, -2, 3, 7], dtype=np.int32))
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, [math.erf(a) for a in (0, 1, -2, 3, 7)], rtol=1e-14, atol=1e-15)

@@ -419,6 +419,8 @@ class Backend:
         cancellation) for |x| <= 3, and erfc's continued fraction
         e^(-a^2)/sqrt(pi) / (a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))) above."""
         xp = self
+        if self.canonical(x.dtype).kind in "biu":    # integers: float64, as NumPy/SciPy and CuPy give
+            x = xp.astype(x, self.dtype(np.dtype("float64" if self.has_float64 else "float32")))
         a = xp.abs(x)
         if x.dtype != self.dtype(np.dtype("float64")):
             t = 1.0 / (1.0 + 0.3275911 * a)
@@ -651,7 +653,8 @@ class NumpyBackend(Backend):
         if f is None:
             return Backend.erf(self, x)
         y = f(x)                               # scipy computes float16 in float64: cast back
-        return y if y.dtype == x.dtype else y.astype(x.dtype)
+        # (integers give float64, as every erf does: casting those back would truncate erf to 0)
+        return y if y.dtype == x.dtype or x.dtype.kind != "f" else y.astype(x.dtype)
 
     def index_add_rows(self, n, index, values):
         out = np.zeros((n,) + values.shape[1:], dtype=values.dtype)
@@ -1026,8 +1029,9 @@ class CupyBackend(Backend):
     def erf(self, x):
         import cupyx.scipy.special
         y = cupyx.scipy.special.erf(x)
-        # cupyx maps float16 to float64 ('e->d'): keep the input's dtype, so exact gelu stays half
-        return y if y.dtype == x.dtype else y.astype(x.dtype)
+        # cupyx maps float16 to float64 ('e->d', cupyx/scipy/special/_erf.py:6-8): keep the input's
+        # dtype, so exact gelu stays half; integers give float64 there (not cast back: erf(1) is 0.84)
+        return y if y.dtype == x.dtype or x.dtype.kind != "f" else y.astype(x.dtype)
 
     # The device RNG keeps its state on the GPU (so a captured CUDA graph draws fresh numbers).
     # Building it runs an init kernel over CuPy's generator states, so manual_seed only records
