@@ -73,3 +73,30 @@ def test_portable_erf_of_integers_matches_math_erf():
     y = Backend.erf(cpu, np.array([0, 1, -2, 3, 7], dtype=np.int32))
     assert y.dtype == np.float64
     np.testing.assert_allclose(y, [math.erf(a) for a in (0, 1, -2, 3, 7)], rtol=1e-14, atol=1e-15)
+
+
+# --- clip of integers --------------------------------------------------------------------------------
+# CupyBackend.clip is maximum/minimum (array-api-compat's clip writes through boolean masks: a host
+# read per call). The portable clip keeps x's dtype and drops an int bound beyond the dtype's range
+# (array_api_compat/common/_aliases.py:412-418); CuPy 14 raises OverflowError for an out-of-range
+# Python int (cupy/_core/_scalar.pyx:379) and promotes int with a float bound to float64.
+@pytest.mark.parametrize("dtype,lo,hi", [("int64", 0.5, 2.5), ("int64", -1.5, None), ("uint8", -1, 200),
+                                         ("int8", -1000, 1000), ("int16", None, -0.5), ("uint8", 3, 300)])
+def test_cuda_clip_of_integers_matches_the_portable_body(dtype, lo, hi):
+    if not xbp.cuda_available():
+        pytest.skip("cuda: CuPy is not installed or sees no GPU (run on a GPU machine or the emulation)")
+    be = get_backend("cuda")
+    a = np.array([-3, -1, 0, 1, 2, 3, 100], dtype=np.int64)
+    a = a[(a >= np.iinfo(dtype).min) & (a <= np.iinfo(dtype).max)].astype(dtype)
+    x = be.from_numpy(a)
+    want = be.to_numpy(be.ns.clip(x, lo, hi))
+    got = be.to_numpy(be.clip(x, lo, hi))
+    assert got.dtype == want.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_clamp_of_an_integer_tensor_keeps_its_dtype_on_every_device(device):
+    x = xbp.tensor([-3, 0, 1, 5], dtype=xbp.int8, device=device)
+    y = xbp.clamp(x, -1000, 2)                  # -1000 is below int8's range: no lower bound
+    assert y.dtype == xbp.int8
+    np.testing.assert_array_equal(y.numpy(), [-3, 0, 1, 2])

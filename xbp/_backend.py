@@ -1097,12 +1097,23 @@ class CupyBackend(Backend):
     def sign(self, x):
         return self.cupy.sign(x)
 
+    # The portable clip keeps x's dtype and ignores a Python-int bound beyond an integer dtype's
+    # range (array_api_compat/common/_aliases.py:412-418); maximum/minimum alone would turn an
+    # integer x with a float bound into float64, and raise OverflowError for an out-of-range int
+    # bound (CuPy 14 packs a weak Python int into the loop's dtype: cupy/_core/_scalar.pyx:379).
     def clip(self, x, min=None, max=None):  # noqa: A002
+        dt = x.dtype
+        if dt.kind in "iu":
+            info = np.iinfo(dt)
+            if type(min) is int and min <= info.min:
+                min = None  # noqa: A001
+            if type(max) is int and max >= info.max:
+                max = None  # noqa: A001
         if min is not None:
             x = self.cupy.maximum(x, min)
         if max is not None:
             x = self.cupy.minimum(x, max)
-        return x
+        return x if x.dtype == dt else x.astype(dt)
 
 
 class _PendingCheck:
