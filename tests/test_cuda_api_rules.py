@@ -100,3 +100,63 @@ def test_clamp_of_an_integer_tensor_keeps_its_dtype_on_every_device(device):
     y = xbp.clamp(x, -1000, 2)                  # -1000 is below int8's range: no lower bound
     assert y.dtype == xbp.int8
     np.testing.assert_array_equal(y.numpy(), [-3, 0, 1, 2])
+
+
+# --- linalg errors -----------------------------------------------------------------------------------
+class _CuPyLinalgDouble:
+    """Mirrors CuPy 14.2's contract: cuSOLVER's status is read, and LinAlgError raised, only under
+    cupyx.errstate(linalg='raise'); the default 'ignore' returns whatever the solver left
+    (cupy/linalg/_util.py:110-131, cupyx/_ufunc_config.py:42-51)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.calls = []
+
+    def _solver(self, name, a):
+        self.calls.append((name, self.config["linalg"]))
+        bad = abs(np.linalg.det(a)) < 1e-12 if name != "cholesky" else np.any(np.linalg.eigvalsh(a) <= 0)
+        if bad and self.config["linalg"] == "raise":
+            raise np.linalg.LinAlgError(f"Error reported by {name} in cuSOLVER. devInfo = [2].")
+        return np.full_like(a, np.nan) if bad else np.linalg.inv(a)
+
+    def inv(self, a):
+        return self._solver("inv", a)
+
+    def solve(self, a, b):
+        return self._solver("solve", a) @ b
+
+    def cholesky(self, a):
+        return self._solver("cholesky", a)
+
+    def svd(self, a, full_matrices=True):
+        self.calls.append(("svd", self.config["linalg"]))
+        return np.linalg.svd(a, full_matrices=full_matrices)
+
+
+def test_cuda_linalg_raises_for_singular_and_indefinite_matrices(monkeypatch):
+    import contextlib
+    import sys
+    import types
+    from xbp._backend import _RaisingLinalg
+    config = {"linalg": "ignore"}
+
+    @contextlib.contextmanager
+    def errstate(*, linalg=None):
+        old = config["linalg"]
+        config["linalg"] = linalg
+        try:
+            yield
+        finally:
+            config["linalg"] = old
+    monkeypatch.setitem(sys.modules, "cupyx", types.SimpleNamespace(errstate=errstate))
+    ns = _CuPyLinalgDouble(config)
+    la = _RaisingLinalg(ns)
+    s = np.array([[1.0, 2.0], [2.0, 4.0]])
+    for name, args in (("inv", (s,)), ("solve", (s, s)), ("cholesky", (-np.eye(2),))):
+        assert np.isnan(getattr(ns, name)(*args)).all()           # CuPy's default: no error, garbage
+        with pytest.raises(np.linalg.LinAlgError):
+            getattr(la, name)(*args)
+    good = np.array([[2.0, 1.0], [1.0, 2.0]])
+    np.testing.assert_allclose(la.inv(good), np.linalg.inv(good))
+    la.svd(good)                                                   # not wrapped: no status read
+    assert ns.calls[-1] == ("svd", "ignore") and config["linalg"] == "ignore"

@@ -920,6 +920,7 @@ class CupyBackend(Backend):
         super().__init__(ns, f"cuda:{index}", cupy.cuda.Device(index))
         if os.environ.get("CUDA_LAUNCH_BLOCKING", "") == "1":
             self.defers_checks = False
+        self.linalg = _RaisingLinalg(ns.linalg)
         # a bad index found after the last read is still reported (registered after CuPy's own
         # exit handlers, so it runs before them)
         atexit.register(_check_pending_at_exit, self)
@@ -1114,6 +1115,37 @@ class CupyBackend(Backend):
         if max is not None:
             x = self.cupy.minimum(x, max)
         return x if x.dtype == dt else x.astype(dt)
+
+
+class _RaisingLinalg:
+    """CuPy's linalg namespace (array-api-compat's) whose inv, solve and cholesky raise LinAlgError
+    for a singular (or, for cholesky, not positive-definite) matrix, as NumPy's do. CuPy ignores the
+    status cuSOLVER/cuBLAS report unless ``cupyx.errstate(linalg='raise')`` is in effect (the
+    default, 'ignore', returns the garbage: cupyx/_ufunc_config.py:42-51,
+    cupy/linalg/_util.py:110-160). Reading that status is a host sync per call, as in PyTorch,
+    whose linalg.inv/solve/cholesky synchronise on CUDA too. Everything else is CuPy's as is (svd,
+    eigh and qr keep 'ignore': pinv, lstsq and the norms call svd, and NumPy raises there only
+    when an iteration does not converge)."""
+
+    RAISING = frozenset(("inv", "solve", "cholesky"))
+
+    def __init__(self, ns):
+        self._ns = ns
+
+    def __getattr__(self, name):
+        fn = getattr(self._ns, name)
+        if name not in self.RAISING:
+            return fn
+
+        def checked(*args, **kwargs):
+            import cupyx
+            with cupyx.errstate(linalg="raise"):
+                return fn(*args, **kwargs)
+        checked.__name__ = checked.__qualname__ = name
+        return checked
+
+    def __dir__(self):
+        return dir(self._ns)
 
 
 class _PendingCheck:
