@@ -60,9 +60,11 @@ def test_scatter_add_of_an_int16_tensor_matches_numpy(device):
 # cupyx.scipy.special.erf has loops 'e->d', 'f->f', 'd->d' (cupyx/scipy/special/_erf.py:6-8): an int64
 # input runs the 'd' loop and gives float64, as scipy.special.erf does. Casting that back to the input's
 # dtype (right for float16 only) truncated erf(1) = 0.84 to 0.
-def test_erf_of_an_integer_tensor_is_float64_on_every_device(device):
-    v = [0, 1, -2, 3]
-    y = xbp.erf(xbp.tensor(v, device=device))
+# (and cupyx's first safe loop for int16/uint16 is 'f->f': float32 unless cast first)
+@pytest.mark.parametrize("dtype", ["int64", "int16", "uint8", "int32"])
+def test_erf_of_an_integer_tensor_is_float64_on_every_device(device, dtype):
+    v = [0, 1, 2, 3] if dtype == "uint8" else [0, 1, -2, 3]
+    y = xbp.erf(xbp.tensor(v, dtype=dtype, device=device))
     assert y.dtype == xbp.float64
     np.testing.assert_allclose(y.numpy(), [math.erf(a) for a in v], rtol=1e-14, atol=1e-15)
 

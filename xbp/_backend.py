@@ -1029,10 +1029,13 @@ class CupyBackend(Backend):
 
     def erf(self, x):
         import cupyx.scipy.special
+        if x.dtype.kind in "biu":
+            # integers give float64, as SciPy's erf does: cupyx's first loop an int16/uint16 casts to
+            # safely is 'f->f' (float32), an int8's 'e->d' (cupyx/scipy/special/_erf.py:6-8)
+            return cupyx.scipy.special.erf(x.astype(np.float64))
         y = cupyx.scipy.special.erf(x)
-        # cupyx maps float16 to float64 ('e->d', cupyx/scipy/special/_erf.py:6-8): keep the input's
-        # dtype, so exact gelu stays half; integers give float64 there (not cast back: erf(1) is 0.84)
-        return y if y.dtype == x.dtype or x.dtype.kind != "f" else y.astype(x.dtype)
+        # cupyx maps float16 to float64 ('e->d'): keep the input's dtype, so exact gelu stays half
+        return y if y.dtype == x.dtype else y.astype(x.dtype)
 
     # The device RNG keeps its state on the GPU (so a captured CUDA graph draws fresh numbers).
     # Building it runs an init kernel over CuPy's generator states, so manual_seed only records
