@@ -419,6 +419,8 @@ class Backend:
         cancellation) for |x| <= 3, and erfc's continued fraction
         e^(-a^2)/sqrt(pi) / (a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))) above."""
         xp = self
+        if self.canonical(x.dtype).kind in "biu":    # integers: float64, as NumPy/SciPy and CuPy give
+            x = xp.astype(x, self.dtype(np.dtype("float64" if self.has_float64 else "float32")))
         a = xp.abs(x)
         if x.dtype != self.dtype(np.dtype("float64")):
             t = 1.0 / (1.0 + 0.3275911 * a)
@@ -651,7 +653,8 @@ class NumpyBackend(Backend):
         if f is None:
             return Backend.erf(self, x)
         y = f(x)                               # scipy computes float16 in float64: cast back
-        return y if y.dtype == x.dtype else y.astype(x.dtype)
+        # (integers give float64, as every erf does: casting those back would truncate erf to 0)
+        return y if y.dtype == x.dtype or x.dtype.kind != "f" else y.astype(x.dtype)
 
     def index_add_rows(self, n, index, values):
         out = np.zeros((n,) + values.shape[1:], dtype=values.dtype)
@@ -917,6 +920,7 @@ class CupyBackend(Backend):
         super().__init__(ns, f"cuda:{index}", cupy.cuda.Device(index))
         if os.environ.get("CUDA_LAUNCH_BLOCKING", "") == "1":
             self.defers_checks = False
+        self.linalg = _RaisingLinalg(ns.linalg)
         # a bad index found after the last read is still reported (registered after CuPy's own
         # exit handlers, so it runs before them)
         atexit.register(_check_pending_at_exit, self)
@@ -995,26 +999,40 @@ class CupyBackend(Backend):
         if self._pending:
             self.check_pending()
 
-    def scatter_add_flat(self, n, index, values):
+    # cupyx.scatter_add is CUDA's atomicAdd, which CuPy 14.2 takes for int32, int64, uint32, uint64,
+    # float16, float32 and float64 only: any other dtype raises TypeError ("cupy.add.at only
+    # supports ...", cupy/_core/_routines_indexing.pyx:944-952). bool, int8, uint8, int16 and uint16
+    # values are added as int32 and the sums cast back, which wraps as np.add.at does (the cast keeps
+    # the low bits) and gives logical or for bool.
+    _ATOMIC_ADD_DTYPES = frozenset(np.dtype(n) for n in ("int32", "int64", "uint32", "uint64",
+                                                         "float16", "float32", "float64"))
+
+    def _scatter_added(self, shape, index, values):
+        """zeros(shape) with values[i] added at index[i] along the first axis (one scatter kernel)."""
         import cupyx
+        dt = values.dtype
+        wide = dt not in self._ATOMIC_ADD_DTYPES and dt.kind in "biu"
         with self.native_device:
-            out = self.cupy.zeros(n, dtype=values.dtype)
-            cupyx.scatter_add(out, index, values)
-        return out
+            out = self.cupy.zeros(shape, dtype=np.int32 if wide else dt)
+            cupyx.scatter_add(out, index, values.astype(np.int32) if wide else values)
+            return out.astype(dt) if wide else out
+
+    def scatter_add_flat(self, n, index, values):
+        return self._scatter_added((n,), index, values)
 
     def index_positions(self, shape, key):
         with self.native_device:
             return self.cupy.arange(math.prod(shape)).reshape(shape)[key]
 
     def index_add_rows(self, n, index, values):
-        import cupyx
-        with self.native_device:
-            out = self.cupy.zeros((n,) + values.shape[1:], dtype=values.dtype)
-            cupyx.scatter_add(out, index, values)
-        return out
+        return self._scatter_added((n,) + values.shape[1:], index, values)
 
     def erf(self, x):
         import cupyx.scipy.special
+        if x.dtype.kind in "biu":
+            # integers give float64, as SciPy's erf does: cupyx's first loop an int16/uint16 casts to
+            # safely is 'f->f' (float32), an int8's 'e->d' (cupyx/scipy/special/_erf.py:6-8)
+            return cupyx.scipy.special.erf(x.astype(np.float64))
         y = cupyx.scipy.special.erf(x)
         # cupyx maps float16 to float64 ('e->d'): keep the input's dtype, so exact gelu stays half
         return y if y.dtype == x.dtype else y.astype(x.dtype)
@@ -1083,12 +1101,54 @@ class CupyBackend(Backend):
     def sign(self, x):
         return self.cupy.sign(x)
 
+    # The portable clip keeps x's dtype and ignores a Python-int bound beyond an integer dtype's
+    # range (array_api_compat/common/_aliases.py:412-418); maximum/minimum alone would turn an
+    # integer x with a float bound into float64, and raise OverflowError for an out-of-range int
+    # bound (CuPy 14 packs a weak Python int into the loop's dtype: cupy/_core/_scalar.pyx:379).
     def clip(self, x, min=None, max=None):  # noqa: A002
+        dt = x.dtype
+        if dt.kind in "iu":
+            info = np.iinfo(dt)
+            if type(min) is int and min <= info.min:
+                min = None  # noqa: A001
+            if type(max) is int and max >= info.max:
+                max = None  # noqa: A001
         if min is not None:
             x = self.cupy.maximum(x, min)
         if max is not None:
             x = self.cupy.minimum(x, max)
-        return x
+        return x if x.dtype == dt else x.astype(dt)
+
+
+class _RaisingLinalg:
+    """CuPy's linalg namespace (array-api-compat's) whose inv, solve and cholesky raise LinAlgError
+    for a singular (or, for cholesky, not positive-definite) matrix, as NumPy's do. CuPy ignores the
+    status cuSOLVER/cuBLAS report unless ``cupyx.errstate(linalg='raise')`` is in effect (the
+    default, 'ignore', returns the garbage: cupyx/_ufunc_config.py:42-51,
+    cupy/linalg/_util.py:110-160). Reading that status is a host sync per call, as in PyTorch,
+    whose linalg.inv/solve/cholesky synchronise on CUDA too. Everything else is CuPy's as is (svd,
+    eigh and qr keep 'ignore': pinv, lstsq and the norms call svd, and NumPy raises there only
+    when an iteration does not converge)."""
+
+    RAISING = frozenset(("inv", "solve", "cholesky"))
+
+    def __init__(self, ns):
+        self._ns = ns
+
+    def __getattr__(self, name):
+        fn = getattr(self._ns, name)
+        if name not in self.RAISING:
+            return fn
+
+        def checked(*args, **kwargs):
+            import cupyx
+            with cupyx.errstate(linalg="raise"):
+                return fn(*args, **kwargs)
+        checked.__name__ = checked.__qualname__ = name
+        return checked
+
+    def __dir__(self):
+        return dir(self._ns)
 
 
 class _PendingCheck:
