@@ -162,3 +162,59 @@ def test_cuda_linalg_raises_for_singular_and_indefinite_matrices(monkeypatch):
     np.testing.assert_allclose(la.inv(good), np.linalg.inv(good))
     la.svd(good)                                                   # not wrapped: no status read
     assert ns.calls[-1] == ("svd", "ignore") and config["linalg"] == "ignore"
+
+
+# --- uploads from pinned memory ------------------------------------------------------------------------
+# cupy.asarray copies a page-locked source straight from its buffer and returns before the copy is done;
+# a pageable one goes through a staging buffer of CuPy's own (_array_default, cupy/_core/core.pyx
+# v14.2.0). So after `t.to("cuda")` from pinned memory, a write to t raced the copy. PyTorch's
+# non_blocking=False means the source may be reused at once: xbp waits for that copy (blocking=True),
+# and only that one (a pageable upload, the usual batch, stays asynchronous).
+class PinnedMemoryPointer(bytearray):
+    """Named as CuPy's cupy.cuda.pinned_memory.PinnedMemoryPointer, the buffer under cupyx.empty_pinned."""
+
+
+def _pinned(a):
+    buf = PinnedMemoryPointer(a.nbytes)
+    out = np.ndarray(a.shape, dtype=a.dtype, buffer=buf)
+    out[...] = a
+    return out
+
+
+def test_host_is_pinned_follows_the_base_chain_to_cupys_pinned_buffer():
+    from xbp._backend import host_is_pinned
+    a = _pinned(np.arange(6.0).reshape(2, 3))
+    assert host_is_pinned(a) and host_is_pinned(a[1:]) and host_is_pinned(a.reshape(-1))
+    assert not host_is_pinned(a.T.reshape(-1))            # a copy, in pageable memory
+    assert not host_is_pinned(np.arange(6.0)) and not host_is_pinned(np.arange(6.0)[::2])
+
+
+def test_cuda_upload_waits_only_for_a_pinned_source_unless_non_blocking(device, monkeypatch):
+    if device != "cuda":
+        pytest.skip("the upload rule is CupyBackend's")
+    be = get_backend(device)
+    calls = []
+    real = be.cupy
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def asarray(self, a, **kw):
+            calls.append(kw.get("blocking"))
+            return real.asarray(a, **kw)
+    monkeypatch.setattr(be, "cupy", Recording())
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    pinned = _pinned(host)
+    for src, kw, blocking in [(host, {}, False), (pinned, {}, True), (pinned, {"non_blocking": True}, False),
+                              (host, {"non_blocking": True}, False)]:
+        calls.clear()
+        t = xbp.from_numpy(src).to("cuda", **kw)
+        assert calls == [blocking], (src is pinned, kw)
+        np.testing.assert_array_equal(t.numpy(), host)
+    calls.clear()
+    xbp.from_numpy(pinned).cuda()                       # Tensor.cuda's default: the same wait
+    assert calls == [True]
+    calls.clear()
+    xbp.from_numpy(pinned).to("cuda", True)             # PyTorch's positional non_blocking
+    assert calls == [False]

@@ -235,13 +235,17 @@ def test_manual_seed_seeds_the_cuda_backend(stub, monkeypatch):
 
 
 def test_pin_memory_stages_gpu_bound_batches_in_pinned_memory(stub):
-    got = []
-    target = types.SimpleNamespace(kind="cupy", from_numpy=lambda a: got.append(a) or a)
+    got, waits = [], []
+    target = types.SimpleNamespace(kind="cupy",
+                                   from_numpy=lambda a, non_blocking=False: waits.append(non_blocking) or got.append(a) or a)
     x = xbp.tensor(np.arange(6, dtype=np.float32).reshape(3, 2))
     out = move_batch({"x": x, "meta": ["a"]}, target, pin=True)
     assert ("empty_pinned", (3, 2), np.dtype(np.float32)) in stub.calls
     assert got[0] is not x.array and np.array_equal(got[0], x.numpy())
+    assert waits == [True]              # a fresh pinned buffer per batch: its upload is not waited for
     assert out["meta"] == ["a"]
     got.clear()
+    waits.clear()
     move_batch([x], target, pin=False)                            # pin_memory=False: straight upload
     assert got[0] is not None and stub.calls.count(("empty_pinned", (3, 2), np.dtype(np.float32))) == 1
+    assert waits == [False]

@@ -197,7 +197,10 @@ class Backend:
         """The transfer itself (no checks, not counted). Portable body: ``np.asarray``."""
         return np.asarray(x)
 
-    def from_numpy(self, a: np.ndarray):
+    def from_numpy(self, a: np.ndarray, non_blocking: bool = False):
+        """The host array `a` on this device. `non_blocking` (PyTorch's): the caller will not write
+        to `a` until the device has read it, so a copy from page-locked memory need not be waited
+        for; only a backend whose uploads can read the caller's buffer late uses it."""
         return self.ns.asarray(a, device=self.native_device)
 
     def synchronize(self):
@@ -622,7 +625,7 @@ class NumpyBackend(Backend):
     def to_numpy(self, x):
         return x
 
-    def from_numpy(self, a):
+    def from_numpy(self, a, non_blocking=False):
         return a
 
     def scatter_add_flat(self, n, index, values):
@@ -872,7 +875,7 @@ class StrictBackend(Backend):
         # strict refuses __array__ off its CPU device; its private buffer is the host copy.
         return np.array(x._array, copy=True)
 
-    def from_numpy(self, a):
+    def from_numpy(self, a, non_blocking=False):
         a = np.asarray(a)
         return self.ns.asarray(a, dtype=self._to_native[a.dtype], device=self.native_device)
 
@@ -990,9 +993,14 @@ class CupyBackend(Backend):
     def _to_host(self, x):
         return self.cupy.asnumpy(x)
 
-    def from_numpy(self, a):
+    def from_numpy(self, a, non_blocking=False):
+        # CuPy copies a page-locked array straight from the caller's buffer, asynchronously, and a
+        # pageable one through a staging buffer of its own (_array_default in cupy/_core/core.pyx,
+        # v14.2.0). Only in the first case can the caller's next write to `a` race the copy, so only
+        # there does PyTorch's default (non_blocking=False: `a` may be reused at once) wait, for that
+        # copy alone. Pageable uploads, the usual batch, stay asynchronous: no host sync in a step.
         with self.native_device:
-            return self.cupy.asarray(a)
+            return self.cupy.asarray(a, blocking=not non_blocking and host_is_pinned(a))
 
     def synchronize(self):
         self.native_device.synchronize()
@@ -1327,6 +1335,16 @@ def backend_of(array) -> Backend:
         return get_backend("strict")
     raise TypeError(f"xbp cannot wrap an array of type {t.__module__}.{t.__name__}; "
                     "pass a NumPy, CuPy or array-api-strict array, or a Python number/list")
+
+
+def host_is_pinned(a) -> bool:
+    """Whether host array `a` lies in page-locked memory CuPy allocated (`cupyx.empty_pinned`,
+    `Tensor.pin_memory`, the DataLoader's pinned batches): their buffers are CuPy
+    PinnedMemoryPointer objects at the root of the array's `.base` chain."""
+    base = a
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    return "PinnedMemory" in type(base).__name__
 
 
 def cuda_available() -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import DeviceError, _cupy_or_error, cuda_available
+from ._backend import DeviceError, _cupy_or_error, cuda_available, host_is_pinned
 
 __all__ = [
     "cupy", "device_count", "device_index", "current_device", "use_device", "synchronize",
@@ -205,9 +205,6 @@ def pinned_copy(a) -> np.ndarray:
 
 
 def is_pinned(a) -> bool:
-    """Whether host array `a` lies in page-locked memory CuPy allocated (cupyx.empty_pinned's
-    buffers are CuPy PinnedMemoryPointer objects behind the array's base)."""
-    base = a
-    while getattr(base, "base", None) is not None:
-        base = base.base
-    return "PinnedMemory" in type(base).__name__
+    """Whether host array `a` lies in page-locked memory CuPy allocated (see
+    `_backend.host_is_pinned`)."""
+    return host_is_pinned(a)

@@ -222,8 +222,10 @@ class Tensor:
     def to(self, *args, device=None, dtype=None, non_blocking: bool = False, copy: bool = False,
            memory_format=None) -> "Tensor":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``; differentiable.
-        `non_blocking` and `memory_format` are accepted for PyTorch compatibility (transfers are
-        ordered on the device's stream either way; xbp has one memory layout)."""
+        `non_blocking` as PyTorch's: transfers are ordered on the device's stream either way, and
+        with False (the default) the source may be overwritten as soon as this returns (an upload
+        from pinned memory waits for its copy); True lets that upload run on. `memory_format` is
+        accepted for PyTorch compatibility (xbp has one memory layout)."""
         flags = []
         for a in args:
             if a is True or a is False:            # PyTorch's positional non_blocking, copy
@@ -234,11 +236,13 @@ class Tensor:
                 device, dtype = a.device, a.dtype
             else:
                 dtype = a
+        if flags:
+            non_blocking = flags[0]
         if len(flags) > 1:
             copy = flags[1]
         out = self
         if device is not None and _backend.get_backend(device) is not self.xp:
-            out = _ops.to_device(out, device)
+            out = _ops.to_device(out, device, non_blocking=bool(non_blocking))
         if dtype is not None and _backend.canonical_dtype(dtype) != self.dtype:
             out = _ops.astype(out, dtype)
         if copy and out is self:
@@ -253,7 +257,7 @@ class Tensor:
         """This tensor on the GPU (``cuda:0``, or `device`: an index or a "cuda:N" name)."""
         if device is None:
             device = 0
-        return self.to(device if isinstance(device, str) else f"cuda:{int(device)}")
+        return self.to(device if isinstance(device, str) else f"cuda:{int(device)}", non_blocking=non_blocking)
 
     def pin_memory(self, device=None) -> "Tensor":
         """PyTorch's page-locked copy for fast host-to-GPU transfers. Needs a GPU (as in PyTorch);

@@ -157,7 +157,9 @@ def move_batch(batch, target, pin: bool):
             return batch
         host = src.to_numpy(batch.array)
         if pin and target.kind == "cupy":
-            host = _pinned_copy(np.ascontiguousarray(host))
+            # a fresh pinned buffer per batch, never written again (CuPy keeps it alive until
+            # the copy is done): the upload need not be waited for
+            return _wrap(target.from_numpy(_pinned_copy(np.ascontiguousarray(host)), non_blocking=True), target)
         return _wrap(target.from_numpy(host), target)
     if isinstance(batch, (str, bytes)):
         return batch

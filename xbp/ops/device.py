@@ -24,10 +24,10 @@ def astype(x: Tensor, dtype) -> Tensor:
     return apply(astype_p, (x,), {"dtype": native, "back": x.array.dtype})
 
 
-def _transfer(src, dst, a):
+def _transfer(src, dst, a, non_blocking=False):
     if src is dst:
         return a
-    return dst.from_numpy(src.to_numpy(a))
+    return dst.from_numpy(src.to_numpy(a), non_blocking=non_blocking)
 
 
 def _to_device_vjp(c, g):
@@ -38,15 +38,23 @@ def _to_device_vjp(c, g):
     return (_transfer(c.p["dst"], c.p["src"], g),)
 
 
-to_device_p = Primitive("to_device", lambda xp, x, src, dst: _transfer(src, dst, x), _to_device_vjp)
+to_device_p = Primitive("to_device", lambda xp, x, src, dst, non_blocking=False: _transfer(src, dst, x, non_blocking),
+                        _to_device_vjp)
 
 
-def to_device(x: Tensor, device) -> Tensor:
-    """Copy to another device ("cpu", "cuda", "cuda:1", "strict"); differentiable."""
+def to_device(x: Tensor, device, non_blocking: bool = False) -> Tensor:
+    """Copy to another device ("cpu", "cuda", "cuda:1", "strict"); differentiable.
+
+    non_blocking: as PyTorch's. False (the default) lets the caller write to the source as soon
+    as this returns (an upload from pinned memory is waited for); True promises not to until the
+    device has read it (the DataLoader's pinned batches), so that upload does not wait either."""
     dst = get_backend(device)
     if dst is x.xp:
         return x
-    out = apply(to_device_p, (x,), {"src": x.xp, "dst": dst})
+    params = {"src": x.xp, "dst": dst}
+    if non_blocking:
+        params["non_blocking"] = True
+    out = apply(to_device_p, (x,), params)
     out.xp = dst
     return out
 
