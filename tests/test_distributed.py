@@ -213,3 +213,37 @@ def test_nccl_refuses_a_tensor_on_another_gpu():
         comm._array(fake(1), "all_reduce")
     with pytest.raises(TypeError, match="takes cuda tensors"):
         comm._array(SimpleNamespace(xp=SimpleNamespace(kind="numpy"), device="cpu"), "all_reduce")
+
+
+def test_nccl_reports_a_libnccl_that_cupy_did_not_load(monkeypatch, tmp_path):
+    """cupy/cuda/nccl.py (CuPy v14.2.0) catches the ImportError of its NCCL extension (libnccl
+    not found) and sets ``available = False``: ``from cupy.cuda import nccl`` succeeds, without
+    NcclCommunicator. The reason must say so (else the NCCL tests run and fail with an
+    AttributeError, and ci/gpu's preflight claims NCCL is available)."""
+    import importlib.machinery
+    import sys
+    import types
+    import xbp._backend
+    from xbp.distributed import _nccl
+    cp = types.ModuleType("cupy")
+    cp.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    cu = types.ModuleType("cupy.cuda")
+    cu.nccl = types.ModuleType("cupy.cuda.nccl")
+    cu.nccl.available = False                      # what cupy/cuda/nccl.py leaves when the import failed
+    cp.cuda = cu
+    for name, mod in {"cupy": cp, "cupy.cuda": cu, "cupy.cuda.nccl": cu.nccl,
+                      "cupy_backends.cuda.libs.nccl": None}.items():   # None: importing it raises ImportError
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(xbp._backend, "cuda_available", lambda: True)
+    why = _nccl.unavailable_reason()
+    assert why.startswith("nccl: CuPy did not load libnccl (ModuleNotFoundError: ") and "nvidia-nccl" in why, why
+    assert _nccl.available() is False
+    lib = tmp_path / "nvidia" / "nccl" / "lib"     # the nvidia-nccl-cu13 wheel's layout (PyTorch installs it)
+    lib.mkdir(parents=True)
+    (lib / "libnccl.so.2").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("nvidia", "nvidia.nccl"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert f"LD_LIBRARY_PATH={lib}" in _nccl.unavailable_reason()
+    cu.nccl.available = True                       # the import worked
+    assert _nccl.unavailable_reason() == "" and _nccl.available() is True

@@ -45,10 +45,41 @@ def unavailable_reason() -> str:
     if not cuda_available():
         return "nccl: CuPy is installed but sees no GPU on this machine"
     try:
-        _nccl()
+        nccl = _nccl()
     except Exception as e:
         return f"nccl: cupy.cuda.nccl does not import ({e}); pip install nvidia-nccl-cu12 (or -cu13)"
+    if not getattr(nccl, "available", True):
+        # cupy/cuda/nccl.py (v14.2.0) catches the ImportError of its NCCL extension (libnccl not
+        # found) and sets available = False: the module imports, without NcclCommunicator
+        return (f"nccl: CuPy did not load libnccl ({_nccl_import_error()}); "
+                + _nccl_library_hint())
     return ""
+
+
+def _nccl_import_error() -> str:
+    """The ImportError CuPy swallowed (importing its NCCL extension again raises it again)."""
+    import importlib
+    try:
+        importlib.import_module("cupy_backends.cuda.libs.nccl")
+    except Exception as e:  # noqa: BLE001 - reported, not handled
+        return f"{type(e).__name__}: {e}"
+    return "its NCCL extension imports now"
+
+
+def _nccl_library_hint() -> str:
+    """Where an installed nvidia-nccl wheel keeps libnccl (PyTorch's dependency), else how to get one."""
+    import glob
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("nvidia.nccl")
+    except (ImportError, ValueError):
+        spec = None
+    for d in (spec.submodule_search_locations or []) if spec is not None else []:
+        libs = sorted(glob.glob(os.path.join(d, "lib", "libnccl.so*")))
+        if libs:
+            return (f"an nvidia-nccl wheel has {libs[0]}: start Python with "
+                    f"LD_LIBRARY_PATH={os.path.dirname(libs[0])}")
+    return "pip install nvidia-nccl-cu12 (or -cu13, for cupy-cuda13x)"
 
 
 def version_at_least(code: int, major: int, minor: int) -> bool:
