@@ -943,3 +943,19 @@ def test_cuda_graph_default_mode_lets_the_private_pool_grow(capture_cupy):
             cp.cuda.alloc(1024)
     assert st.modes[-1] == cp.cuda.runtime.streamCaptureModeGlobal
     assert cp.backend.capturing is False and st.capturing is None and st.allocator is None
+
+
+def test_cuda_graph_capture_begin_failing_leaves_no_allocator(capture_cupy):
+    """A failure before the capture starts (here: CuPy's cuBLAS handle cannot be made) leaves the
+    thread's allocator as it was (cupy.cuda.using_allocator is thread-local state)."""
+    cp, st = capture_cupy, capture_cupy.state
+
+    def no_handle():
+        raise RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED")
+    cp.cuda.device.get_cublas_handle = no_handle
+    g = xbp.cuda.CUDAGraph()                 # kept: its using_allocator generator is not collected
+    with pytest.raises(RuntimeError, match="CUBLAS_STATUS_NOT_INITIALIZED"):
+        with xbp.cuda.graph(g):
+            pass
+    assert st.allocator is None and cp.backend.capturing is False and st.modes == []
+    assert cp.cuda.get_current_stream() is cp.cuda.Stream.null

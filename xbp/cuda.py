@@ -395,9 +395,11 @@ class CUDAGraph:
         else:
             self._pool = pool
         self._backend = get_backend("cuda")
+        # before the allocator is entered: if making CuPy's cuBLAS handle fails here, nothing is
+        # left behind (an entered using_allocator would send this thread's allocations to the pool)
+        _cublas.set_stream(stream.ptr)
         self._alloc = cp.cuda.using_allocator(self._pool.malloc)
         self._alloc.__enter__()
-        _cublas.set_stream(stream.ptr)
         self._backend.capturing = True
         self._stream = stream
         try:
