@@ -4,8 +4,9 @@ CuPy emulation models none of them), one line each, right after the preflight:
     risk NAME: ok|FAILED|UNEXPECTED|skipped (seconds): what was seen
 
 Informative only: it always exits 0, and every check catches its own failure, so a surprise here
-is one line, not a crashed run. NCCL (the slowest, and the one that could hang) runs last; the
-stage's timeout (ci/gpu) bounds the whole. Each check names the CuPy v14.2.0 source it probes.
+is one line, not a crashed run. xbp.compile (the most new kernels to compile) and NCCL (the
+slowest, and the one that could hang) run last, and stage 1's tests cover both again; the stage's
+timeout (ci/gpu) bounds the whole. Each check names the CuPy v14.2.0 source it probes.
 
     python ci/gpu_risks.py          # on the GPU machine (ci/gpu runs it)
 """
@@ -51,32 +52,6 @@ def graph_api(cp, xbp):
 
 
 @check
-def compile_graph(cp, xbp):
-    """xbp.compile of a Linear + Adam step on cuda: 2 warm-ups, a capture, a replay."""
-    import xbp.nn as nn
-    import xbp.nn.functional as F
-    model = nn.Linear(16, 4).to("cuda")
-    opt = xbp.optim.Adam(model.parameters(), lr=1e-2)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-    c = xbp.compile(step)
-    x = xbp.randn(8, 16, device="cuda")
-    y = xbp.zeros(8, dtype=xbp.int64, device="cuda")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        losses = [float(c(x, y)) for _ in range(5)]
-    why = "; ".join(dict.fromkeys(str(w.message) for w in caught))
-    ok = c.stats.get("captured", 0) == 1 and c.stats.get("replayed", 0) == 2 and losses[-1] < losses[0]
-    return ("ok" if ok else "FAILED"), f"stats {dict(c.stats)}, losses {losses[0]:.3f} -> {losses[-1]:.3f}" + \
-        (f"; warnings: {why}" if why else "")
-
-
-@check
 def cublas(cp, xbp):
     """xbp/_cublas.py outside capture: the libcublas it loaded, Sgemm/Dgemm/SgemmStridedBatched
     against cupy.matmul, and the handle's pointer mode (host, where alpha/beta live)."""
@@ -100,7 +75,7 @@ def cublas(cp, xbp):
 @check
 def cupy_refusals_under_capture(cp, xbp):
     """CuPy refuses cuBLAS during capture (cupy_backends/cuda/libs/cublas.pyx setStream, l.648),
-    hence xbp/_cublas.py; and a D2H copy (cupy/cuda/memory.pyx l.715)."""
+    hence xbp/_cublas.py; and a D2H copy (cupy/cuda/memory.pyx, copy_to_host*, l.688-720)."""
     s = cp.cuda.Stream(non_blocking=True)
     a = cp.ones((4, 4), dtype=cp.float32)
     seen = []
@@ -211,6 +186,32 @@ def dlpack(cp, xbp):
         ok = ok and x2.device.type == "cuda" and float(x2.sum()) == 3.0
         seen.append(f"torch pinned {pd} -> xbp on {xp.device}; torch cuda -> xbp on {x2.device}")
     return ("ok" if ok else "FAILED"), "; ".join(seen)
+
+
+@check
+def compile_graph(cp, xbp):
+    """xbp.compile of a Linear + Adam step on cuda: 2 warm-ups, a capture, a replay."""
+    import xbp.nn as nn
+    import xbp.nn.functional as F
+    model = nn.Linear(16, 4).to("cuda")
+    opt = xbp.optim.Adam(model.parameters(), lr=1e-2)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    c = xbp.compile(step)
+    x = xbp.randn(8, 16, device="cuda")
+    y = xbp.zeros(8, dtype=xbp.int64, device="cuda")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = [float(c(x, y)) for _ in range(5)]
+    why = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+    ok = c.stats.get("captured", 0) == 1 and c.stats.get("replayed", 0) == 2 and losses[-1] < losses[0]
+    return ("ok" if ok else "FAILED"), f"stats {dict(c.stats)}, losses {losses[0]:.3f} -> {losses[-1]:.3f}" + \
+        (f"; warnings: {why}" if why else "")
 
 
 @check
