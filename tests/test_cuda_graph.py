@@ -798,3 +798,164 @@ def test_cuda_graph_api_without_capture_cuda(device):
 def test_make_graphed_callables_not_implemented():
     with pytest.raises(NotImplementedError, match="xbp.compile"):
         xbp.cuda.make_graphed_callables(lambda x: x, ())
+
+
+# --- the CUDAGraph API on a stand-in for CuPy's capture surface (CPU) ---------------------------------
+def _capture_cupy():
+    """A `cupy` module with CuPy 14.2's stream-capture calls as xbp.cuda's CUDAGraph makes them, and
+    CUDA's rule that a capture begun in global or thread-local mode refuses cudaMalloc in the
+    capturing thread (cudaErrorStreamCaptureUnsupported, which invalidates the capture). The CuPy
+    behaviours mirrored, from the v14.2.0 source:
+    - cupy/cuda/stream.pyx Stream.begin_capture(mode=None): None means streamCaptureModeRelaxed
+      (lines 396-403, "the memory pool might need to increase size ... backed by cudaMalloc, which
+      is an 'unsafe' API"); the default (legacy) stream is refused (line 394);
+    - cupy_backends/cuda/api/runtime.pxd lines 126-128: Global 0, ThreadLocal 1, Relaxed 2;
+    - cupy/cuda/memory.pyx: a pool with no free block of the size calls _try_malloc (line 1376),
+      which ends in Memory.__init__'s runtime.malloc, i.e. cudaMalloc (line 119); a new
+      MemoryPool has no free blocks;
+    - cupy/cuda/__init__.py using_allocator: a thread-local allocator for the block."""
+    import types
+    cp = types.ModuleType("cupy")
+    cu = types.ModuleType("cupy.cuda")
+    cp.cuda = cu
+    st = types.SimpleNamespace(capturing=None, allocator=None, modes=[], launches=[], ptr=100, set_streams=[])
+    cp.state = st
+
+    class Device:
+        def __init__(self, i=None):
+            self.id = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *e):
+            return False
+
+        def synchronize(self):
+            pass
+
+    class Graph:
+        def launch(self, stream=None):
+            st.launches.append(stream)
+
+    class Stream:
+        def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+            if null:
+                self.ptr = 0
+            else:
+                st.ptr += 1
+                self.ptr = st.ptr
+
+        def __enter__(self):
+            stack.append(self)
+            return self
+
+        def __exit__(self, *e):
+            stack.pop()
+
+        def synchronize(self):
+            pass
+
+        def begin_capture(self, mode=None):
+            if self.ptr in (0, 1):
+                raise RuntimeError("cannot capture on the default (legacy) stream")
+            mode = cu.runtime.streamCaptureModeRelaxed if mode is None else mode
+            st.modes.append(mode)
+            st.capturing = [self, mode, False]          # stream, mode, invalidated
+
+        def end_capture(self):
+            cap, st.capturing = st.capturing, None
+            if cap[2]:
+                raise RuntimeError("cudaErrorStreamCaptureInvalidated: operation failed due to a previous error "
+                                   "during capture")
+            return Graph()
+
+    Stream.null = Stream(null=True)
+    stack = [Stream.null]
+
+    class MemoryPool:
+        def malloc(self, size):
+            cap = st.capturing
+            if cap is not None and cap[1] != cu.runtime.streamCaptureModeRelaxed:
+                cap[2] = True
+                raise RuntimeError("cudaErrorStreamCaptureUnsupported: operation not permitted when stream is "
+                                   "capturing")
+            return types.SimpleNamespace(ptr=4096, size=size)
+
+        def free_all_blocks(self, stream=None):
+            pass
+
+    @contextlib.contextmanager
+    def using_allocator(allocator=None):
+        prev, st.allocator = st.allocator, allocator
+        try:
+            yield
+        finally:
+            st.allocator = prev
+
+    cu.Device, cu.Stream, cu.MemoryPool, cu.using_allocator = Device, Stream, MemoryPool, using_allocator
+    cu.alloc = lambda size: st.allocator(size)       # what a new array does (cupy.cuda.memory.alloc)
+    cu.is_available = lambda: True
+    cu.get_current_stream = lambda: stack[-1]
+    cu.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, streamCaptureModeGlobal=0,
+                                       streamCaptureModeThreadLocal=1, streamCaptureModeRelaxed=2)
+    cu.cublas = types.SimpleNamespace(setStream=lambda h, s: st.set_streams.append((h, s)))
+    cu.device = types.SimpleNamespace(get_cublas_handle=lambda: 7)
+    return cp
+
+
+@pytest.fixture
+def capture_cupy(monkeypatch):
+    import sys
+    import types
+    import xbp.cuda as xcuda
+    cp = _capture_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", cp)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cp.cuda)
+    cp.backend = types.SimpleNamespace(capturing=False, cupy=cp)
+    monkeypatch.setattr(xcuda, "get_backend", lambda spec=None: cp.backend)
+    monkeypatch.setattr(xcuda, "_BACKENDS", {})
+    return cp
+
+
+def test_cuda_graph_default_mode_lets_the_private_pool_grow(capture_cupy):
+    """xbp.cuda.graph's default capture mode is relaxed: a new private pool grows by cudaMalloc
+    during the capture, which CUDA refuses in global mode (PyTorch's default, asked for here
+    explicitly: the capture fails at its first allocation)."""
+    cp, st = capture_cupy, capture_cupy.state
+    g = xbp.cuda.CUDAGraph()
+    with xbp.cuda.graph(g):
+        assert cp.backend.capturing is True
+        cp.cuda.alloc(1024)                  # a new array in the capture: the fresh pool cudaMallocs
+    assert st.modes == [cp.cuda.runtime.streamCaptureModeRelaxed]
+    assert st.set_streams and st.set_streams[-1][1] != 0      # cuBLAS pointed at the capture stream
+    assert cp.backend.capturing is False and cp.cuda.get_current_stream() is cp.cuda.Stream.null
+    g.replay()
+    assert st.launches == [cp.cuda.Stream.null]
+    g2 = xbp.cuda.CUDAGraph()
+    with xbp.cuda.stream(xbp.cuda.Stream()):
+        g2.capture_begin(pool=g.pool())
+        cp.cuda.alloc(64)
+        g2.capture_end()
+    assert st.modes == [2, 2]
+    with pytest.raises(RuntimeError, match="StreamCapture"):
+        with xbp.cuda.graph(xbp.cuda.CUDAGraph(), capture_error_mode="global"):
+            cp.cuda.alloc(1024)
+    assert st.modes[-1] == cp.cuda.runtime.streamCaptureModeGlobal
+    assert cp.backend.capturing is False and st.capturing is None and st.allocator is None
+
+
+def test_cuda_graph_capture_begin_failing_leaves_no_allocator(capture_cupy):
+    """A failure before the capture starts (here: CuPy's cuBLAS handle cannot be made) leaves the
+    thread's allocator as it was (cupy.cuda.using_allocator is thread-local state)."""
+    cp, st = capture_cupy, capture_cupy.state
+
+    def no_handle():
+        raise RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED")
+    cp.cuda.device.get_cublas_handle = no_handle
+    g = xbp.cuda.CUDAGraph()                 # kept: its using_allocator generator is not collected
+    with pytest.raises(RuntimeError, match="CUBLAS_STATUS_NOT_INITIALIZED"):
+        with xbp.cuda.graph(g):
+            pass
+    assert st.allocator is None and cp.backend.capturing is False and st.modes == []
+    assert cp.cuda.get_current_stream() is cp.cuda.Stream.null

@@ -194,6 +194,9 @@ def test_peak_is_counted_by_a_memory_hook(stub):
     hook.malloc_postprocess(device_id=0, size=100, mem_size=512, mem_ptr=2, pmem_id=2)
     hook.free_postprocess(device_id=0, mem_size=512, mem_ptr=1, pmem_id=1)
     hook.malloc_postprocess(device_id=0, size=10, mem_size=256, mem_ptr=3, pmem_id=3)
+    # a failed malloc (OutOfMemoryError): CuPy still calls malloc_postprocess, with mem_ptr 0 and
+    # pmem_id 0 (cupy/cuda/memory.pyx v14.2.0, SingleDeviceMemoryPool.malloc, lines 1336-1349)
+    hook.malloc_postprocess(device_id=0, size=1 << 40, mem_size=1 << 40, mem_ptr=0, pmem_id=0)
     assert cuda.max_memory_allocated() == 1000 + 1024            # the peak, not the current 1000 + 768
     cuda.reset_peak_memory_stats()                               # from the bytes in use now (the pool's 1000)
     assert cuda.max_memory_allocated() == 1000

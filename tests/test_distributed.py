@@ -213,3 +213,141 @@ def test_nccl_refuses_a_tensor_on_another_gpu():
         comm._array(fake(1), "all_reduce")
     with pytest.raises(TypeError, match="takes cuda tensors"):
         comm._array(SimpleNamespace(xp=SimpleNamespace(kind="numpy"), device="cpu"), "all_reduce")
+
+
+def test_nccl_reports_a_libnccl_that_cupy_did_not_load(monkeypatch, tmp_path):
+    """cupy/cuda/nccl.py (CuPy v14.2.0) catches the ImportError of its NCCL extension (libnccl
+    not found) and sets ``available = False``: ``from cupy.cuda import nccl`` succeeds, without
+    NcclCommunicator. The reason must say so (else the NCCL tests run and fail with an
+    AttributeError, and ci/gpu's preflight claims NCCL is available)."""
+    import importlib.machinery
+    import sys
+    import types
+    import xbp._backend
+    from xbp.distributed import _nccl
+    cp = types.ModuleType("cupy")
+    cp.__spec__ = importlib.machinery.ModuleSpec("cupy", None)
+    cu = types.ModuleType("cupy.cuda")
+    cu.nccl = types.ModuleType("cupy.cuda.nccl")
+    cu.nccl.available = False                      # what cupy/cuda/nccl.py leaves when the import failed
+    cp.cuda = cu
+    for name, mod in {"cupy": cp, "cupy.cuda": cu, "cupy.cuda.nccl": cu.nccl,
+                      "cupy_backends.cuda.libs.nccl": None}.items():   # None: importing it raises ImportError
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(xbp._backend, "cuda_available", lambda: True)
+    why = _nccl.unavailable_reason()
+    assert why.startswith("nccl: CuPy did not load libnccl (ModuleNotFoundError: ") and "nvidia-nccl" in why, why
+    assert _nccl.available() is False
+    lib = tmp_path / "nvidia" / "nccl" / "lib"     # the nvidia-nccl-cu13 wheel's layout (PyTorch installs it)
+    lib.mkdir(parents=True)
+    (lib / "libnccl.so.2").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("nvidia", "nvidia.nccl"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert f"LD_LIBRARY_PATH={lib}" in _nccl.unavailable_reason()
+    cu.nccl.available = True                       # the import worked
+    assert _nccl.unavailable_reason() == "" and _nccl.available() is True
+
+
+class _DevArr(np.ndarray):
+    """A host array standing in for a CuPy array: ``.data.ptr`` as CuPy's, and every pointer
+    handed out is remembered (weakly) so the test can see which arrays NCCL was given."""
+    handed: dict = {}
+
+    @property
+    def data(self):
+        import types
+        import weakref
+        _DevArr.handed[self.ctypes.data] = weakref.ref(self)
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+
+def _nccl_on_stand_ins():
+    """An NCCLComm over stand-ins: the NcclCommunicator methods with CuPy v14.2.0's signatures
+    (cupy_backends/cuda/libs/nccl.pyx: allReduce l.470, reduce l.479, bcast l.504,
+    reduceScatter l.512, allGather l.521, send l.529, recv l.538: pointers, count, datatype,
+    [op], [root/peer], stream pointer), a comm stream whose event fires when the test says, and
+    a `cupy` whose ascontiguousarray copies (as CuPy does for a non-contiguous input)."""
+    import types
+    from xbp.distributed._nccl import NCCLComm
+    st = types.SimpleNamespace(fired=False, calls=[])
+    comm = NCCLComm()
+    comm.rank, comm.size, comm.device_id, comm.timeout_s = 0, 2, 0, 5.0
+    comm.types = {np.dtype(np.float32): 7, np.dtype(np.int32): 2}
+    comm.ops = {"sum": 0, "product": 1, "max": 2, "min": 3}
+    comm.native_avg = None
+    comm.stream = types.SimpleNamespace(ptr=55, wait_event=lambda e: None)
+
+    class Event:
+        def __init__(self, block=False, disable_timing=False, interprocess=False):
+            pass
+
+        def record(self, stream=None):
+            pass
+
+        @property
+        def done(self):
+            return st.fired
+
+    class Device:
+        def __init__(self, i=None):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *e):
+            return False
+    dev = (lambda a: np.array(a).view(_DevArr))
+    comm.cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Event=Event, Device=Device, get_current_stream=lambda: "current"),
+        ascontiguousarray=lambda a: dev(a), zeros=lambda n, dt: dev(np.zeros(n, dt)),
+        empty=lambda shape, dt: dev(np.empty(shape, dt)), empty_like=lambda a: dev(np.empty_like(a)),
+        reshape=lambda a, shape: a.reshape(shape))
+
+    def rec(name, nptr):
+        def call(*args):
+            assert args[-1] == 55, "NCCL runs on the comm stream"
+            st.calls.append((name, args[:nptr]))
+        return call
+    comm.comm = types.SimpleNamespace(allReduce=rec("allReduce", 2), reduce=rec("reduce", 2), bcast=rec("bcast", 1),
+                                      reduceScatter=rec("reduceScatter", 2), allGather=rec("allGather", 2),
+                                      send=rec("send", 1), recv=rec("recv", 1), abort=lambda: None)
+    return comm, st
+
+
+def _dev_tensor(a):
+    import types
+    xp = types.SimpleNamespace(kind="cupy", native_device=types.SimpleNamespace(id=0),
+                               setitem=lambda x, k, v: x.__setitem__(k, v))
+    arr = np.asarray(a).view(_DevArr)
+    return types.SimpleNamespace(xp=xp, device="cuda:0", array=arr, shape=arr.shape, dtype=arr.dtype, _version=[0])
+
+
+@pytest.mark.parametrize("op", ["barrier", "all_reduce", "reduce", "broadcast", "all_gather_flat",
+                                "reduce_scatter_flat", "send", "recv"])
+def test_nccl_keeps_its_buffers_alive_until_the_collective_is_done(op):
+    """Every array whose pointer NCCL got stays referenced until the comm stream's event has
+    fired, then is let go. CuPy's pool (cupy/cuda/memory.pyx v14.2.0, free chunks kept per
+    stream arena) hands a freed block to the next allocation on the current stream without
+    waiting for the comm stream, so a temporary freed at return (here every buffer is one: the
+    stand-in's ascontiguousarray copies) could be overwritten while NCCL reads or writes it."""
+    import gc
+    comm, st = _nccl_on_stand_ins()
+    t = _dev_tensor(np.arange(4, dtype=np.float32))
+    out = _dev_tensor(np.zeros(8 if op == "all_gather_flat" else 2, np.float32))
+    _DevArr.handed.clear()
+    work = {"barrier": lambda: comm.barrier(True), "all_reduce": lambda: comm.all_reduce(t, "sum", True),
+            "reduce": lambda: comm.reduce(t, "sum", 0, True), "broadcast": lambda: comm.broadcast(t, 0, True),
+            "all_gather_flat": lambda: comm.all_gather_flat(out, t, True),
+            "reduce_scatter_flat": lambda: comm.reduce_scatter_flat(out, t, "sum", True),
+            "send": lambda: comm.send(t, 1, 0), "recv": lambda: comm.recv(t, 1, 0)}[op]()
+    ptrs = {p for _, args in st.calls for p in args}
+    assert ptrs, st.calls
+    refs = [_DevArr.handed[p] for p in ptrs]
+    gc.collect()
+    assert all(r() is not None for r in refs), f"{op}: a buffer NCCL still uses was freed"
+    st.fired = True
+    work.wait()
+    gc.collect()
+    assert all(r() is None for r in refs), f"{op}: buffers kept after the collective finished"

@@ -131,8 +131,12 @@ class PeakTracker:
         class _Peak(memory_hook.MemoryHook):
             name = "xbp_peak"
 
-            # CuPy calls hooks with keyword arguments (device_id, size, mem_size, mem_ptr, pmem_id)
+            # CuPy calls hooks with keyword arguments (device_id, size, mem_size, mem_ptr, pmem_id),
+            # malloc_postprocess also after a failed malloc, with mem_ptr 0 (an OutOfMemoryError on
+            # its way: cupy/cuda/memory.pyx v14.2.0 SingleDeviceMemoryPool.malloc's finally)
             def malloc_postprocess(self, **kw):
+                if not kw.get("mem_ptr"):
+                    return                  # nothing was allocated (or 0 bytes), and no free will follow
                 dev = kw["device_id"]
                 cur = tracker.current.get(dev, 0) + kw["mem_size"]
                 tracker.current[dev] = cur

@@ -360,11 +360,18 @@ class CUDAGraph:
         self._alloc: Any = None
         self._backend: Any = None
 
-    def capture_begin(self, pool=None, capture_error_mode: str = "global") -> None:
+    def capture_begin(self, pool=None, capture_error_mode: str = "relaxed") -> None:
         """Starts capturing the current stream (which must not be the default stream; use
         ``with xbp.cuda.graph(g):`` to get a side stream). `pool`: a `graph_pool_handle()` or
-        another graph's ``pool()`` (default: a new private pool). `capture_error_mode`: "global",
-        "thread_local" or "relaxed" (CUDA's stream-capture modes)."""
+        another graph's ``pool()`` (default: a new private pool). `capture_error_mode`: "relaxed"
+        (the default), "global" or "thread_local" (CUDA's stream-capture modes).
+
+        The default differs from PyTorch's "global" on purpose: CuPy's memory pool grows by
+        ``cudaMalloc``, which CUDA refuses while this thread captures in global or thread-local
+        mode, so there the first allocation that a pool cannot serve from its free blocks (every
+        allocation of a new private pool) fails the capture. PyTorch's allocator switches the
+        thread to relaxed around its own ``cudaMalloc``; CuPy offers no such switch, and its
+        ``Stream.begin_capture`` defaults to relaxed for this reason (cupy/cuda/stream.pyx)."""
         from . import _cublas
         modes = {"global": "streamCaptureModeGlobal", "thread_local": "streamCaptureModeThreadLocal",
                  "relaxed": "streamCaptureModeRelaxed"}
@@ -388,9 +395,11 @@ class CUDAGraph:
         else:
             self._pool = pool
         self._backend = get_backend("cuda")
+        # before the allocator is entered: if making CuPy's cuBLAS handle fails here, nothing is
+        # left behind (an entered using_allocator would send this thread's allocations to the pool)
+        _cublas.set_stream(stream.ptr)
         self._alloc = cp.cuda.using_allocator(self._pool.malloc)
         self._alloc.__enter__()
-        _cublas.set_stream(stream.ptr)
         self._backend.capturing = True
         self._stream = stream
         try:
@@ -440,9 +449,10 @@ class CUDAGraph:
 class graph:
     """``with xbp.cuda.graph(g):`` captures the block into `g` (a `CUDAGraph`) on a side stream
     (`stream`, default a new one), with `pool` shared if given, as ``torch.cuda.graph``. The device
-    is synchronised before and after. Warm the code up eagerly (a few calls) before capturing."""
+    is synchronised before and after. Warm the code up eagerly (a few calls) before capturing.
+    `capture_error_mode` defaults to "relaxed", not PyTorch's "global" (see `CUDAGraph.capture_begin`)."""
 
-    def __init__(self, cuda_graph: CUDAGraph, pool=None, stream=None, capture_error_mode: str = "global"):
+    def __init__(self, cuda_graph: CUDAGraph, pool=None, stream=None, capture_error_mode: str = "relaxed"):
         if not isinstance(cuda_graph, CUDAGraph):
             raise TypeError(f"xbp.cuda.graph: expected an xbp.cuda.CUDAGraph, got {type(cuda_graph).__name__}")
         self.cuda_graph = cuda_graph

@@ -45,10 +45,41 @@ def unavailable_reason() -> str:
     if not cuda_available():
         return "nccl: CuPy is installed but sees no GPU on this machine"
     try:
-        _nccl()
+        nccl = _nccl()
     except Exception as e:
         return f"nccl: cupy.cuda.nccl does not import ({e}); pip install nvidia-nccl-cu12 (or -cu13)"
+    if not getattr(nccl, "available", True):
+        # cupy/cuda/nccl.py (v14.2.0) catches the ImportError of its NCCL extension (libnccl not
+        # found) and sets available = False: the module imports, without NcclCommunicator
+        return (f"nccl: CuPy did not load libnccl ({_nccl_import_error()}); "
+                + _nccl_library_hint())
     return ""
+
+
+def _nccl_import_error() -> str:
+    """The ImportError CuPy swallowed (importing its NCCL extension again raises it again)."""
+    import importlib
+    try:
+        importlib.import_module("cupy_backends.cuda.libs.nccl")
+    except Exception as e:  # noqa: BLE001 - reported, not handled
+        return f"{type(e).__name__}: {e}"
+    return "its NCCL extension imports now"
+
+
+def _nccl_library_hint() -> str:
+    """Where an installed nvidia-nccl wheel keeps libnccl (PyTorch's dependency), else how to get one."""
+    import glob
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("nvidia.nccl")
+    except (ImportError, ValueError):
+        spec = None
+    for d in (spec.submodule_search_locations or []) if spec is not None else []:
+        libs = sorted(glob.glob(os.path.join(d, "lib", "libnccl.so*")))
+        if libs:
+            return (f"an nvidia-nccl wheel has {libs[0]}: start Python with "
+                    f"LD_LIBRARY_PATH={os.path.dirname(libs[0])}")
+    return "pip install nvidia-nccl-cu12 (or -cu13, for cupy-cuda13x)"
 
 
 def version_at_least(code: int, major: int, minor: int) -> bool:
@@ -160,15 +191,25 @@ class NCCLComm:
         self.stream.wait_event(ev)
         return self.stream.ptr
 
-    def _work(self, finish, tensors):
+    def _work(self, finish, tensors, keep):
+        """The Work of a collective just queued on the comm stream. `keep`: every array whose
+        device pointer NCCL was given. They stay referenced until the event has fired: CuPy's
+        pool hands a freed block to the next allocation on the stream that allocated it (the
+        current stream, cupy/cuda/memory.pyx: arenas per stream), which does not wait for the
+        comm stream, so a temporary freed on return (a contiguous or widened copy, the barrier's
+        buffer) could be overwritten while NCCL still reads or writes it."""
         from . import Work
         cp = self.cupy
         done = cp.cuda.Event(disable_timing=True)
         done.record(self.stream)
         end = [None]
+        keep = list(keep)
 
         def test():
-            return done.done
+            if done.done:
+                keep.clear()
+                return True
+            return False
 
         def wait():
             end[0] = time.monotonic() + self.timeout_s
@@ -179,6 +220,7 @@ class NCCLComm:
                                        f"{self.timeout_s:g} s; the communicator was aborted (a peer rank may "
                                        "have died)")
                 time.sleep(2e-5)
+            keep.clear()
 
         return Work(test, wait, finish, tensors)
 
@@ -209,7 +251,7 @@ class NCCLComm:
             x = cp.zeros(1, np.int32)
             s = self._begin()
             self.comm.allReduce(x.data.ptr, x.data.ptr, 1, self.types[np.dtype(np.int32)], self.ops["sum"], s)
-            return self._work(None, [])
+            return self._work(None, [], [x])
 
     def all_reduce(self, t, op, async_op):
         arr = self._array(t, "all_reduce")
@@ -221,7 +263,7 @@ class NCCLComm:
             if post is not None:
                 post(a)
             self._put(t, a, arr.dtype)
-        return self._work(finish, [t])
+        return self._work(finish, [t], [a])
 
     def reduce(self, t, op, root, async_op):
         arr = self._array(t, "reduce")
@@ -234,14 +276,14 @@ class NCCLComm:
                 if post is not None:
                     post(a)
                 self._put(t, a, arr.dtype)
-        return self._work(finish, [t])
+        return self._work(finish, [t], [a])
 
     def broadcast(self, t, root, async_op):
         arr = self._array(t, "broadcast")
         a, n, dt, _, _ = self._native(arr)
         s = self._begin()
         self.comm.bcast(a.data.ptr, n, dt, root, s)
-        return self._work(lambda: self._put(t, a, arr.dtype), [t])
+        return self._work(lambda: self._put(t, a, arr.dtype), [t], [a])
 
     def all_gather(self, outs, t, async_op):
         cp = self.cupy
@@ -254,7 +296,7 @@ class NCCLComm:
         def finish():
             for r, o in enumerate(outs):
                 self._put(o, out[r], arr.dtype)
-        return self._work(finish, list(outs))
+        return self._work(finish, list(outs), [a, out])
 
     def all_gather_flat(self, out_t, t, async_op):
         cp = self.cupy
@@ -264,7 +306,7 @@ class NCCLComm:
         out = cp.empty(self.size * a.size, a.dtype)
         s = self._begin()
         self.comm.allGather(a.data.ptr, out.data.ptr, n, dt, s)
-        return self._work(lambda: self._put(out_t, out, arr.dtype), [out_t])
+        return self._work(lambda: self._put(out_t, out, arr.dtype), [out_t], [a, out])
 
     def reduce_scatter_flat(self, out_t, in_t, op, async_op):
         cp = self.cupy
@@ -279,7 +321,7 @@ class NCCLComm:
             if post is not None:
                 post(out)
             self._put(out_t, out, arr.dtype)
-        return self._work(finish, [out_t])
+        return self._work(finish, [out_t], [a, out])
 
     def gather(self, t, outs, root, async_op):
         cp = self.cupy
@@ -299,7 +341,7 @@ class NCCLComm:
             if bufs is not None:
                 for o, b in zip(outs, bufs):
                     self._put(o, b, arr.dtype)
-        return self._work(finish, outs or [])
+        return self._work(finish, outs or [], [a] + (bufs or []))
 
     def scatter(self, t, ins, root, async_op):
         nccl = self.nccl
@@ -313,14 +355,14 @@ class NCCLComm:
                 self.comm.send(srcs[r].data.ptr, n, dt, r, s)
         self.comm.recv(a.data.ptr, n, dt, root, s)
         nccl.groupEnd()
-        return self._work(lambda: self._put(t, a, arr.dtype), [t])
+        return self._work(lambda: self._put(t, a, arr.dtype), [t], [a] + (srcs or []))
 
     def send(self, t, dst, tag):
         arr = self._array(t, "send")
         a, n, dt, _, _ = self._native(arr)
         s = self._begin()
         self.comm.send(a.data.ptr, n, dt, dst, s)
-        return self._work(None, [t])
+        return self._work(None, [t], [a])
 
     def recv(self, t, src, tag):
         if src is None:
@@ -329,6 +371,6 @@ class NCCLComm:
         a, n, dt, _, _ = self._native(arr)
         s = self._begin()
         self.comm.recv(a.data.ptr, n, dt, src, s)
-        w = self._work(lambda: self._put(t, a, arr.dtype), [t])
+        w = self._work(lambda: self._put(t, a, arr.dtype), [t], [a])
         w.source = src
         return w
