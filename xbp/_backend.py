@@ -923,7 +923,7 @@ class CupyBackend(Backend):
         super().__init__(ns, f"cuda:{index}", cupy.cuda.Device(index))
         if os.environ.get("CUDA_LAUNCH_BLOCKING", "") == "1":
             self.defers_checks = False
-        self.linalg = _RaisingLinalg(ns.linalg)
+        self.linalg = _RaisingLinalg(ns.linalg)  # type: ignore[attr-defined]  # array_api_compat.cupy has no stubs
         # a bad index found after the last read is still reported (registered after CuPy's own
         # exit handlers, so it runs before them)
         atexit.register(_check_pending_at_exit, self)

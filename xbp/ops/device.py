@@ -51,7 +51,7 @@ def to_device(x: Tensor, device, non_blocking: bool = False) -> Tensor:
     dst = get_backend(device)
     if dst is x.xp:
         return x
-    params = {"src": x.xp, "dst": dst}
+    params: dict = {"src": x.xp, "dst": dst}
     if non_blocking:
         params["non_blocking"] = True
     out = apply(to_device_p, (x,), params)
