@@ -1,7 +1,7 @@
 """Adagrad (Duchi et al.), with learning-rate decay and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_flags
+from .optimizer import Optimizer, implementation_flags, scalar_like
 
 __all__ = ["Adagrad", "adagrad_update", "adagrad_update_multi"]
 
@@ -21,7 +21,7 @@ def adagrad_update(xp, param, grad, state_sum, *, step, lr, lr_decay=0.0, weight
     g = -grad if maximize else grad
     if weight_decay != 0.0:
         g = g + weight_decay * param
-    clr = lr / (1.0 + (step - 1) * lr_decay)
+    clr = scalar_like(xp, lr / (1.0 + (step - 1) * lr_decay), param)
     state_sum += g * g
     param -= clr * (g / (xp.sqrt(state_sum) + eps))
 

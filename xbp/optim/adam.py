@@ -1,7 +1,7 @@
 """Adam (with AMSGrad and L2 weight decay) and AdamW (decoupled weight decay)."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_flags
+from .optimizer import Optimizer, implementation_flags, scalar_like
 
 __all__ = ["Adam", "AdamW", "adam_update", "adam_update_multi"]
 
@@ -23,7 +23,7 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, l
     g = -grad if maximize else grad
     if weight_decay != 0.0:
         if decoupled_weight_decay:
-            param *= 1.0 - lr * weight_decay
+            param *= scalar_like(xp, 1.0 - lr * weight_decay, param)
         else:
             g = g + weight_decay * param
     exp_avg += (1.0 - beta1) * (g - exp_avg)
@@ -34,8 +34,8 @@ def adam_update(xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, l
         v = max_exp_avg_sq
     else:
         v = exp_avg_sq
-    step_size = lr / (1.0 - beta1 ** step)
-    bc2_sqrt = (1.0 - beta2 ** step) ** 0.5
+    step_size = scalar_like(xp, lr / (1.0 - beta1 ** step), param)
+    bc2_sqrt = scalar_like(xp, (1.0 - beta2 ** step) ** 0.5, param)
     denom = xp.sqrt(v) / bc2_sqrt + eps
     param -= step_size * (exp_avg / denom)
 

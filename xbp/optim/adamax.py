@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .adam import normalize_betas, validate_adam_family
-from .optimizer import Optimizer, implementation_flags
+from .optimizer import Optimizer, implementation_flags, scalar_like
 
 __all__ = ["Adamax", "adamax_update", "adamax_update_multi"]
 
@@ -25,7 +25,7 @@ def adamax_update(xp, param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, 
     exp_avg += (1.0 - beta1) * (g - exp_avg)
     exp_inf *= beta2
     exp_inf[...] = xp.maximum(exp_inf, xp.abs(g) + eps)
-    clr = lr / (1.0 - beta1 ** step)
+    clr = scalar_like(xp, lr / (1.0 - beta1 ** step), param)
     param -= clr * (exp_avg / exp_inf)
 
 

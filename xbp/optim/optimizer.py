@@ -41,6 +41,20 @@ IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
 CAPTURE_HOOK: list = [None]
 
 
+def scalar_like(xp, s, like):
+    """Scalar `s` made ready to meet array `like` in an update's arithmetic: a Python number as it
+    is (a weak scalar: the operation keeps `like`'s dtype), a 0-d array (a captured graph's
+    device scalar, float64: see CAPTURE_HOOK) cast to `like`'s dtype. A 0-d array is never weak
+    (NumPy 2's NEP 50, CuPy 14 alike), so uncast it would run a float32 update in float64
+    temporaries, twice the memory traffic, and off the eager step's values; cast, the result is
+    the eager step's bit for bit (the weak scalar is rounded to float32 the same way). NumPy's
+    float64 scalar (what arithmetic on 0-d arrays returns) is a `float` subclass yet strong: the
+    test is on the exact type."""
+    if type(s) is float or type(s) is int:
+        return s
+    return xp.astype(s, like.dtype)
+
+
 def implementation_flags(name: str, foreach=None, fused=None, capturable=False, differentiable=False) -> dict:
     """Check PyTorch's ``foreach=``/``fused=``/``capturable=``/``differentiable=`` keywords for
     optimizer `name` and return them as defaults entries.

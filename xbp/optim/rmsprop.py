@@ -1,7 +1,7 @@
 """RMSprop (Hinton), optionally centered and with momentum."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_flags
+from .optimizer import Optimizer, implementation_flags, scalar_like
 
 __all__ = ["RMSprop", "rmsprop_update", "rmsprop_update_multi"]
 
@@ -33,9 +33,9 @@ def rmsprop_update(xp, param, grad, square_avg, grad_avg, buf, *, lr, alpha, eps
     if momentum > 0.0:
         buf *= momentum
         buf += g / avg
-        param -= lr * buf
+        param -= scalar_like(xp, lr, param) * buf
     else:
-        param -= lr * (g / avg)
+        param -= scalar_like(xp, lr, param) * (g / avg)
 
 
 def rmsprop_update_multi(xp, params, grads, states, *, lr, alpha, eps, weight_decay=0.0, momentum=0.0,

@@ -1,7 +1,7 @@
 """Stochastic gradient descent, with momentum, dampening, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, implementation_flags, required
+from .optimizer import Optimizer, implementation_flags, required, scalar_like
 
 __all__ = ["SGD", "sgd_update", "sgd_update_multi"]
 
@@ -29,7 +29,7 @@ def sgd_update(xp, param, grad, buf, *, lr, weight_decay=0.0, momentum=0.0, damp
             buf *= momentum
             buf += d if dampening == 0.0 else (1.0 - dampening) * d
         d = d + momentum * buf if nesterov else buf
-    param -= lr * d
+    param -= scalar_like(xp, lr, param) * d
     return buf
 
 
