@@ -16,7 +16,7 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import environment, print_environment, table, time_blocks, write_json  # noqa: E402
+from common import environment, print_environment, table, time_blocks, torch_cuda_in_plain_float32, write_json  # noqa: E402
 from bench_mlp import CONFIGS, LR, BETAS, EPS, batch_data, make_hand, make_torch, make_xbp  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -158,6 +158,8 @@ def main(argv=None):
     try:
         import torch
         has_torch_cuda = torch.cuda.is_available()
+        if has_torch_cuda:
+            print(torch_cuda_in_plain_float32(torch))
     except ImportError:
         torch, has_torch_cuda = None, False
     info = environment("cuda")

@@ -139,6 +139,9 @@ def main(argv=None):
         import torch
         torch.set_num_threads(args.threads)
         have_torch = not args.device.startswith("cuda") or torch.cuda.is_available()
+        if have_torch and args.device.startswith("cuda"):
+            from bench.common import torch_cuda_in_plain_float32
+            print(torch_cuda_in_plain_float32(torch))
         tv = torch.__version__
     except ImportError:
         have_torch, tv = False, None

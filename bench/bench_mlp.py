@@ -37,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from common import environment, print_environment, sync_for, table, time_blocks, write_json  # noqa: E402
+from common import (environment, print_environment, sync_for, table, time_blocks,  # noqa: E402
+                    torch_cuda_in_plain_float32, write_json)
 
 import xbp  # noqa: E402
 import xbp.nn as nn  # noqa: E402
@@ -462,7 +463,9 @@ def main(argv=None):
             import torch
             if cuda and not torch.cuda.is_available():
                 torch = None
-            elif not cuda:
+            elif cuda:
+                print(torch_cuda_in_plain_float32(torch))
+            else:
                 torch.set_num_threads(args.threads)
         except ImportError:
             torch = None

@@ -95,6 +95,22 @@ def environment(device: str) -> dict:
     return info
 
 
+def torch_cuda_in_plain_float32(torch) -> str:
+    """Make PyTorch's CUDA float32 matmuls and convolutions plain IEEE float32, as CuPy's are
+    (CuPy uses TF32 only with CUPY_TF32=1): PyTorch lets cuDNN convolutions and RNNs use TF32 by
+    default (``torch.backends.cudnn.conv/rnn.fp32_precision == "tf32"``), which would compare a
+    10-bit-mantissa convolution or LSTM with a 23-bit one. Returns what was set, for the log."""
+    names = ("cuda.matmul", "cudnn.conv", "cudnn.rnn")
+    targets = [getattr(getattr(torch.backends, a, None), b, None) for a, b in (n.split(".") for n in names)]
+    if all(t is not None and hasattr(t, "fp32_precision") for t in targets):   # PyTorch >= 2.9
+        for t in targets:
+            t.fp32_precision = "ieee"
+        return "torch float32 on cuda: " + ", ".join(f"{n}.fp32_precision=ieee" for n in names) + " (no TF32)"
+    torch.backends.cuda.matmul.allow_tf32 = False                              # the older flags
+    torch.backends.cudnn.allow_tf32 = False
+    return "torch float32 on cuda: backends.cuda.matmul.allow_tf32 = cudnn.allow_tf32 = False (no TF32)"
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

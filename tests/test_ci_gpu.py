@@ -59,3 +59,22 @@ def test_ci_gpu_refuses_an_unknown_stage_before_doing_anything(tmp_path):
     assert out.returncode == 2
     assert "unknown stage 'cuda_test'" in out.stdout and "cuda_tests other_tests" in out.stdout
     assert not (tmp_path / "out").exists()          # refused before creating anything
+
+
+def test_gpu_benchmarks_compare_torch_in_plain_float32():
+    """PyTorch lets cuDNN convolutions and RNNs use TF32 by default, CuPy never does (without
+    CUPY_TF32=1): the GPU benchmarks switch it off, so xbp and torch run the same precision."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT))
+    from bench.common import torch_cuda_in_plain_float32
+    b = torch.backends
+    if not all(hasattr(t, "fp32_precision") for t in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)):
+        pytest.skip("a PyTorch before 2.9 (no fp32_precision controls)")
+    before = [t.fp32_precision for t in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)]
+    try:
+        note = torch_cuda_in_plain_float32(torch)
+        assert [t.fp32_precision for t in (b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn)] == ["ieee"] * 3
+        assert "no TF32" in note
+    finally:
+        for t, v in zip((b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn), before):
+            t.fp32_precision = v
