@@ -32,7 +32,7 @@ def main(paths):
                 f = m.group(2).split("::", 1)[0]
                 if f not in files:
                     files.append(f)
-        last = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed|error)", ln)]
+        last = [ln for ln in text.splitlines() if re.search(r"\d+ (passed|failed|errors?|skipped|deselected)|no tests ran", ln)]
         totals.append(f"{path.rsplit('/', 1)[-1]}: {last[-1].strip('= ') if last else 'no summary (timed out?)'}")
     for t in totals:
         print(t)

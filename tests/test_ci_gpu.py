@@ -78,3 +78,9 @@ def test_gpu_benchmarks_compare_torch_in_plain_float32():
     finally:
         for t, v in zip((b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn), before):
             t.fp32_precision = v
+
+
+def test_digest_reads_a_summary_of_skips_alone(tmp_path):
+    log = tmp_path / "pytest_cuda.log"
+    log.write_text("s\n1 skipped in 15.86s\n")
+    assert _digest(log) == ["pytest_cuda.log: 1 skipped in 15.86s", "no failures"]
