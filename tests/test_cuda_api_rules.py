@@ -218,3 +218,43 @@ def test_cuda_upload_waits_only_for_a_pinned_source_unless_non_blocking(device, 
     calls.clear()
     xbp.from_numpy(pinned).to("cuda", True)             # PyTorch's positional non_blocking
     assert calls == [False]
+
+
+# --- float floor division and remainder ------------------------------------------------------------
+# CuPy's float // is floor(a / b) and its % is a - floor(a / b) * b (cupy/_core/include/cupy/carray.cuh
+# `_floor_divide`, cupy/_core/_routines_math.pyx, v14.2.0): 1.0 // 0.1 gave 10.0 on cuda and 9.0 on
+# the CPU (NumPy, Python and PyTorch use C's divmod). CupyBackend composes NumPy's divmod from
+# ufuncs (`_backend.float_divmod`); run on NumPy here, it must give NumPy's own results exactly.
+_DIVMOD_VALUES = [1.0, -1.0, 0.1, -0.1, 0.3, 7.5, -7.5, 3.0, -3.0, 0.0, -0.0, 1e-30, 1e30, np.inf, -np.inf, np.nan]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float_divmod_is_numpys_floor_divide_and_remainder(dtype):
+    from xbp._backend import float_divmod
+    a, b = np.meshgrid(np.array(_DIVMOD_VALUES, dtype=dtype), np.array(_DIVMOD_VALUES, dtype=dtype))
+    with np.errstate(all="ignore"):
+        q, r = float_divmod(np, a, b)
+        want_q, want_r = np.floor_divide(a, b), np.remainder(a, b)
+        # Python-number operands on either side (weak: the array's dtype is kept)
+        q1, r1 = float_divmod(np, a, 0.1)
+        q2, r2 = float_divmod(np, 1.0, b)
+        want = [(np.floor_divide(a, 0.1), np.remainder(a, 0.1)), (np.floor_divide(1.0, b), np.remainder(1.0, b))]
+    for got, ref in [(q, want_q), (r, want_r), (q1, want[0][0]), (r1, want[0][1]), (q2, want[1][0]), (r2, want[1][1])]:
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))     # the signs of zeros too
+
+
+def test_floor_divide_and_remainder_of_floats_agree_with_numpy_on_every_device(device):
+    a = np.array([1.0, -1.0, 0.3, 7.5, -7.5, 2.0], dtype=np.float32)
+    b = np.array([0.1, 0.1, 0.1, -2.0, 2.0, 0.5], dtype=np.float32)
+    x, y = xbp.tensor(a, device=device), xbp.tensor(b, device=device)
+    np.testing.assert_array_equal((x // y).numpy(), np.floor_divide(a, b))
+    np.testing.assert_array_equal((x % y).numpy(), np.remainder(a, b))
+    np.testing.assert_array_equal(xbp.floor_divide(x, 0.1).numpy(), np.floor_divide(a, np.float32(0.1)))
+    np.testing.assert_array_equal((1.0 % y).numpy(), np.remainder(np.float32(1.0), b))
+    np.testing.assert_array_equal(xbp.fmod(x, 0.1).numpy(), np.fmod(a, np.float32(0.1)))
+    np.testing.assert_array_equal(x.div(y, rounding_mode="floor").numpy(), np.floor_divide(a, b))
+    i = xbp.tensor(np.array([7, -7, 5]), device=device)                  # integers keep their kernels
+    np.testing.assert_array_equal((i // 2).numpy(), np.array([3, -4, 2]))
+    np.testing.assert_array_equal((i % -3).numpy(), np.array([-2, -1, -1]))

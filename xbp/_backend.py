@@ -182,6 +182,15 @@ class Backend:
     def eye(self, n_rows, n_cols=None, k=0, dtype=None):
         return self.ns.eye(n_rows, n_cols, k=k, dtype=dtype, device=self.native_device)
 
+    # --- Python's // and % (floor division and its remainder) -------------------------------------
+    # Portable bodies: the arrays' operators (NumPy's and strict's floats follow C's divmod, as
+    # Python and PyTorch do). CuPy's float kernels do not: `CupyBackend` overrides both.
+    def floor_divide(self, a, b):
+        return a // b
+
+    def remainder(self, a, b):
+        return a % b
+
     # --- host transfer -------------------------------------------------------------------------
     def to_numpy(self, x) -> np.ndarray:
         """A host (NumPy) copy of the array `x`: the one device -> host path of xbp (`.item()`,
@@ -1103,6 +1112,23 @@ class CupyBackend(Backend):
         with self.native_device:
             return self.cupy.argsort((rng or self.rng).random(n))
 
+    # CuPy's float floor division is floor(a / b) and its remainder a - floor(a / b) * b
+    # (cupy/_core/include/cupy/carray.cuh `_floor_divide`, _routines_math.pyx, v14.2.0): where a / b
+    # rounds up to an integer they differ from NumPy, Python and PyTorch (1.0 // 0.1 is 10.0, not
+    # 9.0; 1.0 % 0.1 is 0.0, not 0.09999999999999995). Floats take NumPy's divmod, composed of CuPy
+    # ufuncs (`float_divmod`); integers keep CuPy's kernels, which already round toward -inf.
+    def floor_divide(self, a, b):
+        if _any_float(a, b):
+            with self.native_device:
+                return float_divmod(self.cupy, a, b)[0]
+        return a // b
+
+    def remainder(self, a, b):
+        if _any_float(a, b):
+            with self.native_device:
+                return float_divmod(self.cupy, a, b)[1]
+        return a % b
+
     # array-api-compat's CuPy sign and clip handle NaN with boolean-mask writes, i.e. a device ->
     # host read per call (abs/sign backward, clamp, clip_grad_value_ in every step): CuPy's own
     # kernels give the standard's results (sign(NaN) = NaN; clip as minimum(maximum(x, lo), hi))
@@ -1335,6 +1361,32 @@ def backend_of(array) -> Backend:
         return get_backend("strict")
     raise TypeError(f"xbp cannot wrap an array of type {t.__module__}.{t.__name__}; "
                     "pass a NumPy, CuPy or array-api-strict array, or a Python number/list")
+
+
+def _any_float(a, b) -> bool:
+    """Whether floor division of `a` by `b` (arrays or Python numbers) is a float division."""
+    return any(type(v) is float or (hasattr(v, "dtype") and v.dtype.kind == "f") for v in (a, b))
+
+
+def float_divmod(xp, a, b):
+    """``(a // b, a % b)`` for floats, as NumPy's npy_divmod computes them (and Python's float
+    divmod, and PyTorch): from C's fmod, so the quotient is exact where floor(a / b) is not, the
+    remainder takes b's sign and lies in [0, |b|). `xp` is a NumPy-like module (cupy, numpy: the
+    test checks this against NumPy's own floor_divide and remainder); operands are arrays or Python
+    numbers, broadcast; b == 0 gives a / b and NaN, as NumPy does."""
+    mod = xp.fmod(a, b)
+    div = (a - mod) / b
+    zero = xp.zeros_like(mod)
+    # a remainder of the wrong sign moves one b over (and the quotient one down)
+    fix = (mod != 0) & ((b < 0) != (mod < 0))
+    mod = xp.where(fix, mod + b, mod)
+    div = xp.where(fix, div - 1.0, div)
+    mod = xp.where(mod == 0, xp.copysign(zero, b), mod)          # +-0 with b's sign
+    floordiv = xp.floor(div)
+    floordiv = xp.where(div - floordiv > 0.5, floordiv + 1.0, floordiv)   # (a - mod) / b was inexact
+    floordiv = xp.where(div == 0, xp.copysign(zero, a / b), floordiv)     # +-0 with a / b's sign
+    floordiv = xp.where(b == 0, a / b, floordiv)
+    return floordiv, mod
 
 
 def host_is_pinned(a) -> bool:

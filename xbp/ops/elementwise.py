@@ -485,10 +485,10 @@ def _binary_no_grad(name, f):
 
 
 floor_divide = _documented(
-    _binary_no_grad("floor_divide", lambda xp, a, b: a // b),
+    _binary_no_grad("floor_divide", lambda xp, a, b: xp.floor_divide(a, b)),
     "Elementwise floor(input / other) (rounds toward -inf, as Python's //), broadcasting; no gradient.")
 remainder = _documented(
-    _binary_no_grad("remainder", lambda xp, a, b: a % b),
+    _binary_no_grad("remainder", lambda xp, a, b: xp.remainder(a, b)),
     "Elementwise input - floor(input / other) * other: the remainder takes the sign of `other`\n"
     "    (Python's %), broadcasting; no gradient.")
 floor = _documented(no_grad_op("floor", lambda xp, x: xp.floor(x)),
