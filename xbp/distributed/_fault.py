@@ -26,6 +26,12 @@ def install(world) -> None:
                          f"({where}); aborting all ranks.\n[rank {rank}] " +
                          text.replace("\n", f"\n[rank {rank}] ").rstrip() + "\n")
         sys.stderr.flush()
+        # MPI_Abort makes the launcher kill every rank at once; the traceback above still sits in
+        # the pipe to the launcher's proxy, and once (1 in some hundreds of CI runs on a loaded
+        # 2-core machine) the job ended with nothing on stderr. A moment for it to be forwarded
+        # costs a dying job nothing.
+        import time
+        time.sleep(0.25)
         from . import _mpi
         _mpi.abort(1)
 
