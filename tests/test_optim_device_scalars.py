@@ -40,7 +40,7 @@ def _run(cls, kw, hook, monkeypatch):
     rng = np.random.default_rng(0)
     w = xbp.tensor(rng.standard_normal((5, 7)).astype(np.float32), requires_grad=True)
     b = xbp.tensor(rng.standard_normal(7).astype(np.float32), requires_grad=True)
-    opt = cls([w, b], fused=False, **kw) if "fused" in cls.__init__.__code__.co_varnames else cls([w, b], **kw)
+    opt = cls([w, b], fused=False, **kw)         # fused=False: the per-algorithm update functions
     x = xbp.tensor(rng.standard_normal((4, 5)).astype(np.float32))
     monkeypatch.setattr(_opt, "CAPTURE_HOOK", [hook])
     for _ in range(4):

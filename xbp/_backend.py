@@ -1376,6 +1376,7 @@ def float_divmod(xp, a, b):
     numbers, broadcast; b == 0 gives a / b and NaN, as NumPy does."""
     mod = xp.fmod(a, b)
     div = (a - mod) / b
+    quotient = a / b
     zero = xp.zeros_like(mod)
     # a remainder of the wrong sign moves one b over (and the quotient one down)
     fix = (mod != 0) & ((b < 0) != (mod < 0))
@@ -1384,8 +1385,8 @@ def float_divmod(xp, a, b):
     mod = xp.where(mod == 0, xp.copysign(zero, b), mod)          # +-0 with b's sign
     floordiv = xp.floor(div)
     floordiv = xp.where(div - floordiv > 0.5, floordiv + 1.0, floordiv)   # (a - mod) / b was inexact
-    floordiv = xp.where(div == 0, xp.copysign(zero, a / b), floordiv)     # +-0 with a / b's sign
-    floordiv = xp.where(b == 0, a / b, floordiv)
+    floordiv = xp.where(div == 0, xp.copysign(zero, quotient), floordiv)  # +-0 with a / b's sign
+    floordiv = xp.where(b == 0, quotient, floordiv)
     return floordiv, mod
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import DeviceError, _cupy_or_error, cuda_available, host_is_pinned
+from ._backend import DeviceError, _cupy_or_error, cuda_available
 
 __all__ = [
     "cupy", "device_count", "device_index", "current_device", "use_device", "synchronize",
@@ -207,8 +207,3 @@ def pinned_copy(a) -> np.ndarray:
     out[...] = a
     return out
 
-
-def is_pinned(a) -> bool:
-    """Whether host array `a` lies in page-locked memory CuPy allocated (see
-    `_backend.host_is_pinned`)."""
-    return host_is_pinned(a)

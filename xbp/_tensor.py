@@ -274,8 +274,7 @@ class Tensor:
         """Whether the tensor's memory is page-locked (always False without a GPU)."""
         if not _backend.cuda_available() or self.device != "cpu":
             return False
-        from ._cuda_runtime import is_pinned
-        return is_pinned(self.array)
+        return _backend.host_is_pinned(self.array)
 
     def float(self):
         return self.to(dtype=np.float32)

@@ -38,7 +38,7 @@ def _to_device_vjp(c, g):
     return (_transfer(c.p["dst"], c.p["src"], g),)
 
 
-to_device_p = Primitive("to_device", lambda xp, x, src, dst, non_blocking=False: _transfer(src, dst, x, non_blocking),
+to_device_p = Primitive("to_device", lambda xp, x, src, dst, non_blocking: _transfer(src, dst, x, non_blocking),
                         _to_device_vjp)
 
 
@@ -51,10 +51,7 @@ def to_device(x: Tensor, device, non_blocking: bool = False) -> Tensor:
     dst = get_backend(device)
     if dst is x.xp:
         return x
-    params: dict = {"src": x.xp, "dst": dst}
-    if non_blocking:
-        params["non_blocking"] = True
-    out = apply(to_device_p, (x,), params)
+    out = apply(to_device_p, (x,), {"src": x.xp, "dst": dst, "non_blocking": bool(non_blocking)})
     out.xp = dst
     return out
 
